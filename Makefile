@@ -1,0 +1,39 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# Both create .venv with Python >= 3.12 when it is missing.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+# The first interpreter >= 3.12 we can actually run (pyenv shims may exist but refuse to run).
+PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) python3; do \
+	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast notebooks bench lint clean-venv
+
+$(BIN)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found; install python3.12 and retry" >&2; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/ppl-mixtures demo --out reports/demo --force
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+notebooks: $(BIN)/.installed
+	$(BIN)/python -m ppl_mixtures._notebooks --out reports/notebooks
+
+bench: $(BIN)/.installed
+	$(BIN)/ppl-mixtures bench
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check ppl_mixtures tests benchmarks
+
+clean-venv:
+	rm -rf $(VENV)

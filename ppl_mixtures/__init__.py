@@ -1,0 +1,26 @@
+"""ppl-mixtures: one Gaussian mixture model, many inference engines, compared side by side.
+
+    from ppl_mixtures import MixtureSpec, fit, compare, datasets
+    spec = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
+    points = datasets.advi_notebook_points(n_samples=100)
+    nuts = fit(points, spec, engine="nuts", draws=1000, chains=4, random_seed=1)
+"""
+
+from .engines import available_engines
+from .fit import fit
+from .relabel import relabel
+from .results import ConvergenceWarning, MixtureFit, Timings
+from .spec import MixtureSpec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "MixtureFit",
+    "MixtureSpec",
+    "Timings",
+    "__version__",
+    "available_engines",
+    "fit",
+    "relabel",
+]

@@ -1,0 +1,271 @@
+"""`MixtureFit`: the result every engine returns, and the helpers engines use to build it.
+
+Schema of ``fit.idata`` (an ``xarray.DataTree``, as ArviZ 1.x expects):
+
+- ``posterior``: ``means`` (chain, draw, component, feature), ``weights`` (chain, draw,
+  component) and, when the spec learns it, ``obs_sd`` (chain, draw, component, feature).
+  MCMC engines put their draws here, VI engines draws from q, EM its point estimate as one
+  chain of one draw. Engines may add more variables (e.g. PyMC deterministics).
+- ``observed_data``: ``x`` (obs, feature), the data the engine saw.
+- ``sample_stats`` (MCMC), ``log_likelihood`` (``x`` with dims (chain, draw, obs)) when
+  the engine computed it.
+
+Standard keys of ``fit.extras`` (engines add their own beside these):
+
+- ``"elbo_final"``, ``"elbo_final_se"``: the ELBO at the end (nats) and its Monte Carlo
+  standard error (0.0 when exact, e.g. CAVI);
+- ``"log_evidence"``: an estimate of log p(x) (e.g. SMC), with ``"log_evidence_se"``;
+- ``"log_lik"``: a log-likelihood (or log-posterior) trace for point estimators (EM);
+- ``"restarts"``: one dict per restart (``n_init``), each with at least ``random_seed``
+  and the objective it reached, so users see the local optima that were left behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .spec import MixtureSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+__all__ = [
+    "PARAMETERS",
+    "ConvergenceWarning",
+    "MixtureFit",
+    "Timings",
+    "make_idata",
+    "stopwatch",
+]
+
+#: The model parameters every engine reports, in the order tables show them.
+PARAMETERS = ("means", "weights", "obs_sd")
+
+
+class ConvergenceWarning(UserWarning):
+    """An optimizer or sampler stopped before its convergence criterion was met."""
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds, split so compile cost and steady-state speed can be told apart.
+
+    Attributes
+    ----------
+    build : float
+        Building the model and compiling its functions (PyTensor's cold cost lives here).
+    run : float
+        Sampling, optimizing or iterating.
+    """
+
+    build: float = 0.0
+    run: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.build + self.run
+
+    def to_dict(self) -> dict[str, float]:
+        return {"build": self.build, "run": self.run, "total": self.total}
+
+
+class _Elapsed:
+    seconds: float = 0.0
+
+
+@contextmanager
+def stopwatch() -> Iterator[_Elapsed]:
+    """Time a block: ``with stopwatch() as t: ...`` then ``t.seconds``."""
+    elapsed = _Elapsed()
+    start = time.perf_counter()
+    try:
+        yield elapsed
+    finally:
+        elapsed.seconds = time.perf_counter() - start
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureFit:
+    """One engine's answer to one :class:`MixtureSpec` on one dataset.
+
+    Attributes
+    ----------
+    engine : str
+        Registry name of the engine that produced the fit (``"nuts"``, ``"cavi"``, ...).
+    spec : MixtureSpec
+        The model that was fitted.
+    idata : xarray.DataTree
+        Posterior (or q, or point-estimate) draws in the shared schema; see module docs.
+    timings : Timings
+        Build/compile and run seconds, measured separately.
+    elbo : ndarray of shape (n_iter,) or None
+        ELBO trace in nats (higher is better; never a loss), full-data scale. None for
+        engines without an ELBO.
+    converged : bool or None
+        Whether the engine's own criterion was met (None when it has none, e.g. MCMC; use
+        R-hat there).
+    n_iter : int or None
+        Iterations run (optimizers) or draws per chain (samplers).
+    extras : Mapping
+        Engine-specific results (read-only); standard keys in the module docs.
+    options : Mapping
+        The options the engine ran with, including ``random_seed``, for reproduction.
+    """
+
+    engine: str
+    spec: MixtureSpec
+    idata: Any
+    timings: Timings = field(default_factory=Timings)
+    elbo: np.ndarray | None = None
+    converged: bool | None = None
+    n_iter: int | None = None
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.elbo is not None:
+            elbo = np.asarray(self.elbo, dtype=np.float64)
+            elbo.setflags(write=False)
+            object.__setattr__(self, "elbo", elbo)
+        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    # ------------------------------------------------------------------ views
+    @property
+    def posterior(self) -> xr.Dataset:
+        """The posterior group as an ``xarray.Dataset``."""
+        return self.idata["posterior"].to_dataset()
+
+    @property
+    def points(self) -> np.ndarray:
+        """The observed data, shape (n_samples, n_features)."""
+        return np.asarray(self.idata["observed_data"]["x"].values)
+
+    @property
+    def n_components(self) -> int:
+        return self.spec.n_components
+
+    @property
+    def n_features(self) -> int:
+        return int(self.idata["posterior"]["means"].sizes["feature"])
+
+    @property
+    def n_chains(self) -> int:
+        return int(self.idata["posterior"].sizes["chain"])
+
+    @property
+    def n_draws(self) -> int:
+        return int(self.idata["posterior"].sizes["draw"])
+
+    def draws(self, name: str) -> np.ndarray:
+        """Draws of a parameter as a numpy array with (chain, draw) leading dims."""
+        return np.asarray(self.idata["posterior"][name].values)
+
+    def posterior_mean(self, name: str) -> np.ndarray:
+        """Posterior (or q) mean of a parameter over chains and draws."""
+        return self.draws(name).mean(axis=(0, 1))
+
+    @property
+    def final_elbo(self) -> float | None:
+        """The ELBO at the end in nats: ``extras['elbo_final']`` if set, else the trace's last."""
+        if "elbo_final" in self.extras:
+            return float(self.extras["elbo_final"])
+        if self.elbo is not None and self.elbo.size:
+            return float(self.elbo[-1])
+        return None
+
+    def parameter_names(self) -> tuple[str, ...]:
+        """The model parameters present in the posterior, in table order."""
+        post = self.idata["posterior"]
+        return tuple(p for p in PARAMETERS if p in post.data_vars)
+
+    def summary(self, **kwargs: Any) -> pd.DataFrame:
+        """``arviz.summary`` of the model parameters (R-hat and ESS need >= 2 chains)."""
+        import arviz as az
+
+        kwargs.setdefault("var_names", list(self.parameter_names()))
+        return az.summary(self.idata, **kwargs)
+
+    def replace(self, **changes: Any) -> MixtureFit:
+        """A copy with some fields changed (the fit itself is immutable)."""
+        return dataclasses.replace(self, **changes)
+
+    def __str__(self) -> str:
+        lines = [f"MixtureFit(engine={self.engine!r}, K={self.n_components}, "
+                 f"D={self.n_features}, chains={self.n_chains}, draws={self.n_draws})",
+                 f"  time: build {self.timings.build:.2f} s, run {self.timings.run:.2f} s"]
+        if self.final_elbo is not None:
+            lines.append(f"  final ELBO: {self.final_elbo:.3f} nats")
+        if self.converged is not None:
+            lines.append(f"  converged: {self.converged} after {self.n_iter} iterations")
+        with np.printoptions(precision=3, suppress=True):
+            for name in self.parameter_names():
+                lines.append(f"  {name} (mean): {self.posterior_mean(name).tolist()}")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
+               obs_sd: np.ndarray | None = None,
+               sample_stats: Mapping[str, np.ndarray] | None = None,
+               log_likelihood: np.ndarray | None = None,
+               attrs: Mapping[str, Any] | None = None) -> xr.DataTree:
+    """Build a DataTree in the shared schema from numpy draws.
+
+    Parameters
+    ----------
+    means : ndarray of shape (n_chains, n_draws, n_components, n_features)
+    weights : ndarray of shape (n_chains, n_draws, n_components)
+    points : ndarray of shape (n_samples, n_features)
+        Stored as ``observed_data.x``.
+    obs_sd : ndarray of shape (n_chains, n_draws, n_components, n_features), optional
+        Only for specs that learn it.
+    sample_stats : mapping of name -> ndarray of shape (n_chains, n_draws, ...), optional
+    log_likelihood : ndarray of shape (n_chains, n_draws, n_samples), optional
+    attrs : mapping, optional
+        Attributes set on the posterior group (e.g. ``{"engine": "cavi"}``).
+
+    Returns
+    -------
+    xarray.DataTree
+    """
+    from arviz_base import from_dict
+
+    means = np.asarray(means, dtype=np.float64)
+    weights = np.asarray(weights, dtype=np.float64)
+    if means.ndim != 4 or weights.ndim != 3 or means.shape[:3] != weights.shape:
+        raise ValueError(f"means/weights: expected shapes (chain, draw, K, D) and (chain, draw, "
+                         f"K), got {means.shape} and {weights.shape}. Add the chain and draw "
+                         f"axes, e.g. means[None, None].")
+    n_components, n_features = means.shape[2:]
+    coords = {"component": np.arange(n_components), "feature": np.arange(n_features),
+              "obs": np.arange(points.shape[0])}
+    posterior = {"means": means, "weights": weights}
+    dims: dict[str, list[str]] = {"means": ["component", "feature"], "weights": ["component"],
+                                  "x": ["obs", "feature"]}
+    if obs_sd is not None:
+        posterior["obs_sd"] = np.asarray(obs_sd, dtype=np.float64)
+        dims["obs_sd"] = ["component", "feature"]
+    groups: dict[str, dict[str, np.ndarray]] = {
+        "posterior": posterior,
+        "observed_data": {"x": np.asarray(points, dtype=np.float64)},
+    }
+    if sample_stats:
+        groups["sample_stats"] = {k: np.asarray(val) for k, val in sample_stats.items()}
+    if log_likelihood is not None:
+        groups["log_likelihood"] = {"x": np.asarray(log_likelihood, dtype=np.float64)}
+    # dims are matched from the left: log_likelihood.x (chain, draw, n) gets ("obs",)
+    tree = from_dict(groups, coords=coords, dims=dims)
+    if attrs:
+        tree["posterior"].attrs.update(dict(attrs))
+    return tree
