@@ -43,6 +43,8 @@ class Engine:
         Suited to 1e5+ points (minibatch or one cheap pass per iteration).
     quick_options : Mapping
         Small settings that finish in seconds on ~100 points (tests, ``demo --quick``).
+    large_data_options : Mapping
+        Settings for 1e5+ points (e.g. ``{"batch_size": 200}``); only for scalable engines.
     """
 
     name: str
@@ -51,9 +53,11 @@ class Engine:
     family: Literal["mcmc", "vi", "point"]
     scalable: bool = False
     quick_options: Mapping[str, Any] = field(default_factory=dict)
+    large_data_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "quick_options", MappingProxyType(dict(self.quick_options)))
+        for name in ("quick_options", "large_data_options"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 
 _REGISTRY: dict[str, Engine] | None = None
