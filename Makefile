@@ -27,7 +27,7 @@ test-fast: $(BIN)/.installed
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 notebooks: $(BIN)/.installed
-	$(BIN)/python -m ppl_mixtures._notebooks --out reports/notebooks
+	$(BIN)/python notebooks/run_notebooks.py --out reports/notebooks
 
 bench: $(BIN)/.installed
 	$(BIN)/ppl-mixtures bench

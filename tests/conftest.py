@@ -1,12 +1,9 @@
 """Shared test settings. Module- and session-scoped fixtures live beside the tests that use them."""
 
-import os
-
 import matplotlib
 from hypothesis import HealthCheck, settings
 
 matplotlib.use("Agg")  # headless: figures are written, never shown
-os.environ.setdefault("PPL_MIXTURES_TESTING", "1")
 
 # Hypothesis: deterministic and without wall-clock deadlines (2 shared cores, numba JIT).
 settings.register_profile(
