@@ -207,9 +207,8 @@ class MixtureFit:
             lines.append(f"  final ELBO: {self.final_elbo:.3f} nats")
         if self.converged is not None:
             lines.append(f"  converged: {self.converged} after {self.n_iter} iterations")
-        with np.printoptions(precision=3, suppress=True):
-            for name in self.parameter_names():
-                lines.append(f"  {name} (mean): {self.posterior_mean(name).tolist()}")
+        for name in self.parameter_names():
+            lines.append(f"  {name} (mean): {np.round(self.posterior_mean(name), 3).tolist()}")
         return "\n".join(lines)
 
     __repr__ = __str__
