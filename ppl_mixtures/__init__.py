@@ -6,6 +6,8 @@
     nuts = fit(points, spec, engine="nuts", draws=1000, chains=4, random_seed=1)
 """
 
+from .diagnostics import responsibilities
+from . import datasets
 from .engines import available_engines
 from .fit import fit
 from .relabel import relabel
@@ -21,6 +23,8 @@ __all__ = [
     "Timings",
     "__version__",
     "available_engines",
+    "datasets",
     "fit",
     "relabel",
+    "responsibilities",
 ]
