@@ -6,8 +6,8 @@
     nuts = fit(points, spec, engine="nuts", draws=1000, chains=4, random_seed=1)
 """
 
-from .diagnostics import responsibilities
 from . import datasets
+from .diagnostics import responsibilities
 from .engines import available_engines
 from .fit import fit
 from .relabel import relabel
