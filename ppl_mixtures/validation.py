@@ -130,8 +130,13 @@ def check_points(points: Any, *, n_components: int | None = None, name: str = "p
         raise TypeError(f"{name}: expected a numeric array of shape (n_samples, n_features), got "
                         f"the string {describe(points)}. To read a file use "
                         f"ppl_mixtures.datasets.load_points(path).")
+    if points is None:
+        raise TypeError(f"{name}: expected a numeric array of shape (n_samples, n_features), got "
+                        f"None. Pass the data, e.g. datasets.advi_notebook_points().")
     if hasattr(points, "to_numpy") and callable(points.to_numpy):  # pandas objects
         points = points.to_numpy()
+    if np.ma.isMaskedArray(points):  # masked entries are missing values, never silently used
+        points = np.ma.asarray(points, dtype=np.float64).filled(np.nan)
     try:
         arr = np.asarray(points)
     except (ValueError, TypeError) as err:  # ragged nested lists
@@ -162,9 +167,10 @@ def check_points(points: Any, *, n_components: int | None = None, name: str = "p
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
         shown = ", ".join(str(r) for r in rows[:5]) + (", ..." if rows.size > 5 else "")
+        rows_word, index_word = ("rows", "indices") if rows.size > 1 else ("row", "index")
         raise ValueError(f"{name}: expected finite values, got {int(bad.sum())} NaN/inf "
-                         f"entries in {rows.size} rows (rows {shown}). Drop or impute them "
-                         f"(the CLI has --dropna).")
+                         f"entries in {rows.size} {rows_word} (0-based row {index_word} "
+                         f"{shown}). Drop or impute them (the CLI has --dropna).")
     if n_components is not None and arr.shape[0] < n_components:
         raise ValueError(f"n_components: expected at most n_samples={arr.shape[0]} components, "
                          f"got {n_components}. Use fewer components or more data.")
