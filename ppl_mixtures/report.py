@@ -1,0 +1,319 @@
+"""`write_report(comparison, out_dir)`: a report folder a reader can open and reproduce.
+
+The folder holds::
+
+    report.md               headline table, then per dataset: data summary, the model,
+                            the comparison tables, figures inline, each fit's settings
+    figures/*.png           the figures of ppl_mixtures.plots
+    results.json            every number in the tables (NaN as null), verdicts, settings
+    posteriors/<dataset>/<engine>.nc   each fit's DataTree (netCDF, h5netcdf engine)
+
+Everything is written to a temporary folder beside ``out_dir`` and moved into place at
+the end, so a failure leaves nothing half-written, and an existing report is replaced only
+with ``force=True``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .compare import Comparison, markdown_table
+
+__all__ = ["write_report"]
+
+logger = logging.getLogger(__name__)
+
+_PACKAGES = ("ppl-mixtures", "numpy", "scipy", "pandas", "pymc", "pytensor", "arviz",
+             "arviz-plots", "xarray", "matplotlib", "h5netcdf")
+_DEFAULT_NAME = "data"
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _slug(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return keep.strip("_") or _DEFAULT_NAME
+
+
+def _as_mapping(comparisons: Comparison | Mapping[str, Comparison]) -> dict[str, Comparison]:
+    if isinstance(comparisons, Comparison):
+        return {comparisons.name or _DEFAULT_NAME: comparisons}
+    if not isinstance(comparisons, Mapping) or not comparisons:
+        raise TypeError(f"comparison: expected a Comparison or a non-empty mapping of dataset "
+                        f"name -> Comparison, got {type(comparisons).__name__}. Build one with "
+                        f"ppl_mixtures.compare(fits).")
+    for key, value in comparisons.items():
+        if not isinstance(value, Comparison):
+            raise TypeError(f"comparison[{key!r}]: expected a Comparison, got "
+                            f"{type(value).__name__}. Build one with ppl_mixtures.compare(fits).")
+    return dict(comparisons)
+
+
+# --------------------------------------------------------------------------- pieces
+def _data_summary(points: np.ndarray) -> str:
+    rows = [[f"feature {d}", f"{col.mean():.3f}", f"{col.std():.3f}", f"{col.min():.3f}",
+             f"{col.max():.3f}"] for d, col in enumerate(points.T)]
+    head = f"{points.shape[0]} points, {points.shape[1]} feature(s).\n\n"
+    return head + markdown_table(["", "mean", "sd", "min", "max"], rows)
+
+
+def _settings_table(comparison: Comparison) -> str:
+    rows = []
+    for name, fit in comparison.fits.items():
+        options = ", ".join(f"{k}={v!r}" for k, v in fit.options.items()) or "(defaults)"
+        rows.append([name, fit.engine, options, fit.n_iter if fit.n_iter is not None else "–",
+                     {True: "yes", False: "no", None: "–"}[fit.converged]])
+    return markdown_table(["fit", "engine", "options (incl. random_seed)", "iterations",
+                           "converged"], rows)
+
+
+def _headline(comparisons: Mapping[str, Comparison]) -> str:
+    rows = []
+    for dataset, comp in comparisons.items():
+        for name, r in comp.engines.iterrows():
+            rows.append([dataset, name, r["family"], f"{r['total_s']:.1f}",
+                         "–" if not np.isfinite(r["sd_ratio"]) else f"{r['sd_ratio']:.2f}",
+                         "–" if not np.isfinite(r["max_mean_shift"]) else f"{r['max_mean_shift']:.2f}",
+                         "–" if not np.isfinite(r["elbo"]) else f"{r['elbo']:.1f}", r["verdict"]])
+        rows += [[dataset, name, "", "", "", "", "", f"not applicable: {why}"]
+                 for name, why in comp.not_applicable.items()]
+    return markdown_table(["dataset", "engine", "family", "time (s)", "sd ratio",
+                           "max shift (ref sd)", "ELBO (nats)", "verdict"], rows)
+
+
+def headline_table(comparisons: Comparison | Mapping[str, Comparison]) -> str:
+    """The report's headline table (one row per dataset and engine) as markdown."""
+    return _headline(_as_mapping(comparisons))
+
+
+def _verdict_rules() -> str:
+    from . import compare as c
+
+    return (f"Verdicts compare each engine with the reference: \"too narrow/wide by r x\" when "
+            f"the geometric-mean sd ratio leaves [1/{c.SD_RATIO_TOL}, {c.SD_RATIO_TOL}]; "
+            f"\"means off by s reference sd\" when a posterior mean is more than "
+            f"{c.MEAN_SHIFT_TOL} reference sd from the reference's; \"label-switched\" when "
+            f">= {c.LABEL_SWITCH_FRACTION:.0%} of the draws had to be relabeled; \"chains "
+            f"disagree\" when R-hat > {c.RHAT_TOL}. Components are aligned to the reference "
+            f"before anything is compared.")
+
+
+def _figures(comparison: Comparison, folder: Path, stem: str) -> list[tuple[str, str]]:
+    """Write the dataset's figures; return (caption, relative path) pairs."""
+    from matplotlib.figure import Figure  # noqa: F401  (matplotlib is needed from here on)
+
+    jobs: list[tuple[str, str, Callable[[], Any]]] = [
+        ("Data with each engine's component means and 1-/2-sd ellipses", "data",
+         comparison.plot_data),
+    ]
+    if any(f.elbo is not None and f.elbo.size for f in comparison.fits.values()):
+        jobs.append(("ELBO traces (nats)", "elbo", comparison.plot_elbo))
+    if (comparison.parameters.query("engine == @comparison.reference")["sd"] > 0).any():
+        jobs.append(("Posterior marginals", "marginals", comparison.plot_marginals))
+    jobs.append(("Forest plot (arviz-plots)", "forest", comparison.plot_forest))
+    if comparison.reference_fit.n_draws > 1:
+        jobs.append((f"Trace plot of the reference ({comparison.reference})", "trace",
+                     comparison.plot_trace))
+    jobs.append((f"Responsibilities under the reference ({comparison.reference})",
+                 "responsibilities", comparison.plot_responsibilities))
+    out = []
+    for caption, kind, make in jobs:
+        fig = make()
+        rel = f"figures/{stem}_{kind}.png"
+        fig.savefig(folder / rel, dpi=90)
+        out.append((caption, rel))
+    return out
+
+
+def _netcdf_ready(tree: Any) -> Any:
+    """A copy of a DataTree that netCDF can store (object arrays and odd attrs removed)."""
+    import xarray as xr
+
+    def clean_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+        ok = {}
+        for key, val in attrs.items():
+            if isinstance(val, str | int | float | np.number) and not isinstance(val, bool):
+                ok[key] = val
+            elif isinstance(val, bool | np.bool_):
+                ok[key] = int(val)
+            else:
+                ok[key] = repr(val)
+        return ok
+
+    nodes = {}
+    for node in tree.subtree:
+        ds = node.to_dataset()
+        dropped = [n for n, var in ds.variables.items() if var.dtype == object]
+        ds = ds.drop_vars(dropped)
+        ds.attrs = clean_attrs(ds.attrs)
+        if dropped:
+            ds.attrs["dropped_object_variables"] = ", ".join(map(str, dropped))
+        for name in ds.variables:
+            ds[name].attrs = clean_attrs(ds[name].attrs)
+        nodes[node.path] = ds
+    return xr.DataTree.from_dict(nodes)
+
+
+def _write_netcdf(tree: Any, path: Path) -> str:
+    """One fit's DataTree as netCDF; returns the path written, relative to the report.
+
+    netCDF4 (one file with a group per DataTree node) needs h5py under h5netcdf; when it
+    is missing, each group is written as its own netCDF3 file (scipy) in a folder instead.
+    """
+    ready = _netcdf_ready(tree)
+    try:
+        ready.to_netcdf(path.with_suffix(".nc"), engine="h5netcdf")
+        return path.with_suffix(".nc").name
+    except ImportError:
+        path.with_suffix(".nc").unlink(missing_ok=True)
+    path.mkdir()
+    for node in ready.subtree:
+        if node.is_root and not node.to_dataset().variables:
+            continue
+        ds = node.to_dataset()
+        for name, var in ds.variables.items():  # netCDF3 has no int64
+            if var.dtype == np.int64:
+                ds[name] = var.astype(np.int32) if name not in ds.coords else var
+        ds = ds.assign_coords({c: ds[c].astype(np.int32) for c in ds.coords
+                               if ds[c].dtype == np.int64})
+        ds.to_netcdf(path / f"{node.name or 'root'}.nc", engine="scipy")
+    return path.name + "/"
+
+
+def _write_posteriors(comparison: Comparison, folder: Path, stem: str) -> list[str]:
+    out = []
+    (folder / "posteriors" / stem).mkdir(parents=True, exist_ok=True)
+    for name, fit in comparison.fits.items():
+        written = _write_netcdf(fit.idata, folder / "posteriors" / stem / _slug(name))
+        out.append(f"posteriors/{stem}/{written}")
+    return out
+
+
+def _dataset_section(dataset: str, comparison: Comparison, folder: Path, figures: bool) -> str:
+    stem = _slug(dataset)
+    lines = [f"## {dataset}", "", "### Data", "", _data_summary(comparison.points), "",
+             "### Model", "", "```", comparison.spec.describe(), "```", "",
+             f"### Comparison (reference: {comparison.reference})", "",
+             comparison.to_markdown()]
+    if comparison.log_evidence is not None:
+        lines += [f"Known log evidence log p(x) = {comparison.log_evidence:.3f} nats.", ""]
+    if comparison.not_applicable:
+        lines += ["Not applicable to this model:", ""]
+        lines += [f"- {name}: {why}" for name, why in comparison.not_applicable.items()]
+        lines.append("")
+    if figures:
+        lines += ["### Figures", ""]
+        for caption, rel in _figures(comparison, folder, stem):
+            lines += [f"![{caption}]({rel})", "", f"*{caption}.*", ""]
+    lines += ["### Settings of each fit", "", _settings_table(comparison), ""]
+    files = _write_posteriors(comparison, folder, stem)
+    lines += ["Posterior draws (netCDF; a `.nc` file opens with `xarray.open_datatree(path)`, "
+              "a folder holds one netCDF file per group): "
+              + ", ".join(f"[{f.rstrip('/').split('/')[-1]}]({f})" for f in files), ""]
+    return "\n".join(lines)
+
+
+def _render(comparisons: Mapping[str, Comparison], folder: Path, *, title: str,
+            command: str | None, figures: bool) -> None:
+    (folder / "figures").mkdir()
+    versions = _versions()
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [f"# {title}", "",
+             f"Generated {now} by ppl-mixtures {versions['ppl-mixtures']}.", ""]
+    if command:
+        parts += ["Reproduce with:", "", "```", command, "```", ""]
+    parts += ["## Headline", "", _headline(comparisons), "", _verdict_rules(), ""]
+    parts += [_dataset_section(name, comp, folder, figures) for name, comp in comparisons.items()]
+    parts += ["## Versions", "", markdown_table(["package", "version"], list(versions.items())),
+              "", f"Machine: {platform.platform()}, {os.cpu_count()} CPU(s).", ""]
+    (folder / "report.md").write_text("\n".join(parts), encoding="utf-8")
+    results = {"title": title, "command": command, "generated": now, "versions": versions,
+               "datasets": {name: comp.to_dict() for name, comp in comparisons.items()}}
+    (folder / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False),
+                                         encoding="utf-8")
+
+
+def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str | os.PathLike,
+                 *, force: bool = False, command: str | None = None,
+                 title: str = "ppl-mixtures: one mixture model, many inference engines",
+                 figures: bool = True) -> Path:
+    """Write a report folder for one comparison, or several (one section per dataset).
+
+    Parameters
+    ----------
+    comparison : Comparison or Mapping[str, Comparison]
+        One dataset's comparison, or ``{dataset name: Comparison}`` (the demo's form).
+    out_dir : str or path-like
+        The report folder. Its parent is created if needed.
+    force : bool
+        Replace an existing folder. Without it an existing non-empty folder is an error.
+    command : str, optional
+        The exact command that reproduces the report (shown at the top).
+    title : str
+        The report's heading.
+    figures : bool
+        Draw the figures (the slow part); False writes tables and data only.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` exists and is not empty, and ``force`` is False.
+    TypeError
+        ``comparison`` is not a Comparison or a mapping of them.
+    """
+    comparisons = _as_mapping(comparison)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"out_dir: expected a folder, got the file {str(out)!r}. "
+                              f"Choose another --out path.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"out_dir: expected a new or empty folder, got {str(out)!r} "
+                              f"which already holds files. Pass --force (force=True) to "
+                              f"replace it, or choose another --out.")
+    created = [p for p in reversed(out.absolute().parents) if not p.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        _render(comparisons, tmp, title=title, command=command, figures=figures)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "report")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for parent in reversed(created):  # the folders this call made, deepest first
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+        raise
+    logger.info("report written to %s", out)
+    return out
