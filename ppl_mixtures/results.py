@@ -133,7 +133,7 @@ class MixtureFit:
 
     def __post_init__(self) -> None:
         if self.elbo is not None:
-            elbo = np.asarray(self.elbo, dtype=np.float64)
+            elbo = np.array(self.elbo, dtype=np.float64)  # a copy: the caller's array stays writable
             elbo.setflags(write=False)
             object.__setattr__(self, "elbo", elbo)
         object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
@@ -247,6 +247,18 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
                          f"K), got {means.shape} and {weights.shape}. Add the chain and draw "
                          f"axes, e.g. means[None, None].")
     n_components, n_features = means.shape[2:]
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != n_features:
+        raise ValueError(f"points: expected shape (n_samples, {n_features}) to match means, got "
+                         f"{points.shape}. Pass the validated data (check_points returns it).")
+    n_chains, n_draws = means.shape[:2]
+    if obs_sd is not None and np.shape(obs_sd) != means.shape:
+        raise ValueError(f"obs_sd: expected shape {means.shape} (like means), got "
+                         f"{np.shape(obs_sd)}. Broadcast it to (chain, draw, K, D) first.")
+    if log_likelihood is not None and np.shape(log_likelihood) != (n_chains, n_draws, points.shape[0]):
+        raise ValueError(f"log_likelihood: expected shape {(n_chains, n_draws, points.shape[0])} "
+                         f"(chain, draw, obs), got {np.shape(log_likelihood)}. Pass one value "
+                         f"per draw and observation.")
     coords = {"component": np.arange(n_components), "feature": np.arange(n_features),
               "obs": np.arange(points.shape[0])}
     posterior = {"means": means, "weights": weights}
@@ -257,7 +269,7 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
         dims["obs_sd"] = ["component", "feature"]
     groups: dict[str, dict[str, np.ndarray]] = {
         "posterior": posterior,
-        "observed_data": {"x": np.asarray(points, dtype=np.float64)},
+        "observed_data": {"x": points},
     }
     if sample_stats:
         groups["sample_stats"] = {k: np.asarray(val) for k, val in sample_stats.items()}

@@ -1,0 +1,196 @@
+"""results.py: the shared idata schema (make_idata), MixtureFit views and immutability."""
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pytest
+
+from ppl_mixtures import MixtureSpec
+from ppl_mixtures.results import (
+    PARAMETERS,
+    ConvergenceWarning,
+    MixtureFit,
+    Timings,
+    make_idata,
+    stopwatch,
+)
+
+C, S, K, D, N = 2, 40, 3, 2, 7
+
+
+def _draws(seed=0, learned=True):
+    rng = np.random.default_rng(seed)
+    means = np.array([[-2.0, 0.0], [0.0, 1.0], [3.0, -1.0]]) + 0.1 * rng.standard_normal((C, S, K, D))
+    weights = rng.dirichlet([10.0, 20.0, 30.0], size=(C, S))
+    obs_sd = np.exp(0.1 * rng.standard_normal((C, S, K, D))) if learned else None
+    points = rng.standard_normal((N, D))
+    return means, weights, obs_sd, points
+
+
+def _fit(learned=True, **fields):
+    means, weights, obs_sd, points = _draws(learned=learned)
+    spec = MixtureSpec(n_components=K, obs_sd="learned" if learned else 1.0)
+    idata = make_idata(means, weights, points, obs_sd=obs_sd)
+    return MixtureFit(engine="toy", spec=spec, idata=idata, **fields)
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_make_idata_schema():
+    means, weights, obs_sd, points = _draws()
+    log_lik = np.random.default_rng(1).standard_normal((C, S, N))
+    tree = make_idata(means, weights, points, obs_sd=obs_sd, log_likelihood=log_lik,
+                      sample_stats={"lp": np.zeros((C, S))}, attrs={"engine": "toy"})
+    assert set(tree.children) == {"posterior", "observed_data", "log_likelihood", "sample_stats"}
+    post = tree["posterior"]
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["obs_sd"].dims == ("chain", "draw", "component", "feature")
+    np.testing.assert_array_equal(post["component"].values, np.arange(K))
+    np.testing.assert_array_equal(post["feature"].values, np.arange(D))
+    assert post["component"].dtype.kind == "i" and post["feature"].dtype.kind == "i"
+    np.testing.assert_array_equal(post["means"].values, means)
+    np.testing.assert_array_equal(post["weights"].values, weights)
+    np.testing.assert_array_equal(post["obs_sd"].values, obs_sd)
+    assert tree["observed_data"]["x"].dims == ("obs", "feature")
+    np.testing.assert_array_equal(tree["observed_data"]["x"].values, points)
+    assert tree["log_likelihood"]["x"].dims == ("chain", "draw", "obs")
+    np.testing.assert_array_equal(tree["log_likelihood"]["x"].values, log_lik)
+    assert tree["sample_stats"]["lp"].dims == ("chain", "draw")
+    assert post.attrs["engine"] == "toy"
+
+
+def test_make_idata_optional_groups_absent():
+    means, weights, _, points = _draws(learned=False)
+    tree = make_idata(means, weights, points)
+    assert set(tree.children) == {"posterior", "observed_data"}
+    assert set(tree["posterior"].data_vars) == {"means", "weights"}
+
+
+def test_make_idata_one_feature_one_draw():
+    tree = make_idata(np.zeros((1, 1, 2, 1)), np.full((1, 1, 2), 0.5), np.zeros((5, 1)))
+    assert dict(tree["posterior"]["means"].sizes) == {"chain": 1, "draw": 1, "component": 2,
+                                                      "feature": 1}
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"means": np.zeros((S, K, D))}, r"^means/weights: expected shapes \(chain, draw, K, D\) and "
+                                     r"\(chain, draw, K\), got \(40, 3, 2\) and \(2, 40, 3\)\. "
+                                     r"Add the chain and draw axes"),
+    ({"weights": np.zeros((C, S, K + 1))}, r"^means/weights: expected shapes"),
+    ({"points": np.zeros((N, D + 1))}, r"^points: expected shape \(n_samples, 2\) to match means, "
+                                       r"got \(7, 3\)"),
+    ({"points": np.zeros(N)}, r"^points: expected shape \(n_samples, 2\)"),
+    ({"obs_sd": np.ones((C, S, K, 1))}, r"^obs_sd: expected shape \(2, 40, 3, 2\) \(like means\), "
+                                        r"got \(2, 40, 3, 1\)"),
+    ({"log_likelihood": np.zeros((C, S, N + 1))},
+     r"^log_likelihood: expected shape \(2, 40, 7\) \(chain, draw, obs\), got \(2, 40, 8\)"),
+])
+def test_make_idata_rejects_wrong_shapes(kwargs, match):
+    means, weights, obs_sd, points = _draws()
+    args = {"means": means, "weights": weights, "points": points, "obs_sd": obs_sd} | kwargs
+    with pytest.raises(ValueError, match=match):
+        make_idata(args.pop("means"), args.pop("weights"), args.pop("points"), **args)
+
+
+# ----------------------------------------------------------------------------- views
+
+
+def test_views():
+    means, weights, _, points = _draws()
+    fit = _fit(timings=Timings(build=1.5, run=2.0), elbo=[-10.0, -5.0], converged=True, n_iter=2)
+    assert (fit.n_components, fit.n_features, fit.n_chains, fit.n_draws) == (K, D, C, S)
+    np.testing.assert_array_equal(fit.points, points)
+    np.testing.assert_array_equal(fit.draws("means"), means)
+    np.testing.assert_allclose(fit.posterior_mean("means"), means.mean(axis=(0, 1)))
+    np.testing.assert_allclose(fit.posterior_mean("weights"), weights.mean(axis=(0, 1)))
+    assert fit.posterior_mean("obs_sd").shape == (K, D)
+    assert fit.parameter_names() == PARAMETERS
+    assert _fit(learned=False).parameter_names() == ("means", "weights")
+    assert set(fit.posterior.data_vars) == {"means", "weights", "obs_sd"}
+    assert fit.timings.total == 3.5
+    assert fit.timings.to_dict() == {"build": 1.5, "run": 2.0, "total": 3.5}
+
+
+def test_final_elbo():
+    assert _fit().final_elbo is None
+    assert _fit(elbo=np.array([-3.0, -1.0])).final_elbo == -1.0
+    assert _fit(elbo=np.array([]), extras={}).final_elbo is None
+    # the standard extras key wins over the trace (e.g. a smoothed or exact final value)
+    assert _fit(elbo=[-3.0, -1.0], extras={"elbo_final": -2.5}).final_elbo == -2.5
+
+
+def test_summary_two_chains():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # arviz must not warn on a well-formed fit
+        table = _fit().summary()
+    expected = ([f"means[{k}, {d}]" for k in range(K) for d in range(D)]
+                + [f"weights[{k}]" for k in range(K)]
+                + [f"obs_sd[{k}, {d}]" for k in range(K) for d in range(D)])
+    assert list(table.index) == expected
+    assert {"mean", "sd", "r_hat", "ess_bulk"} <= set(table.columns)
+    means, *_ = _draws()
+    np.testing.assert_allclose(table.loc["means[2, 0]", "mean"], means[..., 2, 0].mean(), atol=0.01)
+    only_means = _fit().summary(var_names=["means"])
+    assert len(only_means) == K * D
+    # az functions work on the tree directly
+    assert az.rhat(_fit().idata)["means"].shape == (K, D)
+
+
+def test_str_and_repr():
+    text = str(_fit(elbo=[-12.3456, -1.23456], converged=False, n_iter=2,
+                    timings=Timings(build=0.5, run=0.25)))
+    assert text.startswith("MixtureFit(engine='toy', K=3, D=2, chains=2, draws=40)")
+    assert "time: build 0.50 s, run 0.25 s" in text
+    assert "final ELBO: -1.235 nats" in text
+    assert "converged: False after 2 iterations" in text
+    assert "means (mean): [[" in text and "obs_sd (mean)" in text
+    assert repr(_fit()) == str(_fit())
+    assert "ELBO" not in str(_fit())
+
+
+# ----------------------------------------------------------------------------- immutability
+
+
+def test_fit_is_frozen_and_its_arrays_read_only():
+    trace = np.array([-3.0, -2.0, -1.0])
+    fit = _fit(elbo=trace, extras={"log_evidence": -5.0}, options={"random_seed": 1})
+    with pytest.raises(AttributeError):
+        fit.engine = "other"
+    with pytest.raises(ValueError, match="read-only"):
+        fit.elbo[0] = 0.0
+    trace[0] = 100.0  # the fit holds a copy: the caller's array stays the caller's
+    assert fit.elbo[0] == -3.0 and trace.flags.writeable
+    with pytest.raises(TypeError):
+        fit.extras["log_evidence"] = 0.0
+    with pytest.raises(TypeError):
+        fit.options["random_seed"] = 2
+    assert fit.extras["log_evidence"] == -5.0 and fit.options["random_seed"] == 1
+    assert fit.elbo.dtype == np.float64
+
+
+def test_extras_are_a_copy_of_the_callers_dict():
+    extras = {"a": 1}
+    fit = _fit(extras=extras)
+    extras["a"] = 2
+    assert fit.extras["a"] == 1
+
+
+def test_replace_returns_a_new_fit():
+    fit = _fit(n_iter=3)
+    other = fit.replace(n_iter=4, engine="renamed")
+    assert (fit.n_iter, fit.engine) == (3, "toy") and (other.n_iter, other.engine) == (4, "renamed")
+    assert other.idata is fit.idata
+    assert fit != other and fit == fit  # identity equality (eq=False): DataTrees do not compare cheaply
+
+
+def test_stopwatch_and_warning_class():
+    with stopwatch() as timer:
+        sum(range(1000))
+    assert timer.seconds > 0.0
+    with pytest.raises(RuntimeError), stopwatch() as failed:
+        raise RuntimeError
+    assert failed.seconds > 0.0  # timed even when the block raises
+    assert issubclass(ConvergenceWarning, UserWarning)
