@@ -1,0 +1,151 @@
+"""fit(): the dispatcher validates spec, engine, options and points before any engine runs.
+
+A fake registry (monkeypatched) keeps this file independent of the real engines.
+"""
+
+import numpy as np
+import pytest
+
+import ppl_mixtures
+import ppl_mixtures.engines as engines_module
+from ppl_mixtures import MixtureFit, MixtureSpec, fit
+from ppl_mixtures.engines import Engine, available_engines, get_engine
+from ppl_mixtures.results import make_idata
+
+SPEC = MixtureSpec(n_components=2, obs_sd=1.0)
+
+
+class _Recorder:
+    """A tiny engine: records what it was called with, returns a one-draw fit."""
+
+    def __init__(self):
+        self.calls = []
+
+    def fit(self, points, spec, *, draws=5, random_seed=None, progressbar=True):
+        self.calls.append((points, spec, {"draws": draws, "random_seed": random_seed,
+                                          "progressbar": progressbar}))
+        K, D = spec.n_components, points.shape[1]
+        means = np.zeros((1, 1, K, D))
+        weights = np.full((1, 1, K), 1.0 / K)
+        return MixtureFit(engine="toy", spec=spec, idata=make_idata(means, weights, points),
+                          options={"draws": draws, "random_seed": random_seed})
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    rec = _Recorder()
+    registry = {
+        "toy": Engine(name="toy", fit=rec.fit, summary="records its calls", family="point",
+                      quick_options={"draws": 1}),
+        "other": Engine(name="other", fit=rec.fit, summary="same", family="mcmc"),
+    }
+    monkeypatch.setattr(engines_module, "_REGISTRY", registry)
+    return rec
+
+
+def test_dispatches_validated_points_and_options(recorder):
+    data = [[1, 2], [3, 4], [5, 6]]  # ints, nested lists
+    result = fit(data, SPEC, engine="toy", draws=7, random_seed=3)
+    assert isinstance(result, MixtureFit)
+    [(points, spec, options)] = recorder.calls
+    assert isinstance(points, np.ndarray) and points.dtype == np.float64 and points.shape == (3, 2)
+    np.testing.assert_array_equal(points, data)
+    assert spec is SPEC
+    assert options == {"draws": 7, "random_seed": 3, "progressbar": True}
+    assert result.options["random_seed"] == 3
+
+
+def test_one_d_points_reach_the_engine_as_one_column(recorder):
+    fit(np.array([0.0, 1.0, 2.0]), SPEC, engine="toy")
+    assert recorder.calls[0][0].shape == (3, 1)
+
+
+def test_points_are_not_modified(recorder):
+    data = np.array([[1.0, 2.0], [3.0, 4.0]])
+    before = data.copy()
+    fit(data, SPEC, engine="toy")
+    passed = recorder.calls[0][0]
+    assert not np.shares_memory(passed, data)
+    np.testing.assert_array_equal(data, before)
+
+
+def test_rejects_a_non_spec(recorder):
+    with pytest.raises(TypeError, match=r"^spec: expected a MixtureSpec, got dict\. Build one with "
+                                        r"MixtureSpec\(n_components=\.\.\.\)\.$"):
+        fit([[0.0]], {"n_components": 1}, engine="toy")
+    assert recorder.calls == []
+
+
+def test_unknown_engine_lists_the_engines(recorder):
+    with pytest.raises(ValueError, match=r"^engine: expected one of other, toy, got 'nuts_typo'\. "
+                                         r"Pick one of those"):
+        fit([[0.0], [1.0]], SPEC, engine="nuts_typo")
+    with pytest.raises(ValueError, match=r"^engine: expected one of other, toy, got None"):
+        fit([[0.0], [1.0]], SPEC, engine=None)
+    assert recorder.calls == []
+
+
+def test_unknown_option_lists_the_valid_ones(recorder):
+    with pytest.raises(TypeError, match=r"^options: engine 'toy' got unknown option\(s\) 'n_draws'\. "
+                                        r"Valid options for 'toy': draws, random_seed, "
+                                        r"progressbar\.$"):
+        fit([[0.0], [1.0]], SPEC, engine="toy", n_draws=10)
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize("points, err, match", [
+    ([[0.0, np.nan], [1.0, 1.0]], ValueError, r"^points: expected finite values"),
+    ([["a", "b"]], TypeError, r"^points: expected numbers"),
+    (np.zeros((2, 2, 2)), ValueError, r"^points: expected a 1-D or 2-D array"),
+    ([[0.0]], ValueError, r"^n_components: expected at most n_samples=1 components, got 2"),
+])
+def test_points_are_validated_before_the_engine_runs(recorder, points, err, match):
+    with pytest.raises(err, match=match):
+        fit(points, SPEC, engine="toy")
+    assert recorder.calls == []
+
+
+def test_spec_features_checked_against_the_data(recorder):
+    spec = MixtureSpec(n_components=2, mean_prior_mean=[0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"^mean_prior_mean: expected a scalar or 2 values \(one "
+                                         r"per feature of the data\), got 3 values"):
+        fit(np.zeros((4, 2)), spec, engine="toy")
+    assert recorder.calls == []
+
+
+def test_registry_views(recorder):
+    engines = available_engines()
+    assert list(engines) == ["toy", "other"]
+    with pytest.raises(TypeError):
+        engines["new"] = engines["toy"]  # a read-only view
+    assert get_engine("toy").quick_options == {"draws": 1}
+    with pytest.raises(TypeError):
+        get_engine("toy").quick_options["draws"] = 2
+    assert ppl_mixtures.fit is fit
+
+
+def test_engine_record_is_frozen():
+    engine = Engine(name="x", fit=lambda points, spec: None, summary="s", family="vi")
+    with pytest.raises(AttributeError):
+        engine.name = "y"
+    assert engine.scalable is False and dict(engine.large_data_options) == {}
+
+
+def test_every_registered_engine_honours_the_contract():
+    """The real registry: options keyword-only, quick/large options valid, unique names."""
+    import inspect
+
+    from ppl_mixtures.validation import check_engine_options
+
+    registry = engines_module._discover()
+    assert registry, "no engine registered"
+    for name, engine in registry.items():
+        assert engine.name == name and engine.family in ("mcmc", "vi", "point")
+        params = list(inspect.signature(engine.fit).parameters.values())
+        assert [p.name for p in params[:2]] == ["points", "spec"], name
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:]), name
+        assert {"random_seed", "progressbar"} <= {p.name for p in params[2:]}, name
+        check_engine_options(name, engine.fit, engine.quick_options)
+        check_engine_options(name, engine.fit, engine.large_data_options)
+        if engine.large_data_options:
+            assert engine.scalable, name
