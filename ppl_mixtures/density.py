@@ -17,6 +17,7 @@ __all__ = [
     "log_joint_components",
     "log_responsibilities",
     "mixture_logp",
+    "mixture_logp_pt",
 ]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -90,3 +91,41 @@ def log_responsibilities(points, weights, means, obs_sd) -> np.ndarray:
     """
     log_joint = log_joint_components(points, weights, means, obs_sd)
     return log_joint - logsumexp(log_joint, axis=-1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- PyTensor
+# The PyMC side. PyTensor is imported inside the functions, so ``import ppl_mixtures.density``
+# stays a numpy-only import for CAVI, EM and the CLI.
+
+
+def mixture_logp_pt(value, weights, means, obs_sd):
+    """Marginal mixture log-density per observation, as a PyTensor graph.
+
+    The ``logp`` of ``pm.CustomDist(..., signature="(k),(k,d),(k,d)->(d)")``. With a
+    signature, PyMC passes the parameters with leading batch dimensions (typically of
+    length 1) that broadcast against the observations, so every index below is written
+    from the right with ``...``.
+
+    Parameters
+    ----------
+    value : TensorVariable of shape (n_samples, n_features)
+    weights : TensorVariable of shape (..., n_components)
+    means : TensorVariable of shape (..., n_components, n_features)
+    obs_sd : TensorVariable of shape (..., n_components, n_features)
+
+    Returns
+    -------
+    TensorVariable of shape (n_samples,)
+        log p(x_i | weights, means, obs_sd), one value per observation (LOO needs them).
+
+    Notes
+    -----
+    log p(x_i) = logsumexp_k [log w_k + sum_d log N(x_id | mu_kd, sd_kd^2)]           (1)
+    """
+    import pytensor.tensor as pt
+
+    value = pt.as_tensor_variable(value)
+    weights, means, obs_sd = (pt.as_tensor_variable(a) for a in (weights, means, obs_sd))
+    diff = (value[..., None, :] - means) / obs_sd                       # (N, K, D)
+    log_comp = pt.sum(-0.5 * LOG_2PI - pt.log(obs_sd) - 0.5 * diff**2, axis=-1)  # (N, K)
+    return pt.logsumexp(pt.log(weights) + log_comp, axis=-1)           # (N,)
