@@ -408,6 +408,10 @@ def load_points(path: str | os.PathLike, *, columns: Sequence[str | int] | str |
             row, cell = table.text[j]
             hint = ("Fix the value, or choose numeric columns with columns=[...] (CLI: --columns)"
                     if columns is None else "Fix the value or choose another column")
+            separator = next((name for sep, name in ((";", "semicolon"), ("\t", "tab"))
+                              if sep in cell), None)
+            if separator:
+                hint = f"The file looks {separator}-separated: save it comma-separated"
             raise ValueError(f"path: expected numbers in column {_column_label(j, table.names)} "
                              f"of {path.name!r}, got {cell!r} on {table.unit} {row}. {hint}.")
     values = table.values[:, selected]

@@ -280,6 +280,9 @@ def test_load_csv_dropna_leaving_nothing(tmp_path):
     ("1,2\n3,x\n", {}, r"expected numbers in column 1 of 'bad.csv', got 'x' on line 2"),
     ("id,a\nx,1\n", {"columns": ["id"]}, r"column 'id' of 'bad.csv', got 'x' on line 2\. Fix the "
                                          r"value or choose another column\.$"),
+    ("a;b\n1;2\n", {}, r"got '1;2' on line 2\. The file looks semicolon-separated: save it "
+                        r"comma-separated\.$"),
+    ("a\tb\n1\t2\n", {}, r"The file looks tab-separated"),
     ("a,b\n1,2\n3\n", {}, r"path: expected 2 comma-separated values on every row of 'bad.csv', "
                           r"got 1 on line 3"),
     ("a,b\n1,inf\n", {}, r"path: expected finite numbers in column 'b' of 'bad.csv', got inf on "
