@@ -61,6 +61,8 @@ class Engine:
 
 
 _REGISTRY: dict[str, Engine] | None = None
+#: Engine modules that failed to import, with the error (shown when an engine is missing).
+_IMPORT_ERRORS: dict[str, BaseException] = {}
 
 
 def _discover() -> dict[str, Engine]:
@@ -68,7 +70,13 @@ def _discover() -> dict[str, Engine]:
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+        try:
+            module = importlib.import_module(f"{__name__}.{info.name}")
+        except Exception as err:  # one broken engine must not take the others down
+            _IMPORT_ERRORS[info.name] = err
+            logger.warning("engine module %s failed to import: %s: %s",
+                           info.name, type(err).__name__, err)
+            continue
         for engine in getattr(module, "ENGINES", ()):
             if engine.name in registry:
                 raise RuntimeError(f"engine name {engine.name!r} registered twice "
@@ -90,6 +98,8 @@ def get_engine(name: str) -> Engine:
     engines = available_engines()
     if not isinstance(name, str) or name not in engines:
         listed = ", ".join(sorted(engines))
+        broken = "".join(f" Engine module {mod!r} failed to import ({type(err).__name__}: {err})."
+                         for mod, err in _IMPORT_ERRORS.items())
         raise ValueError(f"engine: expected one of {listed}, got {name!r}. "
-                         f"Pick one of those (ppl-mixtures fit --help describes each).")
+                         f"Pick one of those (ppl-mixtures fit --help describes each).{broken}")
     return engines[name]
