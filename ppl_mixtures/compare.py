@@ -12,6 +12,7 @@ ESS) are imported when a comparison is built.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -60,6 +61,11 @@ def _flat_draws(fit: MixtureFit, name: str) -> np.ndarray:
     return draws.reshape(draws.shape[0] * draws.shape[1], -1)
 
 
+def _sd(flat: np.ndarray) -> np.ndarray:
+    """Sd over draws (ddof=0) of shape (n_entries,); exactly 0 for a constant entry."""
+    return np.where(np.ptp(flat, axis=0) == 0, 0.0, flat.std(axis=0))
+
+
 def _diagnostics(fit: MixtureFit, name: str) -> tuple[np.ndarray, np.ndarray]:
     """R-hat and bulk ESS per entry, shape (n_entries,) each; NaN with fewer than 2 chains."""
     n_entries = int(np.prod(fit.draws(name).shape[2:]))
@@ -68,7 +74,8 @@ def _diagnostics(fit: MixtureFit, name: str) -> tuple[np.ndarray, np.ndarray]:
     import arviz as az
 
     post = fit.idata["posterior"][name]
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
         rhat = np.asarray(az.rhat(post).values, dtype=float).reshape(-1)
         ess = np.asarray(az.ess(post, method="bulk").values, dtype=float).reshape(-1)
     return rhat, ess
@@ -348,16 +355,18 @@ def _jsonable(value: Any) -> Any:
 # ---------------------------------------------------------------------- building
 def _align(fits: Mapping[str, MixtureFit], reference: str) -> dict[str, MixtureFit]:
     """Each fit relabeled against itself (to detect switching), then onto the reference."""
-    ref = relabel(fits[reference])
-    aligned = {}
-    for name, fit in fits.items():
-        if name == reference:
-            aligned[name] = ref
-            continue
-        own = relabel(fit)                       # consensus labels; records switching
-        onto_ref = relabel(own, reference=ref)   # then the reference's labels
-        aligned[name] = onto_ref.replace(extras={**onto_ref.extras,
-                                                 "relabel": own.extras["relabel"]})
+    with warnings.catch_warnings():  # R-hat of a constant (fixed weights) is 0/0: NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = relabel(fits[reference])
+        aligned = {}
+        for name, fit in fits.items():
+            if name == reference:
+                aligned[name] = ref
+                continue
+            own = relabel(fit)                       # consensus labels; records switching
+            onto_ref = relabel(own, reference=ref)   # then the reference's labels
+            aligned[name] = onto_ref.replace(extras={**onto_ref.extras,
+                                                     "relabel": own.extras["relabel"]})
     return aligned
 
 
@@ -367,13 +376,13 @@ def _parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict
     for pname in ref.parameter_names():
         ref_flat = _flat_draws(ref, pname)
         labels = _parameter_labels(pname, ref.draws(pname).shape[2:])
-        ref_mean, ref_sd = ref_flat.mean(0), ref_flat.std(0, ddof=0)
+        ref_mean, ref_sd = ref_flat.mean(0), _sd(ref_flat)
         for name, fit in fits.items():
             if pname not in fit.parameter_names():
                 continue
             flat = _flat_draws(fit, pname)
             rhat, ess = _diagnostics(fit, pname)
-            mean, sd = flat.mean(0), flat.std(0, ddof=0)
+            mean, sd = flat.mean(0), _sd(flat)
             for j, label in enumerate(labels):
                 has_spread = ref_sd[j] > 0
                 rows.append({

@@ -1,0 +1,638 @@
+"""The ``ppl-mixtures`` command: demo | fit | compare | engines | bench.
+
+``main(argv=None) -> int`` runs in-process (the tests call it). Exit codes: 0 success;
+2 usage or bad input (a bad file, a bad option, an engine that cannot serve the model),
+with one line on stderr and no traceback; 1 an internal failure (``--debug`` shows the
+traceback).
+
+Only the standard library is imported here at start-up, so ``--help`` is instant;
+engines, pandas and matplotlib load when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
+import json
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+PROG = "ppl-mixtures"
+
+ENGINES_HELP = """\
+engines (run `ppl-mixtures engines` for the list this installation registers):
+  nuts            Hamiltonian Monte Carlo (PyMC's NUTS): the accurate reference; slowest.
+  metropolis      random-walk Metropolis: simple MCMC, needs many draws, mixes slowly.
+  latent_gibbs    Gibbs sampling with the assignments z kept (conjugate updates).
+  smc             sequential Monte Carlo: draws plus an estimate of log p(x).
+  advi            mean-field ADVI (PyMC): fast, gradient-based; sds usually too narrow.
+  fullrank_advi   ADVI with a full covariance: captures correlations, slower.
+  cavi            coordinate-ascent VI (closed-form updates, numpy): fast, exact ELBO.
+  svi             stochastic VI on minibatches: for 1e5+ points.
+  em              expectation-maximization: a point estimate (MAP), no uncertainty."""
+
+DATA_HELP = """\
+DATA is a CSV file (comma-separated; the header row is optional) or a NumPy .npy file of
+shape (n_samples, n_features). Choose columns with --columns (names or 0-based indices).
+Rows with missing values are an error that says where they are, unless --dropna.
+Standardize (--standardize) when features have different scales (e.g. minutes and
+seconds) or are far from 0: the default priors (mean_prior_sd=1, obs_sd=1) assume data of
+roughly unit scale."""
+
+FIT_EPILOG = f"""{DATA_HELP}
+
+{ENGINES_HELP}
+
+examples:
+  ppl-mixtures fit faithful.csv -k 2 --engine cavi --standardize --obs-sd learned
+  ppl-mixtures fit points.npy -k 3 --engine advi --n-iter 20000 --batch-size 200
+  ppl-mixtures fit points.csv -k 2 --engine nuts --draws 500 --chains 2 --out fit_report
+  ppl-mixtures fit points.csv -k 2 --engine em --option n_init=5"""
+
+COMPARE_EPILOG = f"""{DATA_HELP}
+
+The reference engine (default nuts) is what the others are judged against: components
+are aligned to it, and each engine gets a verdict ("agrees", "too narrow by 2.3x",
+"means off by 1.5 reference sd", "label-switched", "point estimate").
+
+{ENGINES_HELP}
+
+examples:
+  ppl-mixtures compare points.csv -k 3 --engines nuts,advi,cavi,em --out cmp
+  ppl-mixtures compare faithful.csv -k 2 --standardize --obs-sd learned --engines all --out cmp
+  ppl-mixtures compare points.npy -k 2 --engines nuts,cavi --quick --out cmp --force"""
+
+DEMO_EPILOG = """\
+The demo fits four built-in datasets and writes one report:
+  advi_notebook_100    seed 001's 100 2-D points, K=2, with every registered engine;
+  advi_notebook_100k   its 100,000-point version, with the scalable engines and NUTS;
+  three_clusters_1d    seed 000's 1-D data (clusters at -10, 0.25, 5), K=3, fixed weights;
+  old_faithful         Old Faithful eruptions, standardized, K=2, learned obs_sd.
+
+examples:
+  ppl-mixtures demo                       writes reports/demo/ (refuses to overwrite)
+  ppl-mixtures demo --quick --out /tmp/demo --force"""
+
+
+# =========================================================================== output
+class _UI:
+    """Progress lines on stderr (rich), silent with --quiet; results go to stdout."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._console = None
+        if not quiet:
+            from rich.console import Console
+
+            self._console = Console(stderr=True, highlight=False)
+
+    @contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        if self._console is None:
+            yield
+            return
+        with self._console.status(message, spinner="dots"):
+            yield
+
+    def note(self, message: str) -> None:
+        if self._console is not None:
+            self._console.print(message, markup=False)
+
+    def result(self, text: str) -> None:
+        if not self.quiet:
+            print(text)
+
+
+class _UsageError(ValueError):
+    """Bad command-line input detected by the CLI itself (exit code 2)."""
+
+
+# =========================================================================== parsing
+def _option_value(text: str) -> Any:
+    """``--option key=value`` values: JSON numbers/booleans/null, else the string."""
+    lowered = {"true": True, "false": False, "none": None, "null": None}
+    if text.lower() in lowered:
+        return lowered[text.lower()]
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip().replace("-", "_"), _option_value(value.strip())
+
+
+def _obs_sd(text: str) -> float | str:
+    if text == "learned":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'learned', got "
+                                         f"{text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'learned', got {text!r}")
+    return value
+
+
+def _columns(text: str) -> list[str | int]:
+    return [int(c) if c.strip().isdigit() else c.strip() for c in text.split(",") if c.strip()]
+
+
+def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", metavar="DATA", help="CSV or .npy file with the points.")
+    p.add_argument("-k", "--n-components", type=int, required=True, metavar="K",
+                   help="number of mixture components K (>= 1, at most the number of rows).")
+    p.add_argument("--columns", type=_columns, default=None, metavar="A,B",
+                   help="columns to use, by header name or 0-based index (default: all).")
+    p.add_argument("--dropna", action="store_true",
+                   help="drop rows with missing values instead of stopping with an error.")
+    p.add_argument("--standardize", action="store_true",
+                   help="center each column at 0 and scale it to sd 1 before fitting.")
+    prior = p.add_argument_group("model and priors (the same for every engine)")
+    prior.add_argument("--mean-prior-sd", type=float, default=None, metavar="SD",
+                       help="prior sd of each component mean (default 1; use ~10 for "
+                            "unstandardized data spread over tens of units).")
+    prior.add_argument("--dirichlet-alpha", type=float, default=None, metavar="A",
+                       help="Dirichlet concentration of the weights (default 1; < 1 lets "
+                            "components empty out).")
+    prior.add_argument("--fixed-weights", action="store_true",
+                       help="fix every weight at 1/K instead of learning them.")
+    prior.add_argument("--obs-sd", type=_obs_sd, default=None, metavar="SD|learned",
+                       help="known observation sd of every component (default 1), or "
+                            "'learned' (one sd per component and feature, Gamma prior on "
+                            "the precision).")
+    prior.add_argument("--ordered", action="store_true",
+                       help="order components by their feature-0 mean (prevents label "
+                            "switching in MCMC).")
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine options (passed on when the engine accepts them)")
+    g.add_argument("--draws", type=int, help="MCMC draws per chain kept, or draws from q.")
+    g.add_argument("--tune", type=int, help="MCMC tuning (warm-up) steps per chain.")
+    g.add_argument("--chains", type=int, help="number of MCMC chains.")
+    g.add_argument("--n-iter", type=int, help="iterations of an optimizer (ADVI, SVI).")
+    g.add_argument("--max-iter", type=int, help="maximum iterations (CAVI, EM).")
+    g.add_argument("--batch-size", type=int, help="minibatch size (ADVI, SVI) for large data.")
+    g.add_argument("--random-seed", type=int, default=1,
+                   help="seed for every engine (default 1): same seed, same numbers.")
+    g.add_argument("--option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="any other engine option, e.g. --option target_accept=0.95 "
+                        "(repeatable; values are read as JSON: 5, 0.1, true, \"text\").")
+    g.add_argument("--quick", action="store_true",
+                   help="start from each engine's small 'quick' settings (seconds, rough).")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for documentation and tests)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Fit one Gaussian mixture model with many inference engines (MCMC, "
+                    "variational inference, EM) and compare their answers side by side.",
+        epilog="Start with `ppl-mixtures demo`; then `ppl-mixtures compare --help`.")
+    parser.add_argument("--quiet", action="store_true", help="no progress output.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback when something fails.")
+    common = argparse.ArgumentParser(add_help=False)  # the same flags after the command
+    common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress output.")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback when something fails.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = sub.add_parser("demo", parents=[common], help="compare every engine on four built-in datasets "
+                          "and write a report.", epilog=DEMO_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="The main job: run every registered engine on built-in "
+                                      "data, compare them with NUTS, write a report folder "
+                                      "and print the headline table.")
+    demo.add_argument("--out", default="reports/demo", help="report folder (default "
+                      "reports/demo).")
+    demo.add_argument("--force", action="store_true", help="replace an existing report.")
+    demo.add_argument("--quick", action="store_true",
+                      help="each engine's quick settings: a rough run in a fraction of the time.")
+    demo.add_argument("--random-seed", type=int, default=1, help="seed for every engine.")
+    demo.set_defaults(func=_cmd_demo)
+
+    fit = sub.add_parser("fit", parents=[common], help="fit one engine to a data file.", epilog=FIT_EPILOG,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description="Fit the mixture with one engine; print its summary, and "
+                                     "with --out write a report folder.")
+    _add_data_arguments(fit)
+    fit.add_argument("--engine", required=True, help="engine name (see below).")
+    _add_engine_options(fit)
+    fit.add_argument("--out", default=None, help="write a report folder here.")
+    fit.add_argument("--force", action="store_true", help="replace an existing --out folder.")
+    fit.set_defaults(func=_cmd_fit)
+
+    cmp_ = sub.add_parser("compare", parents=[common], help="fit several engines to a data file and compare "
+                          "them.", epilog=COMPARE_EPILOG,
+                          formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="Fit several engines to the same data and model, judge "
+                                      "each against a reference, print the table and write a "
+                                      "report.")
+    _add_data_arguments(cmp_)
+    cmp_.add_argument("--engines", required=True, metavar="A,B,C",
+                      help="comma-separated engine names, or 'all'.")
+    cmp_.add_argument("--reference", default="nuts",
+                      help="the engine the others are judged against (default nuts).")
+    _add_engine_options(cmp_)
+    cmp_.add_argument("--out", default=None, help="write the report folder here.")
+    cmp_.add_argument("--force", action="store_true", help="replace an existing --out folder.")
+    cmp_.set_defaults(func=_cmd_compare)
+
+    eng = sub.add_parser("engines", parents=[common], help="list the registered engines and their options.")
+    eng.set_defaults(func=_cmd_engines)
+
+    bench = sub.add_parser("bench", parents=[common], help="run the benchmarks (benchmarks/bench_*.py).",
+                           description="Run every benchmarks/bench_*.py of a source checkout "
+                                       "and write reports/benchmarks/<NAME>.md.")
+    bench.add_argument("--quick", action="store_true", help="small settings (a smoke run).")
+    bench.add_argument("--only", default=None, metavar="NAME",
+                       help="run only the benchmark with this NAME.")
+    bench.add_argument("--dir", default=None, help=argparse.SUPPRESS)
+    bench.add_argument("--out", default=None, help="where to write the reports (default "
+                       "reports/benchmarks next to the benchmarks folder).")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+# =========================================================================== engines
+def _accepted_options(engine_fit: Callable[..., Any]) -> set[str] | None:
+    """Keyword-only option names of an engine's fit (None when it takes **kwargs)."""
+    params = inspect.signature(engine_fit).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return {n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def _cli_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("draws", "tune", "chains", "n_iter", "max_iter", "batch_size", "random_seed")
+    options = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    options.update(dict(getattr(args, "option", []) or []))
+    return options
+
+
+def _engine_options(engine: Any, base: Mapping[str, Any], requested: Mapping[str, Any],
+                    strict: bool) -> dict[str, Any]:
+    """Base settings + the user's options; non-strict drops options the engine lacks."""
+    accepted = _accepted_options(engine.fit)
+    options = {**base, **requested}
+    if accepted is not None:
+        if "progressbar" in accepted:
+            options["progressbar"] = False  # the CLI shows its own progress line
+        if not strict:
+            options = {k: v for k, v in options.items() if k in accepted}
+    return options
+
+
+def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any]]],
+                 ui: _UI, label: str, reference: str | None = None,
+                 ) -> tuple[dict[str, Any], dict[str, str]]:
+    """Fit each (engine, options) of ``plan``; NotImplementedError -> "not applicable".
+
+    The reference engine raising NotImplementedError is an error (nothing to compare to).
+    """
+    import warnings
+
+    from .fit import fit
+    from .results import ConvergenceWarning
+
+    fits, not_applicable = {}, {}
+    for name, options in plan:
+        start = time.perf_counter()
+        with ui.status(f"[{label}] fitting {name} ..."), \
+                warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                fits[name] = fit(points, spec, engine=name, **options)
+            except NotImplementedError as err:
+                if name == reference:
+                    raise
+                not_applicable[name] = _one_line(err)
+                ui.note(f"[{label}] {name}: not applicable ({_one_line(err)})")
+                continue
+        ui.note(f"[{label}] {name}: done in {time.perf_counter() - start:.1f} s")
+        for warning in caught:  # the engine's own advice; PyMC's noise stays quiet
+            if issubclass(warning.category, ConvergenceWarning):
+                ui.note(f"[{label}] {name}: warning: {_one_line(warning.message)}")
+    return fits, not_applicable
+
+
+def _spec_from_args(args: argparse.Namespace) -> Any:
+    from .spec import MixtureSpec
+
+    kwargs: dict[str, Any] = {"n_components": args.n_components, "ordered": args.ordered}
+    for name in ("mean_prior_sd", "dirichlet_alpha", "obs_sd"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    if args.fixed_weights:
+        kwargs["weights"] = "fixed"
+    return MixtureSpec(**kwargs)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from . import datasets
+
+    points = datasets.load_points(args.data, columns=args.columns, dropna=args.dropna)
+    if args.standardize:
+        points = datasets.standardize(points)[0]
+    return points
+
+
+def _check_out(out: str | None, force: bool) -> None:
+    """Fail before any fitting when the report folder would be refused at the end."""
+    if out is None:
+        return
+    path = Path(out)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"--out: expected a folder, got the file {out!r}. Choose another "
+                              f"--out path.")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise FileExistsError(f"--out: expected a new or empty folder, got {out!r} which "
+                              f"already holds files. Add --force to replace it, or choose "
+                              f"another --out.")
+
+
+# =========================================================================== commands
+def _cmd_fit(args: argparse.Namespace, ui: _UI) -> int:
+    from .engines import get_engine
+
+    _check_out(args.out, args.force)
+    engine = get_engine(args.engine)
+    points = _load(args)
+    spec = _spec_from_args(args)
+    base = dict(engine.quick_options) if args.quick else {}
+    options = _engine_options(engine, base, _cli_options(args), strict=True)
+    fits, _ = _run_engines(points, spec, [(args.engine, options)], ui, Path(args.data).name,
+                           reference=args.engine)
+    fitted = fits[args.engine]
+    ui.result(str(fitted))
+    if args.out:
+        from .compare import compare
+        from .report import write_report
+
+        comparison = compare(fits, reference=args.engine, name=Path(args.data).stem)
+        write_report(comparison, args.out, force=args.force, command=args.command_line,
+                     title=f"ppl-mixtures fit: {args.engine} on {Path(args.data).name}")
+        ui.note(f"report written to {args.out}/report.md")
+    return 0
+
+
+def _engine_list(text: str) -> list[str]:
+    from .engines import available_engines, get_engine
+
+    if text.strip() == "all":
+        return list(available_engines())
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise _UsageError(f"--engines: expected comma-separated engine names or 'all', got "
+                          f"{text!r}. Try --engines nuts,advi,cavi.")
+    for name in names:
+        get_engine(name)  # ValueError listing the valid names
+    return list(dict.fromkeys(names))
+
+
+def _cmd_compare(args: argparse.Namespace, ui: _UI) -> int:
+    from .compare import compare
+    from .engines import get_engine
+
+    _check_out(args.out, args.force)
+    names = _engine_list(args.engines)
+    if args.reference not in names:
+        raise _UsageError(f"--reference: expected one of the engines to run "
+                          f"({', '.join(names)}), got {args.reference!r}. Add it to --engines "
+                          f"or pick another --reference.")
+    points = _load(args)
+    spec = _spec_from_args(args)
+    requested = _cli_options(args)
+    plan = []
+    for name in names:
+        engine = get_engine(name)
+        base = dict(engine.quick_options) if args.quick else {}
+        plan.append((name, _engine_options(engine, base, requested, strict=False)))
+    label = Path(args.data).name
+    fits, not_applicable = _run_engines(points, spec, plan, ui, label, reference=args.reference)
+    comparison = compare(fits, reference=args.reference, not_applicable=not_applicable,
+                         name=Path(args.data).stem)
+    ui.result(comparison.to_markdown())
+    if args.out:
+        from .report import write_report
+
+        with ui.status("writing the report ..."):
+            write_report(comparison, args.out, force=args.force, command=args.command_line,
+                         title=f"ppl-mixtures compare: {label}")
+        ui.note(f"report written to {args.out}/report.md")
+    return 0
+
+
+def _cmd_engines(args: argparse.Namespace, ui: _UI) -> int:
+    from .engines import available_engines
+
+    for name, engine in available_engines().items():
+        accepted = _accepted_options(engine.fit)
+        options = ", ".join(sorted(accepted)) if accepted is not None else "(any)"
+        scal = ", scalable" if engine.scalable else ""
+        print(f"{name} [{engine.family}{scal}]: {engine.summary}\n    options: {options}")
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+def demo_datasets() -> list[dict[str, Any]]:
+    """The demo's datasets: name, points, spec, and which engines run on each."""
+    import numpy as np
+
+    from . import datasets
+    from .spec import MixtureSpec
+
+    return [
+        {"name": "advi_notebook_100", "points": datasets.advi_notebook_points(100),
+         "spec": MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0),
+         "large": False,
+         "about": "seed 001's 100 points: two 2-D Gaussians (weights 0.2/0.8), identity "
+                  "covariance, the PyMC3 ADVI notebook's model."},
+        {"name": "advi_notebook_100k", "points": datasets.advi_notebook_large_points(),
+         "spec": MixtureSpec(n_components=2, mean_prior_sd=float(np.sqrt(10.0)),
+                             dirichlet_alpha=0.1, obs_sd=1.0),
+         "large": True,
+         "about": "seed 001's 100,000 points (prior precision 0.1 on the means, as in the "
+                  "notebook): scalable engines (minibatch or cheap passes) and NUTS."},
+        {"name": "three_clusters_1d", "points": datasets.three_clusters_1d()[0],
+         "spec": MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed", obs_sd=1.0),
+         "large": False,
+         "about": "seed 000's 1000 1-D points around -10, 0.25 and 5; Blei et al.'s model "
+                  "(fixed weights 1/K, unit sd), prior sd 10 on the means."},
+        {"name": "old_faithful", "points": datasets.standardize(datasets.old_faithful())[0],
+         "spec": MixtureSpec(n_components=2, obs_sd="learned"),
+         "large": False,
+         "about": "Old Faithful (eruption duration, waiting time), standardized; K=2 with a "
+                  "learned sd per component and feature."},
+    ]
+
+
+#: NUTS settings on the 100k-point dataset: enough for a stable reference, within the
+#: demo's time goal (each gradient touches every point).
+LARGE_DATA_NUTS = {"draws": 500, "tune": 500, "chains": 2}
+
+
+def demo_plan(large: bool, quick: bool, seed: int | None) -> list[tuple[str, dict[str, Any]]]:
+    """(engine, options) for one demo dataset: every engine, or scalable ones + NUTS."""
+    from .engines import available_engines
+
+    plan = []
+    for name, engine in available_engines().items():
+        if large and not (engine.scalable or name == "nuts"):
+            continue
+        base = dict(engine.quick_options) if quick else {}
+        if large:
+            base.update(LARGE_DATA_NUTS if name == "nuts" and not quick else {})
+            base.update(engine.large_data_options)
+        requested = {} if seed is None else {"random_seed": seed}
+        plan.append((name, _engine_options(engine, base, requested, strict=False)))
+    return plan
+
+
+def _demo_reference(names: Sequence[str]) -> str:
+    """NUTS when it runs, else the first MCMC engine, else the first engine."""
+    from .engines import available_engines
+
+    if "nuts" in names:
+        return "nuts"
+    registry = available_engines()
+    mcmc = [n for n in names if n in registry and registry[n].family == "mcmc"]
+    return (mcmc or list(names))[0]
+
+
+def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
+    from .compare import compare
+    from .report import headline_table, write_report
+
+    _check_out(args.out, args.force)
+    comparisons = {}
+    for item in demo_datasets():
+        plan = demo_plan(item["large"], args.quick, args.random_seed)
+        reference = _demo_reference([name for name, _ in plan])
+        fits, not_applicable = _run_engines(item["points"], item["spec"], plan, ui,
+                                            item["name"], reference=reference)
+        with ui.status(f"[{item['name']}] comparing ..."):
+            comparisons[item["name"]] = compare(fits, reference=reference,
+                                                not_applicable=not_applicable,
+                                                name=item["name"])
+    with ui.status("writing the report ..."):
+        write_report(comparisons, args.out, force=args.force, command=args.command_line,
+                     title="ppl-mixtures demo: one mixture model, many inference engines")
+    ui.result(headline_table(comparisons))
+    ui.note(f"report written to {args.out}/report.md")
+    return 0
+
+
+# --------------------------------------------------------------------------- bench
+def _benchmarks_dir(given: str | None) -> Path:
+    folder = Path(given) if given else Path(__file__).resolve().parent.parent / "benchmarks"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"bench: expected a benchmarks folder at {str(folder)!r}, got "
+                                f"none. Benchmarks ship with the source checkout: run from a "
+                                f"git clone of ppl-mixtures.")
+    return folder
+
+
+def _cmd_bench(args: argparse.Namespace, ui: _UI) -> int:
+    folder = _benchmarks_dir(args.dir)
+    out = Path(args.out) if args.out else folder.parent / "reports" / "benchmarks"
+    scripts = sorted(folder.glob("bench_*.py"))
+    if not scripts:
+        raise FileNotFoundError(f"bench: expected bench_*.py files in {str(folder)!r}, got "
+                                f"none. Add a benchmark (see the developers' guide).")
+    ran = 0
+    for script in scripts:
+        module_name = f"_ppl_mixtures_bench_{script.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        name = getattr(module, "NAME", script.stem.removeprefix("bench_"))
+        if args.only and name != args.only:
+            continue
+        start = time.perf_counter()
+        with ui.status(f"benchmark {name} ..."):
+            body = module.run(quick=args.quick)
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"{name}.md"
+        target.write_text(body if body.endswith("\n") else body + "\n", encoding="utf-8")
+        ui.note(f"benchmark {name}: {time.perf_counter() - start:.1f} s -> {target}")
+        ran += 1
+    if args.only and not ran:
+        raise _UsageError(f"--only: expected a benchmark NAME in {str(folder)!r}, got "
+                          f"{args.only!r}. Run `ppl-mixtures bench` to run them all.")
+    return 0
+
+
+# =========================================================================== main
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    if isinstance(err, KeyError | FileNotFoundError) and not text:
+        text = type(err).__name__
+    return text or type(err).__name__
+
+
+@contextmanager
+def _quiet_library_logs(debug: bool) -> Iterator[None]:
+    """PyMC's INFO/WARNING chatter off (its advice is in the report); kept with --debug."""
+    import logging
+
+    loggers = [logging.getLogger(name) for name in ("pymc", "pytensor", "arviz")]
+    levels = [lg.level for lg in loggers]
+    if not debug:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 1 internal failure, 2 bad input)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    args.command_line = shlex.join([PROG, *argv])
+    ui = _UI(args.quiet)
+    try:
+        with _quiet_library_logs(args.debug):
+            return int(args.func(args, ui))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, NotImplementedError) as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"{PROG}: internal error: {type(err).__name__}: {_one_line(err)} "
+              f"(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""write_report: every file, no overwrite without force, nothing half-written on failure."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from ppl_mixtures import MixtureSpec, plots
+from ppl_mixtures.compare import compare
+from ppl_mixtures.report import headline_table, write_report
+from ppl_mixtures.results import MixtureFit, Timings, make_idata
+
+RNG = np.random.default_rng(5)
+POINTS = np.concatenate([RNG.normal(-2, 1, (25, 2)), RNG.normal(2, 1, (25, 2))])
+SPEC = MixtureSpec(n_components=2, dirichlet_alpha=0.5)
+
+
+def _fit(engine, n_chains, n_draws, scale, seed, **kwargs):
+    rng = np.random.default_rng(seed)
+    means = np.array([[-2.0, -2.0], [2.0, 2.0]]) + scale * rng.standard_normal(
+        (n_chains, n_draws, 2, 2))
+    w0 = 0.5 + scale * 0.3 * rng.standard_normal((n_chains, n_draws))
+    stats = {"diverging": np.zeros((n_chains, n_draws), bool)} if engine == "nuts" else None
+    return MixtureFit(engine=engine, spec=SPEC, timings=Timings(0.5, 1.0),
+                      idata=make_idata(means, np.stack([w0, 1 - w0], -1), POINTS,
+                                       sample_stats=stats, attrs={"engine": engine}),
+                      options={"random_seed": seed}, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def comparisons():
+    fits = {"nuts": _fit("nuts", 2, 100, 0.2, 1),
+            "cavi": _fit("cavi", 1, 100, 0.1, 2, elbo=np.linspace(-200.0, -150.0, 20),
+                         converged=True, n_iter=20),
+            "em": _fit("em", 1, 1, 0.0, 3)}
+    first = compare(fits, name="blobs", not_applicable={"smc": "needs ordered=True"})
+    second = compare({k: fits[k] for k in ("nuts", "cavi")}, name="again")
+    return {"blobs": first, "again": second}
+
+
+def test_report_holds_every_file_and_number(comparisons, tmp_path):
+    out = write_report(comparisons, tmp_path / "rep", command="ppl-mixtures demo --quick")
+    assert out == tmp_path / "rep"
+    text = (out / "report.md").read_text()
+    assert "ppl-mixtures demo --quick" in text
+    assert text.index("## Headline") < text.index("## blobs") < text.index("## again")
+    for fragment in ("K = 2 components", "50 points, 2 feature(s)", "| pymc |",
+                     "not applicable: needs ordered=True", "random_seed=2", "too narrow"):
+        assert fragment in text
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    for stem in ("blobs", "again"):
+        for kind in ("data", "elbo", "marginals", "forest", "trace", "responsibilities"):
+            assert f"{stem}_{kind}.png" in figures
+            assert f"(figures/{stem}_{kind}.png)" in text
+    results = json.loads((out / "results.json").read_text())
+    assert results["command"] == "ppl-mixtures demo --quick"
+    assert set(results["datasets"]) == {"blobs", "again"}
+    blobs = results["datasets"]["blobs"]
+    assert set(blobs["engines"]) == {"nuts", "cavi", "em"}
+    assert blobs["engines"]["cavi"]["elbo"] == -150.0
+    assert blobs["engines"]["cavi"]["options"] == {"random_seed": 2}
+    assert len(blobs["parameters"]) == 6 * 3
+    for name in ("nuts", "cavi", "em"):
+        matches = list((out / "posteriors" / "blobs").glob(f"{name}*"))
+        assert matches, f"no posterior file for {name}"
+        nc = matches[0]
+        post = (xr.open_datatree(nc)["posterior"].to_dataset() if nc.is_file()
+                else xr.open_dataset(nc / "posterior.nc"))
+        np.testing.assert_allclose(post["means"].values,
+                                   comparisons["blobs"].fits[name].draws("means"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_single_comparison_and_headline(comparisons, tmp_path):
+    out = write_report(comparisons["again"], tmp_path / "one", figures=False)
+    assert not any((out / "figures").iterdir())
+    assert "## again" in (out / "report.md").read_text()
+    table = headline_table(comparisons)
+    assert table.count("\n") == 2 + 3 + 1 + 2 - 1  # header, rule, 4 engines + 1 n/a row
+    assert "| blobs | smc |" in table
+
+
+def test_existing_report_needs_force(comparisons, tmp_path):
+    out = tmp_path / "rep"
+    out.mkdir()
+    (out / "old.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"already holds files\. Pass --force"):
+        write_report(comparisons["again"], out, figures=False)
+    assert (out / "old.txt").read_text() == "keep me"
+    write_report(comparisons["again"], out, figures=False, force=True)
+    assert not (out / "old.txt").exists() and (out / "report.md").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_failure_leaves_nothing_behind(comparisons, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(plots, "plot_forest", broken)
+    target = tmp_path / "new" / "deeper" / "rep"
+    with pytest.raises(RuntimeError, match="injected failure"):
+        write_report(comparisons, target)
+    assert list(tmp_path.iterdir()) == []  # not even the parent folders it created
+    old = tmp_path / "old"
+    write_report(comparisons["again"], old, figures=False)
+    before = (old / "report.md").read_text()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        write_report(comparisons, old, force=True)
+    assert (old / "report.md").read_text() == before  # the old report survives
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
+
+
+def test_bad_arguments(comparisons, tmp_path):
+    with pytest.raises(TypeError, match="comparison: expected a Comparison or a non-empty"):
+        write_report({}, tmp_path / "x")
+    with pytest.raises(TypeError, match=r"comparison\['a'\]: expected a Comparison, got int"):
+        write_report({"a": 1}, tmp_path / "x")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError, match="expected a folder, got the file"):
+        write_report(comparisons["again"], tmp_path / "file")
