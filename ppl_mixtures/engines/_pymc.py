@@ -1,0 +1,176 @@
+"""Private helpers shared by the PyMC engines (nuts, metropolis, advi, smc, ...).
+
+- :func:`to_mixture_fit` turns a PyMC ``DataTree`` into a :class:`MixtureFit` in the shared
+  schema (posterior ``means``/``weights``/``obs_sd`` with integer coords, observed_data
+  ``x`` (obs, feature), optional log_likelihood ``x`` (chain, draw, obs), PyMC's
+  sample_stats kept as they are).
+- :func:`sampler_diagnostics` summarizes sample_stats (divergences, tree depth, acceptance,
+  step size) for ``extras["sampler"]``.
+- :func:`pointwise_log_likelihood` computes log p(x_i | draw) with the numpy density, in
+  chunks of draws (model-agnostic: it works for minibatch and latent models, where
+  ``pm.compute_log_likelihood`` would score a batch or the conditional p(x | z)).
+- :func:`check_seed` validates a ``random_seed`` option.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..density import mixture_logp
+from ..results import MixtureFit, Timings, make_idata
+from ..spec import MixtureSpec
+from ..validation import check_int, describe
+
+__all__ = ["check_seed", "pointwise_log_likelihood", "sampler_diagnostics", "to_mixture_fit"]
+
+logger = logging.getLogger(__name__)
+
+#: Posterior variables that are re-built by ``make_idata``; the others are copied as they are.
+_SCHEMA_VARS = ("means", "weights", "obs_sd")
+
+
+def check_seed(random_seed: Any) -> int | None:
+    """``random_seed`` must be None or a non-negative int."""
+    if random_seed is None:
+        return None
+    return check_int("random_seed", random_seed, minimum=0,
+                     hint="Pass a non-negative integer such as 1, or None")
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``value`` must be True or False."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}: expected True or False, got {describe(value)}. "
+                        f"Pass {name}=True or {name}=False.")
+    return bool(value)
+
+
+def pointwise_log_likelihood(points: np.ndarray, means: np.ndarray, weights: np.ndarray,
+                             obs_sd: np.ndarray, *, chunk_elements: int = 2_000_000) -> np.ndarray:
+    """log p(x_i | weights, means, obs_sd) for every draw and observation.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n_samples, n_features)
+    means : ndarray of shape (n_chains, n_draws, n_components, n_features)
+    weights : ndarray of shape (n_chains, n_draws, n_components)
+    obs_sd : ndarray of shape (n_chains, n_draws, n_components, n_features) or (K, D)
+    chunk_elements : int
+        Draws are processed in chunks of about this many (draw, obs, component, feature)
+        elements to bound memory.
+
+    Returns
+    -------
+    ndarray of shape (n_chains, n_draws, n_samples)
+    """
+    n_chains, n_draws, n_components, n_features = means.shape
+    obs_sd = np.broadcast_to(obs_sd, means.shape)
+    flat = (means.reshape(-1, n_components, n_features), weights.reshape(-1, n_components),
+            obs_sd.reshape(-1, n_components, n_features))
+    step = max(1, chunk_elements // max(1, points.shape[0] * n_components * n_features))
+    out = np.empty((n_chains * n_draws, points.shape[0]))
+    for start in range(0, out.shape[0], step):
+        part = slice(start, start + step)
+        out[part] = mixture_logp(points, flat[1][part], flat[0][part], flat[2][part])
+    return out.reshape(n_chains, n_draws, points.shape[0])
+
+
+def sampler_diagnostics(idata) -> dict[str, Any]:
+    """A summary of a PyMC sampler's ``sample_stats``, for ``extras["sampler"]``.
+
+    Returns
+    -------
+    dict
+        Keys present when the sampler reports them: ``divergences`` (int, total),
+        ``max_treedepth_hits`` (int), ``mean_tree_depth``, ``mean_acceptance`` (NUTS
+        ``acceptance_rate`` or Metropolis ``accepted``), ``step_size`` (list, per chain
+        after tuning), ``n_chains``, ``n_draws``.
+    """
+    if "sample_stats" not in idata.children:
+        return {}
+    stats = idata["sample_stats"]
+    names = set(stats.data_vars)
+    out: dict[str, Any] = {"n_chains": int(stats.sizes.get("chain", 0)),
+                           "n_draws": int(stats.sizes.get("draw", 0))}
+    if "diverging" in names:
+        out["divergences"] = int(np.asarray(stats["diverging"].values).sum())
+    if "reached_max_treedepth" in names:
+        out["max_treedepth_hits"] = int(np.asarray(stats["reached_max_treedepth"].values).sum())
+    if "tree_depth" in names:
+        out["mean_tree_depth"] = float(np.mean(stats["tree_depth"].values))
+    for key in ("acceptance_rate", "accepted", "accept"):
+        if key in names:
+            out["mean_acceptance"] = float(np.mean(np.asarray(stats[key].values, dtype=float)))
+            break
+    if "step_size" in names:
+        out["step_size"] = [float(v) for v in np.asarray(stats["step_size"].values)[:, -1]]
+    return out
+
+
+def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, timings: Timings,
+                   *, log_likelihood: bool = True, extras: Mapping[str, Any] | None = None,
+                   options: Mapping[str, Any] | None = None, n_iter: int | None = None,
+                   converged: bool | None = None, attrs: Mapping[str, Any] | None = None,
+                   ) -> MixtureFit:
+    """Normalize a PyMC result to the shared schema and wrap it in a :class:`MixtureFit`.
+
+    Parameters
+    ----------
+    engine : str
+    spec : MixtureSpec
+    points : ndarray of shape (n_samples, n_features)
+        The full data (stored as observed_data ``x``, whatever the model observed).
+    idata : xarray.DataTree
+        From ``pm.sample``/``approx.sample``/``pm.sample_smc``: a ``posterior`` with
+        ``means`` (chain, draw, component, feature) and ``weights`` (chain, draw, component)
+        (+ ``obs_sd`` for learned sds), as the builders in :mod:`ppl_mixtures.models` name
+        them. Other posterior variables (``means_first``, ``obs_precision``, ``z``...) are
+        kept; ``sample_stats`` is kept as PyMC wrote it.
+    timings : Timings
+    log_likelihood : bool
+        Add log_likelihood ``x`` (chain, draw, obs) of the *marginal* density (numpy,
+        :func:`pointwise_log_likelihood`) so ``az.loo`` works. It holds chains x draws x
+        n_samples floats: pass False for large data.
+    extras, options, n_iter, converged, attrs
+        Passed to :class:`MixtureFit`; ``attrs`` are set on the posterior group (PyMC's
+        own posterior attrs, e.g. ``sampling_time``, are kept).
+
+    Returns
+    -------
+    MixtureFit
+    """
+    import xarray as xr
+
+    post = idata["posterior"].to_dataset()
+    means = np.asarray(post["means"].transpose("chain", "draw", "component", "feature").values)
+    weights = np.asarray(post["weights"].transpose("chain", "draw", "component").values)
+    obs_sd = (np.asarray(post["obs_sd"].transpose("chain", "draw", "component", "feature").values)
+              if spec.learned_obs_sd else None)
+    log_lik = None
+    if log_likelihood:
+        sd = obs_sd if obs_sd is not None else spec.known_obs_sd(points.shape[1])
+        log_lik = pointwise_log_likelihood(points, means, weights, sd)
+    sample_stats = None
+    if "sample_stats" in idata.children:
+        stats = idata["sample_stats"].to_dataset()
+        sample_stats = {k: np.asarray(stats[k].values) for k in stats.data_vars
+                        if stats[k].dims[:2] == ("chain", "draw")}
+    tree = make_idata(means, weights, points, obs_sd=obs_sd, sample_stats=sample_stats,
+                      log_likelihood=log_lik)
+    # keep PyMC's other posterior variables and attrs, with integer chain/draw coords
+    extra_vars = post.drop_vars([v for v in _SCHEMA_VARS if v in post.data_vars])
+    extra_vars = extra_vars.drop_vars([c for c in extra_vars.coords
+                                       if c not in extra_vars.dims])
+    schema_post = tree["posterior"].to_dataset()
+    merged = xr.merge([schema_post, extra_vars.assign_coords(
+        chain=schema_post["chain"].values, draw=schema_post["draw"].values)],
+        compat="override", join="override")
+    merged.attrs = {**post.attrs, **dict(attrs or {}), "engine": engine}
+    tree["posterior"] = xr.DataTree(merged)
+    return MixtureFit(engine=engine, spec=spec, idata=tree, timings=timings,
+                      converged=converged, n_iter=n_iter, extras=dict(extras or {}),
+                      options=dict(options or {}))

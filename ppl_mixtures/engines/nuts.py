@@ -1,0 +1,117 @@
+"""NUTS (``pm.sample``) on the marginalized mixture: the reference posterior.
+
+``fit(points, spec, engine="nuts", draws=1000, chains=4, random_seed=1)`` samples
+:func:`ppl_mixtures.models.build_marginal_model` (our density) or, with
+``model="builtin"``, :func:`~ppl_mixtures.models.build_builtin_model` (``pm.Mixture``; the
+oracle and the benchmark peer). Chains start from
+:func:`~ppl_mixtures.models.initial_point` (valid for ordered specs), jittered by PyMC.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+
+from ..results import MixtureFit, Timings, stopwatch
+from ..spec import MixtureSpec
+from ..validation import check_choice, check_int, describe
+from . import Engine
+from ._pymc import check_bool, check_seed, sampler_diagnostics, to_mixture_fit
+
+__all__ = ["ENGINES", "fit"]
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("marginal", "builtin")
+
+
+def _check_target_accept(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
+        raise TypeError(f"target_accept: expected a number in (0, 1), got {describe(value)}. "
+                        f"Use e.g. target_accept=0.9.")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"target_accept: expected a number in (0, 1), got {value!r}. "
+                         f"Use e.g. target_accept=0.9 (higher for fewer divergences).")
+    return float(value)
+
+
+def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, tune: int = 1000,
+        chains: int = 4, cores: int | None = None, target_accept: float = 0.9,
+        random_seed: int | None = None, progressbar: bool = True, model: str = "marginal",
+        log_likelihood: bool = True) -> MixtureFit:
+    """Sample the posterior with PyMC's NUTS.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n_samples, n_features)
+        Validated data (``ppl_mixtures.fit`` validates it).
+    spec : MixtureSpec
+    draws, tune : int
+        Kept draws and tuning steps per chain.
+    chains : int
+    cores : int, optional
+        Parallel processes (PyMC's default when None).
+    target_accept : float in (0, 1)
+        NUTS step-size adaptation target; raise it if there are divergences.
+    random_seed : int, optional
+        Same seed -> identical draws.
+    progressbar : bool
+    model : {"marginal", "builtin"}
+        Our density (default) or ``pm.Mixture`` (oracle/benchmark peer).
+    log_likelihood : bool
+        Store log_likelihood ``x`` (chain, draw, obs) for ``az.loo``; chains x draws x
+        n_samples floats, so pass False on large data.
+
+    Returns
+    -------
+    MixtureFit
+        ``timings.build`` = model building + compiling + PyMC's set-up,
+        ``timings.run`` = sampling (``posterior.attrs["sampling_time"]``);
+        ``extras["sampler"]`` = :func:`~ppl_mixtures.engines._pymc.sampler_diagnostics`;
+        ``n_iter`` = draws.
+    """
+    import pymc as pm
+
+    from .. import models
+
+    draws = check_int("draws", draws, minimum=1, hint="Use e.g. draws=1000")
+    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=1000")
+    chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=4")
+    if cores is not None:
+        cores = check_int("cores", cores, minimum=1, hint="Use e.g. cores=1, or None")
+    target_accept = _check_target_accept(target_accept)
+    random_seed = check_seed(random_seed)
+    progressbar = check_bool("progressbar", progressbar)
+    log_likelihood = check_bool("log_likelihood", log_likelihood)
+    check_choice("model", model, MODELS)
+    options = dict(draws=draws, tune=tune, chains=chains, cores=cores,
+                   target_accept=target_accept, random_seed=random_seed,
+                   progressbar=progressbar, model=model, log_likelihood=log_likelihood)
+
+    with stopwatch() as build:
+        builder = models.build_marginal_model if model == "marginal" else models.build_builtin_model
+        pm_model = builder(points, spec)
+        start = models.initial_point(spec, points)
+    with stopwatch() as wall, pm_model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*object mode.*")  # CustomDist random
+        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
+                          target_accept=target_accept, random_seed=random_seed,
+                          progressbar=progressbar, initvals=start, compute_convergence_checks=False)
+    sampling = float(idata["posterior"].attrs.get("sampling_time", wall.seconds))
+    timings = Timings(build=build.seconds + max(wall.seconds - sampling, 0.0), run=sampling)
+    diagnostics = sampler_diagnostics(idata)
+    if diagnostics.get("divergences"):
+        logger.warning("nuts: %d divergent transitions; try target_accept=0.95 or "
+                       "MixtureSpec(ordered=True).", diagnostics["divergences"])
+    return to_mixture_fit("nuts", spec, points, idata, timings, log_likelihood=log_likelihood,
+                          extras={"sampler": diagnostics, "model": model}, options=options,
+                          n_iter=draws, attrs={"model": model})
+
+
+ENGINES = (
+    Engine(name="nuts", fit=fit, family="mcmc", scalable=False,
+           summary="NUTS (pm.sample) on the marginalized mixture; the reference posterior.",
+           quick_options={"draws": 200, "tune": 200, "chains": 2, "cores": 1}),
+)

@@ -1,0 +1,127 @@
+"""The ``nuts`` engine and the shared PyMC helpers (engines/_pymc.py)."""
+
+import logging
+
+import arviz as az
+import numpy as np
+import pytest
+
+from ppl_mixtures import MixtureSpec, fit
+from ppl_mixtures.density import mixture_logp
+from ppl_mixtures.engines import get_engine
+from ppl_mixtures.engines._pymc import pointwise_log_likelihood, sampler_diagnostics
+
+TRUE_MEANS = np.array([[-1.0, -1.5], [1.0, 1.0]])
+
+
+def seed_001_points(n_samples=100):
+    """Seed 001's generator (RandomState(123), multinomial labels, unit-covariance draws)."""
+    rng = np.random.RandomState(123)
+    zs = np.array([rng.multinomial(1, [0.2, 0.8]) for _ in range(n_samples)]).T
+    xs = [z[:, None] * rng.multivariate_normal(m, np.eye(2), size=n_samples)
+          for z, m in zip(zs, TRUE_MEANS, strict=True)]
+    return np.sum(np.dstack(xs), axis=2)
+
+
+POINTS = seed_001_points()
+SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0,
+                   ordered=True)
+QUICK = dict(get_engine("nuts").quick_options, progressbar=False)
+
+
+@pytest.fixture(scope="module")
+def nuts_fit():
+    return fit(POINTS, SPEC, engine="nuts", random_seed=5, **QUICK)
+
+
+def test_nuts_schema_and_extras(nuts_fit):
+    post = nuts_fit.idata["posterior"]
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert list(post["component"].values) == [0, 1]
+    assert list(post["feature"].values) == [0, 1]
+    assert nuts_fit.idata["observed_data"]["x"].dims == ("obs", "feature")
+    np.testing.assert_array_equal(nuts_fit.points, POINTS)
+    assert nuts_fit.idata["log_likelihood"]["x"].dims == ("chain", "draw", "obs")
+    assert {"diverging", "tree_depth", "step_size"} <= set(nuts_fit.idata["sample_stats"].data_vars)
+    assert nuts_fit.n_chains == 2 and nuts_fit.n_draws == 200 and nuts_fit.n_iter == 200
+    assert nuts_fit.timings.build > 0 and nuts_fit.timings.run > 0
+    assert nuts_fit.timings.run == pytest.approx(post.attrs["sampling_time"])
+    sampler = nuts_fit.extras["sampler"]
+    assert sampler["divergences"] == 0
+    assert 0.5 < sampler["mean_acceptance"] <= 1.0
+    assert len(sampler["step_size"]) == 2
+    assert nuts_fit.options["random_seed"] == 5
+
+
+def test_nuts_recovers_seed_001_means_in_order(nuts_fit):
+    means = nuts_fit.draws("means")
+    assert np.all(np.diff(means[..., 0], axis=-1) > 0)  # ordered on feature 0, every draw
+    np.testing.assert_allclose(nuts_fit.posterior_mean("means"), TRUE_MEANS, atol=0.5)
+    weights = nuts_fit.posterior_mean("weights")
+    assert 0.05 < weights[0] < 0.35  # the small component holds ~13-20 % of the points
+    assert float(az.rhat(nuts_fit.idata["posterior"]["means"]).max()) < 1.05
+
+
+def test_log_likelihood_matches_pymc_and_loo_works(nuts_fit):
+    import pymc as pm
+
+    from ppl_mixtures.models import build_marginal_model
+
+    draws = nuts_fit.idata["posterior"].to_dataset()[["means_first", "means_rest", "weights"]]
+    small = az.from_dict({"posterior": {k: draws[k].values[:, :5] for k in draws.data_vars}},
+                         dims={"means_first": ["component"], "means_rest": ["component",
+                               "feature_rest"], "weights": ["component"]},
+                         coords={"component": [0, 1], "feature_rest": [1]})
+    pm.compute_log_likelihood(small, model=build_marginal_model(POINTS, SPEC),
+                              progressbar=False)
+    ours = nuts_fit.idata["log_likelihood"]["x"].values[:, :5]
+    assert small["log_likelihood"]["x"].dims == ("chain", "draw", "obs")
+    np.testing.assert_allclose(small["log_likelihood"]["x"].values, ours, rtol=1e-10)
+    loo = az.loo(nuts_fit.idata)
+    assert np.isfinite(loo.elpd) and loo.n_data_points == 100
+
+
+def test_same_seed_same_draws(nuts_fit):
+    again = fit(POINTS, SPEC, engine="nuts", random_seed=5, log_likelihood=False, **QUICK)
+    np.testing.assert_array_equal(again.draws("means"), nuts_fit.draws("means"))
+    np.testing.assert_array_equal(again.draws("weights"), nuts_fit.draws("weights"))
+    assert "log_likelihood" not in again.idata.children
+
+
+def test_learned_sd_with_builtin_model_1d(caplog):
+    spec = MixtureSpec(2, obs_sd="learned", mean_prior_sd=3.0)
+    points = np.concatenate([np.full(20, -2.0), np.full(20, 2.0)])[:, None]
+    points += np.random.default_rng(0).normal(scale=0.5, size=points.shape)
+    with caplog.at_level(logging.WARNING):
+        result = fit(points, spec, engine="nuts", model="builtin", draws=100, tune=150,
+                     chains=1, cores=1, random_seed=2, progressbar=False)
+    assert result.idata["posterior"]["obs_sd"].dims == ("chain", "draw", "component", "feature")
+    assert result.idata["posterior"].attrs["model"] == "builtin"
+    assert result.idata["observed_data"]["x"].shape == (40, 1)
+    np.testing.assert_allclose(np.sort(result.posterior_mean("means")[:, 0]), [-2.0, 2.0],
+                               atol=0.5)
+    np.testing.assert_allclose(result.posterior_mean("obs_sd"), 0.5, atol=0.25)
+
+
+@pytest.mark.parametrize("option, value, error, message", [
+    ("draws", 0, ValueError, "draws: expected an integer >= 1, got 0"),
+    ("chains", 1.5, TypeError, "chains: expected an integer, got 1.5"),
+    ("target_accept", 1.0, ValueError, r"target_accept: expected a number in \(0, 1\)"),
+    ("model", "mixture", ValueError, "model: expected one of 'marginal', 'builtin'"),
+    ("random_seed", -1, ValueError, "random_seed: expected an integer >= 0"),
+    ("progressbar", "no", TypeError, "progressbar: expected True or False"),
+])
+def test_bad_options_raise(option, value, error, message):
+    with pytest.raises(error, match=message):
+        fit(POINTS, SPEC, engine="nuts", **{option: value})
+
+
+def test_helpers_pointwise_log_likelihood_and_empty_diagnostics():
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(2, 3, 2, 2))
+    weights = rng.dirichlet(np.ones(2), size=(2, 3))
+    got = pointwise_log_likelihood(POINTS, means, weights, 1.0, chunk_elements=500)
+    assert got.shape == (2, 3, 100)
+    np.testing.assert_allclose(got[1, 2], mixture_logp(POINTS, weights[1, 2], means[1, 2], 1.0))
+    assert sampler_diagnostics(az.from_dict({"posterior": {"a": np.zeros((1, 2))}})) == {}
