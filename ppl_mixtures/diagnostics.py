@@ -250,7 +250,8 @@ class McmcSummary:
     max_tree_depth : int or None
         Deepest tree seen.
     acceptance : float or None
-        Mean acceptance rate (NUTS ``acceptance_rate``, Metropolis ``accept`` clipped to 1).
+        Mean acceptance rate (NUTS ``acceptance_rate``; Metropolis ``accepted``, the
+        fraction of proposals accepted, or else ``accept`` clipped to 1).
     n_chains, n_draws : int
     """
 
@@ -325,8 +326,10 @@ def mcmc_summary(fit: MixtureFit, **kwargs: Any) -> McmcSummary:
     depth = _stat(stats, "tree_depth")
     at_max = _stat(stats, "reached_max_treedepth")
     acceptance = _stat(stats, "acceptance_rate")
+    if acceptance is None:  # Metropolis: the fraction of accepted proposals per step
+        acceptance = _stat(stats, "accepted")
     if acceptance is None:
-        accept = _stat(stats, "accept")  # Metropolis: the MH ratio, may exceed 1
+        accept = _stat(stats, "accept")  # the MH ratio, may exceed 1
         acceptance = None if accept is None else np.minimum(accept.astype(float), 1.0)
     return McmcSummary(
         table=table,

@@ -112,6 +112,9 @@ def test_mcmc_summary_metropolis_accept_and_no_stats():
     summary = diagnostics.mcmc_summary(fit)
     assert summary.acceptance == pytest.approx(np.minimum(accept, 1).mean())
     assert summary.divergences is None and summary.max_tree_depth is None
+    accepted = np.array([[0.25, 0.5, 1.0], [0.0, 0.75, 0.5]])
+    fit = _numpy_fit(n_draws=3, stats_={"accept": accept, "accepted": accepted})
+    assert diagnostics.mcmc_summary(fit).acceptance == pytest.approx(accepted.mean())
     point = diagnostics.mcmc_summary(_numpy_fit(n_chains=1, n_draws=1))
     assert point.acceptance is None and np.isnan(point.rhat_max)
 

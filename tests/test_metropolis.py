@@ -1,0 +1,116 @@
+"""Engine "metropolis": seed 001's recipe (find_MAP + Metropolis), blocked and compound variants."""
+
+import numpy as np
+import pytest
+
+import ppl_mixtures as pmx
+from ppl_mixtures import MixtureSpec, datasets, relabel
+
+SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
+# Seed 001's 100-point data; the posterior means it reports (its Metropolis run and our
+# NUTS agree): component near (0.81, 1.00) with weight ~0.86, and near (-0.79, -1.46).
+TRUE_MEANS = np.array([[-0.79, -1.46], [0.81, 1.00]])
+QUICK = {"draws": 300, "tune": 300, "chains": 2, "progressbar": False}
+
+
+@pytest.fixture(scope="module")
+def points():
+    return datasets.advi_notebook_points(100)
+
+
+@pytest.fixture(scope="module")
+def per_variable(points):
+    return pmx.fit(points, SPEC, engine="metropolis", random_seed=1, **QUICK)
+
+
+@pytest.fixture(scope="module")
+def compound(points):
+    return pmx.fit(points, SPEC, engine="metropolis", compound=True, start="data",
+                   random_seed=2, **QUICK)
+
+
+def _check_schema(fit, n_draws=300, n_chains=2):
+    post = fit.idata["posterior"]
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["means"].shape == (n_chains, n_draws, 2, 2)
+    assert post["weights"].dims == ("chain", "draw", "component")
+    np.testing.assert_array_equal(post["component"].values, [0, 1])
+    np.testing.assert_allclose(fit.draws("weights").sum(-1), 1.0)
+    assert fit.idata["observed_data"]["x"].dims == ("obs", "feature")
+    assert fit.idata["log_likelihood"]["x"].shape == (n_chains, n_draws, 100)
+    assert fit.timings.build > 0 and fit.timings.run > 0
+    assert fit.n_iter == n_draws and fit.engine == "metropolis"
+
+
+def test_per_variable_map_start_schema_and_answer(per_variable):
+    fit = per_variable
+    _check_schema(fit)
+    sampler = fit.extras["sampler"]
+    assert sampler["steps"] == ["Metropolis: [weights_stickbreaking__]", "Metropolis: [means]"]
+    assert set(sampler["acceptance"]) == set(sampler["steps"])
+    assert all(0.05 < a < 0.95 for a in sampler["acceptance"].values())
+    assert "accepted" in fit.idata["sample_stats"].data_vars
+    # find_MAP start: close to the posterior mode, the same for every chain
+    start = fit.extras["start"]
+    order = np.argsort(start["means"][:, 0])
+    np.testing.assert_allclose(start["means"][order], TRUE_MEANS, atol=0.1)
+    aligned = relabel(fit, reference=TRUE_MEANS)
+    np.testing.assert_allclose(aligned.posterior_mean("means"), TRUE_MEANS, atol=0.2)
+    np.testing.assert_allclose(aligned.posterior_mean("weights"), [0.14, 0.86], atol=0.05)
+    assert fit.options["start"] == "map" and fit.options["random_seed"] == 1
+
+
+def test_compound_uses_nuts_for_the_means(compound):
+    fit = compound
+    _check_schema(fit)
+    assert fit.extras["sampler"]["steps"] == ["Metropolis: [weights_stickbreaking__]",
+                                              "NUTS: [means]"]
+    stats = fit.idata["sample_stats"].data_vars
+    assert {"diverging", "tree_depth", "accepted"} <= set(stats)
+    assert fit.extras["sampler"]["divergences"] == 0
+    aligned = relabel(fit, reference=TRUE_MEANS)
+    np.testing.assert_allclose(aligned.posterior_mean("means"), TRUE_MEANS, atol=0.2)
+
+
+def test_nuts_mixes_the_means_better_than_metropolis(per_variable, compound):
+    from ppl_mixtures.diagnostics import mcmc_summary
+
+    metropolis = mcmc_summary(relabel(per_variable, reference=TRUE_MEANS))
+    nuts_means = mcmc_summary(relabel(compound, reference=TRUE_MEANS))
+    ess = lambda s: s.table.loc[[i for i in s.table.index if i.startswith("means")],  # noqa: E731
+                                "ess_bulk"].min()
+    assert ess(nuts_means) > 1.5 * ess(metropolis)
+
+
+def test_blocked_ordered_learned_sd_from_prior(points):
+    spec = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=1.0,
+                       obs_sd="learned", ordered=True)
+    fit = pmx.fit(points, spec, engine="metropolis", blocked=True, start="prior",
+                  random_seed=3, draws=100, tune=100, chains=2, progressbar=False,
+                  log_likelihood=False)
+    post = fit.idata["posterior"]
+    assert post["obs_sd"].dims == ("chain", "draw", "component", "feature")
+    assert (fit.draws("obs_sd") > 0).all()
+    assert (np.diff(fit.draws("means")[..., 0], axis=-1) > 0).all()   # ordered in every draw
+    assert len(fit.extras["sampler"]["steps"]) == 1                   # one joint proposal
+    assert "log_likelihood" not in fit.idata.children
+    # each chain started at its own prior draw
+    assert fit.extras["start"]["means_first"][0] < fit.extras["start"]["means_first"][1]
+
+
+def test_same_seed_same_draws(points):
+    run = lambda: pmx.fit(points, SPEC, engine="metropolis", start="data", random_seed=7,  # noqa: E731
+                          draws=30, tune=30, chains=1, progressbar=False, log_likelihood=False)
+    np.testing.assert_array_equal(run().draws("means"), run().draws("means"))
+
+
+def test_bad_options_are_rejected(points):
+    with pytest.raises(ValueError, match="start: expected one of 'map', 'data', 'prior', got 'mode'"):
+        pmx.fit(points, SPEC, engine="metropolis", start="mode")
+    with pytest.raises(TypeError, match="blocked: expected True or False, got 'yes'"):
+        pmx.fit(points, SPEC, engine="metropolis", blocked="yes")
+    fixed = MixtureSpec(n_components=2, weights="fixed")
+    with pytest.raises(ValueError, match="compound: expected a spec with learned weights"):
+        pmx.fit(points, fixed, engine="metropolis", compound=True)
+    with pytest.raises(ValueError, match="draws: expected an integer >= 1, got 0"):
+        pmx.fit(points, SPEC, engine="metropolis", draws=0)
