@@ -1,0 +1,83 @@
+"""Engine "latent_gibbs": explicit z (CategoricalGibbsMetropolis) + NUTS/Metropolis for the rest."""
+
+import numpy as np
+import pytest
+
+import ppl_mixtures as pmx
+from ppl_mixtures import MixtureSpec, datasets, relabel
+from ppl_mixtures.density import mixture_logp
+from ppl_mixtures.diagnostics import responsibilities
+
+SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
+# Posterior means of seed 001's 100-point data (its Metropolis run; our NUTS agrees).
+TRUE_MEANS = np.array([[-0.79, -1.46], [0.81, 1.00]])
+
+
+@pytest.fixture(scope="module")
+def points():
+    return datasets.advi_notebook_points(100)
+
+
+@pytest.fixture(scope="module")
+def gibbs_nuts(points):
+    fit = pmx.fit(points, SPEC, engine="latent_gibbs", draws=250, tune=250, chains=2,
+                  random_seed=1, progressbar=False)
+    return relabel(fit, reference=TRUE_MEANS)
+
+
+def test_schema_and_sampler_info(gibbs_nuts):
+    fit = gibbs_nuts
+    post = fit.idata["posterior"]
+    assert post["means"].shape == (2, 250, 2, 2) and post["weights"].shape == (2, 250, 2)
+    assert post["z"].dims == ("chain", "draw", "obs") and post["z"].shape == (2, 250, 100)
+    assert set(np.unique(post["z"].values)) <= {0, 1}
+    assert fit.parameter_names() == ("means", "weights")     # z is not a model parameter
+    sampler = fit.extras["sampler"]
+    assert sampler["steps"] == ["CategoricalGibbsMetropolis: [z]", "NUTS: [weights, means]"]
+    assert 0 < sampler["z_switch_rate"] < 0.5
+    assert fit.engine == "latent_gibbs" and fit.timings.run > 0
+
+
+def test_posterior_matches_the_marginal_posterior(gibbs_nuts):
+    # z summed out or sampled: the parameters have the same posterior. A z step that
+    # ignores x (PyMC 6.4's proposal="proportional") gives two blurred components at the
+    # data mean with weights near 1/2, far outside these tolerances.
+    np.testing.assert_allclose(gibbs_nuts.posterior_mean("means"), TRUE_MEANS, atol=0.2)
+    np.testing.assert_allclose(gibbs_nuts.posterior_mean("weights"), [0.14, 0.86], atol=0.05)
+
+
+def test_z_frequencies_match_responsibilities(gibbs_nuts):
+    # Rao-Blackwell: the posterior frequency of z_i = k estimates p(z_i = k | x), which
+    # responsibilities() computes from the parameter draws alone; relabel maps z too.
+    z = gibbs_nuts.draws("z")
+    freq = np.stack([(z == k).mean(axis=(0, 1)) for k in range(2)], axis=1)
+    resp = responsibilities(gibbs_nuts)
+    assert np.abs(freq - resp).mean() < 0.05
+    assert np.abs(freq - resp).max() < 0.25
+
+
+def test_log_likelihood_is_the_marginal_density(gibbs_nuts, points):
+    ll = gibbs_nuts.idata["log_likelihood"]["x"].values
+    assert ll.shape == (2, 250, 100)
+    expected = mixture_logp(points, gibbs_nuts.draws("weights")[1, 7],
+                            gibbs_nuts.draws("means")[1, 7], 1.0)
+    np.testing.assert_allclose(ll[1, 7], expected, rtol=1e-12)
+
+
+def test_metropolis_for_the_parameters_without_z(points):
+    fit = pmx.fit(points, SPEC, engine="latent_gibbs", continuous_step="metropolis",
+                  keep_z=False, draws=60, tune=60, chains=1, random_seed=2, progressbar=False,
+                  log_likelihood=False)
+    assert "z" not in fit.idata["posterior"].data_vars
+    assert "log_likelihood" not in fit.idata.children
+    assert fit.extras["sampler"]["steps"][1] == "Metropolis: [weights, means]"
+    assert "accepted" in fit.idata["sample_stats"].data_vars
+    assert fit.options["continuous_step"] == "metropolis"
+
+
+def test_bad_options_are_rejected(points):
+    with pytest.raises(ValueError, match="continuous_step: expected one of 'nuts', 'metropolis', "
+                                         "got 'hmc'"):
+        pmx.fit(points, SPEC, engine="latent_gibbs", continuous_step="hmc")
+    with pytest.raises(TypeError, match="keep_z: expected True or False"):
+        pmx.fit(points, SPEC, engine="latent_gibbs", keep_z=1)
