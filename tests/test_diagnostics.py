@@ -142,3 +142,54 @@ def test_posterior_predictive_shape_seed_and_moments():
 def test_posterior_predictive_rejects_bad_n_draws():
     with pytest.raises(ValueError, match=r"n_draws: expected an integer <= 30, got 31"):
         diagnostics.posterior_predictive(_numpy_fit(), n_draws=31)
+
+
+# ---------------------------------------------------------------- on a real NUTS fit
+@pytest.fixture(scope="module")
+def nuts_fit():
+    import ppl_mixtures as pmx
+    from ppl_mixtures import datasets, relabel
+
+    points = datasets.advi_notebook_points(100)
+    spec = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
+    fit = pmx.fit(points, spec, engine="nuts", draws=200, tune=300, chains=2, cores=1,
+                  random_seed=5, progressbar=False)
+    return relabel(fit, reference=np.array([[-0.8, -1.5], [0.8, 1.0]]))
+
+
+def test_loo_on_a_nuts_fit(nuts_fit):
+    result = diagnostics.loo(nuts_fit)
+    assert result.n_data_points == 100
+    assert np.isfinite(result.elpd) and result.se > 0
+    assert (np.asarray(result.pareto_k) < 0.7).all()
+    # the stored log-likelihood is the marginal density of each point
+    ll = nuts_fit.idata["log_likelihood"]["x"].values
+    np.testing.assert_allclose(ll, diagnostics.log_likelihood(nuts_fit), rtol=1e-10)
+
+
+def test_responsibilities_of_a_nuts_fit_find_the_true_components(nuts_fit):
+    from ppl_mixtures import datasets
+
+    _, labels = datasets.advi_notebook_points(100, return_labels=True)
+    resp, sd = diagnostics.responsibilities(nuts_fit, return_sd=True)
+    np.testing.assert_allclose(resp.sum(1), 1.0, atol=1e-12)
+    # label 1 of the data is the component at (1, 1), our component 1 after relabeling
+    assert (resp.argmax(1) == labels).mean() > 0.9
+    assert sd.max() > 0.01   # points between the clusters are uncertain
+
+
+def test_pymc_posterior_predictive_on_a_nuts_fit_matches_numpy(nuts_fit):
+    import pymc as pm
+
+    from ppl_mixtures import models
+
+    model = models.build_marginal_model(nuts_fit.points, nuts_fit.spec)
+    pp = pm.sample_posterior_predictive(nuts_fit.idata, model=model, random_seed=1,
+                                        progressbar=False)
+    pymc_rep = np.asarray(pp["posterior_predictive"]["x"].values)
+    numpy_rep = diagnostics.posterior_predictive(nuts_fit, random_seed=1)
+    assert pymc_rep.shape == numpy_rep.shape == (2, 200, 100, 2)
+    # two samplers of the same predictive distribution: equal moments within MC error
+    np.testing.assert_allclose(pymc_rep.mean((0, 1, 2)), numpy_rep.mean((0, 1, 2)), atol=0.03)
+    np.testing.assert_allclose(pymc_rep.std((0, 1, 2)), numpy_rep.std((0, 1, 2)), atol=0.03)
+    np.testing.assert_allclose(numpy_rep.mean((0, 1, 2)), nuts_fit.points.mean(0), atol=0.2)
