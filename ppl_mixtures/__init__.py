@@ -7,6 +7,7 @@
 """
 
 from . import datasets
+from .compare import Comparison, compare
 from .diagnostics import responsibilities
 from .engines import available_engines
 from .fit import fit
@@ -17,12 +18,14 @@ from .spec import MixtureSpec
 __version__ = "0.1.0"
 
 __all__ = [
+    "Comparison",
     "ConvergenceWarning",
     "MixtureFit",
     "MixtureSpec",
     "Timings",
     "__version__",
     "available_engines",
+    "compare",
     "datasets",
     "fit",
     "relabel",

@@ -85,7 +85,7 @@ examples:
 
 # =========================================================================== output
 class _UI:
-    """Progress lines on stderr (rich), silent with --quiet; results go to stdout."""
+    """Progress lines on stderr (rich), silenced by --quiet; results always go to stdout."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
@@ -108,8 +108,7 @@ class _UI:
             self._console.print(message, markup=False)
 
     def result(self, text: str) -> None:
-        if not self.quiet:
-            print(text)
+        print(text)  # the answer itself is printed even with --quiet
 
 
 class _UsageError(ValueError):
@@ -204,7 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit one Gaussian mixture model with many inference engines (MCMC, "
                     "variational inference, EM) and compare their answers side by side.",
         epilog="Start with `ppl-mixtures demo`; then `ppl-mixtures compare --help`.")
-    parser.add_argument("--quiet", action="store_true", help="no progress output.")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress lines (results are still printed).")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback when something fails.")
     common = argparse.ArgumentParser(add_help=False)  # the same flags after the command

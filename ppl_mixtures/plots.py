@@ -361,7 +361,11 @@ def plot_trace(fit: MixtureFit, *, title: str | None = None) -> Figure:
     """ArviZ trace plot (marginal density per chain and the trace) of one fit."""
     import arviz as az
 
-    names = list(fit.parameter_names())
+    names = [n for n in fit.parameter_names() if np.ptp(fit.draws(n)) > 0]  # not fixed ones
+    if not names:
+        raise ValueError(f"fit: expected draws that vary, got a fit of {fit.engine!r} with "
+                         f"{fit.n_chains * fit.n_draws} constant draw(s). A trace plot needs "
+                         f"a sampler's or VI engine's draws.")
     pc = az.plot_trace_dist(fit.idata, var_names=names,
                             figure_kwargs={"figsize": (9.0, 1.9 * len(names) + 1.2)})
     fig = pc.viz["figure"].item()

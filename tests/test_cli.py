@@ -1,0 +1,218 @@
+"""The ppl-mixtures command, run in-process with the cheap engines (CAVI, EM)."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from ppl_mixtures import available_engines, cli, datasets
+from ppl_mixtures.spec import MixtureSpec
+
+CHEAP = [name for name in ("cavi", "em") if name in available_engines()]
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "points.csv"
+    points = datasets.advi_notebook_points(60)
+    np.savetxt(path, points, delimiter=",", header="x,y", comments="")
+    return path
+
+
+def run(argv, capsys):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_teaches(capsys):
+    code, out, _ = run(["compare", "--help"], capsys)
+    assert code == 0
+    for fragment in ("--standardize", "--obs-sd SD|learned", "examples:", "cavi",
+                     "point estimate"):
+        assert fragment in out
+    assert run([], capsys)[0] == 2  # a command is required
+
+
+def test_fit_prints_summary_and_writes_report(csv_path, tmp_path, capsys):
+    out_dir = tmp_path / "fit"
+    code, out, err = run(["fit", csv_path, "-k", 2, "--engine", "cavi", "--quick",
+                          "--random-seed", 3, "--out", out_dir], capsys)
+    assert code == 0, err
+    assert "MixtureFit(engine='cavi', K=2, D=2" in out
+    assert "cavi: done in" in err  # progress on stderr
+    report = (out_dir / "report.md").read_text()
+    assert f"ppl-mixtures fit {csv_path} -k 2 --engine cavi" in report
+    results = json.loads((out_dir / "results.json").read_text())
+    (dataset,) = results["datasets"].values()
+    assert dataset["engines"]["cavi"]["options"]["random_seed"] == 3
+
+
+def test_compare_tables_every_engine(csv_path, tmp_path, capsys):
+    out_dir = tmp_path / "cmp"
+    code, out, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", ",".join(CHEAP),
+                          "--reference", "cavi", "--quick", "--columns", "x,y",
+                          "--dirichlet-alpha", 0.5, "--out", out_dir], capsys)
+    assert code == 0, err
+    assert err == ""  # --quiet
+    for name in CHEAP:
+        assert f"| {name} |" in out
+    results = json.loads((out_dir / "results.json").read_text())
+    (dataset,) = results["datasets"].values()
+    assert set(dataset["engines"]) == set(CHEAP)
+    assert dataset["spec"]["dirichlet_alpha"] == 0.5
+    # the same folder again: refused before any fitting, and left as it was
+    code, _, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi", "--reference", "cavi",
+                        "--quiet", "--out", out_dir], capsys)
+    assert code == 2 and "--force" in err and err.count("\n") == 1
+
+
+def test_standardize_learned_sd_and_engine_warnings(csv_path, capsys):
+    code, out, err = run(["fit", csv_path, "-k", 2, "--engine", "cavi", "--standardize",
+                          "--obs-sd", "learned", "--option", "max_iter=5"], capsys)
+    assert code == 0, err
+    assert "obs_sd (mean)" in out and "converged: False after 5 iterations" in out
+    assert "cavi: warning:" in err  # the engine's ConvergenceWarning reaches the user
+
+
+BAD_FILES = {
+    "text": ("x,y\n1.0,2.0\n3.0,abc\n", "abc"),
+    "nan": ("x,y\n1.0,2.0\nnan,3.0\n4.0,1.0\n", "missing"),
+    "empty": ("", "empty"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
+def test_bad_files_exit_2_with_one_line(kind, tmp_path, capsys):
+    content, word = BAD_FILES[kind]
+    path = tmp_path / f"{kind}.csv"
+    path.write_text(content)
+    out_dir = tmp_path / "out"
+    code, _, err = run(["--quiet", "fit", path, "-k", 2, "--engine", "cavi", "--out", out_dir],
+                       capsys)
+    assert code == 2
+    assert err.startswith("ppl-mixtures: error: ") and err.count("\n") == 1
+    assert word in err.lower() and "Traceback" not in err
+    assert not out_dir.exists()
+
+
+def test_one_column_with_more_components_than_rows(tmp_path, capsys):
+    path = tmp_path / "one.csv"
+    path.write_text("1.0\n2.0\n")
+    code, _, err = run(["--quiet", "compare", path, "-k", 3, "--engines", "cavi",
+                        "--reference", "cavi", "--out", tmp_path / "out"], capsys)
+    assert code == 2 and "n_components" in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_path_unknown_engine_and_option(csv_path, tmp_path, capsys):
+    code, _, err = run(["--quiet", "fit", tmp_path / "nope.csv", "-k", 2, "--engine", "cavi"],
+                       capsys)
+    assert code == 2 and "nope.csv" in err and err.count("\n") == 1
+    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "magic"], capsys)
+    assert code == 2 and "engine: expected one of" in err
+    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi",
+                        "--option", "bogus=1"], capsys)
+    assert code == 2 and "unknown option(s) 'bogus'" in err
+    code, _, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi"], capsys)
+    assert code == 2 and "--reference: expected one of the engines to run (cavi)" in err
+
+
+def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
+    fit_module = sys.modules["ppl_mixtures.fit"]  # the attribute is the function
+    real_fit = fit_module.fit
+
+    def picky_fit(points, spec, engine="nuts", **options):
+        if engine == "nuts":  # never runs: stands in for an engine that declines the spec
+            raise NotImplementedError("nuts: cannot serve this spec; use cavi")
+        return real_fit(points, spec, engine=engine, **options)
+
+    monkeypatch.setattr(fit_module, "fit", picky_fit)
+    code, out, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi,nuts",
+                          "--reference", "cavi", "--quick"], capsys)
+    assert code == 0 and "not applicable: nuts: cannot serve this spec" in out
+    assert "nuts: not applicable" in err  # the progress line says so too
+    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "nuts"], capsys)
+    assert code == 2 and "cannot serve this spec" in err
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fit_module, "fit", broken)
+    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi"], capsys)
+    assert code == 1 and "internal error: RuntimeError: boom" in err and "--debug" in err
+    assert "Traceback" not in err
+    code, _, err = run(["--debug", "--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi"],
+                       capsys)
+    assert code == 1 and "Traceback" in err
+
+
+def test_demo_writes_every_dataset_section(tmp_path, capsys, monkeypatch):
+    small = [{"name": "blobs", "points": datasets.advi_notebook_points(40), "large": False,
+              "spec": MixtureSpec(n_components=2, dirichlet_alpha=0.1), "about": ""},
+             {"name": "line", "points": datasets.three_clusters_1d()[0][::20], "large": True,
+              "spec": MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed"),
+              "about": ""}]
+    real_plan = cli.demo_plan
+    monkeypatch.setattr(cli, "demo_datasets", lambda: small)
+    monkeypatch.setattr(cli, "demo_plan", lambda large, quick, seed: [
+        (name, opts) for name, opts in real_plan(large, quick, seed) if name in CHEAP])
+    out_dir = tmp_path / "demo"
+    code, out, err = run(["demo", "--quick", "--out", out_dir], capsys)
+    assert code == 0, err
+    assert out.startswith("| dataset | engine |")
+    for name in CHEAP:
+        assert f"| blobs | {name} |" in out and f"| line | {name} |" in out
+    report = (out_dir / "report.md").read_text()
+    assert "## blobs" in report and "## line" in report
+    assert f"ppl-mixtures demo --quick --out {out_dir}" in report
+    code, _, err = run(["demo", "--quick", "--out", out_dir], capsys)
+    assert code == 2 and "--force" in err
+
+
+def test_demo_plan_uses_the_registry():
+    plan = dict(cli.demo_plan(large=False, quick=True, seed=4))
+    assert list(plan) == list(available_engines())
+    for options in plan.values():
+        assert options.get("random_seed", 4) == 4
+        assert options.get("progressbar", False) is False
+    large = dict(cli.demo_plan(large=True, quick=False, seed=None))
+    registry = available_engines()
+    assert set(large) == {n for n, e in registry.items() if e.scalable} | {"nuts"}
+    for name, engine in registry.items():
+        if name in large:
+            for key, value in engine.large_data_options.items():
+                assert large[name][key] == value
+
+
+def test_bench_runs_a_benchmarks_folder(tmp_path, capsys):
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "bench_toy.py").write_text(
+        'NAME = "toy"\n\ndef run(quick=False):\n    return f"# toy\\nquick={quick}"\n')
+    (folder / "helper.py").write_text("raise RuntimeError('not a benchmark')\n")
+    code, _, err = run(["--quiet", "bench", "--quick", "--dir", folder], capsys)
+    assert code == 0, err
+    assert (tmp_path / "reports" / "benchmarks" / "toy.md").read_text() == "# toy\nquick=True\n"
+    code, _, err = run(["--quiet", "bench", "--dir", tmp_path / "absent"], capsys)
+    assert code == 2 and "expected a benchmarks folder" in err
+    code, _, err = run(["--quiet", "bench", "--dir", folder, "--only", "nope"], capsys)
+    assert code == 2 and "--only" in err
+
+
+def test_engines_lists_the_registry(capsys):
+    code, out, _ = run(["engines"], capsys)
+    assert code == 0
+    for name in available_engines():
+        assert out.count(f"{name} [") >= 1
+
+
+def test_module_entry_point(capsys, monkeypatch):
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["ppl_mixtures", "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("ppl_mixtures", run_name="__main__")
+    assert exit_.value.code == 0
+    assert "usage: ppl-mixtures" in capsys.readouterr().out
