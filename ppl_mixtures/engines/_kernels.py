@@ -41,8 +41,18 @@ import numba
 import numpy as np
 from scipy.special import logsumexp
 
-__all__ = ["BACKENDS", "PARALLEL_MIN_SAMPLES", "PassStats", "kmeans_plusplus", "one_pass", "pass_numba",
-           "pass_numpy", "random_points", "warm_up"]
+__all__ = [
+    "BACKENDS",
+    "PARALLEL_MIN_SAMPLES",
+    "PassStats",
+    "hard_assignment_stats",
+    "kmeans_plusplus",
+    "one_pass",
+    "pass_numba",
+    "pass_numpy",
+    "random_points",
+    "warm_up",
+]
 
 BACKENDS = ("numba", "numpy")
 
@@ -279,13 +289,16 @@ def pass_numba(points, log_const, centers, precisions) -> PassStats:
     return PassStats(counts, sum_dev, sum_sq_dev, float(scalars[0]), float(scalars[1]))
 
 
-def warm_up(n_features: int, n_components: int) -> None:
-    """Compile (first run of a fresh install, ~10-20 s) or load (~0.1 s) the numba pass."""
+def warm_up(n_samples: int, n_features: int, n_components: int) -> None:
+    """Compile (first run of a fresh install) or load (~0.1 s) the pass ``n_samples`` uses.
+
+    First compilation costs ~5 s for the one-thread pass and ~15 s for the parallel one
+    (2 shared cores); ``cache=True`` keeps the machine code for later processes.
+    """
     points = np.zeros((2, n_features))
     centers = np.zeros((n_components, n_features))
-    args = (points, np.zeros(n_components), centers, -0.5 * np.ones_like(centers), _CHUNK)
-    _pass_serial(*args)
-    _pass_parallel(*args)
+    run = _pass_parallel if n_samples >= PARALLEL_MIN_SAMPLES else _pass_serial
+    run(points, np.zeros(n_components), centers, -0.5 * np.ones_like(centers), _CHUNK)
 
 
 _PASSES = {"numba": pass_numba, "numpy": pass_numpy}
@@ -326,6 +339,24 @@ def kmeans_plusplus(points: np.ndarray, n_components: int,
 
 
 INITS = {"random_points": random_points, "kmeans++": kmeans_plusplus}
+
+
+def hard_assignment_stats(points: np.ndarray, centers: np.ndarray) -> PassStats:
+    """PassStats of r_ik = [k = argmin_j |x_i - c_j|^2] (no N x K array beyond one block)."""
+    n_components, n_features = centers.shape
+    counts = np.zeros(n_components)
+    sum_dev = np.zeros((n_components, n_features))
+    sum_sq_dev = np.zeros((n_components, n_features))
+    for start in range(0, points.shape[0], 65_536):
+        block = points[start:start + 65_536]
+        dist = ((block[:, None, :] - centers[None]) ** 2).sum(axis=2)
+        label = dist.argmin(axis=1)
+        dev = block - centers[label]
+        counts += np.bincount(label, minlength=n_components)
+        for d in range(n_features):
+            sum_dev[:, d] += np.bincount(label, dev[:, d], minlength=n_components)
+            sum_sq_dev[:, d] += np.bincount(label, dev[:, d] ** 2, minlength=n_components)
+    return PassStats(counts, sum_dev, sum_sq_dev, 0.0, 0.0)
 
 
 # ----------------------------------------------------------------- restarts and progress

@@ -210,26 +210,9 @@ def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = Non
         variances = spec.known_obs_sd(n_features) ** 2
     weights = spec.fixed_weight_values()
     start = EmState(weights, centers, variances, -np.inf, 0)
-    stats = _hard_assignment_stats(points, centers)
+    stats = kernels.hard_assignment_stats(points, centers)
     weights, means, variances = _m_step(stats, start, spec, prior, reg_covar)
     return EmState(weights, means, variances, -np.inf, 0)
-
-
-def _hard_assignment_stats(points: np.ndarray, centers: np.ndarray) -> kernels.PassStats:
-    """PassStats of r_ik = [k = argmin_j |x_i - c_j|^2], in blocks of 65536 points."""
-    n_components, n_features = centers.shape
-    counts = np.zeros(n_components)
-    sum_dev = np.zeros((n_components, n_features))
-    sum_sq_dev = np.zeros((n_components, n_features))
-    for start in range(0, points.shape[0], 65_536):
-        block = points[start:start + 65_536]
-        label = ((block[:, None, :] - centers[None]) ** 2).sum(axis=2).argmin(axis=1)
-        dev = block - centers[label]
-        counts += np.bincount(label, minlength=n_components)
-        for d in range(n_features):
-            sum_dev[:, d] += np.bincount(label, dev[:, d], minlength=n_components)
-            sum_sq_dev[:, d] += np.bincount(label, dev[:, d] ** 2, minlength=n_components)
-    return kernels.PassStats(counts, sum_dev, sum_sq_dev, 0.0, 0.0)
 
 
 def step(points: np.ndarray, spec: MixtureSpec, state: EmState, *, prior: str = "none",
@@ -326,7 +309,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     seeds = kernels.restart_seeds(random_seed, n_init)
     with stopwatch() as build:
         if backend == "numba":  # compile, or load the cached machine code, outside the timing
-            kernels.warm_up(points.shape[1], spec.n_components)
+            kernels.warm_up(*points.shape, spec.n_components)
     runs = []
     with stopwatch() as run, kernels.progress_bar(progressbar) as progress:
         for seed in seeds:

@@ -1,0 +1,224 @@
+"""CAVI: the ELBO's invariants and constants, its bound on the exact evidence, the fused kernel."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.special import logsumexp, xlogy
+from scipy.stats import dirichlet, gamma, norm
+
+import ppl_mixtures
+from ppl_mixtures import ConvergenceWarning, MixtureSpec, datasets
+from ppl_mixtures.engines import _conjugate as conj
+from ppl_mixtures.engines import _kernels as kernels
+from ppl_mixtures.engines import cavi
+from ppl_mixtures.evidence import exact_log_evidence
+
+
+def _problem(seed, n_samples, n_features, n_components, dirichlet_weights, learned):
+    """Random clustered data and a random spec of the requested kind."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, 4.0, size=(n_components, n_features))
+    labels = rng.integers(n_components, size=n_samples)
+    points = centers[labels] + rng.gamma(2.0, 0.5, size=n_features) * rng.normal(
+        size=(n_samples, n_features))
+    spec = MixtureSpec(
+        n_components=n_components,
+        mean_prior_mean=tuple(rng.normal(0.0, 1.0, n_features)),
+        mean_prior_sd=tuple(rng.uniform(0.5, 5.0, n_features)),
+        weights="dirichlet" if dirichlet_weights else "fixed",
+        dirichlet_alpha=tuple(rng.uniform(0.3, 3.0, n_components)),
+        obs_sd="learned" if learned else tuple(rng.uniform(0.5, 2.0, n_features)),
+        precision_prior_shape=float(rng.uniform(1.0, 4.0)),
+        precision_prior_rate=float(rng.uniform(0.5, 4.0)))
+    return points, spec
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_features=st.integers(1, 3),
+       n_components=st.integers(1, 4), dirichlet_weights=st.booleans(), learned=st.booleans())
+def test_elbo_never_decreases(seed, n_features, n_components, dirichlet_weights, learned):
+    points, spec = _problem(seed, 40, n_features, n_components, dirichlet_weights, learned)
+    state = cavi.init(points, spec, random_seed=seed, init="random_points")
+    trace = []
+    for _ in range(15):
+        state, info = cavi.step(points, spec, state)
+        trace.append(info.elbo)
+    trace = np.array(trace)
+    assert np.all(np.isfinite(trace))
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+
+
+def _responsibilities(points, spec, params):
+    expect = conj.expectations(params, spec)
+    log_rho = kernels.log_rho(points, conj.log_rho_constants(params, expect), params.mean_loc,
+                              expect.prec)
+    return np.exp(log_rho - logsumexp(log_rho, axis=1, keepdims=True))
+
+
+def _monte_carlo_elbo(points, spec, resp, params, n_draws, rng):
+    """E_q[log p(x, z, mu, w, tau) - log q(z, mu, w, tau)] with scipy densities: z summed
+    exactly, the global variables by Monte Carlo. Returns (estimate, standard error)."""
+    n_components, n_features = params.mean_loc.shape
+    mu = rng.normal(params.mean_loc, np.sqrt(params.mean_var),
+                    size=(n_draws, n_components, n_features))
+    log_ratio = (norm.logpdf(mu, spec.prior_mean(n_features), spec.prior_sd(n_features))
+                 - norm.logpdf(mu, params.mean_loc, np.sqrt(params.mean_var))).sum(axis=(1, 2))
+    if params.weight_conc is not None:
+        w = rng.dirichlet(params.weight_conc, size=n_draws)
+        log_ratio += dirichlet.logpdf(w.T, spec.alpha()) - dirichlet.logpdf(w.T, params.weight_conc)
+    else:
+        w = np.full((n_draws, n_components), 1.0 / n_components)
+    if params.prec_shape is not None:
+        tau = rng.gamma(params.prec_shape, 1.0 / params.prec_rate,
+                        size=(n_draws, n_components, n_features))
+        log_ratio += (gamma.logpdf(tau, spec.precision_prior_shape,
+                                   scale=1.0 / spec.precision_prior_rate)
+                      - gamma.logpdf(tau, params.prec_shape,
+                                     scale=1.0 / params.prec_rate)).sum(axis=(1, 2))
+    else:
+        tau = np.broadcast_to(spec.known_obs_sd(n_features) ** -2.0, mu.shape)
+    comp = norm.logpdf(points[None, :, None, :], mu[:, None], tau[:, None] ** -0.5).sum(-1)
+    log_lik = np.einsum("nk,snk->s", resp, comp + np.log(w)[:, None, :])
+    values = log_lik + log_ratio - xlogy(resp, resp).sum()
+    return values.mean(), values.std() / np.sqrt(n_draws)
+
+
+@pytest.mark.parametrize("dirichlet_weights,learned", [(False, False), (True, False),
+                                                       (True, True), (False, True)])
+def test_elbo_keeps_every_constant(dirichlet_weights, learned):
+    # the closed-form ELBO equals a Monte Carlo average of log p - log q built from scipy
+    # densities: a dropped constant (e.g. 1/2 log 2 pi per point) would be ~10 SE off
+    points, spec = _problem(11, 15, 2, 3, dirichlet_weights, learned)
+    state = cavi.init(points, spec, random_seed=2)
+    for _ in range(3):
+        previous = state
+        state, _ = cavi.step(points, spec, state)
+    resp = _responsibilities(points, spec, previous.params)   # the q(z) of the last step
+    estimate, se = _monte_carlo_elbo(points, spec, resp, state.params, 20_000,
+                                     np.random.default_rng(0))
+    assert abs(estimate - state.elbo) < 4 * se + 1e-9
+    assert se < 0.2
+
+
+@pytest.mark.parametrize("spec", [
+    MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed"),
+    MixtureSpec(n_components=2, mean_prior_sd=5.0, dirichlet_alpha=1.0),
+    MixtureSpec(n_components=2, mean_prior_mean=1.0, mean_prior_sd=(3.0, 1.0), weights="fixed",
+                dirichlet_alpha=0.5, obs_sd=(1.0, 0.5)),
+])
+def test_elbo_is_below_the_exact_evidence_and_close_when_separated(spec):
+    rng = np.random.default_rng(4)
+    n_features = len(spec.mean_prior_sd) if isinstance(spec.mean_prior_sd, tuple) else 1
+    centers = np.array([-8.0, 0.0, 8.0])[:spec.n_components, None] * np.ones(n_features)
+    points = centers[np.arange(9) % spec.n_components] + 0.5 * rng.normal(size=(9, n_features))
+    log_evidence = exact_log_evidence(points, spec)
+    fitted = cavi.fit(points, spec, random_seed=0, n_init=4, progressbar=False)
+    # CAVI's q covers one of the K! label-permuted modes: the bound sits log K! below
+    log_k_factorial = np.sum(np.log(np.arange(1, spec.n_components + 1)))
+    assert fitted.final_elbo <= log_evidence
+    assert fitted.final_elbo >= log_evidence - log_k_factorial - 0.1
+    assert all(r["elbo"] <= log_evidence for r in fitted.extras["restarts"])
+
+
+def test_recovers_seed_000_means():
+    points, _ = datasets.three_clusters_1d(random_seed=0)
+    spec = MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed")  # seed 000's model
+    fitted = ppl_mixtures.fit(points, spec, engine="cavi", random_seed=1, n_init=2,
+                              progressbar=False)
+    means = np.sort(fitted.extras["variational_params"]["mean_loc"][:, 0])
+    np.testing.assert_allclose(means, [-10.0, 0.25, 5.0], atol=0.15)
+    assert fitted.converged
+    # q(mu) sd is 1/sqrt(1/sigma^2 + N_k), about 1/sqrt(333)
+    np.testing.assert_allclose(fitted.extras["variational_params"]["mean_var"], 1 / 333, rtol=0.05)
+
+
+@pytest.mark.parametrize("n_features,n_components", [(1, 1), (2, 3), (3, 5)])
+def test_fused_kernel_equals_numpy_reference(n_features, n_components):
+    rng = np.random.default_rng(n_features)
+    points = rng.normal(size=(40_000, n_features)) * 3.0
+    points[:5] = 1e7                                   # far-out points
+    points[5:50] = points[50]                          # duplicates
+    centers = rng.normal(size=(n_components, n_features))
+    log_const = rng.normal(size=n_components)
+    log_const[0] -= 800.0                              # responsibilities that underflow
+    precisions = rng.uniform(0.1, 3.0, size=(n_components, n_features))
+    fast = kernels.pass_numba(points, log_const, centers, precisions)
+    slow = kernels.pass_numpy(points, log_const, centers, precisions)
+    for name, a, b in zip(fast._fields, fast, slow, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12 * points.shape[0], err_msg=name)
+
+
+def test_parallel_and_serial_passes_are_identical():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(50_000, 2))
+    args = (points, np.zeros(3), rng.normal(size=(3, 2)), -0.5 * np.ones((3, 2)), 4096)
+    for a, b in zip(kernels._pass_parallel(*args), kernels._pass_serial(*args), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_backends_give_the_same_fit():
+    points, spec = _problem(3, 300, 2, 3, True, True)
+    fits = [cavi.fit(points, spec, random_seed=5, backend=b, progressbar=False)
+            for b in ("numba", "numpy")]
+    np.testing.assert_allclose(fits[0].elbo, fits[1].elbo, rtol=1e-10)
+
+
+def test_fit_result_schema_and_reproducibility():
+    points, spec = _problem(8, 200, 2, 3, True, True)
+    a = cavi.fit(points, spec, random_seed=3, n_init=3, n_draws=50, progressbar=False)
+    b = cavi.fit(points, spec, random_seed=3, n_init=3, n_draws=50, progressbar=False)
+    post = a.idata["posterior"]
+    assert post["means"].shape == (1, 50, 3, 2)
+    assert post["weights"].shape == (1, 50, 3)
+    assert post["obs_sd"].shape == (1, 50, 3, 2)
+    np.testing.assert_array_equal(a.draws("means"), b.draws("means"))
+    assert a.extras["elbo_final"] == a.elbo[-1] == max(r["elbo"] for r in a.extras["restarts"])
+    assert a.extras["elbo_final_se"] == 0.0
+    assert len(a.extras["restarts"]) == 3
+    assert set(a.extras["variational_params"]) == {"mean_loc", "mean_var", "weight_conc",
+                                                   "prec_shape", "prec_rate"}
+    # the q draws have the q moments
+    vp = a.extras["variational_params"]
+    np.testing.assert_allclose(a.posterior_mean("weights"), vp["weight_conc"] / vp["weight_conc"].sum(),
+                               atol=0.05)
+
+
+def test_ordered_spec_sorts_components():
+    points, _ = datasets.three_clusters_1d(random_seed=2)
+    spec = MixtureSpec(n_components=3, mean_prior_sd=10.0, ordered=True)
+    fitted = cavi.fit(points[:, None], spec, random_seed=0, progressbar=False)
+    assert np.all(np.diff(fitted.extras["variational_params"]["mean_loc"][:, 0]) > 0)
+
+
+def test_convergence_warning_says_what_to_try():
+    points, spec = _problem(1, 100, 1, 2, True, False)
+    with pytest.warns(ConvergenceWarning, match=r"cavi: the ELBO did not converge in "
+                                                r"max_iter=2 sweeps.*Increase max_iter"):
+        fitted = cavi.fit(points, spec, max_iter=2, random_seed=0, progressbar=False)
+    assert not fitted.converged
+
+
+def test_degenerate_data_give_no_nan():
+    # far-out points, duplicates, and more components than clusters (some empty)
+    points = np.concatenate([np.full((30, 2), 3.0), [[1e6, -1e6]], np.zeros((30, 2))])
+    for obs_sd in (1.0, "learned"):
+        spec = MixtureSpec(n_components=5, mean_prior_sd=2.0, obs_sd=obs_sd)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = cavi.fit(points, spec, random_seed=0, max_iter=50, n_draws=20,
+                              progressbar=False)
+        assert np.all(np.isfinite(fitted.elbo))
+        for value in fitted.extras["variational_params"].values():
+            assert np.all(np.isfinite(value))
+
+
+def test_bad_options_are_named():
+    points, spec = _problem(1, 20, 1, 2, True, False)
+    with pytest.raises(ValueError, match="backend: expected one of 'numba', 'numpy', got 'gpu'"):
+        cavi.fit(points, spec, backend="gpu", progressbar=False)
+    with pytest.raises(ValueError, match="init: expected one of 'random_points', 'kmeans\\+\\+'"):
+        cavi.fit(points, spec, init="kmeans", progressbar=False)
+    with pytest.raises(TypeError, match=r"unknown option.*'batch_size'"):
+        ppl_mixtures.fit(points, spec, engine="cavi", batch_size=10)
