@@ -146,6 +146,14 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, chains: int
     it equals log p(x) of the unordered model. PyMC's own log density of an ordered model
     is *not* renormalized (its prior mass is 1/K!), so an ELBO computed on that model bounds
     log p(x) - log K!, not log p(x).
+
+    Prefer ``ordered=True`` for evidence. Without it the posterior has K! label modes, the
+    default independent-Metropolis kernel fits one Gaussian proposal to all of them, and the
+    particles tend to settle in one mode: the estimate is then low by up to log K!. Measured
+    on seed 001's data (K=2, 1000 particles, 2 chains): ordered -320.80 +- 0.05 nats,
+    unordered -321.89 +- 0.47 (CAVI's ELBO: -322.09). On standardized Old Faithful with
+    learned sds, 300 particles were ~3 nats low and 2000 particles ~1 nat: use enough
+    particles, and read ``log_evidence_se``.
     """
     import pymc as pm
 
@@ -162,6 +170,9 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, chains: int
                    correlation_threshold=correlation_threshold, random_seed=random_seed,
                    progressbar=progressbar, log_likelihood=log_likelihood)
 
+    if not spec.ordered and spec.n_components > 1:
+        logger.info("smc: ordered=False; the log evidence can be low by up to log K! when the "
+                    "particles settle in one label mode. MixtureSpec(ordered=True) avoids it.")
     with stopwatch() as build:
         pm_model = models.build_marginal_model(points, spec)
         start = _ordered_start(pm_model, draws, chains, random_seed) if spec.ordered else None
