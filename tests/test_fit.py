@@ -40,6 +40,7 @@ def recorder(monkeypatch):
         "other": Engine(name="other", fit=rec.fit, summary="same", family="mcmc"),
     }
     monkeypatch.setattr(engines_module, "_REGISTRY", registry)
+    monkeypatch.setattr(engines_module, "_IMPORT_ERRORS", {})
     return rec
 
 
@@ -131,13 +132,16 @@ def test_engine_record_is_frozen():
     assert engine.scalable is False and dict(engine.large_data_options) == {}
 
 
-def test_every_registered_engine_honours_the_contract():
-    """The real registry: options keyword-only, quick/large options valid, unique names."""
+def test_every_registered_engine_honours_the_contract(monkeypatch):
+    """The real registry: every module imports, options keyword-only, quick/large options
+    valid, unique names."""
     import inspect
 
     from ppl_mixtures.validation import check_engine_options
 
+    monkeypatch.setattr(engines_module, "_IMPORT_ERRORS", {})
     registry = engines_module._discover()
+    assert engines_module._IMPORT_ERRORS == {}
     assert registry, "no engine registered"
     for name, engine in registry.items():
         assert engine.name == name and engine.family in ("mcmc", "vi", "point")
