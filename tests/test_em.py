@@ -1,0 +1,141 @@
+"""EM: monotone objective, scikit-learn's GaussianMixture as the oracle, closed-form cases."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.mixture import GaussianMixture
+
+import ppl_mixtures
+from ppl_mixtures import ConvergenceWarning, MixtureSpec, datasets
+from ppl_mixtures.engines import em
+
+
+def _points(seed, n_samples=300, n_features=2, n_components=3):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, 3.0, size=(n_components, n_features))
+    scales = rng.uniform(0.3, 1.5, size=(n_components, n_features))
+    labels = rng.integers(n_components, size=n_samples)
+    return centers[labels] + scales[labels] * rng.normal(size=(n_samples, n_features))
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_features=st.integers(1, 3),
+       n_components=st.integers(1, 4), prior=st.sampled_from(["none", "map"]),
+       learned=st.booleans(), dirichlet_weights=st.booleans())
+def test_objective_never_decreases(seed, n_features, n_components, prior, learned,
+                                   dirichlet_weights):
+    points = _points(seed, 60, n_features, n_components)
+    spec = MixtureSpec(n_components=n_components, mean_prior_sd=2.0, dirichlet_alpha=0.7,
+                       weights="dirichlet" if dirichlet_weights else "fixed",
+                       obs_sd="learned" if learned else 1.3)
+    state = em.init(points, spec, random_seed=seed, init="random_points", prior=prior)
+    trace = []
+    for _ in range(15):
+        state, info = em.step(points, spec, state, prior=prior)
+        trace.append(info.objective)
+    trace = np.array(trace)
+    assert np.all(np.isfinite(trace))
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:]))
+
+
+@pytest.mark.parametrize("points", [_points(0), datasets.three_clusters_2d(random_seed=1)[0]],
+                         ids=["random", "seed002"])
+def test_matches_sklearn_gaussian_mixture_from_the_same_start(points):
+    spec = MixtureSpec(n_components=3, obs_sd="learned")  # seed 002: ML, learned diagonal
+    fitted = em.fit(points, spec, random_seed=1, tol=1e-12, max_iter=5000, progressbar=False)
+    # the restart's seed reproduces its start (the fit's init is em.init with that seed)
+    start = em.init(points, spec, random_seed=fitted.extras["restarts"][0]["random_seed"])
+    gm = GaussianMixture(3, covariance_type="diag", reg_covar=1e-6, tol=1e-12, max_iter=5000,
+                         means_init=start.means, weights_init=start.weights,
+                         precisions_init=1.0 / start.variances).fit(points)
+    state = start
+    for _ in range(gm.n_iter_):   # sklearn: n_iter_ E+M steps from the given parameters
+        state, info = em.step(points, spec, state)
+    np.testing.assert_allclose(state.means, gm.means_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(state.variances, gm.covariances_, rtol=1e-8)
+    np.testing.assert_allclose(state.weights, gm.weights_, rtol=1e-8)
+    # sklearn's lower_bound_ is the mean log-likelihood of the last E-step
+    assert info.log_lik / len(points) == pytest.approx(gm.lower_bound_, rel=1e-8)
+    assert fitted.extras["log_lik_final"] == pytest.approx(gm.score(points) * len(points),
+                                                           rel=1e-8)
+
+
+def test_one_component_closed_forms():
+    points = _points(4, 200, 2, 1)
+    ml = em.fit(points, MixtureSpec(n_components=1, obs_sd="learned"), reg_covar=1e-6,
+                random_seed=0, progressbar=False)
+    np.testing.assert_allclose(ml.posterior_mean("means"), points.mean(axis=0)[None], rtol=1e-12)
+    np.testing.assert_allclose(ml.extras["variances"], points.var(axis=0)[None] + 1e-6,
+                               rtol=1e-10)
+    # MAP with known sd: the conjugate posterior mean (Bishop 2006, eq. 2.141)
+    spec = MixtureSpec(n_components=1, mean_prior_mean=(1.0, -2.0), mean_prior_sd=(0.1, 0.5),
+                       obs_sd=(2.0, 1.0))
+    fitted = em.fit(points, spec, prior="map", random_seed=0, progressbar=False)
+    prior_prec = np.array([0.1, 0.5]) ** -2.0
+    data_prec = len(points) / np.array([2.0, 1.0]) ** 2
+    expected = ((np.array([1.0, -2.0]) * prior_prec + data_prec * points.mean(axis=0))
+                / (prior_prec + data_prec))
+    np.testing.assert_allclose(fitted.posterior_mean("means")[0], expected, rtol=1e-10)
+
+
+def test_known_sd_and_fixed_weights_stay_fixed():
+    points = _points(5)
+    spec = MixtureSpec(n_components=3, weights="fixed", obs_sd=(0.7, 1.2))
+    fitted = em.fit(points, spec, random_seed=0, progressbar=False)
+    assert "obs_sd" not in fitted.idata["posterior"]
+    np.testing.assert_array_equal(fitted.posterior_mean("weights"), np.full(3, 1 / 3))
+    np.testing.assert_allclose(fitted.extras["variances"], np.array([[0.49, 1.44]] * 3), rtol=1e-15)
+
+
+def test_fit_result_schema():
+    points = _points(6)
+    fitted = ppl_mixtures.fit(points, MixtureSpec(n_components=3, obs_sd="learned"),
+                              engine="em", random_seed=2, n_init=3, progressbar=False)
+    post = fitted.idata["posterior"]
+    assert post["means"].shape == (1, 1, 3, 2)
+    assert post["weights"].shape == (1, 1, 3)
+    np.testing.assert_allclose(post["obs_sd"].values[0, 0] ** 2, fitted.extras["variances"])
+    assert fitted.elbo is None
+    assert fitted.extras["objective"] == "log_lik"
+    best = max(fitted.extras["restarts"], key=lambda r: r["objective"])
+    assert fitted.extras["objective_final"] == best["objective"]
+    assert len(fitted.extras["restarts"]) == 3
+    again = ppl_mixtures.fit(points, MixtureSpec(n_components=3, obs_sd="learned"),
+                             engine="em", random_seed=2, n_init=3, progressbar=False)
+    np.testing.assert_array_equal(fitted.draws("means"), again.draws("means"))
+
+
+def test_backends_agree():
+    points = _points(7)
+    spec = MixtureSpec(n_components=3, obs_sd="learned")
+    a, b = (em.fit(points, spec, random_seed=0, backend=be, progressbar=False)
+            for be in ("numba", "numpy"))
+    np.testing.assert_allclose(a.extras["log_lik"], b.extras["log_lik"], rtol=1e-10)
+
+
+def test_degenerate_data_give_no_nan():
+    # duplicates (a component can collapse onto them), an emptied component, a far-out point
+    points = np.concatenate([np.full((20, 2), 3.0), [[1e8, -1e8]], _points(8, 40)])
+    for prior in ("none", "map"):
+        spec = MixtureSpec(n_components=5, obs_sd="learned")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = em.fit(points, spec, prior=prior, random_seed=0, max_iter=100,
+                            progressbar=False)
+        assert np.all(np.isfinite(fitted.extras["log_lik"]))
+        for name in ("means", "weights", "obs_sd"):
+            assert np.all(np.isfinite(fitted.draws(name)))
+
+
+def test_convergence_warning_and_bad_options():
+    points = _points(9)
+    spec = MixtureSpec(n_components=3, obs_sd="learned")
+    with pytest.warns(ConvergenceWarning, match=r"em: the objective did not converge in "
+                                                r"max_iter=2 .*Increase max_iter"):
+        em.fit(points, spec, max_iter=2, random_seed=0, progressbar=False)
+    with pytest.raises(ValueError, match="prior: expected one of 'none', 'map', got 'ml'"):
+        em.fit(points, spec, prior="ml", progressbar=False)
+    with pytest.raises(ValueError, match=r"reg_covar: expected a finite number >= 0, got -1.0"):
+        em.fit(points, spec, reg_covar=-1.0, progressbar=False)
