@@ -590,19 +590,22 @@ def _one_line(err: BaseException) -> str:
 
 @contextmanager
 def _quiet_library_logs(debug: bool) -> Iterator[None]:
-    """PyMC's INFO/WARNING chatter off (its advice is in the report); kept with --debug."""
+    """Library log records up to WARNING off (PyMC's chatter; its advice is in the report).
+
+    ``logging.disable`` rather than logger levels: PyMC resets its logger's level when it
+    is imported, which happens lazily inside the command. Kept with ``--debug``.
+    """
     import logging
 
-    loggers = [logging.getLogger(name) for name in ("pymc", "pytensor", "arviz")]
-    levels = [lg.level for lg in loggers]
-    if not debug:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
+    if debug:
+        yield
+        return
+    previous = logging.root.manager.disable
+    logging.disable(logging.WARNING)
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
+        logging.disable(previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
