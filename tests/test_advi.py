@@ -1,0 +1,276 @@
+"""Tests of the ADVI engines (mean-field and full-rank).
+
+Compiled objectives are shared through module fixtures; every fit is small (N <= 200,
+a few thousand iterations). Oracles: the exact log evidence (enumeration), a numpy ELBO
+from scipy densities and our numpy transforms, PyTensor's own transforms, a minibatch
+model without ``total_size`` built here with plain PyMC.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from ppl_mixtures import MixtureSpec, fit
+from ppl_mixtures.datasets import advi_notebook_points
+from ppl_mixtures.density import mixture_logp
+from ppl_mixtures.engines import advi
+from ppl_mixtures.engines._advi_objective import get_objective
+from ppl_mixtures.evidence import exact_log_evidence
+from ppl_mixtures.transforms import stick_breaking_backward, stick_breaking_log_jac_det
+
+SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=1.0, obs_sd=1.0)
+SMALL = dict(n_iter=3000, draws=400, elbo_draws=400, progressbar=False, random_seed=3)
+
+
+@pytest.fixture(scope="module")
+def points():
+    return advi_notebook_points(n_samples=12)  # 2^12 assignments: exact evidence is cheap
+
+
+@pytest.fixture(scope="module")
+def mean_field(points):
+    return fit(points, SPEC, engine="advi", **SMALL)
+
+
+@pytest.fixture(scope="module")
+def full_rank(points):
+    return fit(points, SPEC, engine="fullrank_advi", **SMALL)
+
+
+# --------------------------------------------------------------------------- schema
+@pytest.mark.parametrize("name", ["mean_field", "full_rank"])
+def test_shared_schema(name, request, points):
+    result = request.getfixturevalue(name)
+    post = result.idata["posterior"]
+    assert post["means"].dims == ("chain", "draw", "component", "feature")
+    assert post["weights"].dims == ("chain", "draw", "component")
+    assert post["means"].shape == (1, SMALL["draws"], 2, 2)
+    np.testing.assert_allclose(post["weights"].values.sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(result.points, points)
+    assert result.engine == {"mean_field": "advi", "full_rank": "fullrank_advi"}[name]
+    assert result.n_iter == SMALL["n_iter"] == result.elbo.size
+    assert np.all(np.isfinite(result.elbo))
+    for key in ("elbo_final", "elbo_final_se", "restarts", "approximation", "back_transform",
+                "covariance", "correlation"):
+        assert key in result.extras
+
+
+# --------------------------------------------------------------------------- ELBO
+def _numpy_elbo(result, points, n_draws=4000, seed=0):
+    """Eq. (1) by an independent route: scipy densities, numpy stick-breaking, exact H[q]."""
+    table = result.extras["approximation"]
+    mean, cov = table["mean"].to_numpy(), result.extras["covariance"].to_numpy()
+    theta = np.random.default_rng(seed).multivariate_normal(mean, cov, size=n_draws)
+    labels = list(table.index)
+    y = theta[:, [labels.index("weights_stickbreaking__[0]")]]
+    means = theta[:, [labels.index(f"means[{k},{d}]") for k in range(2) for d in range(2)]]
+    means = means.reshape(n_draws, 2, 2)
+    weights = stick_breaking_backward(y)
+    log_joint = (mixture_logp(points, weights, means, 1.0).sum(-1)
+                 + stats.norm(0.0, 1.0).logpdf(means).sum((-1, -2))
+                 + stats.dirichlet(SPEC.alpha()).logpdf(weights.T)
+                 + stick_breaking_log_jac_det(y))
+    entropy = stats.multivariate_normal(mean, cov).entropy()
+    return log_joint.mean() + entropy, log_joint.std() / np.sqrt(n_draws)
+
+
+@pytest.mark.parametrize("name", ["mean_field", "full_rank"])
+def test_final_elbo_matches_independent_numpy_elbo(name, request, points):
+    result = request.getfixturevalue(name)
+    expected, expected_se = _numpy_elbo(result, points)
+    se = np.hypot(expected_se, result.extras["elbo_final_se"])
+    assert abs(result.extras["elbo_final"] - expected) < 5 * se + 1e-9
+
+
+@pytest.mark.parametrize("name", ["mean_field", "full_rank"])
+def test_elbo_trace_is_in_full_data_nats_and_rises(name, request):
+    result = request.getfixturevalue(name)
+    elbo = result.elbo
+    tail = elbo[-1000:]
+    # the single-draw trace averages to the many-draw final ELBO (same scale, same sign)
+    assert abs(tail.mean() - result.extras["elbo_final"]) < 4 * tail.std() / np.sqrt(tail.size) + 0.5
+    assert elbo[:300].mean() < elbo[-300:].mean()
+
+
+@pytest.mark.parametrize("name", ["mean_field", "full_rank"])
+def test_final_elbo_is_below_the_exact_log_evidence(name, request, points):
+    result = request.getfixturevalue(name)
+    log_evidence = exact_log_evidence(points, SPEC)
+    elbo, se = result.extras["elbo_final"], result.extras["elbo_final_se"]
+    assert elbo - 3 * se <= log_evidence
+    assert log_evidence - elbo < 3.0  # and a decent bound, not a trivially low one
+
+
+def test_full_rank_bound_is_at_least_as_tight(mean_field, full_rank):
+    slack = 3 * np.hypot(mean_field.extras["elbo_final_se"], full_rank.extras["elbo_final_se"])
+    assert full_rank.extras["elbo_final"] >= mean_field.extras["elbo_final"] - slack - 0.2
+
+
+# --------------------------------------------------------------------------- q, readable
+def test_back_transform_table_at_mean_vs_mean_of_draws(mean_field):
+    table = mean_field.extras["approximation"]
+    back = mean_field.extras["back_transform"]
+    y_mean = table.loc["weights_stickbreaking__[0]", "mean"]
+    np.testing.assert_allclose(back.loc[["weights[0]", "weights[1]"], "at_q_mean"],
+                               advi.weights_backward([y_mean]), rtol=1e-12)
+    np.testing.assert_allclose(back.loc[["weights[0]", "weights[1]"], "q_mean"],
+                               mean_field.posterior_mean("weights"), rtol=1e-12)
+    # the means are not transformed: their q mean is the unconstrained mean (up to MC error)
+    for k in range(2):
+        label = f"means[{k},0]"
+        assert abs(back.loc[label, "at_q_mean"] - table.loc[label, "mean"]) < 1e-12
+    text = advi.format_approximation(mean_field)
+    assert "weights_stickbreaking__[0]" in text and "at_q_mean" in text
+
+
+def test_full_rank_covariance_is_labelled_and_correlated(full_rank):
+    corr = full_rank.extras["correlation"]
+    labels = ["weights_stickbreaking__[0]", "means[0,0]", "means[0,1]", "means[1,0]", "means[1,1]"]
+    assert list(corr.index) == labels == list(corr.columns)
+    np.testing.assert_allclose(np.diag(corr), 1.0)
+    off = corr.to_numpy()[np.triu_indices(5, 1)]
+    assert np.max(np.abs(off)) > 0.05  # full rank learned some correlation
+    assert "Correlation" in advi.format_approximation(full_rank)
+
+
+def test_mean_field_covariance_is_diagonal(mean_field):
+    cov = mean_field.extras["covariance"].to_numpy()
+    np.testing.assert_array_equal(cov, np.diag(np.diag(cov)))
+
+
+def test_compiled_constrain_agrees_with_the_transforms(points):
+    import pytensor.tensor as pt
+    from pymc.logprob.transforms import SimplexTransform
+
+    from ppl_mixtures.transforms import StickBreaking
+
+    objective, _ = get_objective(points, SPEC, "advi", None, "adagrad_window")
+    theta = np.random.default_rng(0).normal(size=(7, objective.ndim)) * 2
+    y = theta[:, :1]  # weights_stickbreaking__ comes first in the ordering
+    assert objective.labels[0] == "weights_stickbreaking__[0]"
+    weights = objective.constrain(theta)["weights"]
+    np.testing.assert_allclose(weights, stick_breaking_backward(y), rtol=1e-12)
+    np.testing.assert_allclose(weights, StickBreaking().backward(pt.as_tensor(y)).eval(),
+                               rtol=1e-12)
+    # PyMC's simplex transform, used when spec.weights_transform == "simplex"
+    y3 = np.random.default_rng(1).normal(size=(5, 3))
+    np.testing.assert_allclose(advi.weights_backward(y3, "simplex"),
+                               SimplexTransform().backward(pt.as_tensor(y3)).eval(), rtol=1e-12)
+    # and unconstrain() inverts constrain()
+    start = {"weights": weights[0], "means": objective.constrain(theta)["means"][0]}
+    np.testing.assert_allclose(objective.unconstrain(start), theta[0], rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- seeds, cache
+def test_same_seed_same_numbers_and_other_seed_differs(points, mean_field):
+    again = fit(points, SPEC, engine="advi", **SMALL)
+    assert again.extras["cache_hit"]
+    np.testing.assert_array_equal(again.elbo, mean_field.elbo)
+    np.testing.assert_array_equal(again.draws("means"), mean_field.draws("means"))
+    other = fit(points, SPEC, engine="advi", **{**SMALL, "random_seed": 4})
+    assert not np.array_equal(other.elbo, mean_field.elbo)
+
+
+def test_cached_objective_gives_the_cold_fit_numbers(points, mean_field):
+    cold = fit(points, SPEC, engine="advi", reuse_compiled=False, **SMALL)
+    assert not cold.extras["cache_hit"] and mean_field.timings.build > 0
+    np.testing.assert_array_equal(cold.elbo, mean_field.elbo)
+    np.testing.assert_array_equal(cold.draws("weights"), mean_field.draws("weights"))
+    assert cold.extras["elbo_final"] == mean_field.extras["elbo_final"]
+
+
+def test_new_data_of_the_same_shape_gives_the_new_answer(points, mean_field):
+    shifted = points + np.array([5.0, -3.0])
+    spec = SPEC  # same spec and shape: the cached objective is reused with the new data
+    warm = fit(shifted, spec, engine="advi", **SMALL)
+    assert warm.extras["cache_hit"]
+    assert abs(warm.posterior_mean("means")[:, 0].max() - mean_field.posterior_mean("means")[:, 0].max()) > 1.0
+    cold = fit(shifted, spec, engine="advi", reuse_compiled=False, **SMALL)
+    np.testing.assert_array_equal(warm.elbo, cold.elbo)
+    np.testing.assert_array_equal(warm.draws("means"), cold.draws("means"))
+
+
+def test_restarts_keep_the_best_and_report_all(points):
+    result = fit(points, SPEC, engine="advi", **{**SMALL, "n_init": 3, "n_iter": 1000})
+    restarts = result.extras["restarts"]
+    assert len(restarts) == 3 and len({r["random_seed"] for r in restarts}) == 3
+    best = max(restarts, key=lambda r: r["elbo_final"])
+    assert result.extras["elbo_final"] == best["elbo_final"]
+    assert restarts[result.extras["best_restart"]] is not None
+    assert all({"random_seed", "elbo_final", "elbo_final_se", "n_iter"} <= set(r) for r in restarts)
+
+
+def test_tolerance_stops_early(points):
+    result = fit(points, SPEC, engine="advi", **{**SMALL, "tolerance": 0.05})
+    assert result.converged and result.n_iter < SMALL["n_iter"]
+    assert result.n_iter % advi.CONVERGENCE_WINDOW == 0
+
+
+# --------------------------------------------------------------------------- minibatch
+@pytest.fixture(scope="module")
+def minibatch_points():
+    return advi_notebook_points(n_samples=200)
+
+
+def _unconstrained_sd_of_means(result):
+    table = result.extras["approximation"]
+    return table.loc[[f"means[{k},{d}]" for k in range(2) for d in range(2)], "sd"].to_numpy()
+
+
+def _no_total_size_sd(points, batch_size):
+    """The wrong model: a minibatch likelihood that is not scaled up to the data."""
+    import pymc as pm
+
+    from ppl_mixtures.density import mixture_logp_pt
+    from ppl_mixtures.models import SIGNATURE
+    from ppl_mixtures.transforms import StickBreaking
+
+    with pm.Model():
+        weights = pm.Dirichlet("weights", a=SPEC.alpha(), default_transform=StickBreaking())
+        means = pm.Normal("means", 0.0, 1.0, shape=(2, 2))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "total_size not provided"
+            pm.CustomDist("x", weights, means, np.ones((2, 2)), logp=mixture_logp_pt,
+                          signature=SIGNATURE,
+                          observed=pm.Minibatch(points, batch_size=batch_size))
+        approx = pm.fit(6000, method="advi", random_seed=1, progressbar=False,
+                        obj_optimizer=pm.adagrad_window(learning_rate=0.05))
+    slc = approx.ordering["means"][1]
+    return approx.std.eval()[slc]
+
+
+def test_minibatch_posterior_sd_matches_full_data(minibatch_points):
+    options = {**SMALL, "n_iter": 6000}
+    full = fit(minibatch_points, SPEC, engine="advi", **options)
+    batched = fit(minibatch_points, SPEC, engine="advi", batch_size=20, **options)
+    ratio = _unconstrained_sd_of_means(batched) / _unconstrained_sd_of_means(full)
+    # minibatch gradient noise jitters q's scale a little; a missing N/B is a factor 3.2
+    assert np.all((ratio > 0.6) & (ratio < 1.6)) and 0.8 < np.mean(ratio) < 1.25, ratio
+    np.testing.assert_allclose(batched.posterior_mean("means"), full.posterior_mean("means"),
+                               atol=0.25)
+    # the ELBO trace of the minibatch fit is on the full-data scale too
+    assert abs(batched.elbo[-2000:].mean() - full.elbo[-2000:].mean()) < 0.05 * abs(full.elbo[-1])
+    wrong = _no_total_size_sd(minibatch_points, 20) / _unconstrained_sd_of_means(full)
+    assert np.mean(wrong) > 2.2, wrong  # sqrt(N / B) = 3.2 times too wide
+
+
+# --------------------------------------------------------------------------- options
+@pytest.mark.parametrize(("options", "error", "match"), [
+    ({"batch_size": 13}, ValueError, r"batch_size: expected an integer <= 12"),
+    ({"optimizer": "sgd"}, ValueError, r"optimizer: expected one of 'adagrad_window'"),
+    ({"learning_rate": -1.0}, ValueError, r"learning_rate: expected a finite number > 0"),
+    ({"n_init": 0}, ValueError, r"n_init: expected an integer >= 1"),
+    ({"elbo_draws": 1}, ValueError, r"elbo_draws: expected an integer >= 2"),
+    ({"progressbar": "no"}, TypeError, r"progressbar: expected True or False"),
+    ({"tolerance": 0.0}, ValueError, r"tolerance: expected a finite number > 0"),
+])
+def test_bad_options_are_rejected_with_a_message(points, options, error, match):
+    with pytest.raises(error, match=match):
+        fit(points, SPEC, engine="advi", **{**SMALL, **options})
+
+
+def test_format_approximation_rejects_other_engines(mean_field):
+    with pytest.raises(ValueError, match=r"fit: expected a fit of engine 'advi'"):
+        advi.format_approximation(mean_field.replace(engine="em", extras={}))
