@@ -151,3 +151,32 @@ def test_same_seed_same_numbers(smc_fit):
 def test_bad_options(options, err, match):
     with pytest.raises(err, match=match):
         fit(POINTS, SPEC, engine="smc", **options)
+
+
+def test_ordered_start_is_valid_for_every_transform():
+    """D = 2, learned sds (log transform), PyMC's simplex weights: every particle has a finite
+    model log density; the same draws unsorted (SMC's default start) do not."""
+    import pymc as pm
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ppl_mixtures import models
+
+    points = np.column_stack([POINTS, POINTS[::-1]])
+    spec = MixtureSpec(n_components=3, obs_sd="learned", ordered=True, weights_transform="simplex")
+    model = models.build_marginal_model(points, spec)
+    [start] = smc._ordered_start(model, draws=20, chains=1, random_seed=5)
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    particles = [{name: value[i] for name, value in start.items()} for i in range(20)]
+    assert np.all(np.isfinite([logp(p) for p in particles]))
+    transform = model.rvs_to_transforms[model["means_first"]]
+
+    def evaluate(graph):
+        return pytensor.function([], graph, mode="FAST_COMPILE")()
+
+    means_first = evaluate(transform.backward(pt.as_tensor(start["means_first_ordered__"])))
+    assert np.all(np.diff(means_first, axis=-1) > 0)
+    # the trap: the prior's own (unsorted) draws, mapped through the ordered transform
+    unsorted = pm.draw(model["means_first"], draws=20, random_seed=5, mode="FAST_COMPILE")
+    assert np.any(np.diff(unsorted, axis=-1) < 0)
+    assert not np.all(np.isfinite(evaluate(transform.forward(pt.as_tensor(unsorted)))))
