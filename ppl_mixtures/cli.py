@@ -487,6 +487,8 @@ def demo_datasets() -> list[dict[str, Any]]:
 #: NUTS settings on the 100k-point dataset: enough for a stable reference, within the
 #: demo's time goal (each gradient touches every point).
 LARGE_DATA_NUTS = {"draws": 500, "tune": 500, "chains": 2}
+#: On 1e5 points the pointwise log-likelihood (chain x draw x obs) would take ~1 GB.
+LARGE_DATA_COMMON = {"log_likelihood": False}
 
 
 def demo_plan(large: bool, quick: bool, seed: int | None) -> list[tuple[str, dict[str, Any]]]:
@@ -501,6 +503,7 @@ def demo_plan(large: bool, quick: bool, seed: int | None) -> list[tuple[str, dic
         if large:
             base.update(LARGE_DATA_NUTS if name == "nuts" and not quick else {})
             base.update(engine.large_data_options)
+            base.update(LARGE_DATA_COMMON)
         requested = {} if seed is None else {"random_seed": seed}
         plan.append((name, _engine_options(engine, base, requested, strict=False)))
     return plan

@@ -387,16 +387,16 @@ def _line_handle(color: Any, label: str) -> Any:
 
 
 # --------------------------------------------------------------------------- responsibilities
-def _responsibilities(fit: MixtureFit) -> np.ndarray:
-    """p(z_i = k | x) averaged over the fit's draws, shape (n_samples, n_components)."""
+def _responsibilities(fit: MixtureFit, points: np.ndarray) -> np.ndarray:
+    """p(z_i = k | x_i) averaged over the fit's draws, shape (n_points, n_components)."""
     try:
         from .diagnostics import responsibilities
     except ImportError:  # pragma: no cover - diagnostics ships with the package
         from .density import log_responsibilities
 
-        return np.exp(log_responsibilities(fit.points, fit.posterior_mean("weights"),
+        return np.exp(log_responsibilities(points, fit.posterior_mean("weights"),
                                            fit.posterior_mean("means"), _component_sd(fit)))
-    return np.asarray(responsibilities(fit))
+    return np.asarray(responsibilities(fit, points))
 
 
 def plot_responsibilities(fit: MixtureFit, *, max_points: int = 5000,
@@ -409,12 +409,10 @@ def plot_responsibilities(fit: MixtureFit, *, max_points: int = 5000,
     """
     from matplotlib.patches import Patch
 
-    resp = _responsibilities(fit)
-    points = fit.points
+    points = _thin(fit.points, max_points)  # computed only where drawn
+    resp = _responsibilities(fit, points)
     colors = _component_colors(fit.n_components)
     idx = np.arange(points.shape[0])
-    if points.shape[0] > max_points:
-        idx = np.sort(np.random.default_rng(0).choice(points.shape[0], max_points, replace=False))
     fig, axes = _new_figure((6.5, 5.0) if points.shape[1] > 1 else (7.0, 4.0))
     ax = axes[0, 0]
     handles = [Patch(color=colors[k], label=f"component {k}") for k in range(fit.n_components)]

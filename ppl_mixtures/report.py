@@ -6,7 +6,8 @@ The folder holds::
                             the comparison tables, figures inline, each fit's settings
     figures/*.png           the figures of ppl_mixtures.plots
     results.json            every number in the tables (NaN as null), verdicts, settings
-    posteriors/<dataset>/<engine>.nc   each fit's DataTree (netCDF, h5netcdf engine)
+    posteriors/<dataset>/<engine>.nc   each fit's posterior and sample_stats (netCDF)
+    posteriors/<dataset>/points.npy    the data the fits saw
 
 Everything is written to a temporary folder beside ``out_dir`` and moved into place at
 the end, so a failure leaves nothing half-written, and an existing report is replaced only
@@ -29,7 +30,14 @@ from typing import Any
 
 import numpy as np
 
-from .compare import Comparison, markdown_table
+from .compare import (
+    LABEL_SWITCH_FRACTION,
+    MEAN_SHIFT_TOL,
+    RHAT_TOL,
+    SD_RATIO_TOL,
+    Comparison,
+    markdown_table,
+)
 
 __all__ = ["write_report"]
 
@@ -38,6 +46,8 @@ logger = logging.getLogger(__name__)
 _PACKAGES = ("ppl-mixtures", "numpy", "scipy", "pandas", "pymc", "pytensor", "arviz",
              "arviz-plots", "xarray", "matplotlib", "h5netcdf")
 _DEFAULT_NAME = "data"
+#: DataTree groups saved for each fit (see _write_posteriors).
+NETCDF_GROUPS = ("posterior", "sample_stats")
 
 
 def _versions() -> dict[str, str]:
@@ -107,14 +117,12 @@ def headline_table(comparisons: Comparison | Mapping[str, Comparison]) -> str:
 
 
 def _verdict_rules() -> str:
-    from . import compare as c
-
     return (f"Verdicts compare each engine with the reference: \"too narrow/wide by r x\" when "
-            f"the geometric-mean sd ratio leaves [1/{c.SD_RATIO_TOL}, {c.SD_RATIO_TOL}]; "
+            f"the geometric-mean sd ratio leaves [1/{SD_RATIO_TOL}, {SD_RATIO_TOL}]; "
             f"\"means off by s reference sd\" when a posterior mean is more than "
-            f"{c.MEAN_SHIFT_TOL} reference sd from the reference's; \"label-switched\" when "
-            f">= {c.LABEL_SWITCH_FRACTION:.0%} of the draws had to be relabeled; \"chains "
-            f"disagree\" when R-hat > {c.RHAT_TOL}. Components are aligned to the reference "
+            f"{MEAN_SHIFT_TOL} reference sd from the reference's; \"label-switched\" when "
+            f">= {LABEL_SWITCH_FRACTION:.0%} of the draws had to be relabeled; \"chains "
+            f"disagree\" when R-hat > {RHAT_TOL}. Components are aligned to the reference "
             f"before anything is compared.")
 
 
@@ -201,10 +209,22 @@ def _write_netcdf(tree: Any, path: Path) -> str:
 
 
 def _write_posteriors(comparison: Comparison, folder: Path, stem: str) -> list[str]:
+    """Each fit's ``NETCDF_GROUPS`` as netCDF, and the data once as ``points.npy``.
+
+    The pointwise log-likelihood (chain x draw x obs: 800 MB for 1000 draws of 1e5 points)
+    and per-fit copies of the data are left out; ``diagnostics.add_log_likelihood``
+    recomputes the former from the posterior and the points.
+    """
+    import xarray as xr
+
     out = []
-    (folder / "posteriors" / stem).mkdir(parents=True, exist_ok=True)
+    target = folder / "posteriors" / stem
+    target.mkdir(parents=True, exist_ok=True)
+    np.save(target / "points.npy", comparison.points)
     for name, fit in comparison.fits.items():
-        written = _write_netcdf(fit.idata, folder / "posteriors" / stem / _slug(name))
+        groups = {f"/{g}": fit.idata[g].to_dataset() for g in NETCDF_GROUPS
+                  if g in fit.idata.children}
+        written = _write_netcdf(xr.DataTree.from_dict(groups), target / _slug(name))
         out.append(f"posteriors/{stem}/{written}")
     return out
 
@@ -229,7 +249,8 @@ def _dataset_section(dataset: str, comparison: Comparison, folder: Path, figures
     files = _write_posteriors(comparison, folder, stem)
     lines += ["Posterior draws (netCDF; a `.nc` file opens with `xarray.open_datatree(path)`, "
               "a folder holds one netCDF file per group): "
-              + ", ".join(f"[{f.rstrip('/').split('/')[-1]}]({f})" for f in files), ""]
+              + ", ".join(f"[{f.rstrip('/').split('/')[-1]}]({f})" for f in files)
+              + f"; the data: [points.npy](posteriors/{stem}/points.npy).", ""]
     return "\n".join(lines)
 
 
