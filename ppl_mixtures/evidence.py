@@ -45,8 +45,8 @@ def _log_marginal_normal(n, s1, s2, prior_mean, prior_var, obs_var):
     Notes
     -----
     With c_j = y_j - prior_mean and posterior precision lam = 1/prior_var + n/obs_var,
-    completing the square in mu gives (Bishop 2006, eqs 2.141-2.142 for the posterior;
-    Murphy 2007, "Conjugate Bayesian analysis of the Gaussian distribution", eq 22)::
+    completing the square in mu (the posterior of mu is Bishop 2006, eqs. 2.141-2.142)
+    gives::
 
         log p = -n/2 log(2 pi obs_var) - 1/2 log(1 + n prior_var/obs_var)
                 - sum c_j^2 / (2 obs_var) + prior_var (sum c_j)^2 / (2 obs_var (obs_var + n prior_var))

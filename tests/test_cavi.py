@@ -152,9 +152,11 @@ def test_fused_kernel_equals_numpy_reference(n_features, n_components):
 
 def test_parallel_and_serial_passes_are_identical():
     rng = np.random.default_rng(0)
-    points = rng.normal(size=(50_000, 2))
-    args = (points, np.zeros(3), rng.normal(size=(3, 2)), -0.5 * np.ones((3, 2)), 4096)
-    for a, b in zip(kernels._pass_parallel(*args), kernels._pass_serial(*args), strict=True):
+    points = rng.normal(size=(kernels.PARALLEL_MIN_SAMPLES, 2))
+    args = (points, np.zeros(3), rng.normal(size=(3, 2)), np.ones((3, 2)))
+    serial = kernels.one_pass("numba", *args)
+    parallel = kernels.one_pass("numba_parallel", *args)
+    for a, b in zip(serial, parallel, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -216,7 +218,8 @@ def test_degenerate_data_give_no_nan():
 
 def test_bad_options_are_named():
     points, spec = _problem(1, 20, 1, 2, True, False)
-    with pytest.raises(ValueError, match="backend: expected one of 'numba', 'numpy', got 'gpu'"):
+    with pytest.raises(ValueError, match="backend: expected one of 'numba', 'numba_parallel', "
+                                         "'numpy', got 'gpu'"):
         cavi.fit(points, spec, backend="gpu", progressbar=False)
     with pytest.raises(ValueError, match="init: expected one of 'random_points', 'kmeans\\+\\+'"):
         cavi.fit(points, spec, init="kmeans", progressbar=False)

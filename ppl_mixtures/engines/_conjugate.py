@@ -153,7 +153,7 @@ def elbo(stats: kernels.PassStats, centers: np.ndarray, params: VariationalParam
     Returns
     -------
     float
-        Nats, higher is better; <= log p(x) (Jensen, Blei et al. 2017, eq. 13).
+        Nats, higher is better; <= log p(x) (by Jensen's inequality; Blei et al. 2017, §2.2).
 
     Notes
     -----

@@ -123,7 +123,7 @@ def _map_weights(counts: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     For alpha_k < 1 the posterior density of w is unbounded at w_k = 0, so no MAP exists;
     raising those alpha_k to 1 (flat in that direction) keeps the MAP defined and EM
-    monotone. Bishop 2006, eq. 2.52 gives the mode for the interior case.
+    monotone. In the interior the mode is w_k ∝ N_k + alpha_k - 1.
     """
     numer = counts + np.maximum(alpha, 1.0) - 1.0
     return numer / numer.sum()
@@ -227,7 +227,7 @@ def step(points: np.ndarray, spec: MixtureSpec, state: EmState, *, prior: str = 
     prior : {"none", "map"}
     reg_covar : float
         Added to every ML variance (``prior="none"`` with learned obs_sd), as in sklearn.
-    backend : {"numba", "numpy"}
+    backend : {"numba", "numba_parallel", "numpy"}
 
     Returns
     -------
@@ -285,7 +285,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
         Stop when the relative change of the objective is <= tol.
     n_init : int
         Restarts; all are reported in ``extras["restarts"]``.
-    backend : {"numba", "numpy"}
+    backend : {"numba", "numba_parallel", "numpy"}
     progressbar : bool
 
     Returns
@@ -308,8 +308,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     n_init = v.check_int("n_init", n_init, minimum=1)
     seeds = kernels.restart_seeds(random_seed, n_init)
     with stopwatch() as build:
-        if backend == "numba":  # compile, or load the cached machine code, outside the timing
-            kernels.warm_up(*points.shape, spec.n_components)
+        kernels.warm_up(backend, *points.shape, spec.n_components)  # compile or load
     runs = []
     with stopwatch() as run, kernels.progress_bar(progressbar) as progress:
         for seed in seeds:

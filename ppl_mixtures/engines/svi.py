@@ -13,7 +13,7 @@ mean-field q as ``cavi`` (``_conjugate.VariationalParams``). One step:
    rho_t = (t + tau)^-kappa, tau >= 0 (delay), kappa in (0.5, 1] (forgetting rate).
 
 For a conditionally conjugate factor, lambda-hat - lambda is the natural gradient of the
-ELBO (Hoffman et al. 2013, §2.3), so step 4 is a stochastic natural-gradient step. The
+ELBO (Hoffman et al. 2013, §2), so step 4 is a stochastic natural-gradient step. The
 natural parameters interpolated are: for q(mu_kd) = N(m, s2), the precision 1/s2 and
 m/s2; for q(w) = Dir(conc), conc; for q(tau_kd) = Gamma(shape, rate), shape and rate.
 
@@ -146,7 +146,7 @@ def step(points: np.ndarray, spec: MixtureSpec, state: SviState, *, batch_size: 
         Delay >= 0 of the schedule rho_t = (t + tau)^-kappa.
     kappa : float
         Forgetting rate in (0.5, 1].
-    backend : {"numba", "numpy"}
+    backend : {"numba", "numba_parallel", "numpy"}
 
     Returns
     -------
@@ -222,7 +222,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     init : {"kmeans++", "random_points"}
     n_draws : int
         Draws from q stored as one chain.
-    backend : {"numba", "numpy"}
+    backend : {"numba", "numba_parallel", "numpy"}
     progressbar : bool
 
     Returns
@@ -253,8 +253,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     v.check_choice("backend", backend, kernels.BACKENDS)
     seeds = kernels.restart_seeds(random_seed, n_init + 1)
     with stopwatch() as build:
-        if backend == "numba":
-            kernels.warm_up(*points.shape, spec.n_components)
+        kernels.warm_up(backend, *points.shape, spec.n_components)  # compile or load
     runs = []
     with stopwatch() as run, kernels.progress_bar(progressbar) as progress:
         for seed in seeds[:n_init]:
