@@ -86,7 +86,7 @@ def test_blocked_ordered_learned_sd_from_prior(points):
     spec = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=1.0,
                        obs_sd="learned", ordered=True)
     fit = pmx.fit(points, spec, engine="metropolis", blocked=True, start="prior",
-                  random_seed=3, draws=100, tune=100, chains=2, progressbar=False,
+                  random_seed=3, draws=60, tune=60, chains=2, progressbar=False,
                   log_likelihood=False)
     post = fit.idata["posterior"]
     assert post["obs_sd"].dims == ("chain", "draw", "component", "feature")
