@@ -119,8 +119,10 @@ def _measure(n_samples: int, quick: bool) -> dict:
                      _fit(points, "metropolis", start="map", cores=2, random_seed=SEED,
                           **seed_recipe)))
     if n_samples <= 1000:  # the latent-z contrast: O(N) model evaluations per sweep over z
+        latent = ({"draws": 300, "tune": 300, "chains": 2} if quick
+                  else {"draws": 500, "tune": 500, "chains": 2})
         rows.append(_row("latent z: Gibbs for z + NUTS (`latent_gibbs`)",
-                         _fit(points, "latent_gibbs", cores=2, random_seed=SEED, **nuts)))
+                         _fit(points, "latent_gibbs", cores=2, random_seed=SEED, **latent)))
     out["rows"] = rows
     return out
 
