@@ -15,8 +15,8 @@ from scipy.special import digamma, gammaln
 from ..spec import MixtureSpec
 from . import _kernels as kernels
 
-__all__ = ["VariationalParams", "draws_from_q", "elbo", "expectations", "log_rho_constants",
-           "sorted_by_first_feature", "update_globals"]
+__all__ = ["VariationalParams", "draws_from_q", "elbo", "expectations", "initial_params",
+           "log_rho_constants", "sorted_by_first_feature", "update_globals"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -130,6 +130,30 @@ def update_globals(stats: kernels.PassStats, centers: np.ndarray, spec: MixtureS
     prec_shape = spec.precision_prior_shape + 0.5 * counts[:, None] * np.ones(n_features)
     prec_rate = spec.precision_prior_rate + 0.5 * (sq_dev_new + counts[:, None] * mean_var)
     return VariationalParams(mean_loc, mean_var, weight_conc, prec_shape, prec_rate)
+
+
+def initial_params(points: np.ndarray, spec: MixtureSpec,
+                   centers: np.ndarray) -> VariationalParams:
+    """The global factors after hard-assigning every point to its nearest center.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n_samples, n_features)
+    centers : ndarray of shape (n_components, n_features)
+
+    Notes
+    -----
+    r_ik = [k is the nearest center] plays the role of sklearn's k-means responsibilities;
+    one global update turns it into a q that respects the priors. The q(mu) update needs
+    E[tau]: the prior mean a0/b0 when learned, the known precision otherwise.
+    """
+    stats = kernels.hard_assignment_stats(points, centers)
+    if spec.learned_obs_sd:
+        start_prec = np.full_like(centers, spec.precision_prior_shape / spec.precision_prior_rate)
+    else:
+        start_prec = spec.known_obs_sd(points.shape[1]) ** -2.0
+    return update_globals(stats, centers, spec, start_prec, spec.learned_obs_sd,
+                          not spec.fixed_weights)
 
 
 # ----------------------------------------------------------------- the ELBO

@@ -17,7 +17,8 @@ decreases. The ELBO keeps every constant: it is a lower bound on log p(x) and eq
 to the q(z) part, the ELBO ADVI maximizes for the same spec (see :func:`elbo`).
 
 One iteration (:func:`step`) is one pass over the data (``_kernels.one_pass``) followed by
-the O(KD) global updates. ``init`` / ``step`` / ``fit`` let a notebook step through it::
+the O(KD) global updates; ``engines/_conjugate.py`` derives the updates and the ELBO term
+by term. ``init`` / ``step`` / ``fit`` let a notebook step through it::
 
     state = cavi.init(points, spec, random_seed=0)
     for _ in range(50):
@@ -42,6 +43,7 @@ from ._conjugate import VariationalParams, elbo
 
 __all__ = ["ENGINES", "CaviInfo", "CaviState", "VariationalParams", "elbo", "fit", "init",
            "step"]
+
 
 class CaviState(NamedTuple):
     """Loop state of CAVI.
@@ -106,17 +108,8 @@ def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = Non
     priors (q(tau) starts from the prior mean of tau in the q(mu) update).
     """
     v.check_choice("init", init, tuple(kernels.INITS))
-    rng = np.random.default_rng(random_seed)
-    n_features = points.shape[1]
-    centers = kernels.INITS[init](points, spec.n_components, rng)
-    stats = kernels.hard_assignment_stats(points, centers)
-    learned = spec.learned_obs_sd
-    if learned:
-        start_prec = np.full_like(centers, spec.precision_prior_shape / spec.precision_prior_rate)
-    else:
-        start_prec = spec.known_obs_sd(n_features) ** -2.0
-    params = conj.update_globals(stats, centers, spec, start_prec, learned, not spec.fixed_weights)
-    return CaviState(params=params, elbo=-np.inf, n_iter=0)
+    centers = kernels.INITS[init](points, spec.n_components, np.random.default_rng(random_seed))
+    return CaviState(params=conj.initial_params(points, spec, centers), elbo=-np.inf, n_iter=0)
 
 
 def step(points: np.ndarray, spec: MixtureSpec, state: CaviState, *,

@@ -96,17 +96,8 @@ def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = Non
     """
     v.check_choice("init", init, tuple(kernels.INITS))
     center_seed, batch_seed = kernels.restart_seeds(random_seed, 2)
-    rng = np.random.default_rng(center_seed)
-    n_features = points.shape[1]
-    centers = kernels.INITS[init](points, spec.n_components, rng)
-    stats = kernels.hard_assignment_stats(points, centers)
-    if spec.learned_obs_sd:
-        start_prec = np.full_like(centers, spec.precision_prior_shape / spec.precision_prior_rate)
-    else:
-        start_prec = spec.known_obs_sd(n_features) ** -2.0
-    params = conj.update_globals(stats, centers, spec, start_prec, spec.learned_obs_sd,
-                                 not spec.fixed_weights)
-    return SviState(params, 0, batch_seed)
+    centers = kernels.INITS[init](points, spec.n_components, np.random.default_rng(center_seed))
+    return SviState(conj.initial_params(points, spec, centers), 0, batch_seed)
 
 
 def _scaled(stats: kernels.PassStats, factor: float) -> kernels.PassStats:
