@@ -190,3 +190,21 @@ def test_bad_inputs_are_rejected():
         relabel({})
     with pytest.raises(ValueError, match=r"means: expected an array of shape \(n_chains"):
         align_permutations(np.zeros((3, 2)))
+
+
+def test_every_component_variable_is_permuted(aligned):
+    # an ordered fit's posterior also holds means_first (component) and means_rest
+    # (component, feature_rest); PyMC fits hold obs_precision: all must follow the means
+    means, weights, obs_sd, z = aligned
+    fit = _fit(means, weights, obs_sd, z)
+    post = fit.idata["posterior"].to_dataset()
+    post["means_rest"] = (("chain", "draw", "component", "feature_rest"), means[..., 1:])
+    post["obs_precision"] = (("chain", "draw", "component", "feature"), obs_sd**-2)
+    post["step_count"] = (("chain", "draw"), np.arange(N_CHAINS * N_DRAWS).reshape(4, 200))
+    fit.idata["posterior"] = post
+    perms = _constant_perms([2, 0, 1])
+    scrambled = fit.replace(idata=fit.idata.copy())
+    scrambled.idata["posterior"] = apply_permutations(post, perms)
+    out = relabel(scrambled, reference=TRUE_MEANS)
+    for name in ("means", "weights", "obs_sd", "means_rest", "obs_precision", "step_count", "z"):
+        np.testing.assert_array_equal(out.draws(name), fit.draws(name))
