@@ -225,3 +225,10 @@ def test_bad_options_are_named():
         cavi.fit(points, spec, init="kmeans", progressbar=False)
     with pytest.raises(TypeError, match=r"unknown option.*'batch_size'"):
         ppl_mixtures.fit(points, spec, engine="cavi", batch_size=10)
+
+
+def test_progress_bar_does_not_change_the_numbers():
+    points, spec = _problem(2, 100, 2, 2, True, False)
+    quiet = cavi.fit(points, spec, random_seed=0, n_draws=10, progressbar=False)
+    shown = cavi.fit(points, spec, random_seed=0, n_draws=10, progressbar=True)
+    np.testing.assert_array_equal(quiet.elbo, shown.elbo)
