@@ -8,7 +8,16 @@ PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 $(wildcard $(HOME)/.
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast notebooks bench lint clean-venv
+.PHONY: help demo test test-fast notebooks bench lint clean-venv
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo       create .venv if missing, install, run the main job (reports/demo/)"
+	@echo "make test       create .venv if missing, install, run the tests"
+	@echo "make test-fast  the tests without the slow end-to-end ones"
+	@echo "make notebooks  execute the tutorials at full settings into reports/notebooks/"
+	@echo "make bench      run benchmarks/ and write reports/benchmarks/"
+	@echo "make lint       ruff"
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found; install python3.12 and retry" >&2; exit 2; }
