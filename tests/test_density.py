@@ -108,3 +108,108 @@ def test_density_module_import_is_numpy_only():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- fused Op
+@pytest.mark.parametrize("n_features", [1, 3])
+def test_fused_gradient_passes_verify_grad(n_features):
+    import pytensor
+
+    from ppl_mixtures.density import fused_mixture_logp
+
+    points, weights, means, obs_sd = random_case(7 + n_features, 12, 3, n_features, True)
+    pytensor.gradient.verify_grad(fused_mixture_logp, [points, np.log(weights), means, obs_sd],
+                                  rng=np.random.default_rng(0), abs_tol=1e-6, rel_tol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def fused_and_elementwise():
+    """logp and gradients (w.r.t. x, log w, means, sd) of the sum, fused vs elementwise."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ppl_mixtures.density import fused_mixture_logp, mixture_logp_pt_elementwise
+
+    x, means, obs_sd = pt.matrix("x"), pt.matrix("means"), pt.matrix("obs_sd")
+    log_w = pt.vector("log_w")
+    outs = []
+    for total in (fused_mixture_logp(x, log_w, means, obs_sd).sum(),
+                  mixture_logp_pt_elementwise(x, pt.exp(log_w), means, obs_sd).sum()):
+        outs += [total, *pytensor.grad(total, [x, log_w, means, obs_sd])]
+    fn = pytensor.function([x, log_w, means, obs_sd], outs)
+
+    def both(*args):
+        values = fn(*args)
+        return values[:5], values[5:]
+
+    return both
+
+
+@pytest.mark.parametrize("seed, n_samples, n_features", [(1, 1, 2), (2, 700, 2), (3, 1100, 1)])
+def test_fused_value_and_gradient_equal_the_elementwise_graph(fused_and_elementwise, seed,
+                                                              n_samples, n_features):
+    # 700 and 1100 rows span several of the kernels' 512-row blocks, with a partial last one
+    points, weights, means, obs_sd = random_case(seed, n_samples, 3, n_features, True)
+    fused, reference = fused_and_elementwise(points, np.log(weights), means, obs_sd)
+    for got, want in zip(fused, reference, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=1e-11)
+
+
+def test_fused_handles_zero_weights(fused_and_elementwise):
+    points, _, means, obs_sd = random_case(4, 30, 3, 2, True)
+    log_w = np.array([-np.inf, np.log(0.4), np.log(0.6)])  # one component off: log 0 = -inf
+    fused, _ = fused_and_elementwise(points, log_w, means, obs_sd)
+    np.testing.assert_allclose(fused[0], mixture_logp(points, np.exp(log_w), means,
+                                                      obs_sd).sum(), rtol=1e-12)
+    assert all(np.all(np.isfinite(g)) for g in fused[1:])
+    assert fused[2][0] == 0.0  # no responsibility, no gradient, and no NaN
+    nothing, _ = fused_and_elementwise(points, np.full(3, -np.inf), means, obs_sd)
+    assert nothing[0] == -np.inf
+    assert all(np.all(g == 0.0) for g in nothing[1:])
+
+
+def test_fused_sum_gradient_uses_a_scalar_cotangent():
+    """The rewrite that replaces the constant cotangent of N ones by one value fires."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ppl_mixtures.density import MixtureLogpGradParams, mixture_logp_pt
+
+    points, weights, means, obs_sd = random_case(8, 40, 2, 2, True)
+    w, mu = pt.vector("w"), pt.matrix("mu")
+    total = mixture_logp_pt(pt.constant(points), w, mu, pt.constant(obs_sd)).sum()
+    fn = pytensor.function([w, mu], [total, *pytensor.grad(total, [w, mu])])
+    grads = [node for node in fn.maker.fgraph.toposort()
+             if isinstance(node.op, MixtureLogpGradParams)]
+    assert len(grads) == 1 and grads[0].inputs[4].type.shape == (1,)
+    value, g_w, g_mu = fn(weights, means)
+    np.testing.assert_allclose(value, mixture_logp(points, weights, means, obs_sd).sum(),
+                               rtol=1e-12)
+    eps = 1e-6  # central differences on one mean coordinate and one weight
+    for k, d in [(0, 0), (1, 1)]:
+        step = np.zeros_like(means)
+        step[k, d] = eps
+        numeric = (mixture_logp(points, weights, means + step, obs_sd).sum()
+                   - mixture_logp(points, weights, means - step, obs_sd).sum()) / (2 * eps)
+        np.testing.assert_allclose(g_mu[k, d], numeric, rtol=1e-6)
+    step = np.array([eps, 0.0])
+    numeric = (mixture_logp(points, weights + step, means, obs_sd).sum()
+               - mixture_logp(points, weights - step, means, obs_sd).sum()) / (2 * eps)
+    np.testing.assert_allclose(g_w[0], numeric, rtol=1e-6)
+
+
+def test_per_observation_parameters_fall_back_to_the_elementwise_graph():
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ppl_mixtures.density import MixtureLogp, mixture_logp_pt
+
+    points, weights, means, obs_sd = random_case(9, 5, 2, 2, False)
+    batched_means = means[None] + np.arange(5.0)[:, None, None]       # (N, K, D)
+    out = mixture_logp_pt(pt.constant(points), pt.constant(weights[None]),
+                          pt.constant(batched_means), pt.constant(obs_sd[None]))
+    fn = pytensor.function([], out)
+    assert not any(isinstance(n.op, MixtureLogp) for n in fn.maker.fgraph.toposort())
+    want = [mixture_logp(points[i:i + 1], weights, batched_means[i], obs_sd)[0]
+            for i in range(5)]
+    np.testing.assert_allclose(fn(), want, rtol=1e-12)
