@@ -175,7 +175,7 @@ def test_fused_sum_gradient_uses_a_scalar_cotangent():
 
     from ppl_mixtures.density import MixtureLogpGradParams, mixture_logp_pt
 
-    points, weights, means, obs_sd = random_case(8, 40, 2, 2, True)
+    points, weights, means, obs_sd = random_case(8, 600, 2, 2, True)  # >= FUSED_MIN_ROWS
     w, mu = pt.vector("w"), pt.matrix("mu")
     total = mixture_logp_pt(pt.constant(points), w, mu, pt.constant(obs_sd)).sum()
     fn = pytensor.function([w, mu], [total, *pytensor.grad(total, [w, mu])])

@@ -19,14 +19,17 @@ RNG = np.random.default_rng(20)
 POINTS_2D = np.concatenate([RNG.normal([-2.0, 0.0], 1.0, (15, 2)),
                             RNG.normal([2.0, 1.0], 0.5, (15, 2))])
 POINTS_1D = POINTS_2D[:, :1].copy()
+# >= density.FUSED_MIN_ROWS rows: the marginal model uses the fused numba Op
+LARGE_2D = np.concatenate([RNG.normal([-2.0, 0.0], 1.0, (300, 2)),
+                           RNG.normal([2.0, 1.0], 0.5, (300, 2))])
 
 # (name, points, spec): the oracle cases cover known per-feature sd, learned sd + ordered,
 # the simplex transform and fixed weights
 ORACLE_CASES = {
     "known_sd_2d": (POINTS_2D, MixtureSpec(3, mean_prior_sd=2.0, dirichlet_alpha=(0.5, 1.0, 2.0),
                                            obs_sd=(0.7, 1.3))),
-    "learned_ordered_2d": (POINTS_2D, MixtureSpec(2, mean_prior_mean=(0.0, 1.0), obs_sd="learned",
-                                                  ordered=True)),
+    "learned_ordered_2d_fused": (LARGE_2D, MixtureSpec(2, mean_prior_mean=(0.0, 1.0),
+                                                       obs_sd="learned", ordered=True)),
     "learned_simplex_1d": (POINTS_1D, MixtureSpec(3, obs_sd="learned", weights_transform="simplex")),
     "fixed_weights_1d": (POINTS_1D, MixtureSpec(2, weights="fixed", obs_sd=0.8)),
 }
@@ -46,8 +49,13 @@ def oracle_pair(request):
 
 
 def test_marginal_logp_equals_builtin_mixture(oracle_pair):
-    _, _, _, marginal, builtin, f_marginal, f_builtin = oracle_pair
+    from ppl_mixtures.density import MixtureLogp
+
+    name, _, _, marginal, builtin, f_marginal, f_builtin = oracle_pair
     assert [v.name for v in marginal.value_vars] == [v.name for v in builtin.value_vars]
+    fused = any(isinstance(node.op, MixtureLogp)
+                for node in f_marginal.f.maker.fgraph.toposort())
+    assert fused == name.endswith("_fused")
     rng = np.random.default_rng(1)
     shapes = {name: np.shape(value) for name, value in marginal.initial_point().items()}
     for _ in range(3):  # random unconstrained points
