@@ -173,6 +173,20 @@ def test_same_seed_same_numbers_and_other_seed_differs(points, mean_field):
     assert not np.array_equal(other.elbo, mean_field.elbo)
 
 
+def test_every_step_draws_new_noise_from_the_blocks(points, mean_field):
+    objective, cache_hit = get_objective(points, SPEC, "advi", None, "adagrad_window")
+    assert cache_hit
+    objective.reset(points, np.zeros(objective.ndim), 1e-12, random_seed=0)  # q frozen
+    elbo = np.empty(250)
+    objective.run(250, elbo)  # 2.5 blocks: refilled twice
+    assert int(objective.counter.get_value()) == 50
+    assert np.unique(elbo).size == 250  # a new draw of q's noise at every step
+    # the single-draw estimates average to the ELBO of the (frozen) q
+    params = objective.params()
+    final, se = advi._final_elbo(objective, params, np.random.default_rng(0), 2000)
+    assert abs(elbo.mean() - final) < 4 * np.hypot(elbo.std() / np.sqrt(250), se)
+
+
 def test_cached_objective_gives_the_cold_fit_numbers(points, mean_field):
     cold = fit(points, SPEC, engine="advi", reuse_compiled=False, **SMALL)
     assert not cold.extras["cache_hit"] and mean_field.timings.build > 0

@@ -17,10 +17,17 @@ that does not depend on the data values or the random seed:
 
 :meth:`CompiledObjective.reset` puts every piece of optimiser state back where a freshly
 compiled function starts (variational parameters, optimiser accumulators and counters) and
-reseeds every random generator of the graph (the Monte Carlo draw of q and the minibatch
-indices) from ``random_seed``. A cached and a freshly built objective therefore produce
-identical numbers for the same seed: the cold path is "build, then reset", the warm path
-"look up, then reset".
+restarts the random stream from ``random_seed``. A cached and a freshly built objective
+therefore produce identical numbers for the same seed: the cold path is "build, then
+reset", the warm path "look up, then reset".
+
+Randomness in blocks. PyMC draws q's standard-normal noise and the minibatch indices with
+random-variable Ops inside the step; in the numba backend each such draw costs tens of
+microseconds (more than the whole gradient of a batch of 200). We replace both by slices of
+shared arrays, ``noise[t]`` (d,) and ``batch_rows[t]`` (B,), with a counter ``t`` the step
+increments, and refill the arrays every :data:`BLOCK` iterations from one numpy
+``Generator``: the same distributions (standard normal; rows uniform with replacement, as
+``pm.Minibatch``), one vectorized draw per block, reproducible from the seed.
 
 The ELBO scale. PyMC divides the loss by a "normalizing constant" when the observed variable
 is minibatched (``approx.scale_cost_to_minibatch``, on by default). For 2-D data that
@@ -55,6 +62,8 @@ __all__ = [
 METHODS = ("advi", "fullrank_advi")
 OPTIMIZERS = ("adagrad_window", "adagrad", "adam")
 CONSTRAINED_NAMES = ("means", "weights", "obs_sd")
+#: Iterations per block of pre-drawn noise and minibatch rows (see the module docs).
+BLOCK = 100
 _CACHE_SIZE = 8
 _CACHE: OrderedDict[Hashable, CompiledObjective] = OrderedDict()
 
@@ -125,6 +134,9 @@ class CompiledObjective:
     learning_rate: Any
     resets: list
     rngs: list
+    noise: Any
+    batch_rows: Any
+    counter: Any
     ordering: list
     labels: list
     free_names: list
@@ -133,6 +145,7 @@ class CompiledObjective:
     _unconstrain_fn: Any
     _logp_fn: Any
     build_seconds: float = 0.0
+    _rng: Any = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -160,7 +173,30 @@ class CompiledObjective:
         self.data.set_value(points)
         self.learning_rate.set_value(np.float64(learning_rate))
         self._param("mu").set_value(np.asarray(start, dtype=np.float64).copy())
-        reseed_rngs(self.rngs, random_seed)
+        reseed_rngs(self.rngs, random_seed)  # none left in the step; kept for safety
+        self._rng = np.random.default_rng((random_seed, 1))
+        self.counter.set_value(np.int64(BLOCK))  # run() refills before the first step
+
+    def refill(self) -> None:
+        """Draw the next :data:`BLOCK` iterations of q's noise and minibatch rows."""
+        self.noise.set_value(self._rng.standard_normal((BLOCK, self.ndim)))
+        if self.batch_rows is not None:
+            self.batch_rows.set_value(
+                self._rng.integers(0, self.n_samples, size=(BLOCK, self.batch_size)))
+        self.counter.set_value(np.int64(0))
+
+    def run(self, n_steps: int, out: np.ndarray) -> None:
+        """Take ``n_steps`` optimiser steps, writing -loss (the ELBO) into ``out[:n_steps]``.
+
+        Each block of :data:`BLOCK` steps starts with a fresh draw of noise and rows; runs
+        of whole blocks therefore consume the random stream identically however they are
+        split.
+        """
+        step, counter = self.step, self.counter
+        for i in range(n_steps):
+            if int(counter.get_value(borrow=True)) >= BLOCK:
+                self.refill()
+            out[i] = -float(step())
 
     def _param(self, name: str):
         return next(p for p in self.approx.params if p.name == name)
@@ -233,14 +269,25 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
         approx = pm.MeanField() if method == "advi" else pm.FullRank()
         inference = KLqp(approx)
     approx.scale_cost_to_minibatch = False  # loss = -ELBO in full-data nats (module docs)
+    group = approx.groups[0]
+    # pre-drawn randomness (module docs): q's noise and the minibatch rows, by counter
+    counter = pytensor.shared(np.int64(0), name="advi_counter")
+    noise = pytensor.shared(np.zeros((BLOCK, group.ddim)), name="advi_noise",
+                            shape=(BLOCK, group.ddim))
+    replacements = {data_in_model: data, group.symbolic_initial: noise[counter][None, :]}
+    batch_rows = None
+    if batch_size is not None:
+        batch_rows = pytensor.shared(np.zeros((BLOCK, batch_size), dtype=np.int64),
+                                     name="advi_batch_rows", shape=(BLOCK, batch_size))
+        replacements[model.rvs_to_values[model["x"]]] = data[batch_rows[counter]]
     updates = inference.objective.updates(obj_optimizer=_make_optimizer(optimizer, lr),
-                                          more_replacements={data_in_model: data})
+                                          more_replacements=replacements,
+                                          more_updates={counter: counter + 1})
     step = pm.compile([], updates.loss, updates=updates)
     rngs = [v for v in step.get_shared() if isinstance(v.type, RandomType)]
+    skip = {data, lr, noise, counter, batch_rows}
     resets = [(v, np.array(v.get_value(), copy=True)) for v in step.get_shared()
-              if not isinstance(v.type, RandomType) and v is not data and v is not lr]
-
-    group = approx.groups[0]
+              if not isinstance(v.type, RandomType) and v not in skip]
     ordering = [(name, slc, tuple(int(s) for s in shape))
                 for name, slc, shape, _dtype in group.ordering.values()]
     labels = [lab for name, _slc, shape in ordering for lab in element_labels(name, shape)]
@@ -286,7 +333,8 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     return CompiledObjective(
         method=method, spec=spec, n_samples=n_samples, n_features=n_features,
         batch_size=batch_size, optimizer=optimizer, model=model, approx=approx, step=step,
-        data=data, learning_rate=lr, resets=resets, rngs=rngs, ordering=ordering,
+        data=data, learning_rate=lr, resets=resets, rngs=rngs, noise=noise,
+        batch_rows=batch_rows, counter=counter, ordering=ordering,
         labels=labels, free_names=free_names, constrained_names=names,
         _constrain_fn=constrain_fn, _unconstrain_fn=unconstrain_fn, _logp_fn=logp_fn)
 

@@ -46,6 +46,7 @@ from ..spec import MixtureSpec
 from ..validation import check_choice, check_int, check_positive, describe
 from . import Engine
 from ._advi_objective import (
+    BLOCK,
     OPTIMIZERS,
     CompiledObjective,
     cache_info,
@@ -68,8 +69,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: ELBO window (iterations) of the convergence criterion.
-CONVERGENCE_WINDOW = 100
+#: ELBO window (iterations) of the convergence criterion (one block of pre-drawn noise).
+CONVERGENCE_WINDOW = BLOCK
 #: The relative ELBO change that counts as converged when no ``tolerance`` is given (Stan's
 #: ``tol_rel_obj``); the run is then not stopped early, only labelled.
 DEFAULT_TOLERANCE = 0.01
@@ -163,35 +164,31 @@ def _optimize(objective: CompiledObjective, n_iter: int, tolerance: float | None
     """
     from rich.progress import Progress
 
-    step = objective.step
+    window = CONVERGENCE_WINDOW
     elbo = np.empty(n_iter)
     change = np.inf
     n_run = n_iter
     with Progress(disable=not progressbar) as progress:
         task = progress.add_task("ADVI", total=n_iter)
-        for i in range(n_iter):
-            elbo[i] = -float(step())
-            if (i + 1) % CONVERGENCE_WINDOW == 0:
-                if not np.all(np.isfinite(elbo[i + 1 - CONVERGENCE_WINDOW:i + 1])):
-                    bad = i + 1 - CONVERGENCE_WINDOW + int(np.argmin(np.isfinite(
-                        elbo[i + 1 - CONVERGENCE_WINDOW:i + 1])))
-                    raise FloatingPointError(
-                        f"learning_rate: expected a rate at which the optimisation stays "
-                        f"finite, got {learning_rate} (the ELBO became {elbo[bad]} at "
-                        f"iteration {bad}). Try a smaller learning_rate or "
-                        f"optimizer='adagrad_window'.")
-                change = _relative_change(elbo, i + 1, CONVERGENCE_WINDOW)
-                progress.update(task, advance=CONVERGENCE_WINDOW,
-                                description=f"ADVI  ELBO {elbo[i + 1 - CONVERGENCE_WINDOW:i + 1].mean():,.1f}")
+        for start in range(0, n_iter, window):
+            stop = min(start + window, n_iter)
+            objective.run(stop - start, elbo[start:stop])
+            block = elbo[start:stop]
+            if not np.all(np.isfinite(block)):
+                bad = start + int(np.argmin(np.isfinite(block)))
+                raise FloatingPointError(
+                    f"learning_rate: expected a rate at which the optimisation stays "
+                    f"finite, got {learning_rate} (the ELBO became {elbo[bad]} at "
+                    f"iteration {bad}). Try a smaller learning_rate or "
+                    f"optimizer='adagrad_window'.")
+            progress.update(task, advance=stop - start,
+                            description=f"ADVI  ELBO {block.mean():,.1f}")
+            if stop % window == 0:
+                change = _relative_change(elbo, stop, window)
                 if tolerance is not None and change < tolerance:
-                    n_run = i + 1
+                    n_run = stop
                     break
     elbo = elbo[:n_run]
-    if not np.all(np.isfinite(elbo)):
-        raise FloatingPointError(
-            f"learning_rate: expected a rate at which the optimisation stays finite, got "
-            f"{learning_rate} (the ELBO is not finite at the end). Try a smaller "
-            f"learning_rate.")
     return elbo, change
 
 
@@ -318,7 +315,7 @@ def _fit(points: np.ndarray, spec: MixtureSpec, method: str, opts: dict[str, Any
         optimize_seconds += time.perf_counter() - loop_start
         iterations += elbo.size
         params = objective.params()
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng((seed, 2))  # the optimiser's stream is (seed, 1)
         elbo_final, elbo_se = _final_elbo(objective, params, rng, opts["elbo_draws"])
         converged = bool(change < (opts["tolerance"] or DEFAULT_TOLERANCE))
         restarts.append({"random_seed": seed, "elbo_final": elbo_final, "elbo_final_se": elbo_se,
