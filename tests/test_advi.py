@@ -255,6 +255,7 @@ def _no_total_size_sd(points, batch_size):
     return approx.std.eval()[slc]
 
 
+@pytest.mark.slow  # three compiles (full data, minibatch, the wrong model): ~15-45 s
 def test_minibatch_posterior_sd_matches_full_data(minibatch_points):
     options = {**SMALL, "n_iter": 6000}
     full = fit(minibatch_points, SPEC, engine="advi", **options)
