@@ -163,6 +163,27 @@ def test_compiled_constrain_agrees_with_the_transforms(points):
     np.testing.assert_allclose(objective.unconstrain(start), theta[0], rtol=1e-10)
 
 
+@pytest.mark.slow  # one more compile (~5 s warm, ~45 s cold on a busy machine)
+def test_learned_sd_ordered_simplex_spec(points):
+    """One compile covers the other variable layouts: log precisions, ordered, simplex."""
+    spec = MixtureSpec(n_components=2, obs_sd="learned", ordered=True,
+                       weights_transform="simplex")
+    result = fit(points, spec, engine="advi", **{**SMALL, "n_iter": 1000})
+    labels = result.extras["unconstrained_labels"]
+    assert labels[0] == "weights_simplex__[0]"
+    assert {"means_first_ordered__[0]", "means_rest[1,0]", "obs_precision_log__[1,1]"} <= set(labels)
+    means = result.draws("means")
+    assert np.all(np.diff(means[..., 0], axis=-1) > 0)  # ordered by feature 0 in every draw
+    assert result.draws("obs_sd").shape == (1, SMALL["draws"], 2, 2)
+    table, back = result.extras["approximation"], result.extras["back_transform"]
+    np.testing.assert_allclose(back.loc[["weights[0]", "weights[1]"], "at_q_mean"],
+                               advi.weights_backward([table["mean"].iloc[0]], "simplex"))
+    # obs_sd = precision^(-1/2) = exp(-y / 2) at q's mean of y = log precision
+    y = table.loc["obs_precision_log__[0,1]", "mean"]
+    assert back.loc["obs_sd[0,1]", "at_q_mean"] == pytest.approx(np.exp(-y / 2), rel=1e-12)
+    assert np.isfinite(result.extras["elbo_final"])
+
+
 # --------------------------------------------------------------------------- seeds, cache
 def test_same_seed_same_numbers_and_other_seed_differs(points, mean_field):
     again = fit(points, SPEC, engine="advi", **SMALL)
