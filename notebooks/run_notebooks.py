@@ -98,7 +98,6 @@ def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800):
     # editable install made before the package had its __init__.py resolves it as an empty
     # namespace package from any folder but the repository root).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     with tempfile.TemporaryDirectory(prefix="ppl-mixtures-kernel-") as spec_dir:
         client = NotebookClient(nb, km=_kernel_manager(Path(spec_dir)), timeout=timeout,
                                 kernel_name=KERNEL_NAME,

@@ -42,8 +42,7 @@ def _cells(name: str) -> list[dict]:
 
 
 def test_every_notebook_is_present():
-    present = _present()
-    assert present == [name for name in EXPECTED if name in present]  # TODO: all five
+    assert tuple(_present()) == EXPECTED
 
 
 @pytest.mark.parametrize("name", _present())
