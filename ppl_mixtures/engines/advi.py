@@ -283,14 +283,19 @@ def format_approximation(fit: MixtureFit, *, correlation: bool | None = None) ->
         correlation = fit.engine == "fullrank_advi"
     import pandas as pd
 
-    with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 120):
-        parts = [f"q = {'full-rank' if fit.engine == 'fullrank_advi' else 'mean-field'} "
-                 f"Gaussian over the unconstrained coordinates",
-                 str(fit.extras["approximation"]), "",
-                 "Model variables: at q's mean (back-transform of the mean) vs mean of draws",
-                 str(fit.extras["back_transform"])]
-        if correlation:
-            parts += ["", "Correlation of q", str(fit.extras["correlation"])]
+    fmt = "{:.4f}".format
+    parts = [f"q = {'full-rank' if fit.engine == 'fullrank_advi' else 'mean-field'} "
+             f"Gaussian over the unconstrained coordinates",
+             fit.extras["approximation"].to_string(float_format=fmt), "",
+             "Model variables: at q's mean (back-transform of the mean) vs mean of draws",
+             fit.extras["back_transform"].to_string(float_format=fmt)]
+    if correlation:
+        corr = fit.extras["correlation"]
+        short = [str(i) for i in range(len(corr))]  # columns by number, rows by label
+        table = pd.DataFrame(corr.to_numpy(), index=[f"{i} {lab}" for i, lab in
+                                                     zip(short, corr.index, strict=True)],
+                             columns=short)
+        parts += ["", "Correlation of q", table.to_string(float_format="{:.2f}".format)]
     return "\n".join(parts)
 
 
