@@ -165,6 +165,8 @@ class Comparison:
         A known log p(x) in nats (exact, or from SMC), drawn as a line under ELBO traces.
     name : str or None
         Dataset name for titles and reports.
+    log_evidence_source : str or None
+        Where ``log_evidence`` came from: the fit that estimated it, or "given".
     """
 
     reference: str
@@ -174,6 +176,7 @@ class Comparison:
     not_applicable: Mapping[str, str] = field(default_factory=dict)
     log_evidence: float | None = None
     name: str | None = None
+    log_evidence_source: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fits", MappingProxyType(dict(self.fits)))
@@ -223,6 +226,7 @@ class Comparison:
                 "spec": self.spec.to_dict(),
                 "n_samples": int(self.points.shape[0]), "n_features": int(self.points.shape[1]),
                 "log_evidence": _json_number(self.log_evidence),
+                "log_evidence_source": self.log_evidence_source,
                 "thresholds": {"sd_ratio_tol": SD_RATIO_TOL, "mean_shift_tol": MEAN_SHIFT_TOL,
                                "label_switch_fraction": LABEL_SWITCH_FRACTION,
                                "rhat_tol": RHAT_TOL},
@@ -254,11 +258,15 @@ class Comparison:
         others = [n for n in names if n != self.reference]
         if others:
             out.append(f"\nsd ratio engine / {self.reference} (1 = same width; mean-field VI "
-                       "is usually < 1) and Wasserstein-1 distance to the reference draws:\n")
+                       "is usually < 1):\n")
             out.append(markdown_table(
-                ["parameter", *(f"{n} sd ratio" for n in others), *(f"{n} W1" for n in others)],
-                [[p, *(_fmt(ratio.loc[p, n], 2) for n in others),
-                  *(_fmt(w1.loc[p, n], digits) for n in others)] for p in means.index]))
+                ["parameter", *others],
+                [[p, *(_fmt(ratio.loc[p, n], 2) for n in others)] for p in means.index]))
+            out.append(f"\nWasserstein-1 distance between each engine's draws and "
+                       f"{self.reference}'s (parameter units; 0 = same distribution):\n")
+            out.append(markdown_table(
+                ["parameter", *others],
+                [[p, *(_fmt(w1.loc[p, n], digits) for n in others)] for p in means.index]))
         return "\n".join(out) + "\n"
 
     def __str__(self) -> str:
@@ -512,11 +520,13 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
         rows[key] = row
     engines = pd.DataFrame.from_dict(rows, orient="index")
     engines.index.name = "engine"
+    source = "given" if log_evidence is not None else None
     if log_evidence is None:
-        known = [f.extras["log_evidence"] for f in (ref, *fits.values())
+        known = [(key, f.extras["log_evidence"]) for key, f in ((reference, ref), *fits.items())
                  if f.extras.get("log_evidence") is not None]
-        log_evidence = float(known[0]) if known else None
+        if known:
+            source, log_evidence = known[0][0], float(known[0][1])
     return Comparison(reference=reference, fits=aligned,
                       parameters=params.drop(columns="_ref_sd"), engines=engines,
                       not_applicable=dict(not_applicable or {}), log_evidence=log_evidence,
-                      name=name)
+                      name=name, log_evidence_source=source)

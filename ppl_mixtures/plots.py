@@ -159,9 +159,9 @@ def _plot_data_1d(comparison: Comparison, colors: Mapping[str, Any]) -> Figure:
     ax.axhline(0, color="black", lw=0.5)
     ax.set_xlabel("feature 0 (data units)")
     ax.set_ylabel("density (1 / data unit)")
-    ax.set_title(_dataset_title(comparison, "Data and each engine's mixture; bars: "
-                                            "component mean ± 1 sd (thick), ± 2 sd (thin)"),
-                 fontsize="medium")
+    ax.set_title(_dataset_title(comparison, "Data and each engine's mixture"))
+    ax.text(0.99, 0.02, "bars: component mean ± 1 sd (thick), ± 2 sd (thin)",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
     ax.legend(loc="best", fontsize="small")
     return fig
 
@@ -215,8 +215,9 @@ def plot_elbo(comparison: Comparison) -> Figure:
             lows.append(np.percentile(tail, 2))
             highs.append(tail.max())
     if comparison.log_evidence is not None:
+        source = f" ({comparison.log_evidence_source})" if comparison.log_evidence_source else ""
         ax.axhline(comparison.log_evidence, color="black", ls="--", lw=1.2,
-                   label=f"log p(x) = {comparison.log_evidence:.1f}")
+                   label=f"log p(x) ≈ {comparison.log_evidence:.1f}{source}")
         highs.append(comparison.log_evidence)
     if lows:
         low, high = min(lows), max(highs)
@@ -239,8 +240,8 @@ def _units(label: str) -> str:
 
 
 def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None = None,
-                   max_panels: int = 16, bins: int = 40) -> Figure:
-    """Each parameter's marginal: one density outline per engine, a line for point estimates.
+                   max_panels: int = 16, bins: int = 20) -> Figure:
+    """Each parameter's marginal: one density per engine (Gaussian KDE), a line for point estimates.
 
     Parameters the reference does not vary (fixed weights) are left out. Components are
     the aligned ones (``comparison.fits``), so panel ``means[0,1]`` is the same component
@@ -254,12 +255,14 @@ def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None =
     max_panels : int
         At most this many panels (the first ones in table order).
     bins : int
-        Histogram bins per panel (shared by the engines).
+        Histogram bins for engines with fewer than 20 draws (too few for a KDE).
     """
     table = comparison.parameters
     ref = table[table["engine"] == comparison.reference].set_index("parameter")
     if parameters is None:
         parameters = [p for p in ref.index if ref.loc[p, "sd"] > 0]
+    from scipy.stats import gaussian_kde
+
     parameters = list(parameters)[:max_panels]
     if not parameters:
         raise ValueError("parameters: expected at least one parameter with posterior spread, "
@@ -275,15 +278,19 @@ def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None =
         lo, hi = np.percentile(values, [0.5, 99.5])
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
-        edges = np.linspace(lo, hi, bins + 1)
+        pad = 0.1 * (hi - lo)
+        grid = np.linspace(lo - pad, hi + pad, 200)
         for name, draws in flat.items():
             if label not in draws:
                 continue
             x = draws[label]
             if x.size <= 1 or np.ptp(x) == 0:
                 ax.axvline(x[0], color=colors[name], lw=1.5, ls=":")
+            elif x.size < 20:  # too few draws for a density estimate
+                ax.hist(x, bins=np.linspace(lo, hi, bins + 1), density=True,
+                        histtype="step", color=colors[name], lw=1.4)
             else:
-                ax.hist(x, bins=edges, density=True, histtype="step", color=colors[name], lw=1.4)
+                ax.plot(grid, gaussian_kde(x)(grid), color=colors[name], lw=1.4)
         ax.set_title(label, fontsize="medium")
         ax.set_xlabel(_units(label), fontsize="small")
         ax.set_ylabel("density")
@@ -348,8 +355,10 @@ def plot_forest(comparison: Comparison, *, n_draws: int = 1000) -> Figure:
     height = min(2.0 + 0.22 * rows * max(1, len(names)) ** 0.5, 14.0)
     pc = az.plot_forest(trees, var_names=list(comparison.reference_fit.parameter_names()),
                         combined=True, figure_kwargs={"figsize": (7.0, height)})
-    pc.add_legend("model", title="engine")
+    pc.add_legend("model", title="engine", loc="upper right", bbox_to_anchor=(0.995, 0.93))
     fig = pc.viz["figure"].item()
+    fig.set_size_inches(8.5, height)
+    fig.subplots_adjust(right=0.8, top=0.93)  # room for the legend and the title
     fig.suptitle(_dataset_title(comparison, "Forest plot: posterior mean, 50 % and 89 % "
                                             "intervals per engine"), fontsize="medium")
     fig.supxlabel("parameter value (means, obs_sd: data units; weights: probability)",

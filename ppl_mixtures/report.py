@@ -101,14 +101,22 @@ def _headline(comparisons: Mapping[str, Comparison]) -> str:
     rows = []
     for dataset, comp in comparisons.items():
         for name, r in comp.engines.iterrows():
-            rows.append([dataset, name, r["family"], f"{r['total_s']:.1f}",
-                         "–" if not np.isfinite(r["sd_ratio"]) else f"{r['sd_ratio']:.2f}",
-                         "–" if not np.isfinite(r["max_mean_shift"]) else f"{r['max_mean_shift']:.2f}",
-                         "–" if not np.isfinite(r["elbo"]) else f"{r['elbo']:.1f}", r["verdict"]])
-        rows += [[dataset, name, "", "", "", "", "", f"not applicable: {why}"]
+            rows.append([dataset, name, r["family"], _seconds(r["total_s"]),
+                         _number(r["sd_ratio"], 2), _number(r["max_mean_shift"], 2),
+                         _number(r["elbo"], 1), _number(r["log_evidence"], 1), r["verdict"]])
+        rows += [[dataset, name, "", "", "", "", "", "", f"not applicable: {why}"]
                  for name, why in comp.not_applicable.items()]
     return markdown_table(["dataset", "engine", "family", "time (s)", "sd ratio",
-                           "max shift (ref sd)", "ELBO (nats)", "verdict"], rows)
+                           "max shift (ref sd)", "ELBO (nats)", "log p(x) (nats)", "verdict"],
+                          rows)
+
+
+def _number(value: float, digits: int) -> str:
+    return "–" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}" if value < 10 else f"{value:.0f}"
 
 
 def headline_table(comparisons: Comparison | Mapping[str, Comparison]) -> str:

@@ -155,7 +155,9 @@ def test_learned_obs_sd_and_log_evidence_are_tabulated(ref):
                    extras={"log_evidence": -321.5, "log_evidence_se": 0.4})
     comp = compare({"nuts": nuts, "smc": smc})
     assert "obs_sd[1,1]" in set(comp.parameters["parameter"])
-    assert comp.log_evidence == -321.5
+    assert comp.log_evidence == -321.5 and comp.log_evidence_source == "smc"
+    given = compare({"nuts": nuts, "smc": smc}, log_evidence=-300.0)
+    assert given.log_evidence == -300.0 and given.log_evidence_source == "given"
     assert comp.engines.loc["smc", "log_evidence"] == -321.5
     assert "-321.5 ± 0.4" in comp.to_markdown()
 
