@@ -302,10 +302,14 @@ def _engine_options(engine: Any, base: Mapping[str, Any], requested: Mapping[str
 
 def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any]]],
                  ui: _UI, label: str, reference: str | None = None,
+                 failures: dict[str, str] | None = None,
                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """Fit each (engine, options) of ``plan``; NotImplementedError -> "not applicable".
 
-    The reference engine raising NotImplementedError is an error (nothing to compare to).
+    The reference engine raising is an error (nothing to compare to). With a ``failures``
+    dict (the demo), any other engine that crashes is recorded there and in the returned
+    "not applicable" mapping as "FAILED (...)", so one broken engine does not lose the
+    other fits; the caller then exits with 1.
     """
     import warnings
 
@@ -325,6 +329,14 @@ def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any
                     raise
                 not_applicable[name] = _one_line(err)
                 ui.note(f"[{label}] {name}: not applicable ({_one_line(err)})")
+                continue
+            except Exception as err:
+                if failures is None or name == reference:
+                    raise
+                reason = f"{type(err).__name__}: {_one_line(err)}"
+                failures[f"{label}/{name}"] = reason
+                not_applicable[name] = f"FAILED ({reason})"
+                ui.note(f"[{label}] {name}: FAILED ({reason})")
                 continue
         ui.note(f"[{label}] {name}: done in {time.perf_counter() - start:.1f} s")
         for warning in caught:  # the engine's own advice; PyMC's noise stays quiet
@@ -527,11 +539,13 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
 
     _check_out(args.out, args.force)
     comparisons = {}
+    failures: dict[str, str] = {}
     for item in demo_datasets():
         plan = demo_plan(item["large"], args.quick, args.random_seed)
         reference = _demo_reference([name for name, _ in plan])
         fits, not_applicable = _run_engines(item["points"], item["spec"], plan, ui,
-                                            item["name"], reference=reference)
+                                            item["name"], reference=reference,
+                                            failures=failures)
         with ui.status(f"[{item['name']}] comparing ..."):
             comparisons[item["name"]] = compare(fits, reference=reference,
                                                 not_applicable=not_applicable,
@@ -541,6 +555,11 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
                      title="ppl-mixtures demo: one mixture model, many inference engines")
     ui.result(headline_table(comparisons))
     ui.note(f"report written to {args.out}/report.md")
+    if failures:
+        listed = "; ".join(f"{where}: {why}" for where, why in failures.items())
+        print(f"{PROG}: internal error: {len(failures)} engine run(s) failed ({listed}); "
+              f"the report lists them (run with --debug for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

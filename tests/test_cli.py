@@ -171,6 +171,30 @@ def test_demo_writes_every_dataset_section(tmp_path, capsys, monkeypatch):
     assert code == 2 and "--force" in err
 
 
+def test_demo_keeps_going_when_an_engine_crashes(tmp_path, capsys, monkeypatch):
+    fit_module = sys.modules["ppl_mixtures.fit"]
+    real_fit = fit_module.fit
+
+    def crashing_fit(points, spec, engine="nuts", **options):
+        if engine == "em":
+            raise RuntimeError("em broke")
+        return real_fit(points, spec, engine=engine, **options)
+
+    monkeypatch.setattr(fit_module, "fit", crashing_fit)
+    small = [{"name": "blobs", "points": datasets.advi_notebook_points(30), "large": False,
+              "spec": MixtureSpec(n_components=2), "about": ""}]
+    real_plan = cli.demo_plan
+    monkeypatch.setattr(cli, "demo_datasets", lambda: small)
+    monkeypatch.setattr(cli, "demo_plan", lambda large, quick, seed: [
+        (name, opts) for name, opts in real_plan(large, quick, seed) if name in ("cavi", "em")])
+    out_dir = tmp_path / "demo"
+    code, out, err = run(["--quiet", "demo", "--quick", "--out", out_dir], capsys)
+    assert code == 1
+    assert "1 engine run(s) failed (blobs/em: RuntimeError: em broke)" in err
+    assert "| blobs | cavi |" in out
+    assert "FAILED (RuntimeError: em broke)" in (out_dir / "report.md").read_text()
+
+
 def test_demo_plan_uses_the_registry():
     plan = dict(cli.demo_plan(large=False, quick=True, seed=4))
     assert list(plan) == list(available_engines())
