@@ -174,7 +174,7 @@ def _running_mean(trace: np.ndarray) -> tuple[np.ndarray, bool]:
     decreases = np.mean(np.diff(trace) < 0)
     if decreases < 0.2:  # a coordinate-ascent trace: monotone, show as is
         return trace, False
-    window = max(5, trace.size // 100)
+    window = max(10, trace.size // 30)
     kernel = np.ones(window) / window
     smooth = np.convolve(trace, kernel, mode="valid")
     return np.concatenate([np.full(window - 1, np.nan), smooth]), True
@@ -184,7 +184,7 @@ def plot_elbo(comparison: Comparison) -> Figure:
     """ELBO traces of every fit that has one, on one axis, in nats.
 
     Noisy traces (stochastic gradient engines: more than 20 % of steps go down) are shown
-    as a running mean over 1 % of the run. The x axis is logarithmic, so a 30-step CAVI
+    as a running mean over 1/30 of the run (at least 10 steps). The x axis is logarithmic, so a 30-step CAVI
     run and a 20,000-step ADVI run can be read together. The known log evidence log p(x)
     (``comparison.log_evidence``) is drawn as a horizontal line: every ELBO lies below it,
     and the gap is the KL divergence from q to the posterior.
@@ -441,6 +441,7 @@ def plot_responsibilities(fit: MixtureFit, *, max_points: int = 5000,
         ax.set_xlabel("feature 0 (data units)")
         ax.set_ylabel("feature 1 (data units)")
     ax.legend(handles=handles, loc="best", fontsize="small")
-    ax.set_title(title or f"Responsibilities under {fit.engine} (colour mix = uncertainty)",
-                 fontsize="medium")
+    default = (f"Responsibilities under {fit.engine}" if points.shape[1] == 1
+               else f"Responsibilities under {fit.engine} (colour mix = uncertainty)")
+    ax.set_title(title or default, fontsize="medium")
     return fig
