@@ -55,15 +55,15 @@ def _bits_from_f64(typingctx, value):
 
 @numba.njit(inline="always", **_JIT)
 def exp_nonpositive(x):
-    """exp(x) for x <= 0 to ~1 ulp; 0 below -708 (where exp(x) < 3e-308).
+    """exp(x) for x <= 0 to ~1 ulp; 0 below -708 (where exp(x) < 3e-308); NaN stays NaN.
 
     x = n ln2 + r with |r| <= ln2 / 2; exp(r) by its Taylor series to r^13 (remainder
     < 5e-18 relative); 2^n assembled from its exponent bits.
     """
     keep = x >= -708.0
-    x = max(x, -708.0)
-    n = np.floor(x * _LOG2E + 0.5)
-    r = (x - n * _LN2_HI) - n * _LN2_LO
+    clamped = x if keep else -708.0
+    n = np.floor(clamped * _LOG2E + 0.5)
+    r = (clamped - n * _LN2_HI) - n * _LN2_LO
     p = 1.0 / 6227020800.0                     # 1/13!
     p = p * r + 1.0 / 479001600.0
     p = p * r + 1.0 / 39916800.0
@@ -79,12 +79,13 @@ def exp_nonpositive(x):
     p = p * r + 1.0
     p = p * r + 1.0
     scale = _f64_from_bits((np.int64(n) + 1023) << 52)
-    return p * scale if keep else 0.0
+    value = p * scale if keep else 0.0
+    return value if x == x else x  # NaN in, NaN out
 
 
 @numba.njit(inline="always", **_JIT)
 def log_positive(t):
-    """log(t) for a normal number t > 0 to ~1 ulp.
+    """log(t) for a normal number t > 0 to ~1 ulp; NaN stays NaN.
 
     t = m 2^e with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),
     |s| < 0.172, by its series to s^23 (remainder < 1e-18).
@@ -110,7 +111,8 @@ def log_positive(t):
     q = q * s2 + 1.0 / 3.0
     q = q * s2 + 1.0
     fe = np.float64(e)
-    return fe * _LN2_HI + (2.0 * s * q + fe * _LN2_LO)
+    value = fe * _LN2_HI + (2.0 * s * q + fe * _LN2_LO)
+    return value if t == t else t  # NaN in, NaN out
 
 
 @numba.njit(**_JIT)
@@ -218,43 +220,32 @@ def logp_kernel(x, log_w, means, obs_sd):
 
 
 @numba.njit(**_JIT)
-def grad_parameters_kernel(x, log_w, means, obs_sd, g):
-    """Eqs. (2)-(4): gradients w.r.t. (log_w, means, obs_sd) of sum_i g_i log p(x_i).
+def _block_accumulate(n_rows, means, xb, joint, total, s0, s1, s2):
+    """Add the block's g_i r_ik, g_i r_ik (x - mu) and g_i r_ik (x - mu)^2 to the lanes.
 
-    ``g`` has length N, or 1 (the same cotangent for every observation).
+    ``joint`` holds exp(joint - top) and ``total`` holds g_i / total_i on entry.
     """
-    n_samples, n_features = x.shape
-    n_components = means.shape[0]
-    const, half_prec = _component_constants(log_w, obs_sd)
-    joint = np.empty((n_components, BLOCK))
-    top = np.empty(BLOCK)
-    total = np.empty(BLOCK)
-    raw_top = np.empty(BLOCK)
-    xb = np.empty((x.shape[1], BLOCK))
-    # per-lane partial sums (reduced once at the end): the row loops stay vectorizable
-    # (a scalar float accumulator would need reassociation, i.e. fastmath)
-    s0 = np.zeros((n_components, BLOCK))               # sum_i g_i r_ik
-    s1 = np.zeros((n_components, n_features, BLOCK))   # sum_i g_i r_ik (x_id - mu_kd)
-    s2 = np.zeros((n_components, n_features, BLOCK))   # sum_i g_i r_ik (x_id - mu_kd)^2
-    for start in range(0, n_samples, BLOCK):
-        n_rows = min(BLOCK, n_samples - start)
-        _block_logp(x, start, n_rows, means, const, half_prec, xb, joint, top, total, raw_top)
-        _block_cotangent_over_total(g, start, n_rows, total)
-        for k in range(n_components):
-            row = joint[k]
-            lane0 = s0[k]
+    for k in range(means.shape[0]):
+        row = joint[k]
+        lane0 = s0[k]
+        for j in range(n_rows):
+            row[j] *= total[j]                  # g_i r_ik
+            lane0[j] += row[j]
+        for d in range(means.shape[1]):
+            mu = means[k, d]
+            column = xb[d]
+            lane1 = s1[k, d]
+            lane2 = s2[k, d]
             for j in range(n_rows):
-                row[j] *= total[j]                  # g_i r_ik
-                lane0[j] += row[j]
-            for d in range(n_features):
-                mu = means[k, d]
-                column = xb[d]
-                lane1 = s1[k, d]
-                lane2 = s2[k, d]
-                for j in range(n_rows):
-                    weighted = row[j] * (column[j] - mu)
-                    lane1[j] += weighted
-                    lane2[j] += weighted * (column[j] - mu)
+                weighted = row[j] * (column[j] - mu)
+                lane1[j] += weighted
+                lane2[j] += weighted * (column[j] - mu)
+
+
+@numba.njit(**_JIT)
+def _finish_gradients(half_prec, obs_sd, s0, s1, s2):
+    """Eqs. (2)-(4) from the lane sums."""
+    n_components, n_features = obs_sd.shape
     g_log_w = s0.sum(axis=1)
     g_means = np.empty((n_components, n_features))
     g_sd = np.empty((n_components, n_features))
@@ -264,6 +255,51 @@ def grad_parameters_kernel(x, log_w, means, obs_sd, g):
             g_means[k, d] = prec * s1[k, d].sum()
             g_sd[k, d] = (prec * s2[k, d].sum() - g_log_w[k]) / obs_sd[k, d]
     return g_log_w, g_means, g_sd
+
+
+@numba.njit(**_JIT)
+def _gradients_and_maybe_logp(x, log_w, means, obs_sd, g, with_logp):
+    n_samples, n_features = x.shape
+    n_components = means.shape[0]
+    const, half_prec = _component_constants(log_w, obs_sd)
+    joint = np.empty((n_components, BLOCK))
+    top = np.empty(BLOCK)
+    total = np.empty(BLOCK)
+    raw_top = np.empty(BLOCK)
+    xb = np.empty((n_features, BLOCK))
+    out = np.empty(n_samples if with_logp else 0)
+    # per-lane partial sums (reduced once at the end): the row loops stay vectorizable
+    # (a scalar float accumulator would need reassociation, i.e. fastmath)
+    s0 = np.zeros((n_components, BLOCK))               # sum_i g_i r_ik
+    s1 = np.zeros((n_components, n_features, BLOCK))   # sum_i g_i r_ik (x_id - mu_kd)
+    s2 = np.zeros((n_components, n_features, BLOCK))   # sum_i g_i r_ik (x_id - mu_kd)^2
+    for start in range(0, n_samples, BLOCK):
+        n_rows = min(BLOCK, n_samples - start)
+        _block_logp(x, start, n_rows, means, const, half_prec, xb, joint, top, total, raw_top)
+        if with_logp:
+            for j in range(n_rows):
+                value = top[j] + log_positive(total[j])
+                out[start + j] = value if raw_top[j] != -np.inf else -np.inf
+        _block_cotangent_over_total(g, start, n_rows, total)
+        _block_accumulate(n_rows, means, xb, joint, total, s0, s1, s2)
+    g_log_w, g_means, g_sd = _finish_gradients(half_prec, obs_sd, s0, s1, s2)
+    return out, g_log_w, g_means, g_sd
+
+
+@numba.njit(**_JIT)
+def grad_parameters_kernel(x, log_w, means, obs_sd, g):
+    """Eqs. (2)-(4): gradients w.r.t. (log_w, means, obs_sd) of sum_i g_i log p(x_i).
+
+    ``g`` has length N, or 1 (the same cotangent for every observation).
+    """
+    _, g_log_w, g_means, g_sd = _gradients_and_maybe_logp(x, log_w, means, obs_sd, g, False)
+    return g_log_w, g_means, g_sd
+
+
+@numba.njit(**_JIT)
+def logp_and_grad_parameters_kernel(x, log_w, means, obs_sd, g):
+    """Eq. (1) per observation and eqs. (2)-(4), in one pass over the data."""
+    return _gradients_and_maybe_logp(x, log_w, means, obs_sd, g, True)
 
 
 @numba.njit(**_JIT)

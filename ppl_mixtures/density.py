@@ -240,6 +240,27 @@ def _fused_ops():
         def infer_shape(self, node, input_shapes):
             return [input_shapes[0]]
 
+    class MixtureLogpAndGradParams(Op):
+        """log p(x_i) (N,) and (d/dlog_w, d/dmeans, d/dobs_sd) of sum_i g_i log p(x_i) in
+        one pass; inputs x, log_w, means, obs_sd, g. Only created by the graph rewrite below
+        (it merges a MixtureLogp and its MixtureLogpGradParams), so it has no gradient."""
+
+        __props__ = ()
+
+        def make_node(self, x, log_w, means, obs_sd, g):
+            inputs = as_inputs(x, log_w, means, obs_sd, g)
+            logp = pt.tensor(dtype="float64", shape=(inputs[0].type.shape[0],))
+            return Apply(self, inputs, [logp, inputs[1].type(), inputs[2].type(),
+                                        inputs[3].type()])
+
+        def perform(self, node, inputs, output_storage):
+            results = kernels.logp_and_grad_parameters_kernel(*inputs)
+            for store, result in zip(output_storage, results, strict=True):
+                store[0] = result
+
+        def infer_shape(self, node, input_shapes):
+            return [(input_shapes[0][0],), *input_shapes[1:4]]
+
     from pytensor.graph.basic import Constant
     from pytensor.graph.rewriting.basic import node_rewriter
     from pytensor.tensor.rewriting.basic import register_specialize
@@ -258,7 +279,26 @@ def _fused_ops():
             return None
         return node.op(*node.inputs[:4], pt.constant(first), return_list=True)
 
+    @register_specialize
+    @node_rewriter([MixtureLogpGradParams])
+    def local_mixture_fuse_logp_and_grad(fgraph, node):
+        # NUTS asks for log p and its gradient together: when both are in the graph (same
+        # inputs; the cotangent one value), compute them in one pass over the data.
+        x, log_w, means, obs_sd, g = node.inputs
+        if not isinstance(g, Constant) or g.data.shape[0] != 1:
+            return None
+        for client, _ in fgraph.clients.get(x, ()):
+            if (not isinstance(client, str) and isinstance(client.op, MixtureLogp)
+                    and list(client.inputs) == [x, log_w, means, obs_sd]):
+                fused = MixtureLogpAndGrad(x, log_w, means, obs_sd, g, return_list=True)
+                return {client.outputs[0]: fused[0], node.outputs[0]: fused[1],
+                        node.outputs[1]: fused[2], node.outputs[2]: fused[3]}
+        return None
+
+    MixtureLogpAndGrad = MixtureLogpAndGradParams()
+
     registrations = ((MixtureLogp, kernels.logp_kernel),
+                     (MixtureLogpAndGradParams, kernels.logp_and_grad_parameters_kernel),
                      (MixtureLogpGradParams, kernels.grad_parameters_kernel),
                      (MixtureLogpGradValue, kernels.grad_value_kernel))
     for cls, kernel in registrations:
@@ -266,12 +306,13 @@ def _fused_ops():
         cls.__qualname__ = cls.__name__
         register_funcify_default_op_cache_key(cls)(
             lambda op, node=None, _kernel=kernel, **kwargs: (_kernel, _KERNEL_VERSION))
-    _FUSED["ops"] = (MixtureLogp(), MixtureLogpGradParams(), MixtureLogpGradValue())
+    _FUSED["ops"] = (MixtureLogp(), MixtureLogpGradParams(), MixtureLogpGradValue(),
+                     MixtureLogpAndGrad)
     return _FUSED["ops"]
 
 
 _FUSED: dict = {}
-_KERNEL_VERSION = 4  # bump when the kernels change (part of PyTensor's numba cache key)
+_KERNEL_VERSION = 7  # bump when the kernels change (part of PyTensor's numba cache key)
 
 
 def fused_mixture_logp(value, log_weights, means, obs_sd):
@@ -302,7 +343,8 @@ def __getattr__(name: str):
     # The Op classes are built on first use (they subclass PyTensor's Op); this makes
     # ``ppl_mixtures.density.MixtureLogp`` resolvable, e.g. when a compiled model is
     # unpickled in a sampling subprocess.
-    names = ("MixtureLogp", "MixtureLogpGradParams", "MixtureLogpGradValue")
+    names = ("MixtureLogp", "MixtureLogpGradParams", "MixtureLogpGradValue",
+             "MixtureLogpAndGradParams")
     if name in names:
         return type(_fused_ops()[names.index(name)])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -168,20 +168,33 @@ def test_fused_handles_zero_weights(fused_and_elementwise):
     assert all(np.all(g == 0.0) for g in nothing[1:])
 
 
-def test_fused_sum_gradient_uses_a_scalar_cotangent():
-    """The rewrite that replaces the constant cotangent of N ones by one value fires."""
+def test_fused_sum_and_gradient_compile_to_one_pass():
+    """The rewrites fire: the constant cotangent of N ones becomes one value, and log p and
+    its gradient (what NUTS asks for) become one MixtureLogpAndGradParams node."""
     import pytensor
     import pytensor.tensor as pt
 
-    from ppl_mixtures.density import MixtureLogpGradParams, mixture_logp_pt
+    from ppl_mixtures.density import (
+        MixtureLogp,
+        MixtureLogpAndGradParams,
+        MixtureLogpGradParams,
+        mixture_logp_pt,
+    )
 
     points, weights, means, obs_sd = random_case(8, 600, 2, 2, True)  # >= FUSED_MIN_ROWS
     w, mu = pt.vector("w"), pt.matrix("mu")
     total = mixture_logp_pt(pt.constant(points), w, mu, pt.constant(obs_sd)).sum()
     fn = pytensor.function([w, mu], [total, *pytensor.grad(total, [w, mu])])
-    grads = [node for node in fn.maker.fgraph.toposort()
-             if isinstance(node.op, MixtureLogpGradParams)]
-    assert len(grads) == 1 and grads[0].inputs[4].type.shape == (1,)
+    ops = [node.op for node in fn.maker.fgraph.toposort()]
+    fused = [n for n in fn.maker.fgraph.toposort() if isinstance(n.op, MixtureLogpAndGradParams)]
+    assert len(fused) == 1 and fused[0].inputs[4].type.shape == (1,)
+    assert not any(isinstance(op, MixtureLogp | MixtureLogpGradParams) for op in ops)
+    grad_only = pytensor.function([w, mu], pytensor.grad(total, [w, mu]))
+    nodes = grad_only.maker.fgraph.toposort()
+    params = [n for n in nodes if isinstance(n.op, MixtureLogpGradParams)]
+    assert len(params) == 1 and params[0].inputs[4].type.shape == (1,)
+    for got, want in zip(grad_only(weights, means), fn(weights, means)[1:], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-13)
     value, g_w, g_mu = fn(weights, means)
     np.testing.assert_allclose(value, mixture_logp(points, weights, means, obs_sd).sum(),
                                rtol=1e-12)
@@ -213,3 +226,10 @@ def test_per_observation_parameters_fall_back_to_the_elementwise_graph():
     want = [mixture_logp(points[i:i + 1], weights, batched_means[i], obs_sd)[0]
             for i in range(5)]
     np.testing.assert_allclose(fn(), want, rtol=1e-12)
+
+
+def test_fused_propagates_nan(fused_and_elementwise):
+    points, weights, means, obs_sd = random_case(10, 8, 2, 2, True)
+    means[1, 0] = np.nan  # a sampler must see NaN, not a finite value that ignores it
+    fused, _ = fused_and_elementwise(points, np.log(weights), means, obs_sd)
+    assert np.isnan(fused[0])

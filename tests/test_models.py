@@ -219,3 +219,28 @@ def test_initial_point_is_ordered_and_inside_the_data(seed):
     np.testing.assert_allclose(start["weights"], 0.25)
     plain = initial_point(MixtureSpec(2, weights="fixed"), POINTS_2D)
     assert set(plain) == {"means"} and plain["means"].shape == (2, 2)
+
+
+def test_fused_logp_and_gradient_equal_builtin_mixture():
+    """What NUTS calls (logp and gradient together, the one-pass fused node) vs pm.Mixture."""
+    from pymc.blocking import DictToArrayBijection
+
+    from ppl_mixtures.density import MixtureLogpAndGradParams
+
+    points, spec = ORACLE_CASES["learned_ordered_2d_fused"]
+    functions = []
+    for model in (build_marginal_model(points, spec), build_builtin_model(points, spec)):
+        fn = model.logp_dlogp_function(ravel_inputs=True)
+        fn.set_extra_values({})
+        functions.append(fn)
+    nodes = functions[0]._pytensor_function.maker.fgraph.toposort()
+    assert any(isinstance(node.op, MixtureLogpAndGradParams) for node in nodes)
+    start = initial_point(spec, points)
+    size = DictToArrayBijection.map(_unconstrained(build_marginal_model(points, spec), spec,
+                                                   start)).data.size
+    rng = np.random.default_rng(3)
+    for _ in range(3):
+        flat = rng.normal(scale=0.5, size=size)
+        (logp_m, grad_m), (logp_b, grad_b) = (fn(flat) for fn in functions)
+        np.testing.assert_allclose(logp_m, logp_b, rtol=1e-12)
+        np.testing.assert_allclose(grad_m, grad_b, rtol=1e-10, atol=1e-9)
