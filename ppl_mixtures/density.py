@@ -161,9 +161,10 @@ def mixture_logp_pt_elementwise(value, weights, means, obs_sd):
 
 
 # --------------------------------------------------------------------------- fused Op
-# One pass over the data for the value and one for the gradient, with no (N, K, D)
-# temporaries. PyTensor's default backend is numba; the Ops register numba kernels so the
-# compiled logp stays in numba mode (Op.perform calls the same kernels for other backends).
+# One pass over the data per Op (and one for log p and its gradient together), with no
+# (N, K, D) temporaries. PyTensor's default backend is numba; the Ops register numba kernels
+# so the compiled logp stays in numba mode (Op.perform calls the same kernels for other
+# backends).
 
 
 def _fused_ops():
@@ -305,14 +306,25 @@ def _fused_ops():
         cls.__module__ = __name__  # picklable by reference (module __getattr__)
         cls.__qualname__ = cls.__name__
         register_funcify_default_op_cache_key(cls)(
-            lambda op, node=None, _kernel=kernel, **kwargs: (_kernel, _KERNEL_VERSION))
+            lambda op, node=None, _kernel=kernel, **kwargs: (_kernel, _kernel_version()))
     _FUSED["ops"] = (MixtureLogp(), MixtureLogpGradParams(), MixtureLogpGradValue(),
                      MixtureLogpAndGrad)
     return _FUSED["ops"]
 
 
 _FUSED: dict = {}
-_KERNEL_VERSION = 7  # bump when the kernels change (part of PyTensor's numba cache key)
+
+
+def _kernel_version() -> int:
+    """A number that changes with the kernels' source: part of PyTensor's numba cache key,
+    so a compiled graph cached on disk is never reused with older kernels."""
+    if "version" not in _FUSED:
+        import hashlib
+        from pathlib import Path
+
+        source = (Path(__file__).parent / "_density_numba.py").read_bytes()
+        _FUSED["version"] = int(hashlib.sha256(source).hexdigest()[:12], 16)
+    return _FUSED["version"]
 
 
 def fused_mixture_logp(value, log_weights, means, obs_sd):
