@@ -75,7 +75,7 @@ def run(quick: bool = False) -> str:
     def met(value: float, goal: float) -> str:
         return "yes" if value <= goal else "no"
 
-    mode = "quick settings (`--quick`)" if quick else "default settings"
+    mode = "`--quick` settings" if quick else "default settings"
     lines = [
         f"# Benchmark: `ppl-mixtures demo` wall time ({mode})", "",
         "Each number is one run of a fresh process (`python -m ppl_mixtures --quiet ...`). "
