@@ -66,7 +66,33 @@ def _kernel_manager(spec_dir: Path):
     return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
 
 
-def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800):
+#: Appended by ``execute_notebook(check_figures=True)``: every matplotlib figure the notebook
+#: drew must have a title (figure or every panel), axis labels on every panel with data, and
+#: a legend (or a colorbar). Figures stay open for it (``close_figures = False``).
+FIGURE_CHECK = """\
+import matplotlib.pyplot as _plt
+_problems = []
+for _num in _plt.get_fignums():
+    _fig = _plt.figure(_num)
+    _panels = [a for a in _fig.axes
+               if a.get_visible() and a.has_data() and a.get_label() != "<colorbar>"]
+    if not _panels:
+        continue
+    _suptitle = _fig._suptitle.get_text() if _fig._suptitle is not None else ""
+    _titled = bool(_suptitle) or all(a.get_title() for a in _panels)
+    _labelled = all(a.get_xlabel() and a.get_ylabel() for a in _panels)
+    _legend = (bool(_fig.legends) or any(a.get_legend() is not None for a in _panels)
+               or any(a.get_label() == "<colorbar>" for a in _fig.axes))
+    if not (_titled and _labelled and _legend):
+        _problems.append({"figure": _num, "title": _titled, "labels": _labelled,
+                          "legend": _legend, "panels": [a.get_title() for a in _panels]})
+print(f"checked {len(_plt.get_fignums())} figures")
+assert not _problems, _problems
+"""
+
+
+def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800,
+                     check_figures: bool = False):
     """Run one notebook in a fresh kernel and return the executed notebook.
 
     Parameters
@@ -77,6 +103,9 @@ def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800):
         Passed to the kernel as ``PPL_MIXTURES_NOTEBOOK_MODE``.
     timeout : int
         Seconds allowed per cell.
+    check_figures : bool
+        Keep every figure open and append a cell asserting that each has a title, axis
+        labels and a legend (:data:`FIGURE_CHECK`); the tests use it.
 
     Returns
     -------
@@ -92,6 +121,11 @@ def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800):
         raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}. "
                          f"Use 'full' for the published run or 'small' for a quick check.")
     nb = nbformat.read(path, as_version=4)
+    if check_figures:
+        from nbformat.v4 import new_code_cell
+
+        nb.cells.insert(0, new_code_cell("%config InlineBackend.close_figures = False"))
+        nb.cells.append(new_code_cell(FIGURE_CHECK))
     env = dict(os.environ)
     env[MODE_VARIABLE] = mode
     # Import this checkout's ppl_mixtures whatever the environment's install points at (an

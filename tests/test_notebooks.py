@@ -90,6 +90,27 @@ def test_kernel_runs_this_interpreter_with_the_mode(tmp_path):
     assert printed == [sys.executable, "small"]
 
 
+def test_figure_check_rejects_a_figure_without_legend(tmp_path):
+    import nbformat
+    from nbclient.exceptions import CellExecutionError
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    good = ("fig, ax = plt.subplots()\nax.plot([0, 1], label='a line')\n"
+            "ax.set(title='t', xlabel='x', ylabel='y')\nax.legend()\nplt.show()")
+    bad = "fig, ax = plt.subplots()\nax.plot([0, 1])\nax.set(title='t', xlabel='x', ylabel='y')"
+    runner = _runner()
+    for source, ok in [(good, True), (bad, False)]:
+        path = tmp_path / "figure.ipynb"
+        nbformat.write(new_notebook(cells=[new_code_cell("import matplotlib.pyplot as plt"),
+                                           new_code_cell(source)]), path)
+        if ok:
+            nb = runner.execute_notebook(path, mode="small", timeout=120, check_figures=True)
+            assert "checked 1 figures" in nb.cells[-1].outputs[0]["text"]
+        else:
+            with pytest.raises(CellExecutionError, match="'legend': False"):
+                runner.execute_notebook(path, mode="small", timeout=120, check_figures=True)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", _present())
 def test_notebook_executes_in_small_mode(name):
@@ -97,12 +118,15 @@ def test_notebook_executes_in_small_mode(name):
 
     runner = _runner()
     try:
-        nb = runner.execute_notebook(NOTEBOOK_DIR / f"{name}.ipynb", mode="small", timeout=600)
+        nb = runner.execute_notebook(NOTEBOOK_DIR / f"{name}.ipynb", mode="small", timeout=600,
+                                     check_figures=True)
     except CellExecutionError as err:  # show the failing cell's traceback, not nbclient's
         pytest.fail(f"{name} failed in small mode:\n{err}")
     code_cells = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count is not None for c in code_cells)
     errors = [o for c in code_cells for o in c.outputs if o.output_type == "error"]
     assert errors == []
-    # the kernel really ran in small mode (the settings cell prints the mode)
-    assert "mode: small" in "".join(o.get("text", "") for o in code_cells[0].outputs)
+    # the kernel really ran in small mode (the settings cell, after the injected config
+    # cell, prints the mode), and the figure check ran
+    assert "mode: small" in "".join(o.get("text", "") for o in code_cells[1].outputs)
+    assert "checked" in "".join(o.get("text", "") for o in code_cells[-1].outputs)
