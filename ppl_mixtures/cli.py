@@ -522,6 +522,23 @@ def demo_plan(large: bool, quick: bool, seed: int | None) -> list[tuple[str, dic
     return plan
 
 
+def _drop_too_slow(plan: list[tuple[str, dict[str, Any]]], n_samples: int,
+                   ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, str]]:
+    """Split off the engines whose ``max_samples`` is below ``n_samples`` (with the reason)."""
+    from .engines import available_engines
+
+    registry = available_engines()
+    kept, skipped = [], {}
+    for name, options in plan:
+        limit = registry[name].max_samples
+        if limit is not None and n_samples > limit:
+            skipped[name] = (f"skipped: impractically slow above {limit} points "
+                             f"(this dataset has {n_samples})")
+        else:
+            kept.append((name, options))
+    return kept, skipped
+
+
 def _demo_reference(names: Sequence[str]) -> str:
     """NUTS when it runs, else the first MCMC engine, else the first engine."""
     from .engines import available_engines
@@ -541,11 +558,13 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
     comparisons = {}
     failures: dict[str, str] = {}
     for item in demo_datasets():
-        plan = demo_plan(item["large"], args.quick, args.random_seed)
+        plan, skipped = _drop_too_slow(demo_plan(item["large"], args.quick, args.random_seed),
+                                       n_samples=len(item["points"]))
         reference = _demo_reference([name for name, _ in plan])
         fits, not_applicable = _run_engines(item["points"], item["spec"], plan, ui,
                                             item["name"], reference=reference,
                                             failures=failures)
+        not_applicable.update(skipped)
         with ui.status(f"[{item['name']}] comparing ..."):
             comparisons[item["name"]] = compare(fits, reference=reference,
                                                 not_applicable=not_applicable,

@@ -240,3 +240,19 @@ def test_module_entry_point(capsys, monkeypatch):
         runpy.run_module("ppl_mixtures", run_name="__main__")
     assert exit_.value.code == 0
     assert "usage: ppl-mixtures" in capsys.readouterr().out
+
+
+def test_demo_skips_engines_above_their_max_samples():
+    from ppl_mixtures.cli import _drop_too_slow, demo_plan
+    from ppl_mixtures.engines import available_engines
+
+    plan = demo_plan(large=False, quick=True, seed=1)
+    limited = {name for name, engine in available_engines().items()
+               if engine.max_samples is not None}
+    assert "latent_gibbs" in limited
+    kept, skipped = _drop_too_slow(plan, n_samples=1000)
+    assert set(skipped) == limited
+    assert "impractically slow above 300 points (this dataset has 1000)" in skipped["latent_gibbs"]
+    assert {name for name, _ in kept} == {name for name, _ in plan} - limited
+    kept_small, skipped_small = _drop_too_slow(plan, n_samples=100)
+    assert skipped_small == {} and kept_small == plan

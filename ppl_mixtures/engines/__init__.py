@@ -45,6 +45,9 @@ class Engine:
         Small settings that finish in seconds on ~100 points (tests, ``demo --quick``).
     large_data_options : Mapping
         Settings for 1e5+ points (e.g. ``{"batch_size": 200}``); only for scalable engines.
+    max_samples : int or None
+        Above this many observations the engine is impractically slow (its cost per draw
+        grows faster than linearly); ``ppl-mixtures demo`` skips it there. None: no limit.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Engine:
     scalable: bool = False
     quick_options: Mapping[str, Any] = field(default_factory=dict)
     large_data_options: Mapping[str, Any] = field(default_factory=dict)
+    max_samples: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("quick_options", "large_data_options"):
