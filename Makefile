@@ -7,6 +7,9 @@ BIN   := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) python3; do \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 PYTEST_ARGS ?=
+# Two workers (CI has 2 cores; PyTensor/numba compiles are single-threaded). loadfile keeps a
+# test module, and the compiled models its fixtures share, on one worker.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 .PHONY: help demo test test-fast notebooks bench lint clean-venv
 .DEFAULT_GOAL := help
@@ -30,10 +33,10 @@ demo: $(BIN)/.installed
 	$(BIN)/ppl-mixtures demo --out reports/demo --force
 
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 test-fast: $(BIN)/.installed
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "not slow" $(PYTEST_ARGS)
 
 notebooks: $(BIN)/.installed
 	$(BIN)/python notebooks/run_notebooks.py --out reports/notebooks
