@@ -19,7 +19,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.stats import wasserstein_distance
 
 from .relabel import relabel
 from .results import MixtureFit
@@ -379,6 +378,8 @@ def _align(fits: Mapping[str, MixtureFit], reference: str) -> dict[str, MixtureF
 
 
 def _parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict[str, Any]]:
+    from scipy.stats import wasserstein_distance  # scipy.stats costs ~1 s to import
+
     ref = fits[reference]
     rows = []
     for pname in ref.parameter_names():
