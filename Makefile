@@ -7,9 +7,10 @@ BIN   := $(VENV)/bin
 PYTHON ?= $(shell for p in python3.12 python3.13 python3.14 $(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3) python3; do \
 	  $$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 PYTEST_ARGS ?=
-# Two workers (CI has 2 cores; PyTensor/numba compiles are single-threaded). loadfile keeps a
-# test module, and the compiled models its fixtures share, on one worker.
-PYTEST_PARALLEL ?= -n 2 --dist loadfile
+# Two workers (CI has 2 cores; PyTensor/numba compiles are single-threaded). loadgroup keeps a
+# test module (and the compiled models its fixtures share) on one worker; tests/conftest.py
+# makes each notebook its own group so the notebooks spread over both workers.
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 
 .PHONY: help demo test test-fast notebooks bench lint clean-venv
 .DEFAULT_GOAL := help
