@@ -252,7 +252,7 @@ def test_demo_skips_engines_above_their_max_samples():
     assert "latent_gibbs" in limited
     kept, skipped = _drop_too_slow(plan, n_samples=1000)
     assert set(skipped) == limited
-    assert "impractically slow above 300 points (this dataset has 1000)" in skipped["latent_gibbs"]
+    assert "impractically slow above 150 points (this dataset has 1000)" in skipped["latent_gibbs"]
     assert {name for name, _ in kept} == {name for name, _ in plan} - limited
     kept_small, skipped_small = _drop_too_slow(plan, n_samples=100)
     assert skipped_small == {} and kept_small == plan

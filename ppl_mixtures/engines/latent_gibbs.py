@@ -167,6 +167,6 @@ ENGINES = (
         family="mcmc",
         scalable=False,
         quick_options={"draws": 200, "tune": 200, "chains": 2},
-        max_samples=300,  # the z sweep evaluates the model once per observation: O(N^2)
+        max_samples=150,  # the z sweep evaluates the model once per observation: O(N^2)
     ),
 )
