@@ -532,7 +532,7 @@ def _drop_too_slow(plan: list[tuple[str, dict[str, Any]]], n_samples: int,
     for name, options in plan:
         limit = registry[name].max_samples
         if limit is not None and n_samples > limit:
-            skipped[name] = (f"skipped: impractically slow above {limit} points "
+            skipped[name] = (f"impractically slow above {limit} points "
                              f"(this dataset has {n_samples})")
         else:
             kept.append((name, options))
