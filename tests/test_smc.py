@@ -135,6 +135,15 @@ def test_same_seed_same_numbers(smc_fit):
     np.testing.assert_array_equal(again.draws("means"), smc_fit.draws("means"))
 
 
+def test_unordered_exchangeable_spec_samples_one_label_mode(smc_fit):
+    # SPEC is unordered with a scalar alpha: SMC samples its ordered form (sorted particles),
+    # so every draw is ordered by feature 0, while the fit still reports the user's spec
+    assert not SPEC.ordered and smc_fit.spec == SPEC
+    first = smc_fit.draws("means")[..., 0]
+    assert np.all(np.diff(first, axis=-1) > 0)
+    assert smc_fit.options["one_label_mode"] is True
+
+
 @pytest.mark.parametrize("options, err, match", [
     ({"draws": 1}, ValueError, r"^draws: expected an integer >= 2, got 1\. Use e\.g\. draws=1000"),
     ({"chains": 0}, ValueError, r"^chains: expected an integer >= 1, got 0"),
@@ -146,7 +155,7 @@ def test_same_seed_same_numbers(smc_fit):
     ({"progressbar": 1}, TypeError, r"^progressbar: expected True or False, got 1"),
     ({"kernel": "mh"}, TypeError, r"unknown option\(s\) 'kernel'\. Valid options for 'smc': "
                                   r"draws, chains, threshold, correlation_threshold, random_seed, "
-                                  r"progressbar, log_likelihood\.$"),
+                                  r"progressbar, log_likelihood, one_label_mode\.$"),
 ])
 def test_bad_options(options, err, match):
     with pytest.raises(err, match=match):
