@@ -21,9 +21,10 @@ the O(KD) global updates; ``engines/_conjugate.py`` derives the updates and the 
 by term. ``init`` / ``step`` / ``fit`` let a notebook step through it::
 
     state = cavi.init(points, spec, random_seed=0)
+    elbos = []
     for _ in range(50):
         state, info = cavi.step(points, spec, state)
-        print(info.elbo)                                  # nats, higher is better
+        elbos.append(info.elbo)                           # nats, higher is better
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ Dempster, Laird & Rubin 1977). The objective (log-likelihood, or log-likelihood 
 prior for MAP) never decreases::
 
     state = em.init(points, spec, random_seed=0)
+    log_liks = []
     for _ in range(100):
         state, info = em.step(points, spec, state)
-        print(info.log_lik)                           # nats, higher is better
+        log_liks.append(info.log_lik)                 # nats, higher is better
 """
 
 from __future__ import annotations
