@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "check_choice",
     "check_engine_options",
+    "check_fraction",
     "check_int",
     "check_points",
     "check_positive",
@@ -70,6 +71,22 @@ def check_positive(name: str, value: Any, *, hint: str = "") -> float:
         raise ValueError(f"{name}: expected a finite number > 0, got {value!r}. "
                          f"{hint or 'Scales, rates and concentrations must be positive'}.")
     return value
+
+
+def check_fraction(name: str, value: Any, *, example: str, hint: str = "") -> float:
+    """Return ``value`` as a float strictly between 0 and 1, or raise naming ``name``.
+
+    ``example`` is a good value to suggest (e.g. ``"0.9"``); ``hint`` adds advice to the
+    message of an out-of-range value.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number in (0, 1), got {describe(value)}. "
+                        f"Use e.g. {name}={example}.")
+    if not 0.0 < float(value) < 1.0:
+        extra = f" ({hint})" if hint else ""
+        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}. "
+                         f"Use e.g. {name}={example}{extra}.")
+    return float(value)
 
 
 def check_vector(name: str, value: Any, *, hint: str = "") -> float | tuple[float, ...]:

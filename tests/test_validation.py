@@ -208,3 +208,15 @@ def test_check_engine_options_without_options_and_with_kwargs():
     with pytest.raises(TypeError, match=r"Valid options for 'bare': \(none\)\.$"):
         v.check_engine_options("bare", bare, {"x": 1})
     v.check_engine_options("open", open_ended, {"anything": 1})
+
+
+def test_check_fraction_accepts_open_unit_interval_and_names_the_argument():
+    from ppl_mixtures.validation import check_fraction
+
+    assert check_fraction("target_accept", 0.9, example="0.9") == 0.9
+    with pytest.raises(ValueError, match=r"^target_accept: expected a number in \(0, 1\), got 1\.0\. "
+                                         r"Use e\.g\. target_accept=0\.9 \(higher is safer\)\.$"):
+        check_fraction("target_accept", 1.0, example="0.9", hint="higher is safer")
+    with pytest.raises(TypeError, match=r"^threshold: expected a number in \(0, 1\), got True\. "
+                                        r"Use e\.g\. threshold=0\.5\.$"):
+        check_fraction("threshold", True, example="0.5")

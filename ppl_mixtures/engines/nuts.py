@@ -16,7 +16,7 @@ import numpy as np
 
 from ..results import MixtureFit, Timings, stopwatch
 from ..spec import MixtureSpec
-from ..validation import check_choice, check_int, describe
+from ..validation import check_choice, check_fraction, check_int
 from . import Engine
 from ._pymc import check_bool, check_seed, sampler_diagnostics, to_mixture_fit
 
@@ -25,16 +25,6 @@ __all__ = ["ENGINES", "fit"]
 logger = logging.getLogger(__name__)
 
 MODELS = ("marginal", "builtin")
-
-
-def _check_target_accept(value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise TypeError(f"target_accept: expected a number in (0, 1), got {describe(value)}. "
-                        f"Use e.g. target_accept=0.9.")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"target_accept: expected a number in (0, 1), got {value!r}. "
-                         f"Use e.g. target_accept=0.9 (higher for fewer divergences).")
-    return float(value)
 
 
 def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, tune: int = 1000,
@@ -81,7 +71,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, tune: int =
     chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=4")
     if cores is not None:
         cores = check_int("cores", cores, minimum=1, hint="Use e.g. cores=1, or None")
-    target_accept = _check_target_accept(target_accept)
+    target_accept = check_fraction("target_accept", target_accept, example="0.9",
+                                   hint="higher for fewer divergences")
     random_seed = check_seed(random_seed)
     progressbar = check_bool("progressbar", progressbar)
     log_likelihood = check_bool("log_likelihood", log_likelihood)

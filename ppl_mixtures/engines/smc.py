@@ -30,7 +30,7 @@ import numpy as np
 
 from ..results import MixtureFit, Timings, stopwatch
 from ..spec import MixtureSpec
-from ..validation import check_int, describe
+from ..validation import check_fraction, check_int
 from . import Engine
 from ._pymc import check_bool, check_seed, to_mixture_fit
 
@@ -40,16 +40,6 @@ logger = logging.getLogger(__name__)
 
 #: The free variable that ``ordered`` specs constrain (models.py names it so).
 _ORDERED_VARIABLE = "means_first"
-
-
-def _check_fraction(name: str, value: Any, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.floating):
-        raise TypeError(f"{name}: expected a number in (0, 1), got {describe(value)}. "
-                        f"Use e.g. {name}={example}.")
-    if not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name}: expected a number in (0, 1), got {value!r}. "
-                         f"Use e.g. {name}={example}.")
-    return float(value)
 
 
 def _ordered_start(model, draws: int, chains: int, random_seed: int | None) -> list[dict]:
@@ -171,8 +161,9 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, chains: int
 
     draws = check_int("draws", draws, minimum=2, hint="Use e.g. draws=1000 (particles per chain)")
     chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=2")
-    threshold = _check_fraction("threshold", threshold, "0.5")
-    correlation_threshold = _check_fraction("correlation_threshold", correlation_threshold, "0.01")
+    threshold = check_fraction("threshold", threshold, example="0.5")
+    correlation_threshold = check_fraction("correlation_threshold", correlation_threshold,
+                                           example="0.01")
     random_seed = check_seed(random_seed)
     progressbar = check_bool("progressbar", progressbar)
     log_likelihood = check_bool("log_likelihood", log_likelihood)
