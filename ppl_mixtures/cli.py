@@ -80,7 +80,8 @@ The demo fits four built-in datasets and writes one report:
 
 examples:
   ppl-mixtures demo                       writes reports/demo/ (refuses to overwrite)
-  ppl-mixtures demo --quick --out /tmp/demo --force"""
+  ppl-mixtures demo --quick --out /tmp/demo --force
+  ppl-mixtures demo --jobs 1              one fit at a time, in this process"""
 
 
 # =========================================================================== output
@@ -226,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true",
                       help="each engine's quick settings: a rough run in a fraction of the time.")
     demo.add_argument("--random-seed", type=int, default=1, help="seed for every engine.")
+    demo.add_argument("--jobs", type=int, default=None, metavar="N",
+                      help="fits run at once, in N worker processes (default: the number "
+                           "of CPUs, at most 2; 1 runs every fit in this process). Each fit "
+                           "uses one core; the numbers do not depend on N.")
     demo.set_defaults(func=_cmd_demo)
 
     fit = sub.add_parser("fit", parents=[common], help="fit one engine to a data file.", epilog=FIT_EPILOG,
@@ -343,6 +348,122 @@ def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any
             if issubclass(warning.category, ConvergenceWarning):
                 ui.note(f"[{label}] {name}: warning: {_one_line(warning.message)}")
     return fits, not_applicable
+
+
+def _fit_in_worker(points: Any, spec: Any, name: str, options: dict[str, Any],
+                   ) -> tuple[Any, list[str], float]:
+    """One demo fit in a worker process: (fit, ConvergenceWarning messages, wall seconds).
+
+    Exceptions (NotImplementedError included) travel back to the parent, which sorts them
+    as :func:`_run_engines` does.
+    """
+    import warnings
+
+    from .fit import fit
+    from .results import ConvergenceWarning
+
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = fit(points, spec, engine=name, **options)
+    notes = [_one_line(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    return fitted, notes, time.perf_counter() - start
+
+
+def _mappingproxy(mapping: dict) -> Any:
+    from types import MappingProxyType
+
+    return MappingProxyType(mapping)
+
+
+def _reduce_mappingproxy(proxy: Any) -> tuple[Any, tuple[dict]]:
+    """Pickle a read-only mapping (``MixtureFit.options``/``extras``) as a dict."""
+    return _mappingproxy, (dict(proxy),)
+
+
+def _worker_init(log_disable: int) -> None:
+    """Worker set-up: the parent's log silencing (spawned workers do not inherit it)."""
+    import logging
+
+    logging.disable(log_disable)
+
+
+def _default_jobs() -> int:
+    import os
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(2, cpus))
+
+
+def _task_cost(n_samples: int, family: str, name: str) -> tuple:
+    """Sort key, longest fits first (so two workers finish together): MCMC before VI before
+    point estimates, larger data first."""
+    rank = {"mcmc": 0, "vi": 1, "point": 2}.get(family, 1)
+    return (rank, -n_samples, name)
+
+
+def _run_engines_parallel(work: Sequence[dict[str, Any]], jobs: int, ui: _UI,
+                          failures: dict[str, str],
+                          ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+    """Fit every (dataset, engine) of ``work`` in ``jobs`` worker processes.
+
+    ``work`` items: ``label``, ``points``, ``spec``, ``plan`` (engine, options) and
+    ``reference``. The outcome is that of :func:`_run_engines` per dataset: the fits in plan
+    order, and "not applicable" reasons (NotImplementedError, or "FAILED (...)" recorded in
+    ``failures``); the reference engine failing raises. Fits are independent and seeded, so
+    the numbers are those of a sequential run.
+    """
+    import logging
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing.reduction import ForkingPickler
+    from types import MappingProxyType
+
+    from .engines import available_engines
+
+    # MixtureFit keeps its options/extras in read-only mappings; let them travel back
+    ForkingPickler.register(MappingProxyType, _reduce_mappingproxy)
+    registry = available_engines()
+    tasks = [(item, name, options) for item in work for name, options in item["plan"]]
+    tasks.sort(key=lambda t: _task_cost(len(t[0]["points"]), registry[t[1]].family, t[1]))
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    outcome: dict[str, dict[str, Any]] = {item["label"]: {} for item in work}
+    not_applicable: dict[str, dict[str, str]] = {item["label"]: {} for item in work}
+    # the pool is created before any progress spinner (a thread) exists: fork is then safe
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
+                             initializer=_worker_init,
+                             initargs=(logging.root.manager.disable,)) as pool:
+        futures = {pool.submit(_fit_in_worker, item["points"], item["spec"], name, options):
+                   (item, name) for item, name, options in tasks}
+        for future in as_completed(futures):
+            item, name = futures[future]
+            label = item["label"]
+            try:
+                fitted, notes, seconds = future.result()
+            except NotImplementedError as err:
+                if name == item["reference"]:
+                    raise
+                not_applicable[label][name] = _one_line(err)
+                ui.note(f"[{label}] {name}: not applicable ({_one_line(err)})")
+                continue
+            except Exception as err:
+                if name == item["reference"]:
+                    raise
+                reason = f"{type(err).__name__}: {_one_line(err)}"
+                failures[f"{label}/{name}"] = reason
+                not_applicable[label][name] = f"FAILED ({reason})"
+                ui.note(f"[{label}] {name}: FAILED ({reason})")
+                continue
+            outcome[label][name] = fitted
+            ui.note(f"[{label}] {name}: done in {seconds:.1f} s")
+            for note in notes:
+                ui.note(f"[{label}] {name}: warning: {note}")
+    return {item["label"]: ({name: outcome[item["label"]][name] for name, _ in item["plan"]
+                             if name in outcome[item["label"]]},
+                            not_applicable[item["label"]]) for item in work}
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
@@ -512,7 +633,7 @@ def demo_plan(large: bool, quick: bool, seed: int | None) -> list[tuple[str, dic
     for name, engine in available_engines().items():
         if large and not (engine.scalable or name == "nuts"):
             continue
-        base = dict(engine.quick_options) if quick else {}
+        base = dict(engine.quick_options) if quick else dict(engine.demo_options)
         if large:
             base.update(LARGE_DATA_NUTS if name == "nuts" and not quick else {})
             base.update(engine.large_data_options)
@@ -555,16 +676,29 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
     from .report import headline_table, write_report
 
     _check_out(args.out, args.force)
+    jobs = _default_jobs() if args.jobs is None else args.jobs
+    if jobs < 1:
+        raise _UsageError(f"--jobs: expected a positive number of worker processes, got "
+                          f"{jobs}. Use --jobs 1 to fit in this process.")
     comparisons = {}
     failures: dict[str, str] = {}
+    work = []
     for item in demo_datasets():
         plan, skipped = _drop_too_slow(demo_plan(item["large"], args.quick, args.random_seed),
                                        n_samples=len(item["points"]))
-        reference = _demo_reference([name for name, _ in plan])
-        fits, not_applicable = _run_engines(item["points"], item["spec"], plan, ui,
-                                            item["name"], reference=reference,
-                                            failures=failures)
-        not_applicable.update(skipped)
+        work.append({**item, "label": item["name"], "plan": plan, "skipped": skipped,
+                     "reference": _demo_reference([name for name, _ in plan])})
+    if jobs > 1:
+        results = _run_engines_parallel(work, jobs, ui, failures)
+    for item in work:
+        reference = item["reference"]
+        if jobs > 1:
+            fits, not_applicable = results[item["name"]]
+        else:
+            fits, not_applicable = _run_engines(item["points"], item["spec"], item["plan"], ui,
+                                                item["name"], reference=reference,
+                                                failures=failures)
+        not_applicable.update(item["skipped"])
         with ui.status(f"[{item['name']}] comparing ..."):
             comparisons[item["name"]] = compare(fits, reference=reference,
                                                 not_applicable=not_applicable,

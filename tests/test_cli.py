@@ -256,3 +256,56 @@ def test_demo_skips_engines_above_their_max_samples():
     assert {name for name, _ in kept} == {name for name, _ in plan} - limited
     kept_small, skipped_small = _drop_too_slow(plan, n_samples=100)
     assert skipped_small == {} and kept_small == plan
+
+
+def _small_demo(monkeypatch, engines=CHEAP):
+    small = [{"name": "blobs", "points": datasets.advi_notebook_points(40), "large": False,
+              "spec": MixtureSpec(n_components=2, dirichlet_alpha=0.1), "about": ""},
+             {"name": "line", "points": datasets.three_clusters_1d()[0][::20], "large": False,
+              "spec": MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed"),
+              "about": ""}]
+    real_plan = cli.demo_plan
+    monkeypatch.setattr(cli, "demo_datasets", lambda: small)
+    monkeypatch.setattr(cli, "demo_plan", lambda large, quick, seed: [
+        (name, opts) for name, opts in real_plan(large, quick, seed) if name in engines])
+
+
+def test_demo_in_worker_processes_matches_one_process(tmp_path, capsys, monkeypatch):
+    _small_demo(monkeypatch)
+    tables = {}
+    for jobs in (1, 2):
+        out_dir = tmp_path / f"demo{jobs}"
+        code, _, err = run(["--quiet", "demo", "--quick", "--jobs", jobs, "--out", out_dir],
+                             capsys)
+        assert code == 0, err
+        results = json.loads((out_dir / "results.json").read_text())
+        tables[jobs] = {(dataset, engine): (row["max_mean_shift"], row["sd_ratio"], row["elbo"])
+                        for dataset, comp in results["datasets"].items()
+                        for engine, row in comp["engines"].items()}
+    assert set(tables[1]) == {(d, e) for d in ("blobs", "line") for e in CHEAP}
+    assert tables[1] == tables[2]  # same seeds, same numbers, wherever the fit ran
+
+
+def test_demo_jobs_must_be_positive(tmp_path, capsys, monkeypatch):
+    _small_demo(monkeypatch)
+    code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 0, "--out", tmp_path / "d"],
+                       capsys)
+    assert code == 2 and "--jobs: expected a positive number" in err
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_fit_crosses_the_process_boundary():
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+    from types import MappingProxyType
+
+    from ppl_mixtures import fit
+
+    fitted = fit(datasets.advi_notebook_points(30), MixtureSpec(n_components=2), engine="em",
+                 random_seed=2)
+    ForkingPickler.register(MappingProxyType, cli._reduce_mappingproxy)
+    back = pickle.loads(bytes(ForkingPickler.dumps(fitted)))
+    assert isinstance(back.options, MappingProxyType)
+    assert dict(back.options) == dict(fitted.options)
+    np.testing.assert_array_equal(back.idata["posterior"]["means"].values,
+                                  fitted.idata["posterior"]["means"].values)

@@ -45,6 +45,9 @@ class Engine:
         Small settings that finish in seconds on ~100 points (tests, ``demo --quick``).
     large_data_options : Mapping
         Settings for 1e5+ points (e.g. ``{"batch_size": 200}``); only for scalable engines.
+    demo_options : Mapping
+        Settings ``ppl-mixtures demo`` uses instead of the defaults (e.g. fewer draws for a
+        slow contrast engine); the report lists the options each fit ran with.
     max_samples : int or None
         Above this many observations the engine is impractically slow (its cost per draw
         grows faster than linearly); ``ppl-mixtures demo`` skips it there. None: no limit.
@@ -57,10 +60,11 @@ class Engine:
     scalable: bool = False
     quick_options: Mapping[str, Any] = field(default_factory=dict)
     large_data_options: Mapping[str, Any] = field(default_factory=dict)
+    demo_options: Mapping[str, Any] = field(default_factory=dict)
     max_samples: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("quick_options", "large_data_options"):
+        for name in ("quick_options", "large_data_options", "demo_options"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 

@@ -233,5 +233,6 @@ ENGINES = (
         family="mcmc",
         scalable=False,
         quick_options={"draws": 300, "tune": 300, "chains": 2},
+        demo_options={"draws": 1000, "tune": 1000, "chains": 2},
     ),
 )

@@ -104,5 +104,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, tune: int =
 ENGINES = (
     Engine(name="nuts", fit=fit, family="mcmc", scalable=False,
            summary="NUTS (pm.sample) on the marginalized mixture; the reference posterior.",
-           quick_options={"draws": 200, "tune": 200, "chains": 2, "cores": 1}),
+           quick_options={"draws": 200, "tune": 200, "chains": 2, "cores": 1},
+           # the demo runs fits side by side in worker processes: one core per fit
+           demo_options={"cores": 1}),
 )
