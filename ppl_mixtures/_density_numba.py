@@ -15,9 +15,9 @@ responsibilities, the gradient of sum_i g_i log p(x_i) is::
 
 Why it is fast: the data are processed in blocks of ``BLOCK`` rows held in small scratch
 arrays (no (N, K) temporaries, so no fresh pages to fault in on every call), each step is a
-loop over the rows of a block that LLVM vectorizes, and exp / log are branch-free
-polynomial versions (:func:`exp_nonpositive`, :func:`log_positive`) that vectorize, where
-the libm calls do not. Differences x - mu are formed directly (no expanded
+loop over the rows of a block that LLVM vectorizes, and exp / log are the branch-free
+polynomial versions of :mod:`ppl_mixtures._numba_math`, which vectorize where the libm
+calls do not. Differences x - mu are formed directly (no expanded
 x^2 - 2 x mu + mu^2), so data far from the origin lose no precision.
 """
 
@@ -25,94 +25,13 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
+
+from ._numba_math import exp_nonpositive, log_positive
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 BLOCK = 512
 
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (Cody-Waite): n * LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-_SQRT2 = 1.4142135623730951
 _JIT = dict(cache=True, error_model="numpy")  # numpy errors: no branch per division
-
-
-@intrinsic
-def _f64_from_bits(typingctx, bits):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _bits_from_f64(typingctx, value):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
-@numba.njit(inline="always", **_JIT)
-def exp_nonpositive(x):
-    """exp(x) for x <= 0 to ~1 ulp; 0 below -708 (where exp(x) < 3e-308); NaN stays NaN.
-
-    x = n ln2 + r with |r| <= ln2 / 2; exp(r) by its Taylor series to r^13 (remainder
-    < 5e-18 relative); 2^n assembled from its exponent bits.
-    """
-    keep = x >= -708.0
-    clamped = x if keep else -708.0
-    n = np.floor(clamped * _LOG2E + 0.5)
-    r = (clamped - n * _LN2_HI) - n * _LN2_LO
-    p = 1.0 / 6227020800.0                     # 1/13!
-    p = p * r + 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    scale = _f64_from_bits((np.int64(n) + 1023) << 52)
-    value = p * scale if keep else 0.0
-    return value if x == x else x  # NaN in, NaN out
-
-
-@numba.njit(inline="always", **_JIT)
-def log_positive(t):
-    """log(t) for a normal number t > 0 to ~1 ulp; NaN stays NaN.
-
-    t = m 2^e with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m-1)/(m+1),
-    |s| < 0.172, by its series to s^23 (remainder < 1e-18).
-    """
-    bits = _bits_from_f64(t)
-    e = (bits >> 52) - 1023
-    m = _f64_from_bits((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
-    big = m > _SQRT2
-    m = m * 0.5 if big else m
-    e = e + 1 if big else e
-    s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    q = 1.0 / 23.0
-    q = q * s2 + 1.0 / 21.0
-    q = q * s2 + 1.0 / 19.0
-    q = q * s2 + 1.0 / 17.0
-    q = q * s2 + 1.0 / 15.0
-    q = q * s2 + 1.0 / 13.0
-    q = q * s2 + 1.0 / 11.0
-    q = q * s2 + 1.0 / 9.0
-    q = q * s2 + 1.0 / 7.0
-    q = q * s2 + 1.0 / 5.0
-    q = q * s2 + 1.0 / 3.0
-    q = q * s2 + 1.0
-    fe = np.float64(e)
-    value = fe * _LN2_HI + (2.0 * s * q + fe * _LN2_LO)
-    return value if t == t else t  # NaN in, NaN out
 
 
 @numba.njit(**_JIT)
