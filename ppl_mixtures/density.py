@@ -316,13 +316,16 @@ _FUSED: dict = {}
 
 
 def _kernel_version() -> int:
-    """A number that changes with the kernels' source: part of PyTensor's numba cache key,
-    so a compiled graph cached on disk is never reused with older kernels."""
+    """A number that changes with the kernels' source (``_density_numba.py`` and the
+    ``_numba_math.py`` it imports): part of PyTensor's numba cache key, so a compiled
+    graph cached on disk is never reused with older kernels."""
     if "version" not in _FUSED:
         import hashlib
         from pathlib import Path
 
-        source = (Path(__file__).parent / "_density_numba.py").read_bytes()
+        here = Path(__file__).parent
+        source = b"".join((here / name).read_bytes()
+                          for name in ("_density_numba.py", "_numba_math.py"))
         _FUSED["version"] = int(hashlib.sha256(source).hexdigest()[:12], 16)
     return _FUSED["version"]
 
