@@ -51,9 +51,12 @@ def _map_start(model: Any, spec: MixtureSpec, points: np.ndarray,
 
     with warnings.catch_warnings():  # FutureWarnings about find_MAP's future defaults
         warnings.simplefilter("ignore", FutureWarning)
+        # Python-mode graphs: the optimiser evaluates log p and its gradient a few dozen
+        # times, so a numba compile of both (tens of seconds on a cold cache) does not pay
         found = pm.find_MAP(initvals=models.initial_point(spec, points), model=model,
                             jitter=False, random_seed=random_seed, progressbar=False,
-                            return_inferencedata=False)
+                            return_inferencedata=False,
+                            compile_kwargs={"mode": "FAST_COMPILE"})
     # find_MAP returns value-variable keys (weights_stickbreaking__) and constrained keys;
     # pm.sample's initvals takes the constrained ones by RV name.
     return {rv.name: np.asarray(found[rv.name]) for rv in model.free_RVs}
