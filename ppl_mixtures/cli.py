@@ -405,10 +405,39 @@ def _task_cost(n_samples: int, family: str, name: str) -> tuple:
     return (rank, -n_samples, name)
 
 
-def _run_engines_parallel(work: Sequence[dict[str, Any]], jobs: int, ui: _UI,
+@contextmanager
+def _worker_pool(jobs: int) -> Iterator[Any]:
+    """A process pool of ``jobs`` workers, or None for ``jobs == 1`` (work in this process).
+
+    Workers are forked (spawned where fork is missing) when the pool is created, before any
+    progress spinner (a thread) exists. Read-only mappings (``MixtureFit.options``,
+    ``Comparison.fits``) pickle as dicts on the way.
+    """
+    if jobs == 1:
+        yield None
+        return
+    import logging
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing.reduction import ForkingPickler
+    from types import MappingProxyType
+
+    ForkingPickler.register(MappingProxyType, _reduce_mappingproxy)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
+                               initializer=_worker_init,
+                               initargs=(logging.root.manager.disable,))
+    try:
+        pool.submit(int).result()  # start the workers now (fork: before any thread)
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _run_engines_parallel(work: Sequence[dict[str, Any]], pool: Any, ui: _UI,
                           failures: dict[str, str],
                           ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
-    """Fit every (dataset, engine) of ``work`` in ``jobs`` worker processes.
+    """Fit every (dataset, engine) of ``work`` in the worker processes of ``pool``.
 
     ``work`` items: ``label``, ``points``, ``spec``, ``plan`` (engine, options) and
     ``reference``. The outcome is that of :func:`_run_engines` per dataset: the fits in plan
@@ -416,28 +445,18 @@ def _run_engines_parallel(work: Sequence[dict[str, Any]], jobs: int, ui: _UI,
     ``failures``); the reference engine failing raises. Fits are independent and seeded, so
     the numbers are those of a sequential run.
     """
-    import logging
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing.reduction import ForkingPickler
-    from types import MappingProxyType
+    from concurrent.futures import as_completed
 
     from .engines import available_engines
 
-    # MixtureFit keeps its options/extras in read-only mappings; let them travel back
-    ForkingPickler.register(MappingProxyType, _reduce_mappingproxy)
     registry = available_engines()
     tasks = [(item, name, options) for item in work for name, options in item["plan"]]
     tasks.sort(key=lambda t: _task_cost(len(t[0]["points"]), registry[t[1]].family, t[1]))
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     outcome: dict[str, dict[str, Any]] = {item["label"]: {} for item in work}
     not_applicable: dict[str, dict[str, str]] = {item["label"]: {} for item in work}
-    # the pool is created before any progress spinner (a thread) exists: fork is then safe
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
-                             initializer=_worker_init,
-                             initargs=(logging.root.manager.disable,)) as pool:
-        futures = {pool.submit(_fit_in_worker, item["points"], item["spec"], name, options):
-                   (item, name) for item, name, options in tasks}
+    futures = {pool.submit(_fit_in_worker, item["points"], item["spec"], name, options):
+               (item, name) for item, name, options in tasks}
+    try:
         for future in as_completed(futures):
             item, name = futures[future]
             label = item["label"]
@@ -461,6 +480,9 @@ def _run_engines_parallel(work: Sequence[dict[str, Any]], jobs: int, ui: _UI,
             ui.note(f"[{label}] {name}: done in {seconds:.1f} s")
             for note in notes:
                 ui.note(f"[{label}] {name}: warning: {note}")
+    finally:
+        for future in futures:  # the reference failed: do not wait for the other fits
+            future.cancel()
     return {item["label"]: ({name: outcome[item["label"]][name] for name, _ in item["plan"]
                              if name in outcome[item["label"]]},
                             not_applicable[item["label"]]) for item in work}
@@ -688,24 +710,26 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
                                        n_samples=len(item["points"]))
         work.append({**item, "label": item["name"], "plan": plan, "skipped": skipped,
                      "reference": _demo_reference([name for name, _ in plan])})
-    if jobs > 1:
-        results = _run_engines_parallel(work, jobs, ui, failures)
-    for item in work:
-        reference = item["reference"]
-        if jobs > 1:
-            fits, not_applicable = results[item["name"]]
-        else:
-            fits, not_applicable = _run_engines(item["points"], item["spec"], item["plan"], ui,
-                                                item["name"], reference=reference,
-                                                failures=failures)
-        not_applicable.update(item["skipped"])
-        with ui.status(f"[{item['name']}] comparing ..."):
-            comparisons[item["name"]] = compare(fits, reference=reference,
-                                                not_applicable=not_applicable,
-                                                name=item["name"])
-    with ui.status("writing the report ..."):
-        write_report(comparisons, args.out, force=args.force, command=args.command_line,
-                     title="ppl-mixtures demo: one mixture model, many inference engines")
+    with _worker_pool(jobs) as pool:
+        if pool is not None:
+            results = _run_engines_parallel(work, pool, ui, failures)
+        for item in work:
+            reference = item["reference"]
+            if pool is not None:
+                fits, not_applicable = results[item["name"]]
+            else:
+                fits, not_applicable = _run_engines(item["points"], item["spec"], item["plan"],
+                                                    ui, item["name"], reference=reference,
+                                                    failures=failures)
+            not_applicable.update(item["skipped"])
+            with ui.status(f"[{item['name']}] comparing ..."):
+                comparisons[item["name"]] = compare(fits, reference=reference,
+                                                    not_applicable=not_applicable,
+                                                    name=item["name"])
+        with ui.status("writing the report ..."):
+            write_report(comparisons, args.out, force=args.force, command=args.command_line,
+                         title="ppl-mixtures demo: one mixture model, many inference engines",
+                         executor=pool)
     ui.result(headline_table(comparisons))
     ui.note(f"report written to {args.out}/report.md")
     if failures:

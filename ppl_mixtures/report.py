@@ -262,8 +262,23 @@ def _dataset_section(dataset: str, comparison: Comparison, folder: Path, figures
     return "\n".join(lines)
 
 
+def _sections(comparisons: Mapping[str, Comparison], folder: Path, figures: bool,
+              executor: Any) -> list[str]:
+    """Each dataset's section (figures and netCDF files written into ``folder``).
+
+    With an ``executor`` (``concurrent.futures``; its workers must see ``folder``) the
+    datasets render side by side, the largest first; the sections keep the input order.
+    """
+    if executor is None:
+        return [_dataset_section(name, comp, folder, figures) for name, comp in comparisons.items()]
+    order = sorted(comparisons, key=lambda name: -comparisons[name].points.size)
+    futures = {name: executor.submit(_dataset_section, name, comparisons[name], folder, figures)
+               for name in order}
+    return [futures[name].result() for name in comparisons]
+
+
 def _render(comparisons: Mapping[str, Comparison], folder: Path, *, title: str,
-            command: str | None, figures: bool) -> None:
+            command: str | None, figures: bool, executor: Any = None) -> None:
     (folder / "figures").mkdir()
     versions = _versions()
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -272,7 +287,7 @@ def _render(comparisons: Mapping[str, Comparison], folder: Path, *, title: str,
     if command:
         parts += ["Reproduce with:", "", "```", command, "```", ""]
     parts += ["## Headline", "", _headline(comparisons), "", _verdict_rules(), ""]
-    parts += [_dataset_section(name, comp, folder, figures) for name, comp in comparisons.items()]
+    parts += _sections(comparisons, folder, figures, executor)
     parts += ["## Versions", "", markdown_table(["package", "version"], list(versions.items())),
               "", f"Machine: {platform.platform()}, {os.cpu_count()} CPU(s).", ""]
     (folder / "report.md").write_text("\n".join(parts), encoding="utf-8")
@@ -285,7 +300,7 @@ def _render(comparisons: Mapping[str, Comparison], folder: Path, *, title: str,
 def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str | os.PathLike,
                  *, force: bool = False, command: str | None = None,
                  title: str = "ppl-mixtures: one mixture model, many inference engines",
-                 figures: bool = True) -> Path:
+                 figures: bool = True, executor: Any = None) -> Path:
     """Write a report folder for one comparison, or several (one section per dataset).
 
     Parameters
@@ -302,6 +317,9 @@ def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str
         The report's heading.
     figures : bool
         Draw the figures (the slow part); False writes tables and data only.
+    executor : concurrent.futures.Executor, optional
+        Render the datasets' sections (figures, netCDF posteriors) in its workers, one
+        task per dataset (the demo passes its process pool). The comparisons must pickle.
 
     Returns
     -------
@@ -328,7 +346,8 @@ def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        _render(comparisons, tmp, title=title, command=command, figures=figures)
+        _render(comparisons, tmp, title=title, command=command, figures=figures,
+                executor=executor)
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, old / "report")

@@ -119,3 +119,26 @@ def test_bad_arguments(comparisons, tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(FileExistsError, match="expected a folder, got the file"):
         write_report(comparisons["again"], tmp_path / "file")
+
+
+def test_sections_rendered_by_worker_processes_match(comparisons, tmp_path):
+    from ppl_mixtures import cli
+
+    serial = write_report(comparisons, tmp_path / "serial", figures=False)
+    with cli._worker_pool(2) as pool:
+        pooled = write_report(comparisons, tmp_path / "pooled", figures=False, executor=pool)
+
+    def body(folder):
+        return [line for line in (folder / "report.md").read_text().splitlines()
+                if not line.startswith("Generated ")]
+
+    assert body(pooled) == body(serial)
+    assert text_order(body(pooled)) == ["## blobs", "## again"]  # input order kept
+    for stem in ("blobs", "again"):
+        names = sorted(p.name for p in (pooled / "posteriors" / stem).iterdir())
+        assert names == sorted(p.name for p in (serial / "posteriors" / stem).iterdir())
+        assert "points.npy" in names
+
+
+def text_order(lines):
+    return [line for line in lines if line in ("## blobs", "## again")]
