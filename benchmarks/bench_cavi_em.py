@@ -160,7 +160,12 @@ def run(quick: bool = False) -> str:
 
     def row(label, key, peer=None, peer_name=""):
         wall, cpu = rows[key] if key in rows else floor
-        versus = "" if peer is None else f"{peer / wall:.0f}x faster than {peer_name}"
+        if peer is None:
+            versus = ""
+        elif peer >= wall:
+            versus = f"{peer / wall:.0f}x faster than {peer_name}"
+        else:
+            versus = f"{wall / peer:.1f}x slower than {peer_name}"
         return f"| {label} | {ms(wall)} | {ms(cpu)} | {wall / floor[0]:.1f}x | {versus} |"
 
     lines = [

@@ -318,9 +318,11 @@ def pass_numba(points, log_const, centers, precisions, *, parallel: bool = False
     With ``parallel=True`` and at least ``PARALLEL_MIN_SAMPLES`` points, the chunks are
     split between all numba threads (``numba.set_num_threads`` sets how many); otherwise
     one thread does them all. Each chunk's sums land in their own row and the rows are
-    added in the same fixed order either way, so both give identical numbers. One thread is
-    the default: on a shared, loaded machine, threads that wait for a core make the
-    parallel pass slower (measured: 82 ms vs 13 ms per 1e6 points at load 5.5 on 2 cores).
+    added in the same fixed order either way, so both give identical numbers. The engines
+    default to ``backend="numba_parallel"``, like scikit-learn, which uses all cores; on a
+    shared, loaded machine threads that wait for a core can make the parallel pass slower
+    (measured with an earlier kernel: 82 ms vs 13 ms per 1e6 points at load 5.5 on 2 cores),
+    and ``backend="numba"`` keeps it on one thread.
     """
     counts, sum_dev, sum_sq_dev, scalars = _run(
         points, log_const, centers, precisions,

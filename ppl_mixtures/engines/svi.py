@@ -122,7 +122,7 @@ def _natural_step(old: conj.VariationalParams, target: conj.VariationalParams,
 
 
 def step(points: np.ndarray, spec: MixtureSpec, state: SviState, *, batch_size: int = 1000,
-         tau: float = 1.0, kappa: float = 0.7, backend: str = "numba",
+         tau: float = 1.0, kappa: float = 0.7, backend: str = "numba_parallel",
          ) -> tuple[SviState, SviInfo]:
     """One SVI step on a fresh minibatch (see the module docstring).
 
@@ -137,7 +137,10 @@ def step(points: np.ndarray, spec: MixtureSpec, state: SviState, *, batch_size: 
         Delay >= 0 of the schedule rho_t = (t + tau)^-kappa.
     kappa : float
         Forgetting rate in (0.5, 1].
-    backend : {"numba", "numba_parallel", "numpy"}
+    backend : {"numba_parallel", "numba", "numpy"}
+        The fused one-pass kernel on all numba threads from 200,000 points (one thread
+        below; the default), on one thread always (``"numba"``: faster on a machine whose
+        cores are busy), or the plain numpy reference (same numbers to ~1e-13).
 
     Returns
     -------
@@ -160,7 +163,7 @@ def step(points: np.ndarray, spec: MixtureSpec, state: SviState, *, batch_size: 
 
 
 def exact_elbo(points: np.ndarray, spec: MixtureSpec, params: conj.VariationalParams, *,
-               backend: str = "numba") -> float:
+               backend: str = "numba_parallel") -> float:
     """The exact ELBO (nats) of the global factors ``params`` with the optimal q(z): one pass."""
     expect = conj.expectations(params, spec)
     stats = kernels.one_pass(backend, points, conj.log_rho_constants(params, expect),
@@ -190,7 +193,7 @@ def _run(points, spec, seed, *, init_method, n_iter, batch_size, tau, kappa, tol
 def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None,
         n_iter: int = 2000, batch_size: int = 1000, tau: float = 1.0, kappa: float = 0.7,
         tol: float | None = None, n_init: int = 1, init: str = "kmeans++",
-        n_draws: int = 1000, backend: str = "numba", progressbar: bool = True) -> MixtureFit:
+        n_draws: int = 1000, backend: str = "numba_parallel", progressbar: bool = True) -> MixtureFit:
     """Fit ``spec`` by SVI; keep the restart with the highest exact final ELBO.
 
     Parameters
@@ -213,7 +216,10 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     init : {"kmeans++", "random_points"}
     n_draws : int
         Draws from q stored as one chain.
-    backend : {"numba", "numba_parallel", "numpy"}
+    backend : {"numba_parallel", "numba", "numpy"}
+        The fused one-pass kernel on all numba threads from 200,000 points (one thread
+        below; the default), on one thread always (``"numba"``: faster on a machine whose
+        cores are busy), or the plain numpy reference (same numbers to ~1e-13).
     progressbar : bool
 
     Returns
