@@ -382,10 +382,14 @@ def _reduce_mappingproxy(proxy: Any) -> tuple[Any, tuple[dict]]:
 
 
 def _worker_init(log_disable: int) -> None:
-    """Worker set-up: the parent's log silencing (spawned workers do not inherit it)."""
+    """Worker set-up: the parent's log silencing and the pickling of read-only mappings
+    (spawned workers inherit neither)."""
     import logging
+    from multiprocessing.reduction import ForkingPickler
+    from types import MappingProxyType
 
     logging.disable(log_disable)
+    ForkingPickler.register(MappingProxyType, _reduce_mappingproxy)
 
 
 def _default_jobs() -> int:
