@@ -438,58 +438,103 @@ def _worker_pool(jobs: int) -> Iterator[Any]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_engines_parallel(work: Sequence[dict[str, Any]], pool: Any, ui: _UI,
-                          failures: dict[str, str],
-                          ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
-    """Fit every (dataset, engine) of ``work`` in the worker processes of ``pool``.
+def _parallel_order(work: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str, dict]]:
+    """The (dataset, engine, options) tasks in the order the workers take them.
 
-    ``work`` items: ``label``, ``points``, ``spec``, ``plan`` (engine, options) and
-    ``reference``. The outcome is that of :func:`_run_engines` per dataset: the fits in plan
-    order, and "not applicable" reasons (NotImplementedError, or "FAILED (...)" recorded in
-    ``failures``); the reference engine failing raises. Fits are independent and seeded, so
-    the numbers are those of a sequential run.
+    Dataset by dataset, so each dataset's report section can render while later fits still
+    run: the large dataset first (its NUTS run is the longest single fit), then the others
+    from the most points to the fewest (the smallest finishes last, with the shortest
+    tail); within a dataset MCMC before VI before point estimates.
     """
-    from concurrent.futures import as_completed
-
     from .engines import available_engines
 
     registry = available_engines()
-    tasks = [(item, name, options) for item in work for name, options in item["plan"]]
-    tasks.sort(key=lambda t: _task_cost(len(t[0]["points"]), registry[t[1]].family, t[1]))
+    order = sorted(range(len(work)),
+                   key=lambda i: (not work[i].get("large", False), -len(work[i]["points"]), i))
+    tasks = []
+    for i in order:
+        item = work[i]
+        plan = sorted(item["plan"], key=lambda p: _task_cost(len(item["points"]),
+                                                             registry[p[0]].family, p[0]))
+        tasks += [(item, name, options) for name, options in plan]
+    return tasks
+
+
+def _run_engines_parallel(work: Sequence[dict[str, Any]], pool: Any, jobs: int, ui: _UI,
+                          failures: dict[str, str],
+                          on_done: Callable[[dict[str, Any], dict[str, Any], dict[str, str]],
+                                            None] | None = None,
+                          ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
+    """Fit every (dataset, engine) of ``work`` in the ``jobs`` worker processes of ``pool``.
+
+    ``work`` items: ``label``, ``points``, ``spec``, ``plan`` (engine, options),
+    ``reference`` and optionally ``large``. The outcome is that of :func:`_run_engines` per
+    dataset: the fits in plan order, and "not applicable" reasons (NotImplementedError, or
+    "FAILED (...)" recorded in ``failures``); the reference engine failing raises. Fits are
+    independent and seeded, so the numbers are those of a sequential run.
+
+    At most ``jobs`` fits are handed to the pool at a time, so work the caller submits from
+    ``on_done(item, fits, not_applicable)`` (called here as each dataset's last fit
+    finishes) runs before the remaining fits.
+    """
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = _parallel_order(work)[::-1]  # pop() takes the next task
+    left = {item["label"]: len(item["plan"]) for item in work}
     outcome: dict[str, dict[str, Any]] = {item["label"]: {} for item in work}
     not_applicable: dict[str, dict[str, str]] = {item["label"]: {} for item in work}
-    futures = {pool.submit(_fit_in_worker, item["points"], item["spec"], name, options):
-               (item, name) for item, name, options in tasks}
+    running: dict[Any, tuple[dict[str, Any], str]] = {}
+
+    def submit_next() -> None:
+        item, name, options = pending.pop()
+        future = pool.submit(_fit_in_worker, item["points"], item["spec"], name, options)
+        running[future] = (item, name)
+
+    def collect(future: Any, item: dict[str, Any], name: str) -> None:
+        label = item["label"]
+        try:
+            fitted, notes, seconds = future.result()
+        except NotImplementedError as err:
+            if name == item["reference"]:
+                raise
+            not_applicable[label][name] = _one_line(err)
+            ui.note(f"[{label}] {name}: not applicable ({_one_line(err)})")
+            return
+        except Exception as err:
+            if name == item["reference"]:
+                raise
+            reason = f"{type(err).__name__}: {_one_line(err)}"
+            failures[f"{label}/{name}"] = reason
+            not_applicable[label][name] = f"FAILED ({reason})"
+            ui.note(f"[{label}] {name}: FAILED ({reason})")
+            return
+        outcome[label][name] = fitted
+        ui.note(f"[{label}] {name}: done in {seconds:.1f} s")
+        for note in notes:
+            ui.note(f"[{label}] {name}: warning: {note}")
+
+    def result(item: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        label = item["label"]
+        return ({name: outcome[label][name] for name, _ in item["plan"] if name in outcome[label]},
+                not_applicable[label])
+
     try:
-        for future in as_completed(futures):
-            item, name = futures[future]
-            label = item["label"]
-            try:
-                fitted, notes, seconds = future.result()
-            except NotImplementedError as err:
-                if name == item["reference"]:
-                    raise
-                not_applicable[label][name] = _one_line(err)
-                ui.note(f"[{label}] {name}: not applicable ({_one_line(err)})")
-                continue
-            except Exception as err:
-                if name == item["reference"]:
-                    raise
-                reason = f"{type(err).__name__}: {_one_line(err)}"
-                failures[f"{label}/{name}"] = reason
-                not_applicable[label][name] = f"FAILED ({reason})"
-                ui.note(f"[{label}] {name}: FAILED ({reason})")
-                continue
-            outcome[label][name] = fitted
-            ui.note(f"[{label}] {name}: done in {seconds:.1f} s")
-            for note in notes:
-                ui.note(f"[{label}] {name}: warning: {note}")
+        while pending and len(running) < jobs:
+            submit_next()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                item, name = running.pop(future)
+                collect(future, item, name)
+                left[item["label"]] -= 1
+                if left[item["label"]] == 0 and on_done is not None:
+                    on_done(item, *result(item))
+                if pending:
+                    submit_next()
     finally:
-        for future in futures:  # the reference failed: do not wait for the other fits
+        for future in running:  # the reference failed: do not wait for the other fits
             future.cancel()
-    return {item["label"]: ({name: outcome[item["label"]][name] for name, _ in item["plan"]
-                             if name in outcome[item["label"]]},
-                            not_applicable[item["label"]]) for item in work}
+    return {item["label"]: result(item) for item in work}
 
 
 def _spec_from_args(args: argparse.Namespace) -> Any:
@@ -699,14 +744,14 @@ def _demo_reference(names: Sequence[str]) -> str:
 
 def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
     from .compare import compare
-    from .report import headline_table, write_report
+    from .report import ReportStage, headline_table
 
     _check_out(args.out, args.force)
     jobs = _default_jobs() if args.jobs is None else args.jobs
     if jobs < 1:
         raise _UsageError(f"--jobs: expected a positive number of worker processes, got "
                           f"{jobs}. Use --jobs 1 to fit in this process.")
-    comparisons = {}
+    comparisons: dict[str, Any] = {}
     failures: dict[str, str] = {}
     work = []
     for item in demo_datasets():
@@ -714,27 +759,33 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
                                        n_samples=len(item["points"]))
         work.append({**item, "label": item["name"], "plan": plan, "skipped": skipped,
                      "reference": _demo_reference([name for name, _ in plan])})
-    with _worker_pool(jobs) as pool:
-        if pool is not None:
-            results = _run_engines_parallel(work, pool, ui, failures)
-        for item in work:
-            reference = item["reference"]
+
+    with ReportStage(args.out, force=args.force) as stage:
+        def dataset_done(item: dict[str, Any], fits: dict[str, Any],
+                         not_applicable: dict[str, str]) -> None:
+            """Compare a dataset's fits and start its report section."""
+            comparisons[item["name"]] = compare(
+                fits, reference=item["reference"],
+                not_applicable={**not_applicable, **item["skipped"]}, name=item["name"])
+            stage.add(item["name"], comparisons[item["name"]])
+
+        with _worker_pool(jobs) as pool:
             if pool is not None:
-                fits, not_applicable = results[item["name"]]
+                stage.executor = pool  # sections render in the workers, between fits
+                _run_engines_parallel(work, pool, jobs, ui, failures, on_done=dataset_done)
             else:
-                fits, not_applicable = _run_engines(item["points"], item["spec"], item["plan"],
-                                                    ui, item["name"], reference=reference,
-                                                    failures=failures)
-            not_applicable.update(item["skipped"])
-            with ui.status(f"[{item['name']}] comparing ..."):
-                comparisons[item["name"]] = compare(fits, reference=reference,
-                                                    not_applicable=not_applicable,
-                                                    name=item["name"])
-        with ui.status("writing the report ..."):
-            write_report(comparisons, args.out, force=args.force, command=args.command_line,
-                         title="ppl-mixtures demo: one mixture model, many inference engines",
-                         executor=pool)
-    ui.result(headline_table(comparisons))
+                for item in work:
+                    fits, not_applicable = _run_engines(
+                        item["points"], item["spec"], item["plan"], ui, item["name"],
+                        reference=item["reference"], failures=failures)
+                    with ui.status(f"[{item['name']}] comparing and drawing ..."):
+                        dataset_done(item, fits, not_applicable)
+            with ui.status("writing the report ..."):
+                ordered = {item["name"]: comparisons[item["name"]] for item in work}
+                stage.finish(ordered, command=args.command_line,
+                             title="ppl-mixtures demo: one mixture model, many inference "
+                                   "engines")
+    ui.result(headline_table(ordered))
     ui.note(f"report written to {args.out}/report.md")
     if failures:
         listed = "; ".join(f"{where}: {why}" for where, why in failures.items())

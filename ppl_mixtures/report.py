@@ -39,7 +39,7 @@ from .compare import (
     markdown_table,
 )
 
-__all__ = ["write_report"]
+__all__ = ["ReportStage", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -262,24 +262,9 @@ def _dataset_section(dataset: str, comparison: Comparison, folder: Path, figures
     return "\n".join(lines)
 
 
-def _sections(comparisons: Mapping[str, Comparison], folder: Path, figures: bool,
-              executor: Any) -> list[str]:
-    """Each dataset's section (figures and netCDF files written into ``folder``).
-
-    With an ``executor`` (``concurrent.futures``; its workers must see ``folder``) the
-    datasets render side by side, the largest first; the sections keep the input order.
-    """
-    if executor is None:
-        return [_dataset_section(name, comp, folder, figures) for name, comp in comparisons.items()]
-    order = sorted(comparisons, key=lambda name: -comparisons[name].points.size)
-    futures = {name: executor.submit(_dataset_section, name, comparisons[name], folder, figures)
-               for name in order}
-    return [futures[name].result() for name in comparisons]
-
-
-def _render(comparisons: Mapping[str, Comparison], folder: Path, *, title: str,
-            command: str | None, figures: bool, executor: Any = None) -> None:
-    (folder / "figures").mkdir()
+def _render(comparisons: Mapping[str, Comparison], sections: Mapping[str, str],
+            folder: Path, *, title: str, command: str | None) -> None:
+    """report.md (the sections in ``comparisons``' order) and results.json into ``folder``."""
     versions = _versions()
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"# {title}", "",
@@ -287,7 +272,7 @@ def _render(comparisons: Mapping[str, Comparison], folder: Path, *, title: str,
     if command:
         parts += ["Reproduce with:", "", "```", command, "```", ""]
     parts += ["## Headline", "", _headline(comparisons), "", _verdict_rules(), ""]
-    parts += _sections(comparisons, folder, figures, executor)
+    parts += [sections[name] for name in comparisons]
     parts += ["## Versions", "", markdown_table(["package", "version"], list(versions.items())),
               "", f"Machine: {platform.platform()}, {os.cpu_count()} CPU(s).", ""]
     (folder / "report.md").write_text("\n".join(parts), encoding="utf-8")
@@ -295,6 +280,99 @@ def _render(comparisons: Mapping[str, Comparison], folder: Path, *, title: str,
                "datasets": {name: comp.to_dict() for name, comp in comparisons.items()}}
     (folder / "results.json").write_text(json.dumps(results, indent=1, allow_nan=False),
                                          encoding="utf-8")
+
+
+class ReportStage:
+    """A report folder being written: dataset sections first, then :meth:`finish`.
+
+    The folder is built in a temporary folder beside ``out_dir``; :meth:`add` renders one
+    dataset's section (figures, netCDF posteriors) as soon as its comparison is ready,
+    in the ``executor``'s workers when one is given (the demo renders a finished dataset
+    while other fits still run); :meth:`finish` writes report.md and results.json and
+    moves the folder into place. Used as a context manager, a failure removes the
+    temporary folder and leaves ``out_dir`` as it was. :func:`write_report` is the
+    one-call form.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+    force : bool
+        Replace an existing non-empty folder (checked here, before any work).
+    figures : bool
+    executor : concurrent.futures.Executor, optional
+        Its workers must see the temporary folder (processes on this machine do); the
+        comparisons must pickle.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, *, force: bool = False,
+                 figures: bool = True, executor: Any = None) -> None:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"out_dir: expected a folder, got the file {str(out)!r}. "
+                                  f"Choose another --out path.")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            raise FileExistsError(f"out_dir: expected a new or empty folder, got {str(out)!r} "
+                                  f"which already holds files. Pass --force (force=True) to "
+                                  f"replace it, or choose another --out.")
+        self.out, self.figures, self.executor = out, figures, executor
+        self._created = [p for p in reversed(out.absolute().parents) if not p.exists()]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        (self.folder / "figures").mkdir()
+        self._sections: dict[str, Any] = {}
+
+    def add(self, dataset: str, comparison: Comparison) -> None:
+        """Render ``dataset``'s section now (or submit it to the executor)."""
+        if not isinstance(comparison, Comparison):
+            raise TypeError(f"comparison[{dataset!r}]: expected a Comparison, got "
+                            f"{type(comparison).__name__}. Build one with "
+                            f"ppl_mixtures.compare(fits).")
+        if self.executor is None:
+            self._sections[dataset] = _dataset_section(dataset, comparison, self.folder,
+                                                       self.figures)
+        else:
+            self._sections[dataset] = self.executor.submit(
+                _dataset_section, dataset, comparison, self.folder, self.figures)
+
+    def finish(self, comparisons: Mapping[str, Comparison], *, title: str,
+               command: str | None = None) -> Path:
+        """Write report.md and results.json (datasets in ``comparisons``' order), move the
+        folder into place and return ``out_dir``. Datasets not added yet are added now."""
+        for name, comp in comparisons.items():
+            if name not in self._sections:
+                self.add(name, comp)
+        sections = {name: value if isinstance(value, str) else value.result()
+                    for name, value in self._sections.items()}
+        _render(comparisons, sections, self.folder, title=title, command=command)
+        out = self.out
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / "report")
+            os.replace(self.folder, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(self.folder, out)
+        logger.info("report written to %s", out)
+        return out
+
+    def discard(self) -> None:
+        """Remove the temporary folder and the parent folders this stage created."""
+        for value in self._sections.values():
+            if not isinstance(value, str):
+                value.cancel()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        for parent in reversed(self._created):  # deepest first
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+
+    def __enter__(self) -> ReportStage:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
 
 
 def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str | os.PathLike,
@@ -334,34 +412,8 @@ def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str
         ``comparison`` is not a Comparison or a mapping of them.
     """
     comparisons = _as_mapping(comparison)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"out_dir: expected a folder, got the file {str(out)!r}. "
-                              f"Choose another --out path.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"out_dir: expected a new or empty folder, got {str(out)!r} "
-                              f"which already holds files. Pass --force (force=True) to "
-                              f"replace it, or choose another --out.")
-    created = [p for p in reversed(out.absolute().parents) if not p.exists()]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        _render(comparisons, tmp, title=title, command=command, figures=figures,
-                executor=executor)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "report")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for parent in reversed(created):  # the folders this call made, deepest first
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-        raise
-    logger.info("report written to %s", out)
-    return out
+    with ReportStage(out_dir, force=force, figures=figures, executor=executor) as stage:
+        # the largest datasets first: with an executor they take longest
+        for name in sorted(comparisons, key=lambda n: -comparisons[n].points.size):
+            stage.add(name, comparisons[name])
+        return stage.finish(comparisons, title=title, command=command)

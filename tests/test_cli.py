@@ -309,3 +309,20 @@ def test_a_fit_crosses_the_process_boundary():
     assert dict(back.options) == dict(fitted.options)
     np.testing.assert_array_equal(back.idata["posterior"]["means"].values,
                                   fitted.idata["posterior"]["means"].values)
+
+
+def test_demo_reference_failing_in_a_worker_leaves_nothing(tmp_path, capsys, monkeypatch):
+    fit_module = sys.modules["ppl_mixtures.fit"]
+    real_fit = fit_module.fit
+
+    def failing_reference(points, spec, engine="nuts", **options):
+        if engine == "cavi":
+            raise ValueError("cavi: expected good data, got bad. Try again.")
+        return real_fit(points, spec, engine=engine, **options)
+
+    monkeypatch.setattr(fit_module, "fit", failing_reference)  # workers are forked: they see it
+    _small_demo(monkeypatch)
+    out_dir = tmp_path / "reports" / "demo"
+    code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 2, "--out", out_dir], capsys)
+    assert code == 2 and "cavi: expected good data" in err
+    assert not (tmp_path / "reports").exists()  # no report, no temporary folder, no parent
