@@ -236,6 +236,7 @@ ENGINES = (
         family="mcmc",
         scalable=False,
         quick_options={"draws": 300, "tune": 300, "chains": 2},
-        demo_options={"draws": 1000, "tune": 1000, "chains": 2},
+        # no demo_options: with 2 x (1000 + 1000) the chains on the 1-D data disagreed
+        # (R-hat 1.07), an artefact of the shorter run rather than the recipe's verdict
     ),
 )
