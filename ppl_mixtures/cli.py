@@ -382,14 +382,19 @@ def _reduce_mappingproxy(proxy: Any) -> tuple[Any, tuple[dict]]:
 
 
 def _worker_init(log_disable: int) -> None:
-    """Worker set-up: the parent's log silencing and the pickling of read-only mappings
-    (spawned workers inherit neither)."""
+    """Worker set-up: the parent's log silencing, the pickling of read-only mappings
+    (spawned workers inherit neither) and no graph-creation tracebacks."""
     import logging
     from multiprocessing.reduction import ForkingPickler
     from types import MappingProxyType
 
+    import pytensor
+
     logging.disable(log_disable)
     ForkingPickler.register(MappingProxyType, _reduce_mappingproxy)
+    # no creation stack trace on every graph variable (only PyTensor's error messages use
+    # it): ~10% of a PyMC fit's set-up time
+    pytensor.config.traceback__limit = 0
 
 
 def _default_jobs() -> int:
@@ -694,6 +699,10 @@ def demo_datasets() -> list[dict[str, Any]]:
 LARGE_DATA_NUTS = {"draws": 300, "tune": 300, "chains": 2}
 #: On 1e5 points the pointwise log-likelihood (chain x draw x obs) would take ~1 GB.
 LARGE_DATA_COMMON = {"log_likelihood": False}
+#: Every demo fit: the report neither uses nor stores the pointwise log-likelihood
+#: (``diagnostics.add_log_likelihood`` recomputes it from a saved posterior), so the MCMC
+#: engines skip computing it (and the workers skip sending it back).
+DEMO_COMMON = {"log_likelihood": False}
 
 
 def demo_plan(large: bool, quick: bool, seed: int | None) -> list[tuple[str, dict[str, Any]]]:
@@ -705,6 +714,7 @@ def demo_plan(large: bool, quick: bool, seed: int | None) -> list[tuple[str, dic
         if large and not (engine.scalable or name == "nuts"):
             continue
         base = dict(engine.quick_options) if quick else dict(engine.demo_options)
+        base.update(DEMO_COMMON)
         if large:
             base.update(LARGE_DATA_NUTS if name == "nuts" and not quick else {})
             base.update(engine.large_data_options)
