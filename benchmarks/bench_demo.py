@@ -137,7 +137,11 @@ def run(quick: bool = False) -> str:
         "- Graphs that run only a few dozen to a few hundred times are compiled in PyTensor's "
         "Python mode instead of numba: Metropolis's `find_MAP` start, and ADVI's "
         "constrain/unconstrain/final-ELBO helpers. That skips their numba compiles (seconds "
-        "each on a cold cache) and most graph rewrites on a warm one.", "",
+        "each on a cold cache) and most graph rewrites on a warm one.",
+        "- The demo's fits skip the pointwise log-likelihood (chains x draws x points; the "
+        "report neither uses nor stores it), and the workers switch off PyTensor's "
+        "graph-creation tracebacks (`traceback__limit=0`, about 10% of a PyMC fit's set-up "
+        "time).", "",
         "Where the cold time goes: numba compiles PyTensor's step graphs once per distinct "
         "model (ADVI and full-rank ADVI steps 10-35 s each, NUTS's log p 25 s for the first "
         "model in a process, a Metropolis step per variable 3-4 s); two workers compile in "
