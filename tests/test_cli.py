@@ -326,3 +326,20 @@ def test_demo_reference_failing_in_a_worker_leaves_nothing(tmp_path, capsys, mon
     code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 2, "--out", out_dir], capsys)
     assert code == 2 and "cavi: expected good data" in err
     assert not (tmp_path / "reports").exists()  # no report, no temporary folder, no parent
+
+
+def test_a_pymc_fit_in_a_worker_draws_what_it_draws_here():
+    from ppl_mixtures import fit
+
+    points = datasets.advi_notebook_points(30)
+    spec = MixtureSpec(n_components=2, dirichlet_alpha=0.5)
+    options = {"draws": 50, "tune": 50, "chains": 2, "random_seed": 7, "progressbar": False,
+               "log_likelihood": False}
+    here = fit(points, spec, engine="metropolis", **options)
+    with cli._worker_pool(2) as pool:
+        there, notes, seconds = pool.submit(cli._fit_in_worker, points, spec, "metropolis",
+                                            options).result()
+    assert seconds > 0 and isinstance(notes, list)
+    np.testing.assert_array_equal(there.idata["posterior"]["means"].values,
+                                  here.idata["posterior"]["means"].values)
+    assert dict(there.options) == dict(here.options)
