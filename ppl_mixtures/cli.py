@@ -565,16 +565,10 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _check_out(out: str | None, force: bool) -> None:
     """Fail before any fitting when the report folder would be refused at the end."""
-    if out is None:
-        return
-    path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"--out: expected a folder, got the file {out!r}. Choose another "
-                              f"--out path.")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise FileExistsError(f"--out: expected a new or empty folder, got {out!r} which "
-                              f"already holds files. Add --force to replace it, or choose "
-                              f"another --out.")
+    if out is not None:
+        from .report import check_out_dir
+
+        check_out_dir(out, force, name="--out", force_hint="Add --force")
 
 
 # =========================================================================== commands

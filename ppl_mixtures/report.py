@@ -282,6 +282,23 @@ def _render(comparisons: Mapping[str, Comparison], sections: Mapping[str, str],
                                          encoding="utf-8")
 
 
+def check_out_dir(out_dir: str | os.PathLike, force: bool, *, name: str = "out_dir",
+                  force_hint: str = "Pass --force (force=True)") -> None:
+    """Raise FileExistsError when a report could not be written to ``out_dir``.
+
+    ``out_dir`` must be a new folder, or an empty one, or any folder when ``force``. The
+    CLI calls this before fitting (``name="--out"``), so a refusal costs no work.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{name}: expected a folder, got the file {str(out)!r}. "
+                              f"Choose another --out path.")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise FileExistsError(f"{name}: expected a new or empty folder, got {str(out)!r} "
+                              f"which already holds files. {force_hint} to replace it, or "
+                              f"choose another --out.")
+
+
 class ReportStage:
     """A report folder being written: dataset sections first, then :meth:`finish`.
 
@@ -307,13 +324,7 @@ class ReportStage:
     def __init__(self, out_dir: str | os.PathLike, *, force: bool = False,
                  figures: bool = True, executor: Any = None) -> None:
         out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise FileExistsError(f"out_dir: expected a folder, got the file {str(out)!r}. "
-                                  f"Choose another --out path.")
-        if out.is_dir() and any(out.iterdir()) and not force:
-            raise FileExistsError(f"out_dir: expected a new or empty folder, got {str(out)!r} "
-                                  f"which already holds files. Pass --force (force=True) to "
-                                  f"replace it, or choose another --out.")
+        check_out_dir(out, force)
         self.out, self.figures, self.executor = out, figures, executor
         self._created = [p for p in reversed(out.absolute().parents) if not p.exists()]
         out.parent.mkdir(parents=True, exist_ok=True)

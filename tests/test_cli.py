@@ -149,15 +149,7 @@ def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
 
 
 def test_demo_writes_every_dataset_section(tmp_path, capsys, monkeypatch):
-    small = [{"name": "blobs", "points": datasets.advi_notebook_points(40), "large": False,
-              "spec": MixtureSpec(n_components=2, dirichlet_alpha=0.1), "about": ""},
-             {"name": "line", "points": datasets.three_clusters_1d()[0][::20], "large": True,
-              "spec": MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed"),
-              "about": ""}]
-    real_plan = cli.demo_plan
-    monkeypatch.setattr(cli, "demo_datasets", lambda: small)
-    monkeypatch.setattr(cli, "demo_plan", lambda large, quick, seed: [
-        (name, opts) for name, opts in real_plan(large, quick, seed) if name in CHEAP])
+    _small_demo(monkeypatch, line_is_large=True)
     out_dir = tmp_path / "demo"
     code, out, err = run(["demo", "--quick", "--out", out_dir], capsys)
     assert code == 0, err
@@ -171,16 +163,21 @@ def test_demo_writes_every_dataset_section(tmp_path, capsys, monkeypatch):
     assert code == 2 and "--force" in err
 
 
-def test_demo_keeps_going_when_an_engine_crashes(tmp_path, capsys, monkeypatch):
+def _break_engine(monkeypatch, broken, error):
+    """Make ppl_mixtures.fit.fit raise ``error`` for the engine ``broken`` only."""
     fit_module = sys.modules["ppl_mixtures.fit"]
     real_fit = fit_module.fit
 
-    def crashing_fit(points, spec, engine="nuts", **options):
-        if engine == "em":
-            raise RuntimeError("em broke")
+    def fit_or_raise(points, spec, engine="nuts", **options):
+        if engine == broken:
+            raise error
         return real_fit(points, spec, engine=engine, **options)
 
-    monkeypatch.setattr(fit_module, "fit", crashing_fit)
+    monkeypatch.setattr(fit_module, "fit", fit_or_raise)
+
+
+def test_demo_keeps_going_when_an_engine_crashes(tmp_path, capsys, monkeypatch):
+    _break_engine(monkeypatch, "em", RuntimeError("em broke"))
     small = [{"name": "blobs", "points": datasets.advi_notebook_points(30), "large": False,
               "spec": MixtureSpec(n_components=2), "about": ""}]
     real_plan = cli.demo_plan
@@ -258,10 +255,11 @@ def test_demo_skips_engines_above_their_max_samples():
     assert skipped_small == {} and kept_small == plan
 
 
-def _small_demo(monkeypatch, engines=CHEAP):
+def _small_demo(monkeypatch, engines=CHEAP, line_is_large=False):
     small = [{"name": "blobs", "points": datasets.advi_notebook_points(40), "large": False,
               "spec": MixtureSpec(n_components=2, dirichlet_alpha=0.1), "about": ""},
-             {"name": "line", "points": datasets.three_clusters_1d()[0][::20], "large": False,
+             {"name": "line", "points": datasets.three_clusters_1d()[0][::20],
+              "large": line_is_large,
               "spec": MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed"),
               "about": ""}]
     real_plan = cli.demo_plan
@@ -312,15 +310,8 @@ def test_a_fit_crosses_the_process_boundary():
 
 
 def test_demo_reference_failing_in_a_worker_leaves_nothing(tmp_path, capsys, monkeypatch):
-    fit_module = sys.modules["ppl_mixtures.fit"]
-    real_fit = fit_module.fit
-
-    def failing_reference(points, spec, engine="nuts", **options):
-        if engine == "cavi":
-            raise ValueError("cavi: expected good data, got bad. Try again.")
-        return real_fit(points, spec, engine=engine, **options)
-
-    monkeypatch.setattr(fit_module, "fit", failing_reference)  # workers are forked: they see it
+    # workers are forked: they see the patched fit
+    _break_engine(monkeypatch, "cavi", ValueError("cavi: expected good data, got bad. Try again."))
     _small_demo(monkeypatch)
     out_dir = tmp_path / "reports" / "demo"
     code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 2, "--out", out_dir], capsys)
