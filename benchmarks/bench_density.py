@@ -109,8 +109,6 @@ def _measure(n_samples: int, repeats: int) -> dict:
 
 
 def _table(result: dict) -> list[str]:
-    from ppl_mixtures.density import FUSED_MIN_ROWS
-
     peer_wall, peer_cpu = result["best"]["pm.Mixture"]
     lines = [f"### N = {result['n_samples']:,}", "",
              "| model | wall / call | CPU / call | pm.Mixture / model (wall) | "
@@ -123,9 +121,6 @@ def _table(result: dict) -> list[str]:
     lines += ["", f"Largest difference from pm.Mixture in logp or any gradient entry, relative "
               f"to the largest of them: {result['max_diff']:.1e}. Each time is the best of the "
               f"repeats of a batch of {result['n_calls']} calls."]
-    if result["n_samples"] < FUSED_MIN_ROWS:
-        lines.append(f"Below {FUSED_MIN_ROWS} rows our model uses the elementwise graph (the "
-                     f"fused Op's fixed cost of a few µs per call does not pay off there).")
     return [*lines, ""]
 
 

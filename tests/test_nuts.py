@@ -129,11 +129,8 @@ def test_helpers_pointwise_log_likelihood_and_empty_diagnostics():
 
 def test_parallel_chains_with_the_fused_density():
     """cores=2 pickles the model (and its fused Ops) into worker processes."""
-    from ppl_mixtures.density import FUSED_MIN_ROWS
-
     rng = np.random.default_rng(4)
-    points = np.concatenate([rng.normal(-2.0, 1.0, (FUSED_MIN_ROWS // 2, 2)),
-                             rng.normal(2.0, 1.0, (FUSED_MIN_ROWS // 2, 2))])
+    points = np.concatenate([rng.normal(-2.0, 1.0, (250, 2)), rng.normal(2.0, 1.0, (250, 2))])
     spec = MixtureSpec(2, ordered=True, mean_prior_sd=3.0)
     result = fit(points, spec, engine="nuts", draws=60, tune=100, chains=2, cores=2,
                  random_seed=8, progressbar=False, log_likelihood=False)

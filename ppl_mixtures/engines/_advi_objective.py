@@ -100,6 +100,23 @@ def _find_data_constant(model, points: np.ndarray):
                        "ppl_mixtures.models builder changed shape")
 
 
+def _data_replacements(model, points: np.ndarray, data) -> dict:
+    """{variable -> data} for every graph variable that holds the observed data.
+
+    That is the constant (or shared variable) of the model graph and, for a constant, the
+    shared variable the fused density reads in its place (``density.shared_data``). Both
+    must be replaced, or a cached objective would keep fitting the data it was built with.
+    """
+    from pytensor.graph.basic import Constant
+
+    from ..density import shared_data
+
+    var = _find_data_constant(model, points)
+    if isinstance(var, Constant):
+        return {var: data, shared_data(var): data}
+    return {var: data}
+
+
 def _make_optimizer(name: str, learning_rate):
     import pymc as pm
 
@@ -267,7 +284,6 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     model = build_marginal_model(points, spec, batch_size=batch_size)
     data = pytensor.shared(np.array(points, dtype=np.float64), name="advi_points",
                            shape=points.shape)
-    data_in_model = _find_data_constant(model, points)
     lr = pytensor.shared(np.float64(0.01), name="advi_learning_rate")
     with model:
         approx = pm.MeanField() if method == "advi" else pm.FullRank()
@@ -278,7 +294,8 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     counter = pytensor.shared(np.int64(0), name="advi_counter")
     noise = pytensor.shared(np.zeros((BLOCK, group.ddim)), name="advi_noise",
                             shape=(BLOCK, group.ddim))
-    replacements = {data_in_model: data, group.symbolic_initial: noise[counter][None, :]}
+    replacements = {**_data_replacements(model, points, data),
+                    group.symbolic_initial: noise[counter][None, :]}
     batch_rows = None
     if batch_size is not None:
         batch_rows = pytensor.shared(np.zeros((BLOCK, batch_size), dtype=np.int64),
@@ -324,7 +341,7 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     full = model if batch_size is None else build_marginal_model(points, spec, batch_size=None)
     full_values = {v.name: v for v in full.value_vars}
     full_logp = graph_replace(full.logp(jacobian=True),
-                              {_find_data_constant(full, points): data,
+                              {**_data_replacements(full, points, data),
                                **{full_values[name]: theta[slc].reshape(shape)
                                   for name, slc, shape in ordering}}, strict=False)
     logp_fn = pytensor.function([theta], full_logp, mode=_HELPER_MODE)
