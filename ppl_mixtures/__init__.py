@@ -14,14 +14,17 @@ from .fit import fit
 from .relabel import relabel
 from .results import ConvergenceWarning, MixtureFit, Timings
 from .spec import MixtureSpec
+from .validation import DataScaleWarning, NumericalError
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Comparison",
     "ConvergenceWarning",
+    "DataScaleWarning",
     "MixtureFit",
     "MixtureSpec",
+    "NumericalError",
     "Timings",
     "__version__",
     "available_engines",

@@ -33,21 +33,22 @@ class MixtureSpec:
     Parameters
     ----------
     n_components : int
-        K >= 1, the number of mixture components.
+        K >= 1, the number of mixture components (numpy integers accepted).
     mean_prior_mean : float or sequence of shape (n_features,)
-        Prior mean of every component mean.
+        Prior mean of every component mean, |value| <= 1e6.
     mean_prior_sd : float or sequence of shape (n_features,)
-        Prior standard deviation of the component means, > 0.
+        Prior standard deviation of the component means, in [1e-6, 1e6].
     weights : {"dirichlet", "fixed"}
         "dirichlet": weights ~ Dirichlet(dirichlet_alpha). "fixed": every weight is 1/K
         (the model of Blei et al. 2017 §3 and of seed 000).
     dirichlet_alpha : float or sequence of shape (n_components,)
-        Dirichlet concentration, > 0. Ignored when ``weights="fixed"``.
+        Dirichlet concentration, in [1e-6, 1e6]. Ignored when ``weights="fixed"``.
     obs_sd : float, sequence of shape (n_features,), or "learned"
-        Known observation standard deviation shared by all components, or "learned": one
-        sd per component and feature with a Gamma prior on the precision 1/sd^2.
+        Known observation standard deviation (in [1e-6, 1e6]) shared by all components, or
+        "learned": one sd per component and feature with a Gamma prior on the precision
+        1/sd^2.
     precision_prior_shape, precision_prior_rate : float
-        Gamma(shape, rate) prior on each learned precision; used only when
+        Gamma(shape, rate) prior on each learned precision, each in [1e-6, 1e6]; used only when
         ``obs_sd="learned"``. The default Gamma(2, 2) has mean 1 (sd near 1 on standardized
         data) and keeps a component that holds few points away from zero variance.
     ordered : bool
@@ -57,6 +58,12 @@ class MixtureSpec:
     weights_transform : {"stick_breaking", "simplex"}
         The unconstrained parameterization of the Dirichlet weights for gradient engines:
         our Stan-style stick-breaking transform (default) or PyMC's own simplex transform.
+
+    Prior bounds: every scale and concentration lies in ``validation.PRIOR_SCALE_RANGE``
+    = [1e-6, 1e6] and |mean_prior_mean| <= 1e6; outside them float64 log-densities overflow
+    (e.g. 1/obs_sd^2 for obs_sd=1e-170) and fits would come back NaN. Rescale the data
+    (``datasets.standardize``) instead. Out-of-range values raise a ValueError naming the
+    argument.
 
     Examples
     --------
@@ -81,13 +88,16 @@ class MixtureSpec:
         setattr_(self, "n_components", v.check_int(
             "n_components", self.n_components, minimum=1,
             hint="A mixture needs at least one component, e.g. n_components=2"))
-        setattr_(self, "mean_prior_mean", v.check_vector("mean_prior_mean", self.mean_prior_mean))
+        # prior bounds (v.PRIOR_SCALE_RANGE, v.PRIOR_LOCATION_MAX): the comment there says
+        # why; outside them float64 log-densities overflow and fits come back NaN
+        setattr_(self, "mean_prior_mean", v.check_vector(
+            "mean_prior_mean", self.mean_prior_mean, max_abs=v.PRIOR_LOCATION_MAX))
         setattr_(self, "mean_prior_sd", v.check_positive_vector(
-            "mean_prior_sd", self.mean_prior_sd,
+            "mean_prior_sd", self.mean_prior_sd, bounds=v.PRIOR_SCALE_RANGE,
             hint="The prior sd of the means must be > 0, e.g. mean_prior_sd=1.0"))
         v.check_choice("weights", self.weights, WEIGHTS_CHOICES)
         setattr_(self, "dirichlet_alpha", v.check_positive_vector(
-            "dirichlet_alpha", self.dirichlet_alpha,
+            "dirichlet_alpha", self.dirichlet_alpha, bounds=v.PRIOR_SCALE_RANGE,
             hint="Dirichlet concentrations must be > 0, e.g. dirichlet_alpha=1.0"))
         if isinstance(self.dirichlet_alpha, tuple) and len(self.dirichlet_alpha) != self.n_components:
             raise ValueError(f"dirichlet_alpha: expected a scalar or {self.n_components} values "
@@ -100,12 +110,11 @@ class MixtureSpec:
                                  f"obs_sd='learned'.")
         else:
             setattr_(self, "obs_sd", v.check_positive_vector(
-                "obs_sd", self.obs_sd,
+                "obs_sd", self.obs_sd, bounds=v.PRIOR_SCALE_RANGE,
                 hint="Observation sds must be > 0, e.g. obs_sd=1.0, or obs_sd='learned'"))
-        setattr_(self, "precision_prior_shape", v.check_positive(
-            "precision_prior_shape", self.precision_prior_shape))
-        setattr_(self, "precision_prior_rate", v.check_positive(
-            "precision_prior_rate", self.precision_prior_rate))
+        for name in ("precision_prior_shape", "precision_prior_rate"):
+            setattr_(self, name, v.check_positive(name, getattr(self, name)))
+            v.check_positive_vector(name, getattr(self, name), bounds=v.PRIOR_SCALE_RANGE)
         if not isinstance(self.ordered, bool | np.bool_):
             raise TypeError(f"ordered: expected True or False, got {v.describe(self.ordered)}. "
                             f"Pass ordered=True to order components by feature 0.")

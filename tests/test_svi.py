@@ -89,5 +89,6 @@ def test_fit_schema_reproducibility_and_options():
         svi.fit(points, spec, n_iter=5, batch_size=3000, tol=1e-12, progressbar=False)
     with pytest.raises(ValueError, match=r"kappa: expected a forgetting rate in \(0.5, 1\], got 0.4"):
         svi.fit(points, spec, kappa=0.4, progressbar=False)
-    with pytest.raises(ValueError, match="tau: expected a number >= 0"):
-        svi.fit(points, spec, tau=-1.0, progressbar=False)
+    for bad_tau in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="tau: expected a finite number >= 0"):
+            svi.fit(points, spec, tau=bad_tau, progressbar=False)

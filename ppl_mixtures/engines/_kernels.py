@@ -431,6 +431,19 @@ def hard_assignment_stats(points: np.ndarray, centers: np.ndarray) -> PassStats:
 
 
 # ----------------------------------------------------------------- restarts and progress
+def best_restart(objectives: list[float]) -> int:
+    """Index of the restart with the highest objective; NaN counts as -inf, ties go first."""
+    values = [value if np.isfinite(value) or value == np.inf else -np.inf
+              for value in (float(o) for o in objectives)]
+    return max(range(len(values)), key=lambda j: values[j])
+
+
+def values_per_draw(points: np.ndarray, spec) -> int:
+    """Floats one stored draw from q holds: means (K, D), weights (K), obs_sd (K, D)."""
+    n_components, n_features = spec.n_components, points.shape[1]
+    return n_components * (2 * n_features + 1)
+
+
 def restart_seeds(random_seed: int | None, n_seeds: int) -> list[int]:
     """``n_seeds`` independent integer seeds drawn from ``random_seed`` (reproducible)."""
     rng = np.random.default_rng(random_seed)

@@ -108,6 +108,7 @@ def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = Non
     k-means responsibilities: the first global update turns it into a q that respects the
     priors (q(tau) starts from the prior mean of tau in the q(mu) update).
     """
+    random_seed = v.check_seed(random_seed)
     v.check_choice("init", init, tuple(kernels.INITS))
     centers = kernels.INITS[init](points, spec.n_components, np.random.default_rng(random_seed))
     return CaviState(params=conj.initial_params(points, spec, centers), elbo=-np.inf, n_iter=0)
@@ -162,7 +163,7 @@ def _run(points, spec, seed, *, init_method, max_iter, tol, backend, progress, t
 
 
 def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None,
-        max_iter: int = 1000, tol: float = 1e-8, n_init: int = 1, init: str = "kmeans++",
+        max_iter: int = 1000, tol: float = 1e-8, n_init: int = 5, init: str = "kmeans++",
         n_draws: int = 1000, backend: str = "numba_parallel", progressbar: bool = True) -> MixtureFit:
     """Fit ``spec`` by CAVI; keep the restart with the highest ELBO.
 
@@ -178,11 +179,15 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     tol : float
         Stop when |ELBO_t - ELBO_{t-1}| <= tol |ELBO_t| (relative change).
     n_init : int
-        Restarts from different centers; the best final ELBO is kept, all are reported in
-        ``extras["restarts"]``.
+        Starts from different centers (default 5: a single start can stop in a poor local
+        optimum); the restart with the highest final ELBO is kept, all are reported in
+        ``extras["restarts"]``. Restart j is seeded by the j-th of
+        ``kernels.restart_seeds(random_seed, n_init + 1)`` (the last one seeds the draws),
+        so a seed fixes every number. ``n_init=1`` is a single start.
     init : {"kmeans++", "random_points"}
     n_draws : int
-        Draws from q stored as one chain in ``idata.posterior``.
+        Draws from q stored as one chain in ``idata.posterior`` (at most
+        ``validation.MAX_STORED_VALUES`` stored floats in all).
     backend : {"numba_parallel", "numba", "numpy"}
         The fused one-pass kernel on all numba threads from 200,000 points (one thread
         below; the default), on one thread always (``"numba"``: faster on a machine whose
@@ -202,12 +207,15 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     ConvergenceWarning
         When the kept restart used all ``max_iter`` sweeps.
     """
+    random_seed = v.check_seed(random_seed)
     max_iter = v.check_int("max_iter", max_iter, minimum=1)
     tol = v.check_positive("tol", tol)
     n_init = v.check_int("n_init", n_init, minimum=1)
-    n_draws = v.check_int("n_draws", n_draws, minimum=1)
+    n_draws = v.check_draws("n_draws", n_draws,
+                            values_per_draw=kernels.values_per_draw(points, spec))
     v.check_choice("init", init, tuple(kernels.INITS))
     v.check_choice("backend", backend, kernels.BACKENDS)
+    progressbar = v.check_bool("progressbar", progressbar)
     seeds = kernels.restart_seeds(random_seed, n_init + 1)
     with stopwatch() as build:
         kernels.warm_up(backend, *points.shape, spec.n_components)  # compile or load
@@ -218,7 +226,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
             task = progress.add_task(f"cavi seed {seed}", total=max_iter, status="")
             runs.append((seed, *_run(data, spec, seed, init_method=init, max_iter=max_iter,
                                      tol=tol, backend=backend, progress=progress, task=task)))
-    best = max(range(n_init), key=lambda j: runs[j][1].elbo)
+    best = kernels.best_restart([state.elbo for _, state, _, _ in runs])
     seed, state, trace, converged = runs[best]
     if not converged:
         warnings.warn(f"cavi: the ELBO did not converge in max_iter={max_iter} sweeps (last "
@@ -250,6 +258,6 @@ def _relative_change(trace: np.ndarray) -> float:
 ENGINES = (
     Engine(name="cavi", fit=fit, family="vi", scalable=True,
            summary="Coordinate-ascent VI (mean-field, exact ELBO with all constants), numpy+numba",
-           quick_options={"max_iter": 200, "n_draws": 200, "progressbar": False},
+           quick_options={"max_iter": 200, "n_draws": 200, "n_init": 2, "progressbar": False},
            large_data_options={"max_iter": 300}),
 )

@@ -26,6 +26,7 @@ prior for MAP) never decreases::
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import NamedTuple
 
@@ -104,7 +105,7 @@ def log_prior(state: EmState, spec: MixtureSpec) -> float:
         with np.errstate(divide="ignore"):
             log_w = np.log(state.weights)
         total += (gammaln(alpha.sum()) - gammaln(alpha).sum()
-                  + np.sum(np.where(alpha > 1.0, (alpha - 1.0) * log_w, 0.0)))
+                  + np.sum((alpha - 1.0) * np.where(alpha > 1.0, log_w, 0.0)))
     if spec.learned_obs_sd:
         a0, b0 = spec.precision_prior_shape, spec.precision_prior_rate
         tau = 1.0 / state.variances
@@ -201,6 +202,7 @@ def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = Non
     Like scikit-learn's ``init_params="k-means++"`` (hard responsibilities, then an M-step),
     except that our centers are only k-means++ seeds, not a k-means solution.
     """
+    random_seed = v.check_seed(random_seed)
     v.check_choice("init", init, tuple(kernels.INITS))
     rng = np.random.default_rng(random_seed)
     n_components, n_features = spec.n_components, points.shape[1]
@@ -272,7 +274,7 @@ def _run(points, spec, seed, *, init_method, prior, reg_covar, max_iter, tol, ba
 
 def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None,
         prior: str = "none", init: str = "kmeans++", reg_covar: float = 1e-6,
-        max_iter: int = 1000, tol: float = 1e-10, n_init: int = 1, backend: str = "numba_parallel",
+        max_iter: int = 1000, tol: float = 1e-10, n_init: int = 5, backend: str = "numba_parallel",
         progressbar: bool = True) -> MixtureFit:
     """Fit ``spec`` by EM (ML or MAP); keep the restart with the highest objective.
 
@@ -290,7 +292,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     tol : float
         Stop when the relative change of the objective is <= tol.
     n_init : int
-        Restarts; all are reported in ``extras["restarts"]``.
+        Starts from different centers (default 5: a single start can stop in a poor local
+        optimum); the restart whose final objective (log-likelihood, or log joint for MAP,
+        of its returned parameters) is highest is kept, all are reported in
+        ``extras["restarts"]``. Restart j is seeded by the j-th of
+        ``kernels.restart_seeds(random_seed, n_init)``. ``n_init=1`` is a single start.
     backend : {"numba_parallel", "numba", "numpy"}
         The fused one-pass kernel on all numba threads from 200,000 points (one thread
         below; the default), on one thread always (``"numba"``: faster on a machine whose
@@ -305,10 +311,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
         ``objective`` ("log_lik" or "log_joint"), ``log_lik_final`` and
         ``objective_final`` (of the returned parameters), ``variances``, ``restarts``.
     """
+    random_seed = v.check_seed(random_seed)
     v.check_choice("prior", prior, PRIORS)
     v.check_choice("init", init, tuple(kernels.INITS))
     v.check_choice("backend", backend, kernels.BACKENDS)
-    if isinstance(reg_covar, bool) or not isinstance(reg_covar, int | float) or not (
+    progressbar = v.check_bool("progressbar", progressbar)
+    if isinstance(reg_covar, bool | np.bool_) or not isinstance(reg_covar, numbers.Real) or not (
             np.isfinite(reg_covar) and reg_covar >= 0):
         raise ValueError(f"reg_covar: expected a finite number >= 0, got {v.describe(reg_covar)}. "
                          f"Use e.g. reg_covar=1e-6 (scikit-learn's default).")
@@ -326,7 +334,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
             runs.append((seed, *_run(data, spec, seed, init_method=init, prior=prior,
                                      reg_covar=float(reg_covar), max_iter=max_iter, tol=tol,
                                      backend=backend, progress=progress, task=task)))
-    best = max(range(n_init), key=lambda j: runs[j][5])
+    best = kernels.best_restart([run_[5] for run_ in runs])
     seed, state, trace, converged, log_lik_final, objective_final = runs[best]
     if not converged:
         warnings.warn(f"em: the objective did not converge in max_iter={max_iter} iterations "
@@ -355,6 +363,6 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
 ENGINES = (
     Engine(name="em", fit=fit, family="point", scalable=True,
            summary="Expectation-maximization, ML (prior='none') or MAP (prior='map'), numpy+numba",
-           quick_options={"max_iter": 200, "progressbar": False},
+           quick_options={"max_iter": 200, "n_init": 2, "progressbar": False},
            large_data_options={"max_iter": 300}),
 )

@@ -25,6 +25,7 @@ N/S times the batch's local terms (E[log p(x_i, z_i | ...)] + entropy of q(z_i))
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import NamedTuple
 
@@ -94,6 +95,7 @@ def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = Non
     -------
     SviState
     """
+    random_seed = v.check_seed(random_seed)
     v.check_choice("init", init, tuple(kernels.INITS))
     center_seed, batch_seed = kernels.restart_seeds(random_seed, 2)
     centers = kernels.INITS[init](points, spec.n_components, np.random.default_rng(center_seed))
@@ -192,7 +194,7 @@ def _run(points, spec, seed, *, init_method, n_iter, batch_size, tau, kappa, tol
 
 def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None,
         n_iter: int = 2000, batch_size: int = 1000, tau: float = 1.0, kappa: float = 0.7,
-        tol: float | None = None, n_init: int = 1, init: str = "kmeans++",
+        tol: float | None = None, n_init: int = 5, init: str = "kmeans++",
         n_draws: int = 1000, backend: str = "numba_parallel", progressbar: bool = True) -> MixtureFit:
     """Fit ``spec`` by SVI; keep the restart with the highest exact final ELBO.
 
@@ -206,16 +208,22 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     batch_size : int
         Points per minibatch; capped at n_samples.
     tau : float
-        Delay >= 0 in rho_t = (t + tau)^-kappa.
+        Delay in rho_t = (t + tau)^-kappa, finite and >= 0.
     kappa : float
         Forgetting rate in (0.5, 1] (the Robbins-Monro conditions need kappa > 0.5).
     tol : float or None
         None (default): run all n_iter steps. Otherwise stop when the mean ELBO estimate
         of an epoch (N / batch_size steps) changes by at most tol relative to the last one.
     n_init : int
+        Starts from different centers (default 5: a single start can stop in a poor local
+        optimum); the restart with the highest exact final ELBO (one full pass) is kept,
+        all are reported in ``extras["restarts"]``. Restart j is seeded by the j-th of
+        ``kernels.restart_seeds(random_seed, n_init + 1)`` (the last seeds the draws), so
+        a seed fixes every number. ``n_init=1`` is a single start.
     init : {"kmeans++", "random_points"}
     n_draws : int
-        Draws from q stored as one chain.
+        Draws from q stored as one chain (at most ``validation.MAX_STORED_VALUES`` stored
+        floats in all).
     backend : {"numba_parallel", "numba", "numpy"}
         The fused one-pass kernel on all numba threads from 200,000 points (one thread
         below; the default), on one thread always (``"numba"``: faster on a machine whose
@@ -234,10 +242,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     ConvergenceWarning
         When ``tol`` is given and was not met within ``n_iter`` steps.
     """
+    random_seed = v.check_seed(random_seed)
     n_iter = v.check_int("n_iter", n_iter, minimum=1)
     batch_size = min(v.check_int("batch_size", batch_size, minimum=1), points.shape[0])
-    if isinstance(tau, bool) or not isinstance(tau, int | float) or not tau >= 0:
-        raise ValueError(f"tau: expected a number >= 0 (the delay of the step-size "
+    if (isinstance(tau, bool | np.bool_) or not isinstance(tau, numbers.Real)
+            or not 0 <= tau < np.inf):
+        raise ValueError(f"tau: expected a finite number >= 0 (the delay of the step-size "
                          f"schedule), got {v.describe(tau)}. Use e.g. tau=1.0.")
     kappa = v.check_positive("kappa", kappa)
     if not 0.5 < kappa <= 1.0:
@@ -245,9 +255,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
                          f"Use e.g. kappa=0.7 (the Robbins-Monro conditions need > 0.5).")
     tol = None if tol is None else v.check_positive("tol", tol)
     n_init = v.check_int("n_init", n_init, minimum=1)
-    n_draws = v.check_int("n_draws", n_draws, minimum=1)
+    n_draws = v.check_draws("n_draws", n_draws,
+                            values_per_draw=kernels.values_per_draw(points, spec))
     v.check_choice("init", init, tuple(kernels.INITS))
     v.check_choice("backend", backend, kernels.BACKENDS)
+    progressbar = v.check_bool("progressbar", progressbar)
     seeds = kernels.restart_seeds(random_seed, n_init + 1)
     with stopwatch() as build:
         kernels.warm_up(backend, *points.shape, spec.n_components)  # compile or load
@@ -261,7 +273,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
                 task=task)
             final = exact_elbo(points, spec, state.params, backend=backend)
             runs.append((seed, state, trace, converged, final))
-    best = max(range(n_init), key=lambda j: runs[j][4])
+    best = kernels.best_restart([run_[4] for run_ in runs])
     seed, state, trace, converged, final = runs[best]
     if tol is not None and not converged:
         warnings.warn(f"svi: the epoch-mean ELBO estimate did not settle within n_iter={n_iter} "
@@ -292,6 +304,7 @@ ENGINES = (
     Engine(name="svi", fit=fit, family="vi", scalable=True,
            summary="Stochastic VI (Hoffman et al. 2013): natural-gradient minibatch steps on "
                    "CAVI's family",
-           quick_options={"n_iter": 300, "batch_size": 50, "n_draws": 200, "progressbar": False},
+           quick_options={"n_iter": 300, "batch_size": 50, "n_draws": 200, "n_init": 2,
+                          "progressbar": False},
            large_data_options={"n_iter": 2000, "batch_size": 1000}),
 )
