@@ -336,7 +336,8 @@ def test_load_points_bad_paths(tmp_path):
     with pytest.raises(ValueError, match=r"path: expected a UTF-8 text CSV file"):
         datasets.load_points(tmp_path / "bin.csv")
     (tmp_path / "bad.npy").write_bytes(b"not an array")
-    with pytest.raises(ValueError, match=r"path: expected a numeric NumPy array in 'bad\.npy'"):
+    with pytest.raises(ValueError, match=r"path: expected a NumPy \.npy file, got '.*bad\.npy' "
+                                         r"whose header cannot be read"):
         datasets.load_points(tmp_path / "bad.npy")
     np.save(tmp_path / "s.npy", np.array(["a", "b"]))
     with pytest.raises(ValueError, match=r"path: expected a real numeric array in 's\.npy'"):
