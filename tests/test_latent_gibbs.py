@@ -81,3 +81,30 @@ def test_bad_options_are_rejected(points):
         pmx.fit(points, SPEC, engine="latent_gibbs", continuous_step="hmc")
     with pytest.raises(TypeError, match="keep_z: expected True or False"):
         pmx.fit(points, SPEC, engine="latent_gibbs", keep_z=1)
+
+
+def test_one_component_refused_up_front_naming_the_engines_that_can(points):
+    spec = MixtureSpec(n_components=1, mean_prior_sd=1.0, obs_sd=1.0)
+    with pytest.raises(ValueError, match=r"^n_components: expected at least 2 components for "
+                                         r"engine 'latent_gibbs' .*got 1\. Fit K = 1 with "
+                                         r"engine='nuts'"):
+        pmx.fit(points, spec, engine="latent_gibbs", draws=10, tune=10, progressbar=False)
+
+
+@pytest.mark.parametrize("option, value, err, match", [
+    ("random_seed", -1, ValueError, r"^random_seed: expected an integer >= 0, got -1"),
+    ("random_seed", 0.3, TypeError, r"^random_seed: expected an integer, got 0\.3"),
+    ("random_seed", True, TypeError, r"^random_seed: expected an integer, got True"),
+    ("progressbar", "no", TypeError, r"^progressbar: expected True or False, got 'no'"),
+    ("draws", 10**12, ValueError, r"^draws: expected at most \d+ draws here"),
+])
+def test_options_checked_before_any_model_is_built(points, option, value, err, match):
+    with pytest.raises(err, match=match):
+        pmx.fit(points, SPEC, engine="latent_gibbs", **{"progressbar": False, option: value})
+
+
+def test_numpy_integer_seed_gives_the_same_draws_as_int(points):
+    kwargs = dict(draws=20, tune=20, chains=1, progressbar=False, log_likelihood=False)
+    a = pmx.fit(points[:30], SPEC, engine="latent_gibbs", random_seed=np.int64(3), **kwargs)
+    b = pmx.fit(points[:30], SPEC, engine="latent_gibbs", random_seed=3, **kwargs)
+    np.testing.assert_array_equal(a.draws("means"), b.draws("means"))

@@ -35,9 +35,9 @@ import numpy as np
 from .. import models
 from ..results import MixtureFit, Timings, stopwatch
 from ..spec import MixtureSpec
-from ..validation import check_choice, check_int
+from ..validation import check_bool, check_choice, check_draws, check_int, check_seed
 from . import Engine
-from ._pymc import check_bool, check_seed, sampler_diagnostics, to_mixture_fit
+from ._pymc import sampler_diagnostics, to_mixture_fit
 
 __all__ = ["ENGINES", "fit"]
 
@@ -83,8 +83,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, tune: int =
         Validated data. Each sweep over z costs O(n_samples) model evaluations: keep the
         data to a few hundred points.
     spec : MixtureSpec
+        n_components >= 2 (with K = 1 there is no assignment to sample; a ValueError names
+        the engines that fit K = 1).
     draws, tune : int
-        Kept and tuning draws per chain.
+        Kept and tuning draws per chain (draws capped so that the stored draws stay within
+        ``validation.MAX_STORED_VALUES`` floats).
     chains : int
         Independent chains (>= 2 for R-hat).
     cores : int
@@ -109,9 +112,16 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, tune: int =
     """
     import pymc as pm
 
-    draws = check_int("draws", draws, minimum=1, hint="Use e.g. draws=1000")
-    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=1000")
+    if spec.n_components < 2:
+        raise ValueError(f"n_components: expected at least 2 components for engine "
+                         f"'latent_gibbs' (it samples the assignments z, and with one "
+                         f"component every z_i is 0), got {spec.n_components}. Fit K = 1 with "
+                         f"engine='nuts', 'metropolis', 'smc', 'advi', 'cavi', 'svi' or 'em'.")
     chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=2")
+    n_samples, n_features = points.shape
+    per_draw = chains * (spec.n_components * (2 * n_features + 1) + n_samples)
+    draws = check_draws("draws", draws, values_per_draw=per_draw, hint="Use e.g. draws=1000")
+    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=1000")
     cores = check_int("cores", cores, minimum=1, hint="Use e.g. cores=1")
     continuous_step = check_choice("continuous_step", continuous_step, CONTINUOUS_CHOICES)
     keep_z = check_bool("keep_z", keep_z)
