@@ -395,18 +395,30 @@ def kmeans_plusplus(points: np.ndarray, n_components: int,
     distance to the nearest center chosen so far (one greedy-free draw per center).
     """
     n_samples = points.shape[0]
-    centers = np.empty((n_components, points.shape[1]))
-    centers[0] = points[rng.integers(n_samples)]
-    closest = np.sum((points - centers[0]) ** 2, axis=1)
-    for k in range(1, n_components):
+    scaled = _overflow_safe(points)
+    first = rng.integers(n_samples)
+    chosen = [first]
+    closest = np.sum((scaled - scaled[first]) ** 2, axis=1)
+    for _ in range(1, n_components):
         total = closest.sum()
         if total > 0:
             index = rng.choice(n_samples, p=closest / total)
         else:  # all points coincide with the centers already chosen
             index = rng.integers(n_samples)
-        centers[k] = points[index]
-        np.minimum(closest, np.sum((points - centers[k]) ** 2, axis=1), out=closest)
-    return centers
+        chosen.append(index)
+        np.minimum(closest, np.sum((scaled - scaled[index]) ** 2, axis=1), out=closest)
+    return points[chosen].copy()
+
+
+def _overflow_safe(points: np.ndarray) -> np.ndarray:
+    """``points``, or for huge values (> 1e100) the points times a power of two that brings
+    them into [-1, 1]: k-means++'s probabilities are scale-invariant, and squared distances
+    of raw values near 1e155 would overflow to inf (then NaN probabilities). Below 1e100
+    nothing changes, so seeds give the same centers as before."""
+    largest = float(np.max(np.abs(points))) if points.size else 0.0
+    if largest <= 1e100:
+        return points
+    return points * 2.0 ** -int(np.frexp(largest)[1])
 
 
 INITS = {"random_points": random_points, "kmeans++": kmeans_plusplus}

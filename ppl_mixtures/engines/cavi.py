@@ -233,9 +233,10 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
                       f"relative change {_relative_change(trace):.2e} > tol={tol:g}). Increase "
                       f"max_iter, loosen tol, or try n_init > 1.", ConvergenceWarning,
                       stacklevel=2)
+    conj.check_finite(state.params, state.elbo, "cavi")
     params = conj.sorted_by_first_feature(state.params) if spec.ordered else state.params
     means, weights, obs_sd = conj.draws_from_q(params, spec, n_draws,
-                                           np.random.default_rng(seeds[-1]))
+                                               np.random.default_rng(seeds[-1]))
     idata = make_idata(means, weights, points, obs_sd=obs_sd, attrs={"engine": "cavi"})
     restarts = [{"random_seed": s, "elbo": float(st.elbo), "n_iter": st.n_iter,
                  "converged": bool(c)} for s, st, _, c in runs]

@@ -279,6 +279,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
         warnings.warn(f"svi: the epoch-mean ELBO estimate did not settle within n_iter={n_iter} "
                       f"steps (tol={tol:g}). Increase n_iter or batch_size, or loosen tol.",
                       ConvergenceWarning, stacklevel=2)
+    conj.check_finite(state.params, final, "svi")
     params = conj.sorted_by_first_feature(state.params) if spec.ordered else state.params
     means, weights, obs_sd = conj.draws_from_q(params, spec, n_draws,
                                                np.random.default_rng(seeds[-1]))
