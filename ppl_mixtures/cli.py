@@ -1,9 +1,16 @@
 """The ``ppl-mixtures`` command: demo | fit | compare | engines | bench.
 
 ``main(argv=None) -> int`` runs in-process (the tests call it). Exit codes: 0 success;
-2 usage or bad input (a bad file, a bad option, an engine that cannot serve the model),
-with one line on stderr and no traceback; 1 an internal failure (``--debug`` shows the
-traceback).
+2 our own input checks refused something (a usage error, a bad file, option, model or
+``--out``), with one line on stderr and no traceback; 1 anything else, i.e. an internal
+failure, also one line (``--debug`` shows the traceback); 130/143 stopped by
+SIGINT/SIGTERM (temporary folders removed, worker processes ended).
+
+An error counts as "our input check" when it is raised while the CLI reads and checks
+the input (arguments, data file, model, options, ``--out``), or when a ValueError,
+TypeError, OSError or NotImplementedError is raised by a ``raise`` statement in a
+``ppl_mixtures`` module during the fit (an engine checking its options); an error raised
+inside PyMC, numpy or elsewhere is internal.
 
 Only the standard library is imported here at start-up, so ``--help`` is instant;
 engines, pandas and matplotlib load when a command runs.
@@ -15,8 +22,13 @@ import argparse
 import importlib.util
 import inspect
 import json
+import linecache
+import os
+import re
 import shlex
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -116,6 +128,25 @@ class _UsageError(ValueError):
     """Bad command-line input detected by the CLI itself (exit code 2)."""
 
 
+class _Signalled(BaseException):
+    """SIGTERM/SIGINT arrived: unwind (context managers clean up), then exit 128 + signum.
+
+    A BaseException, so ``except Exception`` (ours, PyMC's) does not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``PROG CMD: error: MESSAGE (see PROG CMD --help)``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        text = " ".join(str(message).split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
+
+
 # =========================================================================== parsing
 def _option_value(text: str) -> Any:
     """``--option key=value`` values: JSON numbers/booleans/null, else the string."""
@@ -145,6 +176,16 @@ def _obs_sd(text: str) -> float | str:
                                          f"{text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number or 'learned', got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value
 
 
@@ -188,7 +229,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-iter", type=int, help="iterations of an optimizer (ADVI, SVI).")
     g.add_argument("--max-iter", type=int, help="maximum iterations (CAVI, EM).")
     g.add_argument("--batch-size", type=int, help="minibatch size (ADVI, SVI) for large data.")
-    g.add_argument("--random-seed", type=int, default=1,
+    g.add_argument("--random-seed", type=_seed, default=1,
                    help="seed for every engine (default 1): same seed, same numbers.")
     g.add_argument("--option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="any other engine option, e.g. --option target_accept=0.95 "
@@ -199,7 +240,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fit one Gaussian mixture model with many inference engines (MCMC, "
                     "variational inference, EM) and compare their answers side by side.",
@@ -208,12 +249,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no progress lines (results are still printed).")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback when something fails.")
-    common = argparse.ArgumentParser(add_help=False)  # the same flags after the command
+    common = _ArgumentParser(add_help=False)  # the same flags after the command
     common.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="no progress output.")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the full traceback when something fails.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_ArgumentParser)
 
     demo = sub.add_parser("demo", parents=[common], help="compare every engine on four built-in datasets "
                           "and write a report.", epilog=DEMO_EPILOG,
@@ -223,10 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
                                       "and print the headline table.")
     demo.add_argument("--out", default="reports/demo", help="report folder (default "
                       "reports/demo).")
-    demo.add_argument("--force", action="store_true", help="replace an existing report.")
+    demo.add_argument("--force", action="store_true", help="replace an existing report of "
+                      "ours (never a folder holding other files).")
     demo.add_argument("--quick", action="store_true",
                       help="each engine's quick settings: a rough run in a fraction of the time.")
-    demo.add_argument("--random-seed", type=int, default=1, help="seed for every engine.")
+    demo.add_argument("--random-seed", type=_seed, default=1, help="seed for every engine.")
     demo.add_argument("--jobs", type=int, default=None, metavar="N",
                       help="fits run at once, in N worker processes (default: the number "
                            "of CPUs, at most 2; 1 runs every fit in this process). Each fit "
@@ -241,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--engine", required=True, help="engine name (see below).")
     _add_engine_options(fit)
     fit.add_argument("--out", default=None, help="write a report folder here.")
-    fit.add_argument("--force", action="store_true", help="replace an existing --out folder.")
+    fit.add_argument("--force", action="store_true",
+                     help="replace an existing report of ours at --out (never a folder "
+                          "holding other files).")
     fit.set_defaults(func=_cmd_fit)
 
     cmp_ = sub.add_parser("compare", parents=[common], help="fit several engines to a data file and compare "
@@ -257,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the engine the others are judged against (default nuts).")
     _add_engine_options(cmp_)
     cmp_.add_argument("--out", default=None, help="write the report folder here.")
-    cmp_.add_argument("--force", action="store_true", help="replace an existing --out folder.")
+    cmp_.add_argument("--force", action="store_true",
+                      help="replace an existing report of ours at --out (never a folder "
+                           "holding other files).")
     cmp_.set_defaults(func=_cmd_compare)
 
     eng = sub.add_parser("engines", parents=[common], help="list the registered engines and their options.")
@@ -303,6 +350,32 @@ def _engine_options(engine: Any, base: Mapping[str, Any], requested: Mapping[str
         if not strict:
             options = {k: v for k, v in options.items() if k in accepted}
     return options
+
+
+#: The dedicated flags, by option name (anything else came from --option).
+_FLAGS = {"draws": "--draws", "tune": "--tune", "chains": "--chains", "n_iter": "--n-iter",
+          "max_iter": "--max-iter", "batch_size": "--batch-size",
+          "random_seed": "--random-seed"}
+
+
+def _check_known_options(names: Sequence[str], requested: Mapping[str, Any]) -> None:
+    """Refuse an option that none of the engines ``names`` accepts, listing the valid ones.
+
+    An option accepted by some of them is kept for those (the others never see it).
+    """
+    from .engines import get_engine
+
+    accepted = [_accepted_options(get_engine(name).fit) for name in names]
+    if any(a is None for a in accepted):  # an engine taking **kwargs accepts anything
+        return
+    valid = set().union(*accepted)
+    unknown = [key for key in requested if key not in valid]
+    if unknown:
+        given = ", ".join(_FLAGS.get(k, f"--option {k}") for k in unknown)
+        raise _UsageError(f"{given}: expected an option that at least one of the selected "
+                          f"engines ({', '.join(names)}) accepts, got "
+                          f"{', '.join(map(repr, unknown))}, which none of them accepts. "
+                          f"Valid options: {', '.join(sorted(valid))}.")
 
 
 def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any]]],
@@ -381,13 +454,50 @@ def _reduce_mappingproxy(proxy: Any) -> tuple[Any, tuple[dict]]:
     return _mappingproxy, (dict(proxy),)
 
 
-def _worker_init(log_disable: int) -> None:
-    """Worker set-up: the parent's log silencing, the pickling of read-only mappings
-    (spawned workers inherit neither) and no graph-creation tracebacks."""
+#: prctl(2) option: the signal a process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+#: How often a worker without prctl checks that its parent is alive (seconds).
+_PARENT_POLL_S = 1.0
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker process end when ``parent`` (the CLI's process) ends, however it
+    ends (SIGKILL included): prctl(PR_SET_PDEATHSIG, SIGKILL) on Linux, else a thread
+    that polls the parent's pid. SIGTERM ends the worker at once (the forked handler of
+    the parent is dropped); SIGINT (Ctrl-C reaches the whole process group) is left to
+    the parent, which ends its workers."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    armed = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(_PARENT_POLL_S)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="ppl-mixtures-parent-watch", daemon=True).start()
+
+
+def _worker_init(log_disable: int, parent: int | None = None) -> None:
+    """Worker set-up: die with the parent, the parent's log silencing, the pickling of
+    read-only mappings (spawned workers inherit neither) and no graph-creation
+    tracebacks."""
     import logging
     from multiprocessing.reduction import ForkingPickler
     from types import MappingProxyType
 
+    if parent is not None:
+        _die_with_parent(parent)
     import pytensor
 
     logging.disable(log_disable)
@@ -398,8 +508,6 @@ def _worker_init(log_disable: int) -> None:
 
 
 def _default_jobs() -> int:
-    import os
-
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -435,12 +543,31 @@ def _worker_pool(jobs: int) -> Iterator[Any]:
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
                                initializer=_worker_init,
-                               initargs=(logging.root.manager.disable,))
+                               initargs=(logging.root.manager.disable, os.getpid()))
     try:
         pool.submit(int).result()  # start the workers now (fork: before any thread)
         yield pool
+    except BaseException:  # a failure or a signal: end the workers now, not after their fits
+        _end_workers(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _end_workers(pool: Any, grace_s: float = 5.0) -> None:
+    """Terminate a process pool's workers (SIGTERM, then SIGKILL after ``grace_s``) and
+    wait for them, so none outlives the command."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _parallel_order(work: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str, dict]]:
@@ -554,44 +681,176 @@ def _spec_from_args(args: argparse.Namespace) -> Any:
     return MixtureSpec(**kwargs)
 
 
+_DROPPED = re.compile(r"dropped (\d+) rows? with missing values(?: \((.*)\))?")
+
+
+def _loading_note(message: str, n_kept: int) -> str:
+    """One stderr line for a message the data loader logged or warned.
+
+    The --dropna message becomes "dropped D of N rows ..." (the loader reports D; N = D +
+    the rows kept).
+    """
+    text = " ".join(message.split())
+    found = _DROPPED.search(text)
+    if found is None:
+        return f"{PROG}: warning: {text}"
+    dropped = int(found.group(1))
+    where = f" ({found.group(2)})" if found.group(2) else ""
+    return (f"{PROG}: warning: --dropna: dropped {dropped} of {dropped + n_kept} rows "
+            f"with missing values{where}; {n_kept} kept.")
+
+
+class _Collect:
+    """A logging handler keeping the records it gets (the data loader's notices)."""
+
+    def __init__(self) -> None:
+        import logging
+
+        self.handler = logging.Handler(logging.WARNING)
+        self.records: list[Any] = []
+        self.handler.emit = self.records.append  # type: ignore[method-assign]
+
+
 def _load(args: argparse.Namespace) -> Any:
+    """The data, as :func:`datasets.load_points` reads it; what it logged or warned (rows
+    dropped by --dropna, ...) is printed on stderr, one line each, even with --quiet."""
+    import logging
+    import warnings
+
     from . import datasets
 
-    points = datasets.load_points(args.data, columns=args.columns, dropna=args.dropna)
+    collect = _Collect()
+    package = logging.getLogger("ppl_mixtures")
+    previous, propagate = logging.root.manager.disable, package.propagate
+    logging.disable(logging.NOTSET)  # _quiet_library_logs turned records off
+    package.addHandler(collect.handler)
+    package.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            points = datasets.load_points(args.data, columns=args.columns, dropna=args.dropna)
+    finally:
+        package.removeHandler(collect.handler)
+        package.propagate = propagate
+        logging.disable(previous)
+    messages = [r.getMessage() for r in collect.records] + [str(w.message) for w in caught]
+    for message in dict.fromkeys(messages):
+        print(_loading_note(message, len(points)), file=sys.stderr)
     if args.standardize:
         points = datasets.standardize(points)[0]
     return points
 
 
-def _check_out(out: str | None, force: bool) -> None:
-    """Fail before any fitting when the report folder would be refused at the end."""
-    if out is not None:
+def _check_out(args: argparse.Namespace) -> None:
+    """Fail before any fitting when the report folder would be refused at the end (not a
+    report of ours, no --force, holds the data or the current folder, not writable)."""
+    if args.out is not None:
         from .report import check_out_dir
 
-        check_out_dir(out, force, name="--out", force_hint="Add --force")
+        check_out_dir(args.out, args.force, name="--out", force_hint="Add --force",
+                      inputs=_inputs(args))
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    data = getattr(args, "data", None)
+    return [data] if data else []
+
+
+def _write(comparison: Any, args: argparse.Namespace, title: str) -> None:
+    from .report import write_report
+
+    write_report(comparison, args.out, force=args.force, command=args.command_line,
+                 title=title, inputs=_inputs(args), name="--out", force_hint="Add --force")
+
+
+# =========================================================================== error kinds
+_INPUT_KINDS = (ValueError, TypeError, OSError, NotImplementedError)
+
+
+def _mark(err: BaseException, kind: str) -> None:
+    """Tag ``err`` as "input" (exit 2) or "internal" (exit 1); the first tag wins."""
+    try:
+        if not hasattr(err, "_ppl_mixtures_kind"):
+            err._ppl_mixtures_kind = kind  # type: ignore[attr-defined]
+    except AttributeError:  # an exception type without a __dict__
+        pass
+
+
+@contextmanager
+def _input_checks() -> Iterator[None]:
+    """Reading and checking the user's input: a ValueError, TypeError, OSError or
+    NotImplementedError raised here is the input refused (exit 2)."""
+    try:
+        yield
+    except _INPUT_KINDS as err:
+        _mark(err, "input")
+        raise
+
+
+@contextmanager
+def _internal() -> Iterator[None]:
+    """Work on our own settings (the demo): anything raised here is internal (exit 1)."""
+    try:
+        yield
+    except Exception as err:
+        _mark(err, "internal")
+        raise
+
+
+def _raised_by_our_checks(err: BaseException) -> bool:
+    """True when ``err`` comes from a ``raise`` statement in a ppl_mixtures module.
+
+    The last traceback entry is where the exception started; an error that numpy or PyMC
+    raised (even when called from our code) ends in their frame or in a line of ours that
+    is not a ``raise``.
+    """
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    if module != "ppl_mixtures" and not module.startswith("ppl_mixtures."):
+        return False
+    line = linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).strip()
+    return line.startswith("raise ") or line == "raise"
+
+
+def _is_input_error(err: BaseException) -> bool:
+    """Exit 2 (our input check refused something) or 1 (anything else)?"""
+    from .report import ReportConflictError
+
+    if isinstance(err, _UsageError | ReportConflictError):
+        return True
+    kind = getattr(err, "_ppl_mixtures_kind", None)
+    if kind is not None:
+        return kind == "input"
+    return isinstance(err, _INPUT_KINDS) and _raised_by_our_checks(err)
 
 
 # =========================================================================== commands
 def _cmd_fit(args: argparse.Namespace, ui: _UI) -> int:
     from .engines import get_engine
+    from .validation import check_engine_options
 
-    _check_out(args.out, args.force)
-    engine = get_engine(args.engine)
-    points = _load(args)
-    spec = _spec_from_args(args)
-    base = dict(engine.quick_options) if args.quick else {}
-    options = _engine_options(engine, base, _cli_options(args), strict=True)
+    with _input_checks():
+        _check_out(args)
+        engine = get_engine(args.engine)
+        base = dict(engine.quick_options) if args.quick else {}
+        options = _engine_options(engine, base, _cli_options(args), strict=True)
+        check_engine_options(args.engine, engine.fit, options)
+        points = _load(args)
+        spec = _spec_from_args(args)
     fits, _ = _run_engines(points, spec, [(args.engine, options)], ui, Path(args.data).name,
                            reference=args.engine)
     fitted = fits[args.engine]
     ui.result(str(fitted))
     if args.out:
         from .compare import compare
-        from .report import write_report
 
         comparison = compare(fits, reference=args.engine, name=Path(args.data).stem)
-        write_report(comparison, args.out, force=args.force, command=args.command_line,
-                     title=f"ppl-mixtures fit: {args.engine} on {Path(args.data).name}")
+        _write(comparison, args, title=f"ppl-mixtures fit: {args.engine} on "
+                                       f"{Path(args.data).name}")
         ui.note(f"report written to {args.out}/report.md")
     return 0
 
@@ -613,32 +872,34 @@ def _engine_list(text: str) -> list[str]:
 def _cmd_compare(args: argparse.Namespace, ui: _UI) -> int:
     from .compare import compare
     from .engines import get_engine
+    from .validation import check_engine_options
 
-    _check_out(args.out, args.force)
-    names = _engine_list(args.engines)
-    if args.reference not in names:
-        raise _UsageError(f"--reference: expected one of the engines to run "
-                          f"({', '.join(names)}), got {args.reference!r}. Add it to --engines "
-                          f"or pick another --reference.")
-    points = _load(args)
-    spec = _spec_from_args(args)
-    requested = _cli_options(args)
-    plan = []
-    for name in names:
-        engine = get_engine(name)
-        base = dict(engine.quick_options) if args.quick else {}
-        plan.append((name, _engine_options(engine, base, requested, strict=False)))
+    with _input_checks():
+        _check_out(args)
+        names = _engine_list(args.engines)
+        if args.reference not in names:
+            raise _UsageError(f"--reference: expected one of the engines to run "
+                              f"({', '.join(names)}), got {args.reference!r}. Add it to "
+                              f"--engines or pick another --reference.")
+        requested = _cli_options(args)
+        _check_known_options(names, requested)
+        plan = []
+        for name in names:
+            engine = get_engine(name)
+            base = dict(engine.quick_options) if args.quick else {}
+            options = _engine_options(engine, base, requested, strict=False)
+            check_engine_options(name, engine.fit, options)
+            plan.append((name, options))
+        points = _load(args)
+        spec = _spec_from_args(args)
     label = Path(args.data).name
     fits, not_applicable = _run_engines(points, spec, plan, ui, label, reference=args.reference)
     comparison = compare(fits, reference=args.reference, not_applicable=not_applicable,
                          name=Path(args.data).stem)
     ui.result(comparison.to_markdown())
     if args.out:
-        from .report import write_report
-
         with ui.status("writing the report ..."):
-            write_report(comparison, args.out, force=args.force, command=args.command_line,
-                         title=f"ppl-mixtures compare: {label}")
+            _write(comparison, args, title=f"ppl-mixtures compare: {label}")
         ui.note(f"report written to {args.out}/report.md")
     return 0
 
@@ -675,10 +936,12 @@ def demo_datasets() -> list[dict[str, Any]]:
          "about": "seed 001's 100,000 points (prior precision 0.1 on the means, as in the "
                   "notebook): scalable engines (minibatch or cheap passes) and NUTS."},
         {"name": "three_clusters_1d", "points": datasets.three_clusters_1d()[0],
-         "spec": MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed", obs_sd=1.0),
+         "spec": MixtureSpec(n_components=3, mean_prior_sd=float(np.sqrt(10.0)),
+                             weights="fixed", obs_sd=1.0),
          "large": False,
          "about": "seed 000's 1000 1-D points around -10, 0.25 and 5; Blei et al.'s model "
-                  "(fixed weights 1/K, unit sd), prior sd 10 on the means."},
+                  "(fixed weights 1/K, unit sd), prior variance 10 on the means (sd "
+                  "sqrt(10) = 3.16)."},
         {"name": "old_faithful", "points": datasets.standardize(datasets.old_faithful())[0],
          "spec": MixtureSpec(n_components=2, obs_sd="learned"),
          "large": False,
@@ -750,11 +1013,12 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
     from .compare import compare
     from .report import ReportStage, headline_table
 
-    _check_out(args.out, args.force)
-    jobs = _default_jobs() if args.jobs is None else args.jobs
-    if jobs < 1:
-        raise _UsageError(f"--jobs: expected a positive number of worker processes, got "
-                          f"{jobs}. Use --jobs 1 to fit in this process.")
+    with _input_checks():
+        _check_out(args)
+        jobs = _default_jobs() if args.jobs is None else args.jobs
+        if jobs < 1:
+            raise _UsageError(f"--jobs: expected a positive number of worker processes, got "
+                              f"{jobs}. Use --jobs 1 to fit in this process.")
     comparisons: dict[str, Any] = {}
     failures: dict[str, str] = {}
     work = []
@@ -764,7 +1028,10 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
         work.append({**item, "label": item["name"], "plan": plan, "skipped": skipped,
                      "reference": _demo_reference([name for name, _ in plan])})
 
-    with ReportStage(args.out, force=args.force) as stage:
+    with _input_checks():  # the --out checks again, as the folder is made
+        stage = ReportStage(args.out, force=args.force, command=args.command_line,
+                            name="--out", force_hint="Add --force")
+    with stage, _internal():  # built-in data and settings: any failure is ours
         def dataset_done(item: dict[str, Any], fits: dict[str, Any],
                          not_applicable: dict[str, str]) -> None:
             """Compare a dataset's fits and start its report section."""
@@ -867,8 +1134,37 @@ def _quiet_library_logs(debug: bool) -> Iterator[None]:
         logging.disable(previous)
 
 
+@contextmanager
+def _signals_unwind() -> Iterator[None]:
+    """SIGTERM and SIGINT raise :class:`_Signalled` in the main thread, so every context
+    manager on the way out runs (temporary folders removed, worker processes ended).
+
+    One signal is enough: later ones are ignored while the command cleans up. The
+    previous handlers come back at the end (``main`` also runs in-process, in tests).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    kinds = (signal.SIGTERM, signal.SIGINT)
+    previous = {kind: signal.getsignal(kind) for kind in kinds}
+
+    def handler(signum: int, frame: Any) -> None:
+        for kind in kinds:
+            signal.signal(kind, signal.SIG_IGN)
+        raise _Signalled(signum)
+
+    for kind in kinds:
+        signal.signal(kind, handler)
+    try:
+        yield
+    finally:
+        for kind, old in previous.items():
+            signal.signal(kind, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 1 internal failure, 2 bad input)."""
+    """Run the command line; return the exit code (0 ok, 1 internal failure, 2 bad input,
+    130/143 stopped by SIGINT/SIGTERM)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -878,19 +1174,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = shlex.join([PROG, *argv])
     ui = _UI(args.quiet)
     try:
-        with _quiet_library_logs(args.debug):
+        with _signals_unwind(), _quiet_library_logs(args.debug):
             return int(args.func(args, ui))
+    except _Signalled as stop:
+        print(f"{PROG}: stopped by {signal.Signals(stop.signum).name} (temporary folders "
+              f"removed, worker processes ended)", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError, NotImplementedError) as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
     except Exception as err:
         if args.debug:
             traceback.print_exc()
+        if _is_input_error(err):
+            print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
         print(f"{PROG}: internal error: {type(err).__name__}: {_one_line(err)} "
               f"(run with --debug for the traceback)", file=sys.stderr)
         return 1

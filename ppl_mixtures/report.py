@@ -8,22 +8,30 @@ The folder holds::
     results.json            every number in the tables (NaN as null), verdicts, settings
     posteriors/<dataset>/<engine>.nc   each fit's posterior and sample_stats (netCDF)
     posteriors/<dataset>/points.npy    the data the fits saw
+    .ppl-mixtures-report    the marker: this folder is a report of ours (JSON: version,
+                            command, time)
 
-Everything is written to a temporary folder beside ``out_dir`` and moved into place at
-the end, so a failure leaves nothing half-written, and an existing report is replaced only
-with ``force=True``.
+Everything is written to a temporary folder beside ``out_dir`` (``.OUT.tmp-PID-*``) and
+swapped into place in one step at the end, so a failure leaves nothing half-written. An
+existing folder is replaced only with ``force=True`` and only when it is a report of ours
+(the marker, and nothing but report files); the input data is never inside ``out_dir``.
+Temporary folders left by a process that died are removed on the next run.
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
+import errno
+import glob
 import json
 import logging
 import os
 import platform
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,7 +47,8 @@ from .compare import (
     markdown_table,
 )
 
-__all__ = ["ReportStage", "write_report"]
+__all__ = ["MARKER", "ReportConflictError", "ReportStage", "check_out_dir", "clean_stale",
+           "foreign_entries", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -282,53 +291,319 @@ def _render(comparisons: Mapping[str, Comparison], sections: Mapping[str, str],
                                          encoding="utf-8")
 
 
-def check_out_dir(out_dir: str | os.PathLike, force: bool, *, name: str = "out_dir",
-                  force_hint: str = "Pass --force (force=True)") -> None:
-    """Raise FileExistsError when a report could not be written to ``out_dir``.
+# --------------------------------------------------------------------------- the folder
+#: Written into every report folder; ``force`` replaces only folders that hold it.
+MARKER = ".ppl-mixtures-report"
+#: Everything a report folder holds at its top level (anything else is the user's).
+REPORT_ENTRIES = frozenset({"report.md", "results.json", "figures", "posteriors", MARKER})
+_TMP, _OLD, _NEW = "tmp", "old", "new"
+_AT_FDCWD = -100
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
 
-    ``out_dir`` must be a new folder, or an empty one, or any folder when ``force``. The
-    CLI calls this before fitting (``name="--out"``), so a refusal costs no work.
+
+def _marker_text(command: str | None, state: str) -> str:
+    """The marker's JSON: who wrote the folder, when, with which command and process."""
+    return json.dumps({"generator": "ppl-mixtures", "version": _versions()["ppl-mixtures"],
+                       "command": command, "state": state, "pid": os.getpid(),
+                       "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")},
+                      indent=1) + "\n"
+
+
+def _has_marker(folder: Path) -> bool:
+    try:
+        return json.loads((folder / MARKER).read_text(encoding="utf-8")).get(
+            "generator") == "ppl-mixtures"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _is_legacy_report(folder: Path, entries: set[str]) -> bool:
+    """A report written before the marker existed: report files only, our results.json."""
+    if not {"report.md", "results.json"} <= entries:
+        return False
+    try:
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(results, dict) and {"title", "datasets", "versions"} <= set(results)
+
+
+def foreign_entries(folder: str | os.PathLike) -> list[str]:
+    """What in ``folder`` is not part of a ppl-mixtures report ([] for a report of ours).
+
+    A report of ours holds the :data:`MARKER` file (or, written before it existed, our
+    ``results.json``) and nothing at its top level but :data:`REPORT_ENTRIES`. With no
+    marker and no report files, every entry is foreign.
+    """
+    folder = Path(folder)
+    entries = {p.name for p in folder.iterdir()}
+    extra = sorted(entries - REPORT_ENTRIES)
+    if extra:
+        return extra
+    if _has_marker(folder) or _is_legacy_report(folder, entries):
+        return []
+    return sorted(entries)
+
+
+def _protected(out: Path) -> str | None:
+    """Why ``out`` may never be a report folder (the cwd, an ancestor of it, home, root)."""
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        return "the current folder" if out == cwd else "a folder holding the current folder"
+    if out == Path(out.anchor):
+        return "the file system's root"
+    try:
+        if out == Path.home().resolve():
+            return "your home folder"
+    except RuntimeError:  # no home
+        pass
+    return None
+
+
+def _existing_ancestor(path: Path) -> Path:
+    """The nearest ancestor of ``path`` that exists (it may be a file)."""
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path(path.anchor or ".")
+
+
+def _writable(folder: Path) -> str | None:
+    """None when a folder can be created in ``folder``, else the OS's reason."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".ppl-mixtures-probe-", dir=folder)
+    except OSError as err:
+        return err.strerror or type(err).__name__
+    os.rmdir(probe)
+    return None
+
+
+def check_out_dir(out_dir: str | os.PathLike, force: bool, *, name: str = "out_dir",
+                  force_hint: str = "Pass --force (force=True)",
+                  inputs: Sequence[str | os.PathLike] = ()) -> None:
+    """Raise when a report could not be written to ``out_dir``, before any work is done.
+
+    ``out_dir`` must be a new or empty folder, or with ``force`` a report of ours (see
+    :func:`foreign_entries`): ``force`` never replaces a folder holding anything else.
+    It may never be, or hold, the current folder, the home folder, the root, or any of
+    the ``inputs`` (the data files being read). The folder it goes in must be writable.
+    The CLI calls this before fitting (``name="--out"``), so a refusal costs no work.
+
+    Raises
+    ------
+    FileExistsError
+        ``out_dir`` is a file, or holds files (not a report, or no ``force``).
+    NotADirectoryError
+        A parent of ``out_dir`` is a file.
+    ValueError
+        ``out_dir`` is (or holds) the current/home/root folder or an input file.
+    PermissionError
+        The folder cannot be created there.
     """
     out = Path(out_dir)
+    full = out.resolve()
+    why = _protected(full)
+    if why is not None:
+        raise ValueError(f"{name}: expected a folder of its own for the report, got "
+                         f"{str(out)!r}, which is {why}. Choose a new folder, e.g. "
+                         f"{name} report.")
+    for given in inputs:
+        data = Path(given).resolve()
+        if full == data or full in data.parents:
+            raise ValueError(f"{name}: expected a folder that does not hold the input data, "
+                             f"got {str(out)!r}, which holds {str(given)!r}. Choose a new "
+                             f"folder, e.g. {name} {out.name or 'report'}_report.")
+    if out.is_symlink():
+        raise FileExistsError(f"{name}: expected a folder, got the symbolic link "
+                              f"{str(out)!r}. Choose another {name} path.")
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{name}: expected a folder, got the file {str(out)!r}. "
-                              f"Choose another --out path.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise FileExistsError(f"{name}: expected a new or empty folder, got {str(out)!r} "
-                              f"which already holds files. {force_hint} to replace it, or "
-                              f"choose another --out.")
+                              f"Choose another {name} path.")
+    where = _existing_ancestor(out) if not out.exists() else out.parent
+    if not where.is_dir():
+        raise NotADirectoryError(f"{name}: expected a folder path, got {str(out)!r}, but "
+                                 f"{str(where)!r} is a file. Choose another {name} path.")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise FileExistsError(f"{name}: expected a new or empty folder, got {str(out)!r} "
+                                  f"which already holds files. {force_hint} to replace it, or "
+                                  f"choose another {name}.")
+        foreign = foreign_entries(out)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise FileExistsError(f"{name}: expected a ppl-mixtures report folder to replace "
+                                  f"(force replaces only those), got {str(out)!r}, which "
+                                  f"holds other files ({shown}). Choose another {name}, or "
+                                  f"move those files away yourself.")
+    reason = _writable(where)
+    if reason is not None:
+        raise PermissionError(f"{name}: expected a place where the report folder can be "
+                              f"created, got {str(out)!r}, but {str(where)!r} refuses "
+                              f"({reason}). Choose a folder you can write to.")
+
+
+# --------------------------------------------------------------------------- temp folders
+def _aside_name(out: Path, kind: str) -> str:
+    """``.OUT.tmp-PID-`` / ``.OUT.old-PID-``: our temporary folders beside ``out``."""
+    return f".{out.name}.{kind}-{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def clean_stale(out_dir: str | os.PathLike) -> list[Path]:
+    """Remove our temporary folders beside ``out_dir`` left by processes that died.
+
+    ``.OUT.tmp-PID-*`` (a report being built) and ``.OUT.old-PID-*`` (a replaced report
+    set aside) whose PID is no longer running and which hold our :data:`MARKER` (or are
+    empty) are removed, except that an ``.old`` folder is moved back to ``out_dir`` when
+    ``out_dir`` is missing (the run died between setting the old report aside and moving
+    the new one in). Returns the folders removed or restored.
+    """
+    out = Path(out_dir)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        return []
+    done = []
+    for kind in (_OLD, _TMP):
+        head = f".{out.name}.{kind}-"
+        for folder in sorted(parent.glob(glob.escape(head) + "*")):
+            pid_text = folder.name[len(head):].split("-", 1)[0]
+            if not pid_text.isdigit() or _pid_alive(int(pid_text)) or not folder.is_dir() \
+                    or folder.is_symlink() or not (_has_marker(folder)
+                                                   or not any(folder.iterdir())):
+                continue
+            if kind == _OLD and not os.path.lexists(out):
+                os.rename(folder, out)
+                logger.warning("restored the report %s left aside by process %s", out, pid_text)
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+            done.append(folder)
+    return done
+
+
+# --------------------------------------------------------------------------- the swap
+def _renameat2() -> Callable[..., int] | None:
+    """libc's ``renameat2`` (Linux, glibc >= 2.28), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                     ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
+
+
+def _rename_flags(src: Path, dst: Path, flags: int) -> bool:
+    """``renameat2(src, dst, flags)``; False when the system cannot do it (then fall back).
+
+    Raises the OSError of a real failure (e.g. FileExistsError for RENAME_NOREPLACE).
+    """
+    func = _renameat2()
+    if func is None:
+        return False
+    if func(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False  # kernel or file system without this flag
+    raise OSError(code, os.strerror(code), str(dst))
+
+
+def move_new(src: Path, dst: Path) -> None:
+    """Move the folder ``src`` to ``dst``, which must not exist (FileExistsError if it does,
+    even when it appears in the meantime: RENAME_NOREPLACE where the system has it)."""
+    if _rename_flags(src, dst, _RENAME_NOREPLACE):
+        return
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "File exists", str(dst))
+    os.rename(src, dst)
+
+
+def exchange(new: Path, out: Path) -> Path:
+    """Put the folder ``new`` at ``out`` and return where ``out``'s old content went.
+
+    One atomic ``renameat2(RENAME_EXCHANGE)`` where the system has it (the old folder is
+    then at ``new``). Otherwise the old folder is renamed aside (``.OUT.old-PID-*``) and
+    ``new`` renamed in; if the second rename fails the old folder is renamed back, and a
+    crash between the two leaves it aside, where :func:`clean_stale` restores it.
+    """
+    if _rename_flags(new, out, _RENAME_EXCHANGE):
+        return new
+    aside = Path(tempfile.mkdtemp(prefix=_aside_name(out, _OLD), dir=out.parent))
+    os.rmdir(aside)  # a free, unique name (mkdtemp's random part) for the rename
+    os.rename(out, aside)
+    try:
+        os.rename(new, out)
+    except BaseException:
+        os.rename(aside, out)
+        raise
+    return aside
+
+
+class ReportConflictError(FileExistsError):
+    """The report folder changed while the report was being made; the new report was kept
+    elsewhere (``kept``, also named in the message)."""
+
+    def __init__(self, message: str, kept: Path) -> None:
+        super().__init__(message)
+        self.kept = kept
 
 
 class ReportStage:
     """A report folder being written: dataset sections first, then :meth:`finish`.
 
-    The folder is built in a temporary folder beside ``out_dir``; :meth:`add` renders one
-    dataset's section (figures, netCDF posteriors) as soon as its comparison is ready,
-    in the ``executor``'s workers when one is given (the demo renders a finished dataset
-    while other fits still run); :meth:`finish` writes report.md and results.json and
-    moves the folder into place. Used as a context manager, a failure removes the
-    temporary folder and leaves ``out_dir`` as it was. :func:`write_report` is the
-    one-call form.
+    The folder is built in a temporary folder beside ``out_dir`` (``.OUT.tmp-PID-*``,
+    holding the :data:`MARKER`); :meth:`add` renders one dataset's section (figures,
+    netCDF posteriors) as soon as its comparison is ready, in the ``executor``'s workers
+    when one is given (the demo renders a finished dataset while other fits still run);
+    :meth:`finish` writes report.md and results.json and swaps the folder into place in
+    one step (see :meth:`finish`). Used as a context manager, a failure (or a signal
+    turned into an exception) removes the temporary folder and leaves ``out_dir`` as it
+    was. Temporary folders of dead processes are removed first (:func:`clean_stale`).
+    :func:`write_report` is the one-call form.
 
     Parameters
     ----------
     out_dir : str or path-like
     force : bool
-        Replace an existing non-empty folder (checked here, before any work).
+        Replace an existing report folder of ours (checked here, before any work, and
+        again at the swap); never a folder holding anything else.
     figures : bool
     executor : concurrent.futures.Executor, optional
         Its workers must see the temporary folder (processes on this machine do); the
         comparisons must pickle.
+    inputs : sequence of paths
+        Data files being read: ``out_dir`` may not be or hold them.
+    command : str, optional
+        Recorded in the marker.
+    name, force_hint : str
+        How messages name ``out_dir`` and ``force`` (the CLI: ``"--out"``, ``"Add --force"``).
     """
 
     def __init__(self, out_dir: str | os.PathLike, *, force: bool = False,
-                 figures: bool = True, executor: Any = None) -> None:
+                 figures: bool = True, executor: Any = None,
+                 inputs: Sequence[str | os.PathLike] = (), command: str | None = None,
+                 name: str = "out_dir", force_hint: str = "Pass --force (force=True)") -> None:
         out = Path(out_dir)
-        check_out_dir(out, force)
-        self.out, self.figures, self.executor = out, figures, executor
+        clean_stale(out)
+        check_out_dir(out, force, name=name, force_hint=force_hint, inputs=inputs)
+        self.out, self.force, self.figures, self.executor = out, force, figures, executor
+        self.name, self._finished = name, False
         self._created = [p for p in reversed(out.absolute().parents) if not p.exists()]
         out.parent.mkdir(parents=True, exist_ok=True)
-        self.folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        self.folder = Path(tempfile.mkdtemp(prefix=_aside_name(out, _TMP), dir=out.parent))
+        (self.folder / MARKER).write_text(_marker_text(command, "building"), encoding="utf-8")
         (self.folder / "figures").mkdir()
         self._sections: dict[str, Any] = {}
 
@@ -347,24 +622,78 @@ class ReportStage:
 
     def finish(self, comparisons: Mapping[str, Comparison], *, title: str,
                command: str | None = None) -> Path:
-        """Write report.md and results.json (datasets in ``comparisons``' order), move the
-        folder into place and return ``out_dir``. Datasets not added yet are added now."""
+        """Write report.md and results.json (datasets in ``comparisons``' order), swap the
+        folder into place and return ``out_dir``. Datasets not added yet are added now.
+
+        The target is checked again at the swap. Absent: the folder is renamed in (never
+        over a folder that appeared meanwhile). Empty, or a report of ours with ``force``:
+        exchanged in one atomic step (``renameat2(RENAME_EXCHANGE)`` on Linux; elsewhere
+        two renames, the old report restored if the second fails), then the old one is
+        removed. Anything else (someone else's files, or a report without ``force``):
+        nothing is replaced, the new report is kept as ``OUT.new-DATE-TIME`` beside it and
+        :class:`ReportConflictError` says where.
+        """
         for name, comp in comparisons.items():
             if name not in self._sections:
                 self.add(name, comp)
         sections = {name: value if isinstance(value, str) else value.result()
                     for name, value in self._sections.items()}
         _render(comparisons, sections, self.folder, title=title, command=command)
+        (self.folder / MARKER).write_text(_marker_text(command, "complete"), encoding="utf-8")
+        self._install()
+        self._finished = True
+        logger.info("report written to %s", self.out)
+        return self.out
+
+    def _target(self) -> str:
+        """The target now: "absent", "empty", "report" (ours) or "foreign"."""
         out = self.out
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / "report")
-            os.replace(self.folder, out)
+        if not os.path.lexists(out):
+            return "absent"
+        if out.is_symlink() or not out.is_dir():
+            return "foreign"
+        if not any(out.iterdir()):
+            return "empty"
+        return "foreign" if foreign_entries(out) else "report"
+
+    def _install(self) -> None:
+        """Swap the finished folder into place (or keep it aside and raise)."""
+        state = self._target()
+        if state == "absent":
+            try:
+                move_new(self.folder, self.out)
+                return
+            except FileExistsError:  # appeared since the check a moment ago
+                state = self._target()
+        if state == "empty" or (state == "report" and self.force):
+            old = exchange(self.folder, self.out)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.folder, out)
-        logger.info("report written to %s", out)
-        return out
+            return
+        kept = self._keep()
+        what = ("a ppl-mixtures report, and force was not given" if state == "report"
+                else "not a ppl-mixtures report")
+        raise ReportConflictError(
+            f"{self.name}: expected to put the report at {str(self.out)!r}, but that folder "
+            f"appeared or changed while the report was being made and is {what}; nothing "
+            f"was replaced. The new report is kept in {str(kept)!r}: move it where you "
+            f"want it.", kept)
+
+    def _keep(self) -> Path:
+        """Move the finished folder to a visible ``OUT.new-DATE-TIME`` beside ``out``."""
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = self.out.parent / f"{self.out.name}.{_NEW}-{stamp}"
+        for attempt in range(100):
+            kept = base if attempt == 0 else base.with_name(f"{base.name}-{attempt}")
+            try:
+                move_new(self.folder, kept)
+            except FileExistsError:
+                continue
+            self.folder = kept
+            self._finished = True  # kept: discard() must not remove it
+            return kept
+        raise FileExistsError(f"{self.name}: could not find a free name beside "
+                              f"{str(self.out)!r} to keep the new report; it is in "
+                              f"{str(self.folder)!r}.")
 
     def discard(self) -> None:
         """Remove the temporary folder and the parent folders this stage created."""
@@ -382,14 +711,16 @@ class ReportStage:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
+        if not self._finished:
             self.discard()
 
 
 def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str | os.PathLike,
                  *, force: bool = False, command: str | None = None,
                  title: str = "ppl-mixtures: one mixture model, many inference engines",
-                 figures: bool = True, executor: Any = None) -> Path:
+                 figures: bool = True, executor: Any = None,
+                 inputs: Sequence[str | os.PathLike] = (), name: str = "out_dir",
+                 force_hint: str = "Pass --force (force=True)") -> Path:
     """Write a report folder for one comparison, or several (one section per dataset).
 
     Parameters
@@ -399,7 +730,9 @@ def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str
     out_dir : str or path-like
         The report folder. Its parent is created if needed.
     force : bool
-        Replace an existing folder. Without it an existing non-empty folder is an error.
+        Replace an existing report folder of ours (one holding the :data:`MARKER` file
+        and report files only). Without it an existing non-empty folder is an error; with
+        it a folder holding anything else still is.
     command : str, optional
         The exact command that reproduces the report (shown at the top).
     title : str
@@ -409,6 +742,10 @@ def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str
     executor : concurrent.futures.Executor, optional
         Render the datasets' sections (figures, netCDF posteriors) in its workers, one
         task per dataset (the demo passes its process pool). The comparisons must pickle.
+    inputs : sequence of paths
+        Data files that were read: ``out_dir`` may not be or hold any of them.
+    name, force_hint : str
+        How error messages name ``out_dir`` and ``force``.
 
     Returns
     -------
@@ -418,13 +755,18 @@ def write_report(comparison: Comparison | Mapping[str, Comparison], out_dir: str
     Raises
     ------
     FileExistsError
-        ``out_dir`` exists and is not empty, and ``force`` is False.
+        ``out_dir`` exists and is not empty, and ``force`` is False, or it holds files
+        that are not a ppl-mixtures report; :class:`ReportConflictError` when that is
+        found only at the final swap (the new report is then kept beside it).
+    ValueError, NotADirectoryError, PermissionError
+        See :func:`check_out_dir`.
     TypeError
         ``comparison`` is not a Comparison or a mapping of them.
     """
     comparisons = _as_mapping(comparison)
-    with ReportStage(out_dir, force=force, figures=figures, executor=executor) as stage:
+    with ReportStage(out_dir, force=force, figures=figures, executor=executor, inputs=inputs,
+                     command=command, name=name, force_hint=force_hint) as stage:
         # the largest datasets first: with an executor they take longest
-        for name in sorted(comparisons, key=lambda n: -comparisons[n].points.size):
-            stage.add(name, comparisons[name])
+        for key in sorted(comparisons, key=lambda n: -comparisons[n].points.size):
+            stage.add(key, comparisons[key])
         return stage.finish(comparisons, title=title, command=command)

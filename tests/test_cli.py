@@ -120,21 +120,24 @@ def test_missing_path_unknown_engine_and_option(csv_path, tmp_path, capsys):
 
 
 def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
+    from ppl_mixtures.evidence import exact_log_evidence
+
     fit_module = sys.modules["ppl_mixtures.fit"]  # the attribute is the function
     real_fit = fit_module.fit
 
     def picky_fit(points, spec, engine="nuts", **options):
-        if engine == "nuts":  # never runs: stands in for an engine that declines the spec
-            raise NotImplementedError("nuts: cannot serve this spec; use cavi")
+        if engine == "nuts":  # never runs: stands in for an engine that declines the spec,
+            # with a NotImplementedError raised by our own code (exit 2, not internal)
+            exact_log_evidence(points, MixtureSpec(n_components=2, obs_sd="learned"))
         return real_fit(points, spec, engine=engine, **options)
 
     monkeypatch.setattr(fit_module, "fit", picky_fit)
     code, out, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi,nuts",
                           "--reference", "cavi", "--quick"], capsys)
-    assert code == 0 and "not applicable: nuts: cannot serve this spec" in out
+    assert code == 0 and "not applicable: spec.obs_sd: exact_log_evidence needs" in out
     assert "nuts: not applicable" in err  # the progress line says so too
     code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "nuts"], capsys)
-    assert code == 2 and "cannot serve this spec" in err
+    assert code == 2 and "needs a known obs_sd" in err
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
@@ -315,7 +318,8 @@ def test_demo_reference_failing_in_a_worker_leaves_nothing(tmp_path, capsys, mon
     _small_demo(monkeypatch)
     out_dir = tmp_path / "reports" / "demo"
     code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 2, "--out", out_dir], capsys)
-    assert code == 2 and "cavi: expected good data" in err
+    # the demo's data and settings are built in: an engine refusing them is our failure
+    assert code == 1 and "internal error: ValueError: cavi: expected good data" in err
     assert not (tmp_path / "reports").exists()  # no report, no temporary folder, no parent
 
 

@@ -8,7 +8,7 @@ import xarray as xr
 
 from ppl_mixtures import MixtureSpec, plots
 from ppl_mixtures.compare import compare
-from ppl_mixtures.report import headline_table, write_report
+from ppl_mixtures.report import MARKER, headline_table, write_report
 from ppl_mixtures.results import MixtureFit, Timings, make_idata
 
 RNG = np.random.default_rng(5)
@@ -88,8 +88,16 @@ def test_existing_report_needs_force(comparisons, tmp_path):
     with pytest.raises(FileExistsError, match=r"already holds files\. Pass --force"):
         write_report(comparisons["again"], out, figures=False)
     assert (out / "old.txt").read_text() == "keep me"
-    write_report(comparisons["again"], out, figures=False, force=True)
-    assert not (out / "old.txt").exists() and (out / "report.md").exists()
+    # force replaces only a report of ours: this folder holds the user's file (issue 11)
+    with pytest.raises(FileExistsError, match=r"holds other files \(old.txt\)"):
+        write_report(comparisons["again"], out, figures=False, force=True)
+    assert (out / "old.txt").read_text() == "keep me"
+    (out / "old.txt").unlink()
+    write_report(comparisons["again"], out, figures=False)  # empty: no force needed
+    first = json.loads((out / MARKER).read_text())
+    assert first["generator"] == "ppl-mixtures" and first["state"] == "complete"
+    write_report(comparisons["blobs"], out, figures=False, force=True)  # a report: replaced
+    assert "## blobs" in (out / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
 
 
