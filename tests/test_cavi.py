@@ -239,3 +239,45 @@ def test_progress_bar_does_not_change_the_numbers():
     quiet = cavi.fit(points, spec, random_seed=0, n_draws=10, progressbar=False)
     shown = cavi.fit(points, spec, random_seed=0, n_draws=10, progressbar=True)
     np.testing.assert_array_equal(quiet.elbo, shown.elbo)
+
+
+# --------------------------------------------------------------- restarts and option checks
+def test_five_restarts_by_default_best_elbo_kept_and_reproducible():
+    points, _ = datasets.three_clusters_2d(random_seed=3)
+    spec = MixtureSpec(n_components=3, obs_sd="learned")
+    a = cavi.fit(points, spec, random_seed=11, n_draws=20, progressbar=False)
+    b = cavi.fit(points, spec, random_seed=np.int64(11), n_draws=20, progressbar=False)
+    restarts = a.extras["restarts"]
+    assert len(restarts) == 5 and a.options["n_init"] == 5
+    assert [r["random_seed"] for r in restarts] == kernels.restart_seeds(11, 6)[:5]
+    assert a.extras["elbo_final"] == max(r["elbo"] for r in restarts)
+    np.testing.assert_array_equal(a.draws("means"), b.draws("means"))
+    single = cavi.fit(points, spec, random_seed=11, n_init=1, n_draws=20, progressbar=False)
+    assert single.extras["elbo_final"] == restarts[0]["elbo"] <= a.extras["elbo_final"]
+
+
+@pytest.mark.parametrize("option, value, err, match", [
+    ("random_seed", -1, ValueError, r"^random_seed: expected an integer >= 0, got -1"),
+    ("random_seed", 0.3, TypeError, r"^random_seed: expected an integer, got 0\.3"),
+    ("random_seed", False, TypeError, r"^random_seed: expected an integer, got False"),
+    ("progressbar", "yes", TypeError, r"^progressbar: expected True or False, got 'yes'"),
+    ("progressbar", 1, TypeError, r"^progressbar: expected True or False, got 1"),
+    ("n_draws", 10**12, ValueError, r"^n_draws: expected at most \d+ draws here"),
+])
+def test_options_are_validated_naming_the_argument(option, value, err, match):
+    points = np.random.default_rng(0).normal(size=(10, 2))
+    with pytest.raises(err, match=match):
+        cavi.fit(points, MixtureSpec(n_components=2), **{"progressbar": False, option: value})
+    if option == "random_seed":
+        with pytest.raises(err, match=match):
+            cavi.init(points, MixtureSpec(n_components=2), random_seed=value)
+
+
+def test_numpy_scalar_options_are_numbers():
+    points = np.random.default_rng(0).normal(size=(10, 2))
+    spec = MixtureSpec(n_components=2)
+    a = cavi.fit(points, spec, random_seed=np.int64(2), max_iter=np.int32(50), tol=np.float64(1e-6),
+                 n_init=np.int64(2), n_draws=np.int64(5), progressbar=np.bool_(False))
+    b = cavi.fit(points, spec, random_seed=2, max_iter=50, tol=1e-6, n_init=2, n_draws=5,
+                 progressbar=False)
+    np.testing.assert_array_equal(a.draws("means"), b.draws("means"))

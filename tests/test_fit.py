@@ -153,3 +153,88 @@ def test_every_registered_engine_honours_the_contract(monkeypatch):
         check_engine_options(name, engine.fit, engine.large_data_options)
         if engine.large_data_options:
             assert engine.scalable, name
+
+
+# --------------------------------------------------------------- finite fits, data scale
+def _broken_engine(monkeypatch, *, means_value=0.0, weights_value=None, elbo=None, extras=None):
+    """Register 'broken': an engine returning the given (possibly non-finite) numbers."""
+    def broken_fit(points, spec, *, random_seed=None, progressbar=True):
+        K, D = spec.n_components, points.shape[1]
+        weights = np.full((1, 1, K), 1.0 / K if weights_value is None else weights_value)
+        return MixtureFit(engine="broken", spec=spec,
+                          idata=make_idata(np.full((1, 1, K, D), means_value), weights, points),
+                          elbo=elbo, extras=extras or {})
+    registry = {"broken": Engine(name="broken", fit=broken_fit, summary="s", family="vi")}
+    monkeypatch.setattr(engines_module, "_REGISTRY", registry)
+    monkeypatch.setattr(engines_module, "_IMPORT_ERRORS", {})
+
+
+@pytest.mark.parametrize("kwargs, named", [
+    ({"means_value": np.nan}, r"4 of 4 means values"),
+    ({"weights_value": np.inf}, r"2 of 2 weights values"),
+    ({"elbo": np.array([-10.0, np.nan, -9.0])}, r"1 of 3 ELBO trace entries"),
+    ({"extras": {"elbo_final": -np.inf}}, r"elbo_final=-inf"),
+])
+def test_non_finite_fits_are_never_returned(monkeypatch, kwargs, named):
+    _broken_engine(monkeypatch, **kwargs)
+    with pytest.raises(ppl_mixtures.NumericalError,
+                       match=rf"^engine 'broken' returned non-finite numbers: {named} are NaN "
+                             r"or inf\. Likely cause: data far from the priors' scale.*"
+                             r"standardize"):
+        fit(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), SPEC, engine="broken")
+    assert issubclass(ppl_mixtures.NumericalError, RuntimeError)
+
+
+def test_finite_fit_passes_the_check(monkeypatch):
+    _broken_engine(monkeypatch, elbo=np.array([-3.0, -2.0]), extras={"elbo_final": -2.0})
+    result = fit(np.array([[0.0, 1.0], [1.0, 0.0]]), SPEC, engine="broken")
+    assert result.engine == "broken"
+
+
+def test_real_engines_raise_numerical_error_on_overflowing_data():
+    """Values near 1e200 are finite, but their squares overflow: no NaN fit comes back."""
+    points = np.random.default_rng(0).normal(size=(12, 1)) * 1e200
+    for engine, options in (("cavi", {"max_iter": 5}), ("em", {"max_iter": 5}),
+                            ("svi", {"n_iter": 5, "batch_size": 4})):
+        with pytest.warns(ppl_mixtures.DataScaleWarning), \
+                pytest.raises(ppl_mixtures.NumericalError, match=rf"engine '{engine}'.*"
+                                                                  r"standardize"):
+            fit(points, SPEC, engine=engine, n_init=1, random_seed=0, progressbar=False,
+                **options)
+
+
+def test_data_scale_warning_names_standardize_and_the_fit_still_runs(recorder):
+    points = np.random.default_rng(1).normal(size=(20, 2)) + 1e9
+    with pytest.warns(ppl_mixtures.DataScaleWarning,
+                      match=r"^points: feature 0 has mean 1e\+09, more than 10 prior sds.*"
+                            r"datasets\.standardize"):
+        fit(points, SPEC, engine="toy")
+    assert len(recorder.calls) == 1
+    assert issubclass(ppl_mixtures.DataScaleWarning, UserWarning)
+
+
+def test_no_data_scale_warning_on_the_demo_datasets(recorder):
+    import warnings
+
+    from ppl_mixtures import datasets
+    cases = [
+        (datasets.advi_notebook_points(),
+         MixtureSpec(2, mean_prior_sd=1, dirichlet_alpha=0.1, obs_sd=1)),
+        (datasets.three_clusters_1d()[0],
+         MixtureSpec(3, mean_prior_sd=np.sqrt(10), weights="fixed", obs_sd=1)),
+        (datasets.standardize(datasets.old_faithful())[0], MixtureSpec(2, obs_sd="learned")),
+    ]
+    for points, spec in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ppl_mixtures.DataScaleWarning)
+            fit(points, spec, engine="toy")
+    assert len(recorder.calls) == len(cases)
+
+
+def test_points_labels_tuple_is_named(recorder):
+    from ppl_mixtures import datasets
+    spec = MixtureSpec(3, mean_prior_sd=np.sqrt(10), weights="fixed", obs_sd=1)
+    with pytest.raises(TypeError, match=r"points: .*\(points, labels\) tuple.*"
+                                        r"datasets\.three_clusters_1d\(\)\[0\]"):
+        fit(datasets.three_clusters_1d(), spec, engine="toy")
+    assert recorder.calls == []

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ppl_mixtures import MixtureSpec
+from ppl_mixtures import validation as v
 
 
 def test_defaults_and_normalization():
@@ -150,3 +151,54 @@ def test_describe_mentions_every_choice():
     assert "ordered by means[:, 0]" in text
     assert "weights fixed at 1/3" in MixtureSpec(n_components=3, weights="fixed").describe()
     assert "obs_sd = 0.5 (known)" in MixtureSpec(n_components=3, obs_sd=0.5).describe()
+
+
+# --------------------------------------------------------------- prior bounds (issue 11.5)
+@pytest.mark.parametrize("changes", [
+    {"obs_sd": 1e-170}, {"mean_prior_sd": 1e-170}, {"obs_sd": 1e200},
+    {"mean_prior_mean": 1e300}, {"mean_prior_mean": [0.0, -2e6]}, {"mean_prior_sd": [1.0, 1e7]},
+    {"dirichlet_alpha": 1e-300}, {"dirichlet_alpha": 1e9},
+    {"obs_sd": "learned", "precision_prior_rate": 1e300},
+    {"obs_sd": "learned", "precision_prior_shape": 1e-9},
+], ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()))
+def test_out_of_range_priors_are_refused_naming_the_argument(changes):
+    name = [k for k in changes if k != "obs_sd" or changes[k] != "learned"][-1]
+    with pytest.raises(ValueError, match=rf"^{name}: expected (values|values with \|value\|) "
+                                         r".*(1e-06, 1e\+06|<= 1e\+06).*standardize"):
+        MixtureSpec(n_components=2, **changes)
+
+
+def test_bounds_are_inclusive_and_documented():
+    low, high = v.PRIOR_SCALE_RANGE
+    spec = MixtureSpec(n_components=2, mean_prior_sd=[low, high], obs_sd=high,
+                       dirichlet_alpha=low, mean_prior_mean=-v.PRIOR_LOCATION_MAX)
+    assert spec.mean_prior_sd == (low, high) and spec.mean_prior_mean == -1e6
+    MixtureSpec(n_components=2, obs_sd="learned", precision_prior_shape=low,
+                precision_prior_rate=high)
+    assert "[1e-6, 1e6]" in MixtureSpec.__doc__
+
+
+def test_numpy_scalars_are_numbers():
+    spec = MixtureSpec(n_components=np.int64(2), mean_prior_mean=np.float32(0.5),
+                       mean_prior_sd=np.float64(2.0), dirichlet_alpha=np.int32(1),
+                       obs_sd=np.float64(1.5), precision_prior_shape=np.int64(3),
+                       precision_prior_rate=np.float64(2.0), ordered=np.bool_(True))
+    assert spec == MixtureSpec(n_components=2, mean_prior_mean=0.5, mean_prior_sd=2.0,
+                               dirichlet_alpha=1.0, obs_sd=1.5, precision_prior_shape=3.0,
+                               precision_prior_rate=2.0, ordered=True)
+    assert type(spec.n_components) is int and type(spec.mean_prior_sd) is float
+
+
+@pytest.mark.parametrize("name", ["mean_prior_mean", "mean_prior_sd", "dirichlet_alpha",
+                                  "obs_sd"])
+def test_ragged_nested_lists_get_our_message(name):
+    with pytest.raises(ValueError, match=rf"^{name}: expected a number or a 1-D sequence of "
+                                         r"numbers, got a ragged nested sequence"):
+        MixtureSpec(n_components=2, **{name: [[1.0], [1.0, 2.0]]})
+
+
+@pytest.mark.parametrize("value", [np.timedelta64(1, "s"), np.datetime64("2020-01-01"),
+                                   np.array([1, 2], dtype="timedelta64[ms]"), 1 + 2j])
+def test_time_and_complex_values_are_not_numbers(value):
+    with pytest.raises(TypeError, match=r"^mean_prior_sd: expected a number or a 1-D sequence"):
+        MixtureSpec(n_components=2, mean_prior_sd=value)

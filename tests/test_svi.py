@@ -92,3 +92,39 @@ def test_fit_schema_reproducibility_and_options():
     for bad_tau in (-1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="tau: expected a finite number >= 0"):
             svi.fit(points, spec, tau=bad_tau, progressbar=False)
+
+
+# --------------------------------------------------------------- restarts and option checks
+def test_five_restarts_by_default_best_exact_elbo_kept():
+    points = _points(400, seed=3)
+    spec = MixtureSpec(n_components=2)
+    a = svi.fit(points, spec, random_seed=8, n_iter=40, batch_size=50, n_draws=10,
+                progressbar=False)
+    restarts = a.extras["restarts"]
+    assert len(restarts) == 5 and a.options["n_init"] == 5
+    assert [r["random_seed"] for r in restarts] == kernels.restart_seeds(8, 6)[:5]
+    assert a.extras["elbo_final"] == max(r["elbo"] for r in restarts)
+    b = svi.fit(points, spec, random_seed=np.uint16(8), n_iter=40, batch_size=50, n_draws=10,
+                progressbar=False)
+    np.testing.assert_array_equal(a.draws("means"), b.draws("means"))
+
+
+@pytest.mark.parametrize("option, value, err, match", [
+    ("random_seed", -3, ValueError, r"^random_seed: expected an integer >= 0, got -3"),
+    ("random_seed", 1.5, TypeError, r"^random_seed: expected an integer, got 1\.5"),
+    ("progressbar", "no", TypeError, r"^progressbar: expected True or False, got 'no'"),
+    ("n_draws", 10**12, ValueError, r"^n_draws: expected at most \d+ draws here"),
+])
+def test_options_are_validated_naming_the_argument(option, value, err, match):
+    with pytest.raises(err, match=match):
+        svi.fit(_points(20), MixtureSpec(n_components=2), **{"progressbar": False, option: value})
+
+
+def test_numpy_scalar_tau_and_kappa():
+    points = _points(50)
+    spec = MixtureSpec(n_components=2)
+    a = svi.fit(points, spec, random_seed=1, n_iter=20, batch_size=10, n_init=1, n_draws=5,
+                tau=np.int64(2), kappa=np.float64(0.8), progressbar=False)
+    b = svi.fit(points, spec, random_seed=1, n_iter=20, batch_size=10, n_init=1, n_draws=5,
+                tau=2.0, kappa=0.8, progressbar=False)
+    np.testing.assert_array_equal(a.draws("means"), b.draws("means"))

@@ -1,5 +1,7 @@
 """validation.py: boundary checks return clean values or raise messages that teach (pinned)."""
 
+import datetime
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -220,3 +222,117 @@ def test_check_fraction_accepts_open_unit_interval_and_names_the_argument():
     with pytest.raises(TypeError, match=r"^threshold: expected a number in \(0, 1\), got True\. "
                                         r"Use e\.g\. threshold=0\.5\.$"):
         check_fraction("threshold", True, example="0.5")
+
+
+# --------------------------------------------------------------- issue 11 / 13 / 18 checks
+def test_check_seed_accepts_none_and_non_negative_integers_only():
+    assert v.check_seed(None) is None
+    assert v.check_seed(0) == 0 and v.check_seed(np.int64(7)) == 7 and v.check_seed(np.uint8(3)) == 3
+    assert type(v.check_seed(np.int64(7))) is int
+    for bad, err in ((-1, ValueError), (0.3, TypeError), (True, TypeError), ("1", TypeError),
+                     (np.float64(2.0), TypeError)):
+        with pytest.raises(err, match=r"^random_seed: expected an integer"):
+            v.check_seed(bad)
+
+
+def test_check_bool():
+    assert v.check_bool("progressbar", np.bool_(False)) is False
+    for bad in (0, 1, "yes", None):
+        with pytest.raises(TypeError, match=r"^progressbar: expected True or False"):
+            v.check_bool("progressbar", bad)
+
+
+def test_check_real_and_check_draws():
+    assert v.check_real("tau", np.int64(2), minimum=0) == 2.0
+    with pytest.raises(ValueError, match=r"^tau: expected a finite number >= 0, got inf"):
+        v.check_real("tau", float("inf"), minimum=0)
+    with pytest.raises(TypeError, match=r"^tau: expected a number, got True"):
+        v.check_real("tau", True)
+    assert v.check_draws("n_draws", np.int64(1000), values_per_draw=10) == 1000
+    limit = v.MAX_STORED_VALUES // 10
+    assert v.check_draws("n_draws", limit, values_per_draw=10) == limit
+    with pytest.raises(ValueError, match=rf"^n_draws: expected at most {limit} draws here"):
+        v.check_draws("n_draws", 10**12, values_per_draw=10)
+
+
+@pytest.mark.parametrize("points", [
+    np.array([1, 2, 3], dtype="timedelta64[s]"),
+    np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[D]"),
+    np.array([np.timedelta64(1, "s"), np.timedelta64(2, "s")], dtype=object),
+    [datetime.timedelta(seconds=1), datetime.timedelta(seconds=2)],
+])
+def test_time_data_are_refused(points):
+    with pytest.raises(TypeError, match=r"^points: expected numbers, got .* dates or time spans"):
+        v.check_points(points)
+
+
+@pytest.mark.parametrize("text", ["1_000", "１２", "1 000", "0x10", "1,5", "١"])
+def test_text_numbers_must_be_plain_ascii(text):
+    assert v.parse_float_text(text) is None
+    with pytest.raises(TypeError, match=r"^points: expected numbers, got .* non-numeric entries"):
+        v.check_points(np.array([text, "2.0"]))
+
+
+def test_plain_ascii_float_text_is_accepted():
+    for text, value in (("-1.5e3", -1500.0), (".5", 0.5), ("3.", 3.0), ("+2", 2.0),
+                        (" 7 ", 7.0), ("1E-2", 0.01)):
+        assert v.parse_float_text(text) == value
+    np.testing.assert_array_equal(v.check_points(np.array(["1.5", "2"])), [[1.5], [2.0]])
+
+
+def test_points_labels_tuple_gets_a_message_saying_what_happened():
+    from ppl_mixtures import datasets
+    with pytest.raises(TypeError, match=r"^points: .*looks like a \(points, labels\) tuple.*"
+                                        r"datasets\.three_clusters_1d\(\)\[0\]"):
+        v.check_points(datasets.three_clusters_1d(), n_components=3)
+    # a tuple of rows is still data
+    assert v.check_points((np.array([1.0, 2.0]), np.array([3.0, 4.0]))).shape == (2, 2)
+
+
+def test_numpy_scalar_entries_are_numbers():
+    out = v.check_points([np.int64(1), np.float64(2.5), np.float32(3.0)])
+    np.testing.assert_array_equal(out, [[1.0], [2.5], [3.0]])
+
+
+# --------------------------------------------------------------- data scale (issue 11.6, 18.8)
+def _demo_cases():
+    from ppl_mixtures import MixtureSpec, datasets
+    return [
+        (datasets.advi_notebook_points(),
+         MixtureSpec(2, mean_prior_sd=1, dirichlet_alpha=0.1, obs_sd=1)),
+        (datasets.advi_notebook_large_points(20_000),
+         MixtureSpec(2, mean_prior_sd=np.sqrt(10), dirichlet_alpha=0.1, obs_sd=1)),
+        (datasets.three_clusters_1d()[0],
+         MixtureSpec(3, mean_prior_sd=np.sqrt(10), weights="fixed", obs_sd=1)),
+        (datasets.standardize(datasets.old_faithful())[0], MixtureSpec(2, obs_sd="learned")),
+    ]
+
+
+def test_data_scale_is_quiet_on_every_shipped_demo():
+    for points, spec in _demo_cases():
+        assert v.check_data_scale(v.check_points(points), spec) is None
+
+
+def test_data_scale_flags_shifted_scaled_and_squashed_data():
+    for points, spec in _demo_cases():
+        x = v.check_points(points)
+        for moved in (x * 1e8, x + 1e9, x * 1e-5):
+            message = v.check_data_scale(moved, spec)
+            assert message.startswith("points: ") and "standardize" in message
+    from ppl_mixtures import MixtureSpec, datasets
+    message = v.check_data_scale(datasets.old_faithful(), MixtureSpec(2, obs_sd="learned"))
+    assert "feature 1 has mean 70.9" in message
+    # a constant feature (sd 0) is not flagged as squashed
+    assert v.check_data_scale(np.zeros((5, 1)), MixtureSpec(1)) is None
+
+
+def test_data_scale_rule_thresholds():
+    from ppl_mixtures import MixtureSpec
+    spec = MixtureSpec(1, mean_prior_sd=3.0, obs_sd=4.0)     # prior scale sqrt(9 + 16) = 5
+    base = np.array([[-1.0], [1.0]])                          # mean 0, sd 1
+    assert v.check_data_scale(base + 49.9, spec) is None
+    assert "more than 10 prior sds" in v.check_data_scale(base + 50.1, spec)
+    assert v.check_data_scale(base * 499, spec) is None
+    assert "more than 100 times" in v.check_data_scale(base * 501, spec)
+    assert v.check_data_scale(base * 0.041, spec) is None    # obs_sd / 100 = 0.04
+    assert "less than 1/100" in v.check_data_scale(base * 0.039, spec)

@@ -228,12 +228,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
                                      tol=tol, backend=backend, progress=progress, task=task)))
     best = kernels.best_restart([state.elbo for _, state, _, _ in runs])
     seed, state, trace, converged = runs[best]
+    conj.check_finite(state.params, state.elbo, "cavi")
     if not converged:
         warnings.warn(f"cavi: the ELBO did not converge in max_iter={max_iter} sweeps (last "
                       f"relative change {_relative_change(trace):.2e} > tol={tol:g}). Increase "
                       f"max_iter, loosen tol, or try n_init > 1.", ConvergenceWarning,
                       stacklevel=2)
-    conj.check_finite(state.params, state.elbo, "cavi")
     params = conj.sorted_by_first_feature(state.params) if spec.ordered else state.params
     means, weights, obs_sd = conj.draws_from_q(params, spec, n_draws,
                                                np.random.default_rng(seeds[-1]))

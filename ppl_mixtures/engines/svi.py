@@ -275,11 +275,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
             runs.append((seed, state, trace, converged, final))
     best = kernels.best_restart([run_[4] for run_ in runs])
     seed, state, trace, converged, final = runs[best]
+    conj.check_finite(state.params, final, "svi")
     if tol is not None and not converged:
         warnings.warn(f"svi: the epoch-mean ELBO estimate did not settle within n_iter={n_iter} "
                       f"steps (tol={tol:g}). Increase n_iter or batch_size, or loosen tol.",
                       ConvergenceWarning, stacklevel=2)
-    conj.check_finite(state.params, final, "svi")
     params = conj.sorted_by_first_feature(state.params) if spec.ordered else state.params
     means, weights, obs_sd = conj.draws_from_q(params, spec, n_draws,
                                                np.random.default_rng(seeds[-1]))
