@@ -470,6 +470,10 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
         raise ValueError(f"path: expected a numeric NumPy array in {str(path)!r}, got an array "
                          f"of Python objects (dtype {dtype}), which we never unpickle. Save a "
                          f"float array.")
+    if any(int(size) < 0 for size in shape):
+        raise ValueError(f"path: expected a NumPy .npy file, got {str(path)!r} whose header "
+                         f"claims the negative shape {shape}. The file is corrupt: save the "
+                         f"array again with np.save(path, array).")
     n_values = 1
     for size in shape:
         n_values *= int(size)

@@ -2,6 +2,8 @@
 
 import logging
 import re
+import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -345,3 +347,82 @@ def test_load_points_bad_paths(tmp_path):
     np.save(tmp_path / "e.npy", np.zeros((0, 2)))
     with pytest.raises(ValueError, match=r"path: expected a non-empty array .* got shape \(0, 2\)"):
         datasets.load_points(tmp_path / "e.npy")
+
+
+# --------------------------------------------------------------- corrupt .npy (issue 11.10)
+def _npy_bytes(header: str, payload: bytes = b"") -> bytes:
+    """A version-1.0 .npy file with the given header text (padded as np.save pads it)."""
+    text = header.encode("latin1")
+    text += b" " * (64 - (10 + len(text) + 1) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + payload
+
+
+@pytest.mark.parametrize("header, match", [
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), '''",
+     r"header cannot be read \(TokenError"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (3,", r"header cannot be read"),
+    ("{'descr': 'zz', 'fortran_order': False, 'shape': (2,), }", r"header cannot be read"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (100000, 100000), }",
+     r"expected 80000000000 bytes of data after the header .* got 16\. The file is truncated "
+     r"or its header is corrupt"),
+    ("{'descr': '<f8', 'fortran_order': False, 'shape': (-1,), }", r"negative shape"),
+    ("{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", r"Python objects"),
+])
+def test_corrupt_npy_headers_are_value_errors_naming_the_path(tmp_path, header, match):
+    path = tmp_path / "bad.npy"
+    path.write_bytes(_npy_bytes(header, b"\0" * 16))
+    with pytest.raises(ValueError, match=match) as info:
+        datasets.load_points(path)
+    message = str(info.value)
+    assert message.startswith("path: expected ") and f"'{path}'" in message
+    assert "\n" not in message      # one line
+
+
+def test_truncated_npy_files(tmp_path):
+    good = tmp_path / "good.npy"
+    np.save(good, np.arange(10.0))
+    raw = good.read_bytes()
+    (tmp_path / "short.npy").write_bytes(raw[:-8])
+    with pytest.raises(ValueError, match=r"expected 80 bytes of data .* got 72\. The file is "
+                                         r"truncated"):
+        datasets.load_points(tmp_path / "short.npy")
+    (tmp_path / "stub.npy").write_bytes(raw[:20])
+    with pytest.raises(ValueError, match=r"stub\.npy.*header cannot be read"):
+        datasets.load_points(tmp_path / "stub.npy")
+    np.testing.assert_array_equal(datasets.load_points(good)[:, 0], np.arange(10.0))
+
+
+def test_time_typed_npy_is_refused(tmp_path):
+    np.save(tmp_path / "t.npy", np.array([1, 2], dtype="timedelta64[s]"))
+    with pytest.raises(ValueError, match=r"^path: expected a real numeric array in 't\.npy'"):
+        datasets.load_points(tmp_path / "t.npy")
+
+
+# --------------------------------------------------------------- CSV number syntax, header
+@pytest.mark.parametrize("cell", ["1_000", "１２", "1 000", "0x1A", "٣"])
+def test_csv_cells_that_python_float_accepts_are_not_numbers(tmp_path, cell):
+    path = _write(tmp_path, "d.csv", f"a,b\n1.0,{cell}\n2.0,3.0\n")
+    with pytest.raises(ValueError, match=rf"^path: expected numbers in column 'b' of 'd\.csv', "
+                                         rf"got {re.escape(repr(cell))} on line 2"):
+        datasets.load_points(path)
+
+
+@pytest.mark.parametrize("first", ["0,1", "1,2,3", "2019,2020"])
+def test_numeric_header_row_is_read_as_data_and_said_so(tmp_path, first):
+    width = first.count(",") + 1
+    body = "\n".join(",".join(f"{0.5 + i + j / 10:.2f}" for j in range(width)) for i in range(3))
+    path = _write(tmp_path, "d.csv", f"{first}\n{body}\n")
+    with pytest.warns(UserWarning, match=r"^path: the first line of 'd\.csv' .* is all numbers, "
+                                         r"so it was read as data, but it looks like a header"):
+        out = datasets.load_points(path)
+    assert out.shape == (4, width)
+    np.testing.assert_array_equal(out[0], [float(c) for c in first.split(",")])
+
+
+@pytest.mark.parametrize("content", ["1,2\n3,4\n", "0.5,1\n1.5,2.5\n", "1,7\n0.1,0.2\n1.3,0.4\n",
+                                     "3\n1.5\n2.5\n"])
+def test_ordinary_first_rows_raise_no_header_warning(tmp_path, content):
+    path = _write(tmp_path, "d.csv", content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        datasets.load_points(path)
