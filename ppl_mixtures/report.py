@@ -347,9 +347,6 @@ def foreign_entries(folder: str | os.PathLike) -> list[str]:
 
 def _protected(out: Path) -> str | None:
     """Why ``out`` may never be a report folder (the cwd, an ancestor of it, home, root)."""
-    cwd = Path.cwd().resolve()
-    if out == cwd or out in cwd.parents:
-        return "the current folder" if out == cwd else "a folder holding the current folder"
     if out == Path(out.anchor):
         return "the file system's root"
     try:
@@ -357,6 +354,9 @@ def _protected(out: Path) -> str | None:
             return "your home folder"
     except RuntimeError:  # no home
         pass
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents:
+        return "the current folder" if out == cwd else "a folder holding the current folder"
     return None
 
 
