@@ -3,10 +3,13 @@
 Each fit is first made label-consistent (the reference with itself, every other fit onto
 the reference's posterior-mean means, see :mod:`ppl_mixtures.relabel`), then each model
 parameter (``means[k,d]``, ``weights[k]``, ``obs_sd[k,d]`` when learned) is summarized per
-engine, and each engine gets one verdict a student can read.
+engine, and each engine gets one verdict a student can read, saying *why*: which parameter
+moved and by how much, whether the engine converged by its own test, and whether a width
+difference is a property of its variational family. The rules and thresholds are the
+module constants below; :func:`verdict_rules` states them in words (reports print it).
 
 Only numpy and scipy are imported at module level; pandas (the tables) and arviz (R-hat,
-ESS) are imported when a comparison is built.
+ESS, MCSE) are imported when a comparison is built.
 """
 
 from __future__ import annotations
@@ -28,25 +31,92 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "ELBO_GAP_TOL",
+    "ELBO_SE_Z",
+    "ESS_MIN",
+    "KHAT_TOL",
     "LABEL_SWITCH_FRACTION",
+    "MCSE_Z",
     "MEAN_SHIFT_TOL",
     "RHAT_TOL",
     "SD_RATIO_TOL",
+    "VARIATIONAL_FAMILIES",
     "Comparison",
     "compare",
+    "verdict_rules",
 ]
 
-#: An engine's sds agree with the reference's when their geometric-mean ratio is within
-#: [1/SD_RATIO_TOL, SD_RATIO_TOL]; outside it the verdict says "too narrow/wide by r x".
-SD_RATIO_TOL = 1.25
-#: Posterior means agree when every parameter's |mean - reference mean| is at most this
-#: many reference posterior sds; beyond it the verdict says "means off by s reference sd".
+#: An engine's sds agree with the reference's when their geometric-mean ratio (over the
+#: free parameters) is within [1/SD_RATIO_TOL, SD_RATIO_TOL]; outside it the verdict says
+#: "too narrow/wide by r x". A reference with bulk ESS >= 400 estimates an sd to ~3.5 %
+#: (relative se 1/sqrt(2 ESS)), so 10 % is about three of its standard errors.
+SD_RATIO_TOL = 1.10
+#: A posterior mean is shifted when |mean - reference mean| exceeds both this many
+#: reference posterior sds and MCSE_Z combined Monte Carlo standard errors (below).
 MEAN_SHIFT_TOL = 1.0
+#: ... and MCSE_Z x sqrt(mcse_reference^2 + mcse_engine^2): a shift the Monte Carlo error
+#: of the two means could explain is not reported.
+MCSE_Z = 3.0
 #: A fit "label-switched" when at least this fraction of its draws had to be relabeled
 #: to agree with its own consensus labeling (between chains or inside a chain).
 LABEL_SWITCH_FRACTION = 0.01
-#: Chains disagree (after relabeling) when the max R-hat exceeds this.
-RHAT_TOL = 1.05
+#: Chains disagree (after relabeling) when the max R-hat exceeds this (Vehtari et al. 2021).
+RHAT_TOL = 1.01
+#: A reference is strong when every free parameter has R-hat <= RHAT_TOL and bulk ESS >=
+#: ESS_MIN (and it has >= 2 chains); otherwise the comparison says it is weak, and why.
+ESS_MIN = 400
+#: A VI fit did not converge when its final ELBO is below another fit's of the same (or a
+#: nested) variational family on the same model by more than max(ELBO_GAP_TOL nats,
+#: ELBO_SE_Z x sqrt(se_1^2 + se_2^2)): at the family's optimum that is impossible.
+ELBO_GAP_TOL = 1.0
+ELBO_SE_Z = 3.0
+#: Pareto k-hat of the importance ratios p/q (PSIS; Yao et al. 2018): below this the
+#: VI fit is usable for importance-sampling corrections, above it q misses mass of p.
+KHAT_TOL = 0.7
+#: Variational family of each VI engine, and the families each one contains: a fit of a
+#: larger family can always reach at least the ELBO of a contained one (full-rank Gaussian
+#: contains mean-field Gaussian). CAVI and SVI share the conjugate mean-field family over
+#: (z, means, weights); ADVI's Gaussian families live on the marginal model, so their
+#: ELBOs are not compared with CAVI's/SVI's. ``fit.extras["variational_family"]`` overrides.
+VARIATIONAL_FAMILIES = MappingProxyType({
+    "advi": "gaussian mean-field",
+    "fullrank_advi": "gaussian full-rank",
+    "cavi": "conjugate mean-field",
+    "svi": "conjugate mean-field",
+})
+_CONTAINS = MappingProxyType({
+    "gaussian full-rank": frozenset({"gaussian mean-field", "gaussian full-rank"}),
+    "gaussian mean-field": frozenset({"gaussian mean-field"}),
+    "conjugate mean-field": frozenset({"conjugate mean-field"}),
+})
+#: Parameter groups, each judged and named separately in a verdict.
+GROUPS = ("means", "weights", "obs_sd")
+
+
+def verdict_rules() -> str:
+    """The verdict rules and every threshold, in words (a paragraph of markdown)."""
+    return (
+        "How to read the verdicts. Components are aligned to the reference before anything "
+        "is compared. **Shifts**: a parameter is named (\"obs_sd[0,0] 3.3 reference sd "
+        f"below\") when |mean - reference mean| exceeds both {MEAN_SHIFT_TOL:g} reference "
+        f"posterior sd and {MCSE_Z:g} combined Monte Carlo standard errors "
+        "sqrt(mcse_ref^2 + mcse_engine^2); the largest shift of each group (means, "
+        "weights, obs_sd) is named. **Width**: the sd ratio is the geometric mean over the "
+        "free parameters of engine sd / reference sd (with K components only K-1 weights "
+        "are free, so the last weight is left out, and parameters the reference does not "
+        f"vary are left out); outside [1/{SD_RATIO_TOL:g}, {SD_RATIO_TOL:g}] the verdict "
+        "says \"too narrow/wide by r x\" (for a converged VI fit: \"converged; q too "
+        "narrow by r x\", a property of its variational family), and inside it "
+        "\"agrees\" is followed by the ratio. **Convergence**: \"did not converge\" "
+        "when the engine's own test failed (fit.converged is False), or when its ELBO is "
+        f"more than max({ELBO_GAP_TOL:g} nat, {ELBO_SE_Z:g} se) below the ELBO of another "
+        "fit of the same or a contained variational family (impossible at the family's "
+        "optimum); the numbers of such a fit are not a property of its method. **Chains**: "
+        f"\"chains disagree\" when max R-hat > {RHAT_TOL:g}; \"label-switched\" when "
+        f">= {LABEL_SWITCH_FRACTION:.0%} of the draws had to be relabeled. **Reference**: "
+        f"strong when it has >= 2 chains, every free parameter R-hat <= {RHAT_TOL:g} and "
+        f"bulk ESS >= {ESS_MIN}; otherwise the table says it is weak and why. **k-hat** "
+        f"(VI): Pareto k-hat of p/q, < {KHAT_TOL:g} usable.")
 
 
 def _parameter_labels(name: str, shape: tuple[int, ...]) -> list[str]:
@@ -65,19 +135,28 @@ def _sd(flat: np.ndarray) -> np.ndarray:
     return np.where(np.ptp(flat, axis=0) == 0, 0.0, flat.std(axis=0))
 
 
-def _diagnostics(fit: MixtureFit, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """R-hat and bulk ESS per entry, shape (n_entries,) each; NaN with fewer than 2 chains."""
+def _diagnostics(fit: MixtureFit, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """R-hat, bulk ESS and MCSE of the mean per entry, shape (n_entries,) each.
+
+    R-hat needs >= 2 chains (NaN otherwise). ESS and MCSE come from ArviZ with >= 4
+    draws (one chain too: VI draws from q are independent, and ArviZ's split-chain ESS
+    then comes out near the number of draws); a single draw (a point estimate) has no
+    Monte Carlo error (MCSE 0, ESS NaN).
+    """
     n_entries = int(np.prod(fit.draws(name).shape[2:]))
-    if fit.n_chains < 2 or fit.n_draws < 4:
-        return np.full(n_entries, np.nan), np.full(n_entries, np.nan)
+    nan = np.full(n_entries, np.nan)
+    if fit.n_draws < 4:
+        return nan, nan, (np.zeros(n_entries) if fit.n_chains * fit.n_draws == 1 else nan)
     import arviz as az
 
     post = fit.idata["posterior"][name]
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = np.asarray(az.rhat(post).values, dtype=float).reshape(-1)
+        rhat = (np.asarray(az.rhat(post).values, dtype=float).reshape(-1)
+                if fit.n_chains >= 2 else nan)
         ess = np.asarray(az.ess(post, method="bulk").values, dtype=float).reshape(-1)
-    return rhat, ess
+        mcse = np.asarray(az.mcse(post).values, dtype=float).reshape(-1)
+    return rhat, ess, mcse
 
 
 def _label_switch_info(fit: MixtureFit) -> dict[str, Any]:
@@ -90,39 +169,87 @@ def _label_switch_info(fit: MixtureFit) -> dict[str, Any]:
             "label_switched": fit.n_components > 1 and moved / total >= LABEL_SWITCH_FRACTION}
 
 
-def _verdict(row: Mapping[str, Any], is_reference: bool) -> str:
-    """One readable sentence from an engine's summary numbers (thresholds: module constants)."""
-    parts: list[str] = []
-    if is_reference:
-        parts.append("reference")
+def _finite(value: Any) -> bool:
+    return value is not None and isinstance(value, int | float | np.number) and \
+        bool(np.isfinite(value))
+
+
+def _chain_parts(row: Mapping[str, Any]) -> list[str]:
+    """Label switching and chain agreement (R-hat after relabeling)."""
     if row["label_switched"]:
         after = row["rhat_after"]
-        if after is None or not np.isfinite(after) or after <= RHAT_TOL:
-            parts.append("label-switched (fixed by relabeling)")
-        else:
-            parts.append(f"label-switched (R-hat still {after:.2f} after relabeling)")
-    elif row["rhat_max"] is not None and np.isfinite(row["rhat_max"]) and row["rhat_max"] > RHAT_TOL:
-        parts.append(f"chains disagree (R-hat {row['rhat_max']:.2f})")
+        if not _finite(after) or after <= RHAT_TOL:
+            return ["label-switched (fixed by relabeling)"]
+        return [f"label-switched (R-hat still {after:.2f} after relabeling)"]
+    if _finite(row["rhat_max"]) and row["rhat_max"] > RHAT_TOL:
+        return [f"chains disagree (R-hat {row['rhat_max']:.2f} > {RHAT_TOL:g})"]
+    return []
+
+
+def _shift_parts(shifts: list[dict[str, Any]]) -> list[str]:
+    """One phrase per parameter group: its largest significant shift, named and signed."""
+    parts = []
+    for group in GROUPS:
+        mine = [r for r in shifts if r["group"] == group]
+        if mine:
+            worst = max(mine, key=lambda r: abs(r["shift"]))
+            side = "above" if worst["shift"] > 0 else "below"
+            parts.append(f"{worst['parameter']} {abs(worst['shift']):.1f} reference sd {side}")
+    return parts
+
+
+def _width_parts(row: Mapping[str, Any], not_converged: bool) -> tuple[list[str], bool]:
+    """The width phrase, and whether the width is within tolerance."""
+    ratio = row["sd_ratio"]
+    if row["n_draws_total"] <= 1 or not np.isfinite(ratio):
+        return [], True
+    if not_converged:  # its width says nothing about the method
+        return [f"sd ratio {ratio:.2f}x"], False
+    if 1.0 / SD_RATIO_TOL <= ratio <= SD_RATIO_TOL:
+        return [], True
+    word = "narrow" if ratio < 1.0 else "wide"
+    factor = 1.0 / ratio if ratio < 1.0 else ratio
+    if ratio == 0.0:
+        return ["no spread where the reference has some"], False
+    if row["family"] == "vi":
+        prefix = "converged; " if row["converged"] is True else ""
+        return [f"{prefix}q too {word} by {factor:.1f}x ({row['variational_family']} family)"], \
+            False
+    return [f"too {word} by {factor:.1f}x"], False
+
+
+def _verdict(row: Mapping[str, Any], is_reference: bool, shifts: list[dict[str, Any]]) -> str:
+    """One readable sentence from an engine's summary numbers (thresholds: module constants).
+
+    ``shifts`` holds the fit's significant shifts (dicts with parameter, group, shift).
+    """
+    parts: list[str] = []
+    if is_reference:
+        weak = row.get("reference_weak")
+        parts.append(f"reference (weak: {weak})" if weak else "reference")
+    parts += _chain_parts(row)
+    not_converged = False
     if row["converged"] is False:
-        parts.append("did not converge (engine's own criterion)")
-    if not is_reference:
-        point = row["n_draws_total"] <= 1
-        if point:
-            parts.append("point estimate (no uncertainty)")
-        shift, ratio = row["max_mean_shift"], row["sd_ratio"]
-        if np.isfinite(shift) and shift > MEAN_SHIFT_TOL:
-            parts.append(f"means off by {shift:.1f} reference sd")
-        if not point and np.isfinite(ratio):
-            if ratio < 1.0 / SD_RATIO_TOL:
-                parts.append(f"too narrow by {1.0 / ratio:.1f}x")
-            elif ratio > SD_RATIO_TOL:
-                parts.append(f"too wide by {ratio:.1f}x")
-        if not np.isfinite(shift) and not np.isfinite(ratio):
-            parts.append("cannot judge (the reference has no spread)")
-    agrees = not parts or parts == ["reference"]
-    if agrees and not is_reference:
-        return "agrees"
-    return "; ".join(parts) if parts else "agrees"
+        parts.append("did not converge (the engine's own test failed)")
+        not_converged = True
+    elif row.get("elbo_below"):
+        parts.append(f"did not converge (ELBO {row['elbo_gap']:.1f} nats below "
+                     f"{row['elbo_below']}'s, a fit of the same or a contained variational "
+                     f"family)")
+        not_converged = True
+    if is_reference:
+        return "; ".join(parts)
+    point = row["n_draws_total"] <= 1
+    if point:
+        parts.append("point estimate (no uncertainty)")
+    parts += _shift_parts(shifts)
+    width, width_ok = _width_parts(row, not_converged)
+    parts += width
+    if not np.isfinite(row["sd_ratio"]) and not np.isfinite(row["max_mean_shift"]):
+        parts.append("cannot judge (the reference has no spread)")
+    if parts:
+        return "; ".join(parts)
+    return f"agrees (sd ratio {row['sd_ratio']:.2f}x)" if width_ok else "agrees"
 
 
 def _json_number(value: Any) -> Any:
@@ -141,31 +268,55 @@ class Comparison:
     Attributes
     ----------
     reference : str
-        Name of the reference fit (its verdict starts with "reference").
+        Name of the reference fit (its verdict starts with "reference"); the parameter
+        tables are aligned to it. With ``compare(..., reference="exact")`` it is the fit
+        the tables are aligned to, and ``graded_by`` is "exact".
     fits : Mapping[str, MixtureFit]
         The fits after relabeling (component k means the same thing in every fit).
     parameters : pandas.DataFrame
-        One row per (parameter, engine): ``parameter`` ("means[0,1]"), ``engine``,
-        ``mean``, ``sd``, ``r_hat``, ``ess_bulk`` (NaN with < 2 chains), ``sd_ratio``
-        (engine sd / reference sd), ``mean_shift`` (|mean - reference mean| in reference
-        sds) and ``wasserstein`` (Wasserstein-1 distance between the engine's and the
-        reference's marginal draws, in the parameter's units).
+        One row per (parameter, engine): ``parameter`` ("means[0,1]"), ``group`` ("means",
+        "weights", "obs_sd"), ``engine``, ``mean``, ``sd``, ``mcse`` (Monte Carlo se of the
+        mean), ``r_hat`` (NaN with < 2 chains), ``ess_bulk``, ``sd_ratio`` (engine sd /
+        reference sd), ``shift`` ((mean - reference mean) / reference sd, signed),
+        ``mean_shift`` (its absolute value), ``significant`` (the shift exceeds
+        ``MEAN_SHIFT_TOL`` reference sd and ``MCSE_Z`` combined MCSEs), ``free`` (counted
+        in the aggregates: False for the last weight, which the others determine, and
+        for parameters the reference does not vary) and ``wasserstein`` (Wasserstein-1
+        distance between the engine's and the reference's marginal draws, in the
+        parameter's units).
     engines : pandas.DataFrame
-        One row per engine, indexed by name: ``family``, ``chains``, ``draws``,
-        ``build_s``, ``run_s``, ``total_s``, ``elbo`` and ``elbo_se`` (nats, NaN when
-        undefined), ``log_evidence`` and ``log_evidence_se`` (nats, NaN when unknown),
-        ``sd_ratio`` (geometric mean over parameters), ``sd_ratio_min``/``sd_ratio_max``,
-        ``max_mean_shift``, ``w1_mean`` (mean Wasserstein-1 / reference sd), ``rhat_max``,
-        ``rhat_before_relabel``, ``fraction_relabeled``, ``label_switched``, ``converged``
-        and ``verdict``.
+        One row per engine, indexed by name: ``family``, ``variational_family`` (VI),
+        ``chains``, ``draws``, ``build_s``, ``run_s``, ``total_s``, ``elbo`` and
+        ``elbo_se`` (nats, NaN when undefined), ``elbo_gap`` / ``elbo_below`` (how far
+        the ELBO is below the best fit of the same or a contained family, and which fit),
+        ``log_evidence``, ``log_evidence_se`` (nats, NaN when unknown) and
+        ``evidence_flags``, ``khat`` (VI: Pareto k-hat of p/q, NaN otherwise), ``sd_ratio``
+        (geometric mean over the free parameters), ``sd_ratio_min``/``sd_ratio_max``,
+        ``max_mean_shift`` and ``max_shift_parameter``, ``w1_mean`` (mean Wasserstein-1 /
+        reference sd), ``rhat_max``, ``ess_min``, ``rhat_before_relabel``,
+        ``fraction_relabeled``, ``label_switched``, ``converged`` and ``verdict``; with
+        an exact reference also ``cocluster_max_err``, ``predictive_mean_err`` and
+        ``evidence_err`` (see :func:`compare`).
     not_applicable : Mapping[str, str]
         Engines that could not serve the spec, with the reason (reports list them).
     log_evidence : float or None
-        A known log p(x) in nats (exact, or from SMC), drawn as a line under ELBO traces.
+        log p(x) in nats: exact (enumeration), given, or an *estimate* (SMC), drawn as a
+        line under ELBO traces. ``log_evidence_se`` is its standard error (0 when exact).
     name : str or None
         Dataset name for titles and reports.
     log_evidence_source : str or None
-        Where ``log_evidence`` came from: the fit that estimated it, or "given".
+        Where ``log_evidence`` came from: the fit that estimated it, "given" or "exact".
+    log_evidence_se : float or None
+    log_evidence_method : str or None
+        How it was computed (the fit's ``extras["log_evidence_method"]``, "enumeration").
+    log_evidence_flags : tuple of str
+        Warnings attached to the estimate (e.g. "below_elbo", "runs_disagree").
+    reference_weak_reasons : tuple of str
+        Empty when the reference is strong (see ``ESS_MIN``, ``RHAT_TOL``); else why not.
+    graded_by : str or None
+        "exact" when every fit was also graded against the exact posterior.
+    exact_log_evidence : float or None
+        The exact log p(x) by enumeration (``reference="exact"``).
     """
 
     reference: str
@@ -176,10 +327,67 @@ class Comparison:
     log_evidence: float | None = None
     name: str | None = None
     log_evidence_source: str | None = None
+    log_evidence_se: float | None = None
+    log_evidence_method: str | None = None
+    log_evidence_flags: tuple[str, ...] = ()
+    reference_weak_reasons: tuple[str, ...] = ()
+    graded_by: str | None = None
+    exact_log_evidence: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fits", MappingProxyType(dict(self.fits)))
         object.__setattr__(self, "not_applicable", MappingProxyType(dict(self.not_applicable)))
+        object.__setattr__(self, "log_evidence_flags", tuple(self.log_evidence_flags))
+        object.__setattr__(self, "reference_weak_reasons", tuple(self.reference_weak_reasons))
+
+    # ------------------------------------------------------------------ judgement
+    @property
+    def reference_strong(self) -> bool:
+        """True when the reference passed every test of ``ESS_MIN`` / ``RHAT_TOL``."""
+        return not self.reference_weak_reasons
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Every threshold the verdicts use, by name (also in ``to_dict()``)."""
+        return {"sd_ratio_tol": SD_RATIO_TOL, "mean_shift_tol": MEAN_SHIFT_TOL,
+                "mcse_z": MCSE_Z, "label_switch_fraction": LABEL_SWITCH_FRACTION,
+                "rhat_tol": RHAT_TOL, "ess_min": ESS_MIN, "elbo_gap_tol": ELBO_GAP_TOL,
+                "elbo_se_z": ELBO_SE_Z, "khat_tol": KHAT_TOL}
+
+    def rules_text(self) -> str:
+        """The verdict rules with their thresholds, in words (:func:`verdict_rules`)."""
+        return verdict_rules()
+
+    def reference_line(self) -> str:
+        """One sentence: is the reference strong, and if not, why."""
+        row = self.engines.loc[self.reference]
+        if self.reference_strong:
+            return (f"Reference {self.reference}: strong ({row['chains']} chains, max R-hat "
+                    f"{row['rhat_max']:.3f} <= {RHAT_TOL:g}, min bulk ESS "
+                    f"{row['ess_min']:.0f} >= {ESS_MIN}).")
+        advice = (" rerun it longer (e.g. 4 chains x 1000 draws or more)."
+                  if row["family"] == "mcmc" else " use a long MCMC run (nuts) as the reference.")
+        return (f"Reference {self.reference} is weak: "
+                f"{'; '.join(self.reference_weak_reasons)}. Shifts and sd ratios against "
+                f"it carry its error;{advice}")
+
+    def evidence_line(self) -> str | None:
+        """How log p(x) is known: exact, given, or an estimate with its se and flags."""
+        if self.log_evidence is None:
+            return None
+        if self.log_evidence_source == "exact":
+            return (f"Exact log evidence log p(x) = {self.log_evidence:.3f} nats "
+                    f"(enumeration of every assignment).")
+        if self.log_evidence_source == "given":
+            return f"Log evidence log p(x) = {self.log_evidence:.3f} nats (given)."
+        se = (f" ± {self.log_evidence_se:.3f}" if _finite(self.log_evidence_se)
+              else " (no standard error)")
+        method = f", {self.log_evidence_method}" if self.log_evidence_method else ""
+        text = (f"Log evidence estimate log p(x) = {self.log_evidence:.3f}{se} nats "
+                f"(from {self.log_evidence_source}{method}).")
+        if self.log_evidence_flags:
+            text += f" Flags: {', '.join(self.log_evidence_flags)}."
+        return text
 
     # ------------------------------------------------------------------ views
     @property
@@ -214,7 +422,7 @@ class Comparison:
         """JSON-ready: every number in the tables (NaN as null), verdicts and settings."""
         engines = {}
         for name, row in self.engines.iterrows():
-            entry = {key: _json_number(val) for key, val in row.items()}
+            entry = {key: _jsonable(val) for key, val in row.items()}
             fit = self.fits[name]
             entry["options"] = {k: _jsonable(v) for k, v in fit.options.items()}
             entry["n_iter"] = fit.n_iter
@@ -222,29 +430,72 @@ class Comparison:
         parameters = [{key: _json_number(val) for key, val in rec.items()}
                       for rec in self.parameters.to_dict(orient="records")]
         return {"name": self.name, "reference": self.reference,
+                "graded_by": self.graded_by,
+                "reference_strong": self.reference_strong,
+                "reference_weak_reasons": list(self.reference_weak_reasons),
                 "spec": self.spec.to_dict(),
                 "n_samples": int(self.points.shape[0]), "n_features": int(self.points.shape[1]),
                 "log_evidence": _json_number(self.log_evidence),
+                "log_evidence_se": _json_number(self.log_evidence_se),
                 "log_evidence_source": self.log_evidence_source,
-                "thresholds": {"sd_ratio_tol": SD_RATIO_TOL, "mean_shift_tol": MEAN_SHIFT_TOL,
-                               "label_switch_fraction": LABEL_SWITCH_FRACTION,
-                               "rhat_tol": RHAT_TOL},
+                "log_evidence_method": self.log_evidence_method,
+                "log_evidence_flags": list(self.log_evidence_flags),
+                "exact_log_evidence": _json_number(self.exact_log_evidence),
+                "thresholds": self.thresholds, "rules": self.rules_text(),
                 "engines": engines, "parameters": parameters,
                 "not_applicable": dict(self.not_applicable)}
 
-    def to_markdown(self, *, digits: int = 3) -> str:
-        """The engine table, then the parameters (mean ± sd, sd ratio, Wasserstein-1)."""
+    def _engine_rows(self) -> tuple[list[str], list[list[Any]]]:
         eng = self.engines
-        rows = [[name, r["family"], f"{r['chains']}x{r['draws']}", _fmt(r["build_s"], 2),
-                 _fmt(r["run_s"], 2), _fmt_pm(r["elbo"], r["elbo_se"], 1),
-                 _fmt_pm(r["log_evidence"], r["log_evidence_se"], 1), _fmt(r["sd_ratio"], 2),
-                 _fmt(r["max_mean_shift"], 2), _fmt(r["rhat_max"], 3), r["verdict"]]
-                for name, r in eng.iterrows()]
-        rows += [[name, "", "", "", "", "", "", "", "", "", f"not applicable: {why}"]
+        has_khat = bool(np.isfinite(eng["khat"].to_numpy(dtype=float)).any())
+        header = ["engine", "family", "chains x draws", "build (s)", "run (s)",
+                  "ELBO (nats)", "log p(x) estimate (nats)", *(["k-hat"] if has_khat else []),
+                  "sd ratio", "max shift (ref sd)", "max R-hat", "verdict"]
+        rows = []
+        for name, r in eng.iterrows():
+            evidence = _fmt_pm(r["log_evidence"], r["log_evidence_se"], 1)
+            if r["evidence_flags"]:
+                evidence += f" ({', '.join(r['evidence_flags'])})"
+            shift = _fmt(r["max_mean_shift"], 2)
+            if r["max_shift_parameter"]:
+                shift += f" ({r['max_shift_parameter']})"
+            khat = [_khat_cell(r["khat"])] if has_khat else []
+            rows.append([name, r["family"], f"{r['chains']}x{r['draws']}", _fmt(r["build_s"], 2),
+                         _fmt(r["run_s"], 2), _fmt_pm(r["elbo"], r["elbo_se"], 1), evidence,
+                         *khat, _fmt(r["sd_ratio"], 2), shift, _fmt(r["rhat_max"], 3),
+                         r["verdict"]])
+        blanks = [""] * (len(header) - 2)
+        rows += [[name, *blanks, f"not applicable: {why}"]
                  for name, why in self.not_applicable.items()]
-        out = [markdown_table(["engine", "family", "chains x draws", "build (s)", "run (s)",
-                               "ELBO (nats)", "log p(x) (nats)", "sd ratio",
-                               "max shift (ref sd)", "max R-hat", "verdict"], rows)]
+        return header, rows
+
+    def _exact_table(self) -> str:
+        eng = self.engines
+        rows = [[name, _fmt(r["cocluster_max_err"], 3), _fmt(r["predictive_mean_err"], 4),
+                 _fmt(r["evidence_err"], 2)] for name, r in eng.iterrows()]
+        return markdown_table(
+            ["engine", "max |co-clustering - exact|", "mean |log pred - exact| (nats)",
+             "log p(x) or ELBO - exact (nats)"], rows)
+
+    def to_markdown(self, *, digits: int = 3, rules: bool = True) -> str:
+        """The engine table, the reference's strength, log p(x), then the parameters.
+
+        Parameters
+        ----------
+        digits : int
+            Decimals of the parameter table.
+        rules : bool
+            Append :meth:`rules_text` (a report with many datasets prints it once).
+        """
+        header, rows = self._engine_rows()
+        out = [markdown_table(header, rows), "", self.reference_line()]
+        evidence = self.evidence_line()
+        if evidence:
+            out.append(evidence)
+        if self.graded_by == "exact":
+            out.append("\nEvery engine against the exact posterior (enumeration; label-"
+                       "invariant, so no relabeling is involved):\n")
+            out.append(self._exact_table())
         means, sds = self.wide_table("mean"), self.wide_table("sd")
         ratio, w1 = self.wide_table("sd_ratio"), self.wide_table("wasserstein")
         names = list(self.fits)
@@ -266,6 +517,8 @@ class Comparison:
             out.append(markdown_table(
                 ["parameter", *others],
                 [[p, *(_fmt(w1.loc[p, n], digits) for n in others)] for p in means.index]))
+        if rules:
+            out += ["", self.rules_text()]
         return "\n".join(out) + "\n"
 
     def __str__(self) -> str:
@@ -330,6 +583,12 @@ def _fmt_pm(mean: Any, sd: Any, digits: int) -> str:
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def _khat_cell(value: Any) -> str:
+    if value is None or not np.isfinite(value):
+        return "–"
+    return f"{value:.2f} ({'usable' if value < KHAT_TOL else 'unreliable'})"
+
+
 def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -378,63 +637,104 @@ def _align(fits: Mapping[str, MixtureFit], reference: str) -> dict[str, MixtureF
 
 
 def _parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict[str, Any]]:
+    """One row per (parameter, engine); see :class:`Comparison` ``parameters``."""
     from scipy.stats import wasserstein_distance  # scipy.stats costs ~1 s to import
 
     ref = fits[reference]
     rows = []
     for pname in ref.parameter_names():
         ref_flat = _flat_draws(ref, pname)
-        labels = _parameter_labels(pname, ref.draws(pname).shape[2:])
+        shape = ref.draws(pname).shape[2:]
+        labels = _parameter_labels(pname, shape)
         ref_mean, ref_sd = ref_flat.mean(0), _sd(ref_flat)
+        ref_mcse = _diagnostics(ref, pname)[2]
+        # with K components only K-1 weights are free: the last one is left out of the
+        # aggregates (for K = 2 it would count the same shift and ratio twice)
+        last_weight = pname == "weights" and shape[0] > 1
         for name, fit in fits.items():
             if pname not in fit.parameter_names():
                 continue
             flat = _flat_draws(fit, pname)
-            rhat, ess = _diagnostics(fit, pname)
+            rhat, ess, mcse = _diagnostics(fit, pname)
             mean, sd = flat.mean(0), _sd(flat)
             for j, label in enumerate(labels):
                 has_spread = ref_sd[j] > 0
+                delta = float(mean[j] - ref_mean[j])
+                shift = delta / ref_sd[j] if has_spread else np.nan
+                noise = MCSE_Z * float(np.sqrt(np.nan_to_num(ref_mcse[j]) ** 2
+                                               + np.nan_to_num(mcse[j]) ** 2))
                 rows.append({
-                    "parameter": label, "engine": name, "mean": float(mean[j]),
-                    "sd": float(sd[j]), "r_hat": float(rhat[j]), "ess_bulk": float(ess[j]),
+                    "parameter": label, "group": pname, "engine": name,
+                    "mean": float(mean[j]), "sd": float(sd[j]), "mcse": float(mcse[j]),
+                    "r_hat": float(rhat[j]), "ess_bulk": float(ess[j]),
                     "sd_ratio": float(sd[j] / ref_sd[j]) if has_spread else np.nan,
-                    "mean_shift": (float(abs(mean[j] - ref_mean[j]) / ref_sd[j])
-                                   if has_spread else np.nan),
+                    "shift": float(shift), "mean_shift": float(abs(shift)),
+                    "significant": bool(has_spread and abs(delta) > max(
+                        MEAN_SHIFT_TOL * ref_sd[j], noise)),
+                    "free": bool(has_spread and not (last_weight and j == len(labels) - 1)),
                     "wasserstein": float(wasserstein_distance(flat[:, j], ref_flat[:, j])),
                     "_ref_sd": float(ref_sd[j]),
                 })
     return rows
 
 
-def _engine_row(name: str, fit: MixtureFit, params: pd.DataFrame) -> dict[str, Any]:
+def _family(fit: MixtureFit) -> str:
+    """The fit's engine family: its own record, else the registry's, else ""."""
+    if fit.family:
+        return fit.family
     from .engines import available_engines
 
+    registry = available_engines()
+    return registry[fit.engine].family if fit.engine in registry else ""
+
+
+def _variational_family(fit: MixtureFit, family: str) -> str:
+    if family != "vi":
+        return ""
+    return str(fit.extras.get("variational_family") or VARIATIONAL_FAMILIES.get(fit.engine, ""))
+
+
+def _evidence_flags(fit: MixtureFit) -> list[str]:
+    flags = fit.extras.get("evidence_flags") or ()
+    if isinstance(flags, str):
+        flags = [flags]
+    return [str(f) for f in flags]
+
+
+def _engine_row(name: str, fit: MixtureFit, params: pd.DataFrame) -> dict[str, Any]:
     mine = params[params["engine"] == name]
-    judged = mine[np.isfinite(mine["sd_ratio"])]
+    judged = mine[mine["free"]]
     positive = judged[judged["sd_ratio"] > 0]
     sd_ratio = (float(np.exp(np.log(positive["sd_ratio"]).mean()))
                 if len(positive) and len(positive) == len(judged)
                 else (0.0 if len(judged) else np.nan))
     w1_scaled = (judged["wasserstein"] / judged["_ref_sd"]) if len(judged) else judged["sd_ratio"]
-    rhat = mine["r_hat"].to_numpy()
+    rhat, ess = mine["r_hat"].to_numpy(), judged["ess_bulk"].to_numpy()
     switch = _label_switch_info(fit)
-    registry = available_engines()
-    family = registry[fit.engine].family if fit.engine in registry else ""
+    family = _family(fit)
     extras = fit.extras
+    worst = (judged.loc[judged["mean_shift"].idxmax()] if len(judged)
+             and np.isfinite(judged["mean_shift"]).any() else None)
     row = {
-        "family": family, "chains": fit.n_chains, "draws": fit.n_draws,
+        "family": family, "variational_family": _variational_family(fit, family),
+        "chains": fit.n_chains, "draws": fit.n_draws,
         "n_draws_total": fit.n_chains * fit.n_draws,
         "build_s": fit.timings.build, "run_s": fit.timings.run, "total_s": fit.timings.total,
         "elbo": fit.final_elbo if fit.final_elbo is not None else np.nan,
         "elbo_se": float(extras.get("elbo_final_se", np.nan)),
+        "elbo_gap": np.nan, "elbo_below": None,
         "log_evidence": float(extras.get("log_evidence", np.nan)),
         "log_evidence_se": float(extras.get("log_evidence_se", np.nan)),
+        "evidence_flags": _evidence_flags(fit),
+        "khat": np.nan,
         "sd_ratio": sd_ratio,
         "sd_ratio_min": float(judged["sd_ratio"].min()) if len(judged) else np.nan,
         "sd_ratio_max": float(judged["sd_ratio"].max()) if len(judged) else np.nan,
-        "max_mean_shift": float(judged["mean_shift"].max()) if len(judged) else np.nan,
+        "max_mean_shift": float(worst["mean_shift"]) if worst is not None else np.nan,
+        "max_shift_parameter": str(worst["parameter"]) if worst is not None else None,
         "w1_mean": float(w1_scaled.mean()) if len(judged) else np.nan,
         "rhat_max": float(np.nanmax(rhat)) if np.isfinite(rhat).any() else np.nan,
+        "ess_min": float(np.nanmin(ess)) if np.isfinite(ess).any() else np.nan,
         "rhat_before_relabel": (np.nan if switch["rhat_before"] is None
                                 else float(switch["rhat_before"])),
         "fraction_relabeled": switch["fraction_relabeled"],
@@ -445,6 +745,89 @@ def _engine_row(name: str, fit: MixtureFit, params: pd.DataFrame) -> dict[str, A
     return row
 
 
+def _elbo_shortfalls(rows: dict[str, dict[str, Any]]) -> None:
+    """Mark VI fits whose ELBO is below a fit of the same or a contained family.
+
+    A fit of family F can represent every q of a family G it contains, so at F's optimum
+    its ELBO is >= G's optimum. Fit a is marked when some fit b with family(b) contained
+    in family(a) has ELBO_b - ELBO_a > max(ELBO_GAP_TOL, ELBO_SE_Z * sqrt(se_a^2 + se_b^2))
+    (a missing se counts as 0). Sets ``elbo_gap`` (nats, the largest such gap) and
+    ``elbo_below`` (that fit's name) in place.
+    """
+    for a, row_a in rows.items():
+        fam_a = row_a["variational_family"]
+        if not fam_a or not np.isfinite(row_a["elbo"]):
+            continue
+        for b, row_b in rows.items():
+            if b == a or row_b["variational_family"] not in _CONTAINS.get(fam_a, ()):
+                continue
+            if not np.isfinite(row_b["elbo"]):
+                continue
+            gap = row_b["elbo"] - row_a["elbo"]
+            se = math.hypot(np.nan_to_num(row_a["elbo_se"]), np.nan_to_num(row_b["elbo_se"]))
+            if gap > max(ELBO_GAP_TOL, ELBO_SE_Z * se) and not gap <= row_a["elbo_gap"]:
+                row_a["elbo_gap"], row_a["elbo_below"] = float(gap), b
+
+
+def _reference_weakness(row: Mapping[str, Any]) -> list[str]:
+    """Why a reference is not strong (empty when it is): chains, R-hat, ESS."""
+    if row["n_draws_total"] <= 1:
+        return ["a point estimate has no posterior spread to judge against"]
+    if row["family"] == "vi":
+        return ["draws from a variational q, not from the posterior"]
+    reasons = []
+    if row["chains"] < 2:
+        reasons.append(f"{row['chains']} chain (R-hat needs >= 2)")
+    elif not _finite(row["rhat_max"]):
+        reasons.append("R-hat undefined")
+    elif row["rhat_max"] > RHAT_TOL:
+        reasons.append(f"max R-hat {row['rhat_max']:.3f} > {RHAT_TOL:g}")
+    if not _finite(row["ess_min"]):
+        reasons.append("bulk ESS undefined")
+    elif row["ess_min"] < ESS_MIN:
+        reasons.append(f"min bulk ESS {row['ess_min']:.0f} < {ESS_MIN}")
+    if row["converged"] is False:
+        reasons.append("the engine's own convergence test failed")
+    return reasons
+
+
+def _check_same_question(fits: Mapping[str, MixtureFit], reference: str) -> None:
+    """ValueError naming every fit whose spec or data differ from the reference's."""
+    ref = fits[reference]
+    spec_ref, data_ref = ref.spec_fingerprint, ref.data_fingerprint
+    problems = []
+    for key, fit in fits.items():
+        what = []
+        if fit.spec_fingerprint != spec_ref:
+            fields = [f"{k}={v!r} vs {ref.spec.to_dict().get(k)!r}"
+                      for k, v in fit.spec.to_dict().items()
+                      if k != "weights_transform" and v != ref.spec.to_dict().get(k)]
+            what.append(f"spec ({', '.join(fields) or 'differs'})")
+        if fit.data_fingerprint != data_ref:
+            if fit.points.shape != ref.points.shape:
+                what.append(f"data (shape {fit.points.shape} vs {ref.points.shape})")
+            else:
+                what.append(f"data (same shape {fit.points.shape}, different values)")
+        if what:
+            problems.append(f"fits[{key!r}] differs in {' and '.join(what)}")
+    if problems:
+        raise ValueError(f"fits: expected every fit to answer the reference's question (the "
+                         f"spec and data of fits[{reference!r}]), got: {'; '.join(problems)}. "
+                         f"Fit every engine to the same points with the same MixtureSpec.")
+
+
+def _known_evidence(fits: Mapping[str, MixtureFit], reference: str) -> dict[str, Any] | None:
+    """The first fit (reference first) that estimated log p(x), with se/method/flags."""
+    for key, fit in ((reference, fits[reference]), *fits.items()):
+        if fit.extras.get("log_evidence") is not None:
+            se = fit.extras.get("log_evidence_se")
+            return {"source": key, "value": float(fit.extras["log_evidence"]),
+                    "se": float(se) if se is not None else None,
+                    "method": fit.extras.get("log_evidence_method"),
+                    "flags": tuple(_evidence_flags(fit))}
+    return None
+
+
 def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
             not_applicable: Mapping[str, str] | None = None,
             log_evidence: float | None = None, name: str | None = None) -> Comparison:
@@ -453,14 +836,15 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
     Parameters
     ----------
     fits : Mapping[str, MixtureFit]
-        Fits by display name (usually the engine name), all of the same spec and data.
+        Fits by display name (usually the engine name), all of the same spec and data
+        (checked by fingerprint: ``MixtureFit.spec_fingerprint`` / ``data_fingerprint``).
     reference : str
         The key of the fit the others are judged against (usually long-run NUTS).
     not_applicable : Mapping[str, str], optional
         Engines that could not serve the spec, with the reason, listed in tables.
     log_evidence : float, optional
         A known log p(x) in nats. By default the reference's ``extras["log_evidence"]``
-        (e.g. SMC), or any fit's, is used when present.
+        (e.g. SMC's estimate, shown with its se and flags), or any fit's, is used.
     name : str, optional
         Dataset name, for titles.
 
@@ -471,27 +855,37 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
     Raises
     ------
     ValueError
-        When ``reference`` is not a key of ``fits``, or the fits disagree on K or the data
-        shape.
+        When ``reference`` is not a key of ``fits``, or a fit's spec or data differ from
+        the reference's (the message names each such fit and what differs).
     TypeError
         When a value is not a MixtureFit.
 
     Notes
     -----
-    Verdict rules (the thresholds are module constants, also stored in ``to_dict()``):
+    Verdict rules (the thresholds are module constants, also in ``to_dict()`` and in
+    words in :func:`verdict_rules`):
 
+    - the reference: "reference", or "reference (weak: ...)" unless it has >= 2 chains,
+      every free parameter R-hat <= ``RHAT_TOL`` (1.01) and bulk ESS >= ``ESS_MIN`` (400);
     - "label-switched (fixed by relabeling)": >= ``LABEL_SWITCH_FRACTION`` (1 %) of the
       fit's draws changed labels when aligned to the fit's own consensus, and the max
-      R-hat after relabeling is <= ``RHAT_TOL`` (1.05) (or there is one chain);
-    - "chains disagree (R-hat r)": no switching, but max R-hat > ``RHAT_TOL``;
+      R-hat after relabeling is <= ``RHAT_TOL`` (or there is one chain);
+    - "chains disagree (R-hat r > 1.01)": no switching, but max R-hat > ``RHAT_TOL``;
+    - "did not converge (...)": ``fit.converged is False`` (the engine's own test), or
+      the ELBO is more than max(``ELBO_GAP_TOL`` nat, ``ELBO_SE_Z`` se) below that of a
+      fit of the same or a contained variational family (``VARIATIONAL_FAMILIES``); such
+      a fit's width is shown as "sd ratio r x", never as a property of its method;
     - "point estimate (no uncertainty)": a single draw (EM, MAP);
-    - "means off by s reference sd": s = max over parameters of |mean - reference mean| /
-      reference sd exceeds ``MEAN_SHIFT_TOL`` (1.0);
-    - "too narrow by r x" / "too wide by r x": the geometric mean over parameters of
-      sd / reference sd is below 1 / ``SD_RATIO_TOL`` or above ``SD_RATIO_TOL`` (1.25);
-    - "did not converge (engine's own criterion)": ``fit.converged is False``;
-    - "agrees": none of the above. Parameters the reference does not vary (fixed
-      weights) are left out of the ratios and shifts.
+    - "<parameter> s reference sd above/below": per group (means, weights, obs_sd), the
+      largest shift that exceeds both ``MEAN_SHIFT_TOL`` (1) reference sd and ``MCSE_Z``
+      (3) x sqrt(mcse_ref^2 + mcse_engine^2);
+    - "too narrow/wide by r x" (MCMC) or "[converged; ]q too narrow/wide by r x (<family>
+      family)" (VI): the geometric mean over the free parameters of sd / reference sd is
+      outside [1/``SD_RATIO_TOL``, ``SD_RATIO_TOL``] (1.1);
+    - "agrees (sd ratio r x)": none of the above; the ratio is always shown.
+
+    Free parameters: those the reference varies (fixed weights are left out), and of the
+    K weights only the first K-1 (the last is determined by them).
     """
     import pandas as pd
 
@@ -505,29 +899,27 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
     if reference not in fits:
         raise ValueError(f"reference: expected one of the fits given ({', '.join(fits)}), got "
                          f"{reference!r}. Pass reference=<one of those>, or add that fit.")
-    ref = fits[reference]
-    for key, fit in fits.items():
-        if fit.n_components != ref.n_components or fit.points.shape != ref.points.shape:
-            raise ValueError(f"fits[{key!r}]: expected K={ref.n_components} and data of shape "
-                             f"{ref.points.shape} like the reference, got K={fit.n_components} "
-                             f"and {fit.points.shape}. Compare fits of one spec on one dataset.")
+    _check_same_question(fits, reference)
     aligned = _align(fits, reference)
     params = pd.DataFrame(_parameter_rows(aligned, reference))
-    rows = {}
-    for key, fit in aligned.items():
-        row = _engine_row(key, fit, params)
-        row["verdict"] = _verdict(row, key == reference)
-        del row["rhat_after"]
-        rows[key] = row
+    rows = {key: _engine_row(key, fit, params) for key, fit in aligned.items()}
+    _elbo_shortfalls(rows)
+    weak = _reference_weakness(rows[reference])
+    rows[reference]["reference_weak"] = "; ".join(weak)
+    for key, row in rows.items():
+        mine = params[(params["engine"] == key) & params["free"] & params["significant"]]
+        row["verdict"] = _verdict(row, key == reference, mine.to_dict(orient="records"))
+        for private in ("rhat_after", "reference_weak"):
+            row.pop(private, None)
     engines = pd.DataFrame.from_dict(rows, orient="index")
     engines.index.name = "engine"
-    source = "given" if log_evidence is not None else None
-    if log_evidence is None:
-        known = [(key, f.extras["log_evidence"]) for key, f in ((reference, ref), *fits.items())
-                 if f.extras.get("log_evidence") is not None]
-        if known:
-            source, log_evidence = known[0][0], float(known[0][1])
+    evidence = ({"source": "given", "value": float(log_evidence), "se": None, "method": None,
+                 "flags": ()} if log_evidence is not None else _known_evidence(fits, reference))
+    evidence = evidence or {"source": None, "value": None, "se": None, "method": None,
+                            "flags": ()}
     return Comparison(reference=reference, fits=aligned,
                       parameters=params.drop(columns="_ref_sd"), engines=engines,
-                      not_applicable=dict(not_applicable or {}), log_evidence=log_evidence,
-                      name=name, log_evidence_source=source)
+                      not_applicable=dict(not_applicable or {}), log_evidence=evidence["value"],
+                      name=name, log_evidence_source=evidence["source"],
+                      log_evidence_se=evidence["se"], log_evidence_method=evidence["method"],
+                      log_evidence_flags=evidence["flags"], reference_weak_reasons=tuple(weak))

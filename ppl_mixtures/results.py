@@ -10,11 +10,19 @@ Schema of ``fit.idata`` (an ``xarray.DataTree``, as ArviZ 1.x expects):
 - ``sample_stats`` (MCMC), ``log_likelihood`` (``x`` with dims (chain, draw, obs)) when
   the engine computed it.
 
+``fit.converged`` means the engine's own convergence test passed (see :class:`MixtureFit`);
+``fit.family`` is "mcmc", "vi" or "point"; ``fit.fingerprint`` identifies the spec and data,
+so ``compare`` refuses fits of different questions.
+
 Standard keys of ``fit.extras`` (engines add their own beside these):
 
 - ``"elbo_final"``, ``"elbo_final_se"``: the ELBO at the end (nats) and its Monte Carlo
   standard error (0.0 when exact, e.g. CAVI);
-- ``"log_evidence"``: an estimate of log p(x) (e.g. SMC), with ``"log_evidence_se"``;
+- ``"log_evidence"``: an estimate of log p(x) (e.g. SMC), with ``"log_evidence_se"``
+  (its standard error), ``"log_evidence_method"`` (how it was estimated) and
+  ``"evidence_flags"`` (a list of str such as ``"below_elbo"``, ``"runs_disagree"``);
+- ``"variational_family"``: for VI fits, the family of q when the engine name does not
+  say it (``compare`` knows advi, fullrank_advi, cavi and svi);
 - ``"log_lik"``: a log-likelihood (or log-posterior) trace for point estimators (EM);
 - ``"restarts"``: one dict per restart (``n_init``), each with at least ``random_seed``
   and the objective it reached, so users see the local optima that were left behind.
@@ -23,6 +31,8 @@ Standard keys of ``fit.extras`` (engines add their own beside these):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -39,6 +49,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
+    "FAMILIES",
     "PARAMETERS",
     "ConvergenceWarning",
     "MixtureFit",
@@ -49,6 +60,11 @@ __all__ = [
 
 #: The model parameters every engine reports, in the order tables show them.
 PARAMETERS = ("means", "weights", "obs_sd")
+#: Engine families: samplers, variational methods, point estimators.
+FAMILIES = ("mcmc", "vi", "point")
+#: Spec fields that choose a parameterization, not the model (left out of the fingerprint:
+#: the posterior is the same whichever transform the weights use).
+_PARAMETERIZATION_FIELDS = ("weights_transform",)
 
 
 class ConvergenceWarning(UserWarning):
@@ -111,14 +127,20 @@ class MixtureFit:
         ELBO trace in nats (higher is better; never a loss), full-data scale. None for
         engines without an ELBO.
     converged : bool or None
-        Whether the engine's own criterion was met (None when it has none, e.g. MCMC; use
-        R-hat there).
+        True when the engine's own convergence test passed, False when it ran out of
+        iterations (or failed its test) first, None when the engine has no such test
+        (MCMC: judge the chains by R-hat and ESS instead). It says nothing about how good
+        the answer is: a converged mean-field fit is still too narrow, and ``compare``
+        reports that separately as a property of the family.
     n_iter : int or None
         Iterations run (optimizers) or draws per chain (samplers).
     extras : Mapping
         Engine-specific results (read-only); standard keys in the module docs.
     options : Mapping
         The options the engine ran with, including ``random_seed``, for reproduction.
+    family : {"mcmc", "vi", "point"} or None
+        The engine's family (samplers, variational methods, point estimators); None when
+        not recorded (``compare`` then asks the engine registry by ``engine``).
     """
 
     engine: str
@@ -130,8 +152,13 @@ class MixtureFit:
     n_iter: int | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    family: str | None = None
 
     def __post_init__(self) -> None:
+        if self.family is not None and self.family not in FAMILIES:
+            raise ValueError(f"family: expected one of {', '.join(FAMILIES)} or None, got "
+                             f"{self.family!r}. Use 'mcmc' for samplers, 'vi' for variational "
+                             f"methods, 'point' for point estimators.")
         if self.elbo is not None:
             elbo = np.array(self.elbo, dtype=np.float64)  # a copy: the caller's array stays writable
             elbo.setflags(write=False)
@@ -182,6 +209,36 @@ class MixtureFit:
         if self.elbo is not None and self.elbo.size:
             return float(self.elbo[-1])
         return None
+
+    @property
+    def data_fingerprint(self) -> str:
+        """sha256 (hex) of the observed data: its shape and float64 bytes (C order)."""
+        points = np.ascontiguousarray(self.points, dtype="<f8")
+        digest = hashlib.sha256(repr(points.shape).encode())
+        digest.update(points.tobytes())
+        return digest.hexdigest()
+
+    @property
+    def spec_fingerprint(self) -> str:
+        """sha256 (hex) of the model the spec describes (``spec.to_dict()`` as sorted JSON).
+
+        Parameterization choices that leave the posterior unchanged (``weights_transform``)
+        are left out, so fits of one model under different transforms compare.
+        """
+        model = {k: v for k, v in self.spec.to_dict().items()
+                 if k not in _PARAMETERIZATION_FIELDS}
+        text = json.dumps(model, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the spec and data together: equal fingerprints, same question.
+
+        Computed from ``idata.observed_data`` (every engine stores the data it saw), so
+        two fits answer the same question exactly when their fingerprints are equal.
+        """
+        return hashlib.sha256((self.spec_fingerprint + self.data_fingerprint).encode()
+                              ).hexdigest()
 
     def parameter_names(self) -> tuple[str, ...]:
         """The model parameters present in the posterior, in table order."""

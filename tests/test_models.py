@@ -11,6 +11,7 @@ from ppl_mixtures.models import (
     build_latent_model,
     build_marginal_model,
     initial_point,
+    initial_points,
     mixture_random,
 )
 from ppl_mixtures.transforms import stick_breaking_forward
@@ -218,6 +219,45 @@ def test_initial_point_is_ordered_and_inside_the_data(seed):
     np.testing.assert_allclose(start["weights"], 0.25)
     plain = initial_point(MixtureSpec(2, weights="fixed"), POINTS_2D)
     assert set(plain) == {"means"} and plain["means"].shape == (2, 2)
+
+
+def test_initial_points_one_overdispersed_valid_start_per_chain():
+    rng = np.random.default_rng(2)
+    points = np.concatenate([rng.normal(-3, 0.5, (60, 2)), rng.normal(3, 0.5, (40, 2))])
+    spec = MixtureSpec(2, ordered=True, obs_sd="learned")
+    starts = initial_points(spec, points, 4, random_seed=7)
+    assert len(starts) == 4
+    again = initial_points(spec, points, 4, random_seed=7)
+    for a, b in zip(starts, again, strict=True):  # same seed, same starts
+        assert set(a) == {"means_first", "means_rest", "weights", "obs_precision"}
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+    firsts = np.array([s["means_first"] for s in starts])            # (chains, K)
+    assert np.all(np.diff(firsts, axis=1) > 0)                          # ordered, every chain
+    # the chains start apart by more than a posterior sd (~ 0.5 / sqrt(50) = 0.07): the
+    # jitter is 0.25 x the data sd (2.9) = 0.73 per coordinate, so a pair's difference is
+    # N(0, 1.03^2) per coordinate and both |differences| < 0.07 has probability ~0.003
+    gaps = np.abs(firsts[:, None] - firsts[None]).max(-1)[np.triu_indices(4, 1)]
+    assert gaps.min() > 0.07
+    # near the k-means centres (-3, 3), so no chain starts in a minor mode of the ordering
+    np.testing.assert_allclose(firsts.mean(0), [-3.0, 3.0], atol=1.5)
+    for s in starts:
+        np.testing.assert_allclose(s["weights"].sum(), 1.0)
+        assert s["weights"].min() >= 0.1 / 2 / 1.1 and np.all(s["obs_precision"] > 0)
+    # every start is inside the model's support: finite log p at each
+    model = build_marginal_model(points, spec)
+    logp = model.compile_logp()
+    for s in starts:
+        value = {}
+        for rv in model.free_RVs:
+            transform = model.rvs_to_transforms[rv]
+            val = model.rvs_to_values[rv]
+            x = s[rv.name]
+            value[val.name] = (transform.forward(x, *rv.owner.inputs).eval()
+                               if transform is not None else x)
+        assert np.isfinite(logp(value))
+    other = initial_points(spec, points, 4, random_seed=8)
+    assert not np.array_equal(other[0]["means_first"], starts[0]["means_first"])
 
 
 def test_fused_logp_and_gradient_equal_builtin_mixture():

@@ -194,3 +194,52 @@ def test_stopwatch_and_warning_class():
         raise RuntimeError
     assert failed.seconds > 0.0  # timed even when the block raises
     assert issubclass(ConvergenceWarning, UserWarning)
+
+
+# ----------------------------------------------------------------------------- identity
+def test_fingerprint_identifies_spec_and_data():
+    means, weights, obs_sd, points = _draws()
+    spec = MixtureSpec(n_components=K, obs_sd="learned")
+
+    def fit_of(pts, spec=spec, engine="toy"):
+        return MixtureFit(engine=engine, spec=spec,
+                          idata=make_idata(means, weights, pts, obs_sd=obs_sd))
+
+    base = fit_of(points)
+    # equal values in another array, another engine, other draws: the same question
+    assert fit_of(points.copy(), engine="other").fingerprint == base.fingerprint
+    assert len(base.fingerprint) == 64 and int(base.fingerprint, 16) >= 0  # sha256 hex
+    nudged = points.copy()
+    nudged[2, 1] = np.nextafter(nudged[2, 1], np.inf)  # one ulp
+    assert fit_of(nudged).data_fingerprint != base.data_fingerprint
+    assert fit_of(nudged).spec_fingerprint == base.spec_fingerprint
+    other_prior = fit_of(points, spec=MixtureSpec(n_components=K, obs_sd="learned",
+                                                  mean_prior_sd=2.0))
+    assert other_prior.spec_fingerprint != base.spec_fingerprint
+    assert other_prior.data_fingerprint == base.data_fingerprint
+    assert other_prior.fingerprint != base.fingerprint
+    # a different transform of the weights is the same model
+    simplex = fit_of(points, spec=MixtureSpec(n_components=K, obs_sd="learned",
+                                              weights_transform="simplex"))
+    assert simplex.fingerprint == base.fingerprint
+
+
+def test_fingerprint_sees_the_shape_not_only_the_bytes():
+    means = np.zeros((1, 1, 2, 2))
+    weights = np.full((1, 1, 2), 0.5)
+    six = np.arange(12.0)
+    a = MixtureFit(engine="t", spec=MixtureSpec(2), idata=make_idata(means, weights,
+                                                                      six.reshape(6, 2)))
+    means3 = np.zeros((1, 1, 2, 3))
+    b = MixtureFit(engine="t", spec=MixtureSpec(2), idata=make_idata(means3, weights,
+                                                                      six.reshape(4, 3)))
+    assert a.points.tobytes() == b.points.tobytes()
+    assert a.data_fingerprint != b.data_fingerprint
+
+
+def test_family_is_recorded_and_checked():
+    assert _fit().family is None
+    assert _fit(family="vi").family == "vi"
+    with pytest.raises(ValueError, match="family: expected one of mcmc, vi, point or None, "
+                                         "got 'sampler'"):
+        _fit(family="sampler")

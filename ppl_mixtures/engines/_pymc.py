@@ -115,7 +115,7 @@ def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, ti
                    *, log_likelihood: bool = True, extras: Mapping[str, Any] | None = None,
                    options: Mapping[str, Any] | None = None, n_iter: int | None = None,
                    converged: bool | None = None, attrs: Mapping[str, Any] | None = None,
-                   ) -> MixtureFit:
+                   family: str = "mcmc") -> MixtureFit:
     """Normalize a PyMC result to the shared schema and wrap it in a :class:`MixtureFit`.
 
     Parameters
@@ -138,6 +138,8 @@ def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, ti
     extras, options, n_iter, converged, attrs
         Passed to :class:`MixtureFit`; ``attrs`` are set on the posterior group (PyMC's
         own posterior attrs, e.g. ``sampling_time``, are kept).
+    family : {"mcmc", "vi", "point"}
+        Recorded as ``MixtureFit.family`` (the PyMC samplers are all "mcmc").
 
     Returns
     -------
@@ -173,4 +175,4 @@ def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, ti
     tree["posterior"] = xr.DataTree(merged)
     return MixtureFit(engine=engine, spec=spec, idata=tree, timings=timings,
                       converged=converged, n_iter=n_iter, extras=dict(extras or {}),
-                      options=dict(options or {}))
+                      options=dict(options or {}), family=family)

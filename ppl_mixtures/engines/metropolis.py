@@ -13,7 +13,10 @@ R-hat) next to NUTS on the same model, and offers the options that repair part o
 - ``blocked=False`` (PyMC's default): one Metropolis step per variable; ``True``: one joint
   proposal for all variables;
 - ``start="map"`` (the seed's recipe): every chain starts at ``pm.find_MAP``; ``"data"``:
-  each chain at K random data points; ``"prior"``: each chain at means drawn from the prior;
+  each chain from its own overdispersed start (:func:`ppl_mixtures.models.initial_points`:
+  k-means++ data points as means, random weights); ``"prior"``: each chain at means drawn
+  from the prior. Only the per-chain starts let R-hat see chains that end in different
+  modes; "map" stays the default because it is the recipe this engine reproduces;
 - ``compound=True``: Metropolis for the weights and NUTS for the means (and learned
   precisions), the list-of-steps form of ``pm.sample(step=[...])``.
 
@@ -88,8 +91,7 @@ def _initvals(start: str, model: Any, spec: MixtureSpec, points: np.ndarray, cha
         return [found] * chains
     if start == "prior":
         return [_prior_start(spec, points, np.random.default_rng(s)) for s in seeds]
-    return [models.initial_point(spec, points, random_seed=int(s.generate_state(1)[0]))
-            for s in seeds]
+    return models.initial_points(spec, points, chains, random_seed)
 
 
 # ----------------------------------------------------------------- steps
@@ -159,8 +161,9 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, tune: int =
         True: one joint proposal for all variables.
     start : {"map", "data", "prior"} or None
         "map": every chain starts at ``pm.find_MAP`` (the seed's recipe); "data": each chain
-        at K random data points (sorted when ordered); "prior": each chain's means drawn
-        from the prior. None is the same as "data".
+        from its own overdispersed start (``models.initial_points``: K data points by
+        k-means++ seeding, sorted when ordered, weights from Dirichlet(1)); "prior": each
+        chain's means drawn from the prior. None is the same as "data".
     compound : bool
         Metropolis for the weights and NUTS for the means (and the learned precisions).
         Needs learned weights (``spec.weights="dirichlet"`` and K > 1).
