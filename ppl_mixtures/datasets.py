@@ -202,17 +202,27 @@ def make_mixture(n_samples: int, means: Any, weights: Any, obs_sd: Any = 1.0,
     n_components, n_features = means_arr.shape
     weights_arr = _check_weights(weights, n_components)
     sd = _check_obs_sd(obs_sd, n_components, n_features, one_d)
-    rng = np.random.default_rng(random_seed)
+    rng = np.random.default_rng(v.check_seed(random_seed))
     labels = rng.choice(n_components, size=n_samples, p=weights_arr)
     noise = rng.standard_normal((n_samples, n_features))
     points = means_arr[labels] + sd[labels] * noise
     return (points[:, 0] if one_d else points), labels
 
 
+def _as_array(name: str, value: Any) -> np.ndarray:
+    """np.asarray(value), with our message for ragged nested sequences."""
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{name}: expected a rectangular array of numbers, got a ragged nested "
+                         f"sequence ({v.describe(value)}). Make every row the same length."
+                         ) from err
+
+
 def _check_means(means: Any) -> np.ndarray:
     """Means as float64 of shape (K, D) or (K,)."""
-    arr = np.asarray(means)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+    arr = _as_array("means", means)
+    if arr.dtype == bool or arr.dtype.kind in "mMc" or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"means: expected numbers of shape (n_components, n_features), got "
                         f"{v.describe(means)}. Pass e.g. [[-1.0, 0.0], [1.0, 0.0]].")
     arr = arr.astype(np.float64)
@@ -226,8 +236,8 @@ def _check_means(means: Any) -> np.ndarray:
 
 def _check_weights(weights: Any, n_components: int) -> np.ndarray:
     """Weights as float64 of shape (K,), >= 0, summing to 1."""
-    arr = np.asarray(weights)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+    arr = _as_array("weights", weights)
+    if arr.dtype == bool or arr.dtype.kind in "mMc" or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"weights: expected {n_components} numbers summing to 1, got "
                         f"{v.describe(weights)}. Pass e.g. {[round(1 / n_components, 3)] * n_components}.")
     arr = arr.astype(np.float64)
@@ -242,8 +252,8 @@ def _check_weights(weights: Any, n_components: int) -> np.ndarray:
 
 def _check_obs_sd(obs_sd: Any, n_components: int, n_features: int, one_d: bool) -> np.ndarray:
     """obs_sd broadcast to (K, D), every entry finite and > 0."""
-    arr = np.asarray(obs_sd)
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number):
+    arr = _as_array("obs_sd", obs_sd)
+    if arr.dtype == bool or arr.dtype.kind in "mMc" or not np.issubdtype(arr.dtype, np.number):
         raise TypeError(f"obs_sd: expected a positive number or array, got {v.describe(obs_sd)}. "
                         f"Pass e.g. obs_sd=1.0.")
     arr = arr.astype(np.float64)

@@ -426,3 +426,28 @@ def test_ordinary_first_rows_raise_no_header_warning(tmp_path, content):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         datasets.load_points(path)
+
+
+@pytest.mark.parametrize("kwargs, err, match", [
+    ({"means": [[0.0], [1.0, 2.0]]}, ValueError, r"^means: expected a rectangular array"),
+    ({"means": np.array([1, 2], dtype="timedelta64[s]")}, TypeError, r"^means: expected numbers"),
+    ({"means": [1 + 1j, 2.0]}, TypeError, r"^means: expected numbers"),
+    ({"weights": [[0.5], [0.25, 0.25]]}, ValueError, r"^weights: expected a rectangular array"),
+    ({"obs_sd": np.timedelta64(1, "s")}, TypeError, r"^obs_sd: expected a positive number"),
+    ({"random_seed": -1}, ValueError, r"^random_seed: expected an integer >= 0"),
+    ({"random_seed": 0.5}, TypeError, r"^random_seed: expected an integer"),
+])
+def test_make_mixture_refuses_ragged_time_complex_and_bad_seeds(kwargs, err, match):
+    args = {"n_samples": 10, "means": [0.0, 3.0], "weights": [0.5, 0.5], "obs_sd": 1.0,
+            "random_seed": 0, **kwargs}
+    with pytest.raises(err, match=match):
+        datasets.make_mixture(**args)
+
+
+def test_numpy_scalars_are_numbers_in_the_generators():
+    a, _ = datasets.make_mixture(np.int64(20), [0.0, 3.0], [0.5, 0.5], np.float64(1.0),
+                                 random_seed=np.int64(4))
+    b, _ = datasets.make_mixture(20, [0.0, 3.0], [0.5, 0.5], 1.0, random_seed=4)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(datasets.three_clusters_1d(np.int64(1))[0],
+                                  datasets.three_clusters_1d(1)[0])
