@@ -191,6 +191,9 @@ def test_finite_fit_passes_the_check(monkeypatch):
     assert result.engine == "broken"
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore::ppl_mixtures.ConvergenceWarning")
 def test_real_engines_raise_numerical_error_on_overflowing_data():
     """Values near 1e200 are finite, but their squares overflow: no NaN fit comes back."""
     points = np.random.default_rng(0).normal(size=(12, 1)) * 1e200
