@@ -9,7 +9,10 @@ every engine (NUTS, Metropolis, the latent-z Gibbs engine, ADVI, CAVI, EM) the s
 - :func:`mcmc_summary`: ``az.summary`` of the model parameters plus the sampler's own
   health (divergences, tree depth, acceptance);
 - :func:`loo`: ``az.loo`` on the fit, with a clear error when there is no log-likelihood;
-- :func:`posterior_predictive`: replicated data sets, one per posterior draw.
+- :func:`posterior_predictive`: replicated data sets, one per posterior draw;
+- :func:`coclustering` and :func:`predictive_logpdf`: label-invariant grades of any fit
+  (P(z_i = z_j | x) and log p(x_new | x)), comparable with ``evidence.exact_posterior``;
+- :func:`vi_khat`: the PSIS Pareto k-hat of p/q for a variational fit (Yao et al. 2018).
 
 Draws are processed in chunks so that memory stays near ``_CHUNK_ELEMENTS`` floats whatever
 the number of draws and observations (4 chains x 1000 draws x 100 000 points would be
@@ -31,13 +34,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "MAX_COCLUSTERING_POINTS",
+    "VI_ENGINES",
     "McmcSummary",
     "add_log_likelihood",
+    "coclustering",
     "log_likelihood",
     "loo",
     "mcmc_summary",
+    "pareto_khat",
     "posterior_predictive",
+    "predictive_logpdf",
     "responsibilities",
+    "unconstrained_log_joint",
+    "vi_khat",
 ]
 
 #: Floats of the largest (draws, n_samples, n_components) block built at once (~32 MB).
@@ -403,3 +413,364 @@ def posterior_predictive(fit: MixtureFit, random_seed: int | None = None,
         scale = np.take_along_axis(obs_sd[chunk], z[..., None], axis=1)
         x_rep[chunk] = loc + scale * rng.standard_normal(loc.shape)
     return x_rep.reshape(fit.n_chains, keep.size, n_samples, n_features)
+
+
+# ---------------------------------------------------------------- label-invariant grades
+#: Largest number of observations :func:`coclustering` accepts (an (N, N) float matrix).
+MAX_COCLUSTERING_POINTS = 5_000
+
+
+def _coclustering_sum(data, weights, means, obs_sd, n_total) -> np.ndarray:
+    """sum over draws of R_s R_s^T, R_s the (N, K) responsibilities of draw s: (N, N)."""
+    n_samples, n_components = data.shape[0], weights.shape[1]
+    total = np.zeros((n_samples, n_samples))
+    for chunk in _chunks(n_total, n_samples * max(n_components, n_samples)):
+        resp = np.exp(log_responsibilities(data, weights[chunk], means[chunk],
+                                           _sd_slice(obs_sd, chunk)))        # (b, N, K)
+        flat = resp.transpose(1, 0, 2).reshape(n_samples, -1)               # (N, b K)
+        total += flat @ flat.T
+    return total
+
+
+def coclustering(fit: MixtureFit, points: Any = None) -> np.ndarray:
+    """Posterior probability that two observations share a component, P(z_i = z_j | x).
+
+    Given a draw theta_s the assignments are independent, so for i != j
+
+        P(z_i = z_j | x, theta_s) = sum_k r_ik(theta_s) r_jk(theta_s)                    (1)
+
+    with r the responsibilities of :func:`responsibilities`; the posterior probability is the
+    mean of (1) over the draws, and the diagonal is 1. The sum over k makes it
+    label-invariant: no relabeling is needed, and chains in different label modes agree.
+    Compare it with :attr:`ppl_mixtures.evidence.ExactPosterior.coclustering` on tiny data.
+
+    Parameters
+    ----------
+    fit : MixtureFit
+        Any engine's fit (a point estimate gives its plug-in value).
+    points : array-like of shape (n_samples, n_features), optional
+        The fit's own data when None. At most :data:`MAX_COCLUSTERING_POINTS` rows.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_samples)
+        Symmetric, entries in [0, 1], ones on the diagonal.
+    """
+    fit = _check_fit(fit)
+    data = _points(fit, points)
+    if data.shape[0] > MAX_COCLUSTERING_POINTS:
+        raise ValueError(f"points: expected at most {MAX_COCLUSTERING_POINTS} observations "
+                         f"(the result is an N x N matrix), got {data.shape[0]}. Pass a "
+                         f"subset, e.g. points[:{MAX_COCLUSTERING_POINTS}].")
+    weights, means, obs_sd = _parameter_draws(fit)
+    out = _coclustering_sum(data, weights, means, obs_sd, weights.shape[0]) / weights.shape[0]
+    np.fill_diagonal(out, 1.0)
+    return np.clip(0.5 * (out + out.T), 0.0, 1.0)
+
+
+def predictive_logpdf(fit: MixtureFit, points: Any = None) -> np.ndarray:
+    """The posterior predictive log density log p(x_new | x) of each point, from the draws.
+
+        log p(x_new | x) ~= log (1/S) sum_s p(x_new | theta_s)
+                          = logsumexp_s log p(x_new | theta_s) - log S                    (1)
+
+    a Monte Carlo estimate over the fit's S draws (all chains), label-invariant. For VI fits
+    it is the predictive of q; for a point estimate, the plug-in density. Compare it with
+    :meth:`ppl_mixtures.evidence.ExactPosterior.predictive_logpdf` on tiny data.
+
+    Parameters
+    ----------
+    fit : MixtureFit
+    points : array-like of shape (n_new, n_features), optional
+        Where to evaluate; the fit's own data when None.
+
+    Returns
+    -------
+    ndarray of shape (n_new,)
+    """
+    from scipy.special import logsumexp
+
+    fit = _check_fit(fit)
+    values = log_likelihood(fit, points)                                   # (C, S, M)
+    values = values.reshape(-1, values.shape[-1])
+    return logsumexp(values, axis=0) - np.log(values.shape[0])
+
+
+# ---------------------------------------------------------------- VI: Pareto k-hat
+#: Spread (nats) of the log ratios below which they count as constant (q = p).
+_CONSTANT_RATIOS = 1e-8
+#: Engines whose fit carries its q (the importance-sampling proposal of :func:`vi_khat`).
+VI_ENGINES = ("advi", "fullrank_advi", "cavi", "svi")
+
+
+def vi_khat(fit: MixtureFit, points: Any = None, *, n_draws: int = 4000,
+            random_seed: int | None = 0) -> float:
+    """Pareto k-hat of the importance ratios p(x, theta) / q(theta) of a VI fit (PSIS).
+
+    Draws theta_s ~ q from the fit's own variational parameters, computes the log ratios
+    log p(x, theta_s) - log q(theta_s) and fits a generalized Pareto distribution to their
+    largest values (Pareto-smoothed importance sampling: Vehtari et al. 2024; as a VI
+    diagnostic: Yao et al. 2018, "Yes, but did it work?"). k-hat is the shape of that tail:
+    how heavy the right tail of p/q is, i.e. how badly q misses mass that p has.
+
+    Reading (Yao et al. 2018, §3):
+
+    - k-hat < 0.5: q is close to p where it matters; importance sampling with q works, and
+      posterior means from q are usable;
+    - 0.5 <= k-hat < 0.7: usable but rough (ok-ish): the variance of the ratios is
+      infinite, PSIS still converges at a practical rate;
+    - k-hat >= 0.7: q is unreliable as an approximation (typically too narrow or
+      misplaced); do not trust its means or sds without a check by MCMC.
+
+    Parameters
+    ----------
+    fit : MixtureFit
+        A variational fit: ``"advi"``, ``"fullrank_advi"`` (q Gaussian on the unconstrained
+        space, from ``extras["unconstrained_mean"]``, ``["unconstrained_sd"]``,
+        ``["covariance"]``, ``["unconstrained_labels"]``), ``"cavi"`` or ``"svi"`` (q a
+        product of Gaussians for the means, a Dirichlet for the weights and Gammas for
+        learned precisions, from ``extras["variational_params"]``).
+    points : array-like of shape (n_samples, n_features), optional
+        The data of p(x, theta); the fit's own data when None.
+    n_draws : int
+        Draws from q (>= 100; Yao et al. use thousands: the tail fit uses the largest
+        min(S/5, 3 sqrt(S)) ratios).
+    random_seed : int or None
+        Seed of the draws from q (same seed -> same k-hat).
+
+    Returns
+    -------
+    float
+        k-hat (-inf when the ratios are constant, i.e. q = p). ``p`` is the model's unnormalized posterior p(x, theta) in the same
+        coordinates as q (for ADVI: the unconstrained space, log|J| included); k-hat does
+        not depend on the normalizing constant. With ``spec.ordered`` the CAVI/SVI ratios
+        use the unordered model (q then covers one of its K! label modes).
+
+    Raises
+    ------
+    ValueError
+        For fits without a q (MCMC and point estimates): use R-hat and ESS there.
+    """
+    fit = _check_fit(fit)
+    if fit.engine not in VI_ENGINES:
+        raise ValueError(f"fit: expected a variational fit (engine {', '.join(map(repr, VI_ENGINES))}), "
+                         f"got engine {fit.engine!r}. k-hat grades q against p; an MCMC or "
+                         f"point fit has no q: check it with mcmc_summary (R-hat, ESS) instead.")
+    n_draws = check_int("n_draws", n_draws, minimum=100, hint="Use e.g. n_draws=4000")
+    data = _points(fit, points)
+    rng = np.random.default_rng(random_seed)
+    if fit.engine in ("advi", "fullrank_advi"):
+        log_ratio = _advi_log_ratios(fit, data, n_draws, rng)
+    else:
+        log_ratio = _conjugate_log_ratios(fit, data, n_draws, rng)
+    return pareto_khat(log_ratio)
+
+
+def pareto_khat(log_ratios: Any) -> float:
+    """PSIS k-hat of importance log ratios, shape (n_draws,) -> float (ArviZ's estimator).
+
+    Uses ``arviz_stats.base.array_stats.psislw``, whose input is a log-likelihood (it
+    smooths the log ratios ``-input``, as LOO needs), so the log ratios go in negated.
+    Ratios of exactly zero (log ratio -inf, e.g. a weight that underflowed) enter as the
+    smallest finite ratio: only the right tail matters for k-hat. Constant ratios (spread
+    below 1e-8 nats: q equals p) have no tail to fit and give -inf (a bounded tail).
+    """
+    from arviz_stats.base import array_stats
+
+    log_ratios = np.asarray(log_ratios, dtype=np.float64).ravel()
+    if np.any(np.isnan(log_ratios) | (log_ratios == np.inf)):
+        raise ValueError("log_ratios: expected finite log ratios (or -inf for zero ratios), "
+                         "got NaN or +inf. Check that q's parameters and the data are finite.")
+    finite = np.isfinite(log_ratios)
+    if not finite.any():
+        raise ValueError("log_ratios: expected some finite log ratios, got none (q puts all "
+                         "its draws where p is zero).")
+    log_ratios = np.where(finite, log_ratios, log_ratios[finite].min())
+    if np.ptp(log_ratios) < _CONSTANT_RATIOS:  # q = p up to round-off: no tail to fit
+        return float("-inf")
+    _, khat = array_stats.psislw(-(log_ratios - log_ratios.max()), r_eff=1.0)
+    return float(khat)
+
+
+# ------------------------------------------------------------- log p(x, theta) in numpy
+def _log_prior_means(means: np.ndarray, spec, n_features: int) -> np.ndarray:
+    """sum_kd log N(means_kd | m0_d, s0_d^2), means (S, K, D) -> (S,)."""
+    from scipy.stats import norm
+
+    return norm.logpdf(means, spec.prior_mean(n_features),
+                       spec.prior_sd(n_features)).sum(axis=(1, 2))
+
+
+def _log_dirichlet(log_w: np.ndarray, conc: np.ndarray) -> np.ndarray:
+    """log Dirichlet(w | conc) from log w (S, K), w.r.t. Lebesgue measure on w_1..w_{K-1}."""
+    from scipy.special import gammaln
+
+    return gammaln(conc.sum()) - gammaln(conc).sum() + ((conc - 1.0) * log_w).sum(axis=-1)
+
+
+def _log_gamma(tau: np.ndarray, log_tau: np.ndarray, shape, rate) -> np.ndarray:
+    """sum over (K, D) of log Gamma(tau | shape, rate), tau (S, K, D) -> (S,)."""
+    from scipy.special import gammaln
+
+    return (shape * np.log(rate) - gammaln(shape) + (shape - 1.0) * log_tau
+            - rate * tau).sum(axis=(1, 2))
+
+
+def _log_likelihood_sum(data, weights, means, obs_sd) -> np.ndarray:
+    """sum_i log p(x_i | theta_s), (S,), in chunks of draws."""
+    n_total = weights.shape[0]
+    out = np.empty(n_total)
+    for chunk in _chunks(n_total, data.shape[0] * weights.shape[1]):
+        out[chunk] = mixture_logp(data, weights[chunk], means[chunk],
+                                  _sd_slice(obs_sd, chunk)).sum(axis=-1)
+    return out
+
+
+def _log_dirichlet_draws(conc: np.ndarray, n_draws: int, rng) -> np.ndarray:
+    """log w for w ~ Dirichlet(conc), (S, K), without underflow for small concentrations.
+
+    log G with G ~ Gamma(a) is drawn as log Gamma(a + 1) + log(U) / a (Marsaglia & Tsang's
+    boost), then normalized in log space.
+    """
+    from scipy.special import logsumexp
+
+    g = rng.gamma(conc + 1.0, size=(n_draws, conc.size))
+    log_g = np.log(g) + np.log(rng.random((n_draws, conc.size))) / conc
+    return log_g - logsumexp(log_g, axis=-1, keepdims=True)
+
+
+def _conjugate_log_ratios(fit, data, n_draws, rng) -> np.ndarray:
+    """log p(x, theta) - log q(theta) for theta ~ q, CAVI/SVI's conjugate family, (S,)."""
+    from scipy.stats import norm
+
+    spec = fit.spec
+    params = fit.extras.get("variational_params")
+    if params is None:
+        raise ValueError(f"fit: expected extras['variational_params'] (q's parameters) in a "
+                         f"{fit.engine!r} fit, got none. Refit with ppl_mixtures.fit(...).")
+    loc = np.asarray(params["mean_loc"], dtype=np.float64)
+    sd = np.sqrt(np.asarray(params["mean_var"], dtype=np.float64))
+    n_components, n_features = loc.shape
+    means = loc + sd * rng.standard_normal((n_draws, n_components, n_features))
+    log_q = norm.logpdf(means, loc, sd).sum(axis=(1, 2))
+    log_p = _log_prior_means(means, spec, n_features)
+    if spec.fixed_weights:
+        weights = np.broadcast_to(spec.fixed_weight_values(), (n_draws, n_components))
+    else:
+        conc = np.asarray(params["weight_conc"], dtype=np.float64)
+        log_w = _log_dirichlet_draws(conc, n_draws, rng)
+        weights = np.exp(log_w)
+        log_q = log_q + _log_dirichlet(log_w, conc)
+        log_p = log_p + _log_dirichlet(log_w, spec.alpha())
+    if spec.learned_obs_sd:
+        shape = np.asarray(params["prec_shape"], dtype=np.float64)
+        rate = np.asarray(params["prec_rate"], dtype=np.float64)
+        tau = rng.gamma(shape, 1.0 / rate, size=(n_draws, n_components, n_features))
+        log_tau = np.log(tau)
+        log_q = log_q + _log_gamma(tau, log_tau, shape, rate)
+        log_p = log_p + _log_gamma(tau, log_tau, spec.precision_prior_shape,
+                                   spec.precision_prior_rate)
+        obs_sd = np.exp(-0.5 * log_tau)
+    else:
+        obs_sd = spec.known_obs_sd(n_features)
+    return log_p + _log_likelihood_sum(data, weights, means, obs_sd) - log_q
+
+
+def _simplex_log_jac_det(y: np.ndarray) -> np.ndarray:
+    """log|J| of PyMC's SimplexTransform.backward at y (S, K-1) -> (S,) (PyMC's formula)."""
+    from scipy.special import logsumexp
+
+    n = y.shape[-1] + 1
+    total = y.sum(axis=-1, keepdims=True)
+    expanded = np.concatenate([y + total, np.zeros_like(total)], axis=-1)
+    return (np.log(n) + n * total - n * logsumexp(expanded, axis=-1, keepdims=True))[..., 0]
+
+
+def _unconstrained_blocks(labels: list[str], theta: np.ndarray) -> dict[str, np.ndarray]:
+    """Split (S, d) draws into value variables by label ("means[0,1]" -> "means"), (S, n)."""
+    names = [label.split("[")[0] for label in labels]
+    return {name: theta[:, [i for i, n in enumerate(names) if n == name]]
+            for name in dict.fromkeys(names)}
+
+
+def unconstrained_log_joint(theta: np.ndarray, labels: list[str], spec,
+                            points: np.ndarray) -> np.ndarray:
+    """log p(x, theta) + log|J(theta)| at unconstrained points, in numpy, (S,).
+
+    The density ADVI's q approximates (``models.build_marginal_model`` with
+    ``logp(jacobian=True)``), for every parameterization the models use: free ``means``, or
+    ``means_first`` through PyMC's ordered transform (x_0 = y_0, x_k = x_(k-1) + exp(y_k),
+    log|J| = sum_(k>=1) y_k) plus ``means_rest``; weights through our stick-breaking
+    (:mod:`ppl_mixtures.transforms`) or PyMC's simplex transform; learned precisions through
+    log (log|J| = sum y).
+
+    Parameters
+    ----------
+    theta : ndarray of shape (n_draws, d)
+    labels : list of str, length d
+        ADVI's ``extras["unconstrained_labels"]`` (value-variable names with indices, C order).
+    spec : MixtureSpec
+    points : ndarray of shape (n_samples, n_features)
+    """
+    from .transforms import stick_breaking_backward, stick_breaking_log_jac_det
+
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    n_draws = theta.shape[0]
+    n_components, n_features = spec.n_components, points.shape[1]
+    blocks = _unconstrained_blocks(labels, theta)
+    log_jac = np.zeros(n_draws)
+    if "means" in blocks:
+        means = blocks["means"].reshape(n_draws, n_components, n_features)
+    else:
+        y = blocks["means_first_ordered__"]
+        first = np.cumsum(np.concatenate([y[:, :1], np.exp(y[:, 1:])], axis=1), axis=1)
+        log_jac += y[:, 1:].sum(axis=1)
+        rest = blocks.get("means_rest", np.zeros((n_draws, 0)))
+        means = np.concatenate([first[:, :, None],
+                                rest.reshape(n_draws, n_components, n_features - 1)], axis=2)
+    log_p = _log_prior_means(means, spec, n_features)
+    if spec.fixed_weights:
+        weights = np.broadcast_to(spec.fixed_weight_values(), (n_draws, n_components))
+    else:
+        if "weights_stickbreaking__" in blocks:
+            y = blocks["weights_stickbreaking__"]
+            weights = stick_breaking_backward(y)
+            log_jac += stick_breaking_log_jac_det(y)
+        else:
+            from .engines.advi import simplex_backward
+
+            y = blocks["weights_simplex__"]
+            weights = simplex_backward(y)
+            log_jac += _simplex_log_jac_det(y)
+        with np.errstate(divide="ignore"):
+            log_p = log_p + _log_dirichlet(np.log(weights), spec.alpha())
+    if spec.learned_obs_sd:
+        log_tau = blocks["obs_precision_log__"].reshape(n_draws, n_components, n_features)
+        tau = np.exp(log_tau)
+        log_jac += log_tau.sum(axis=(1, 2))
+        log_p = log_p + _log_gamma(tau, log_tau, spec.precision_prior_shape,
+                                   spec.precision_prior_rate)
+        obs_sd = np.exp(-0.5 * log_tau)
+    else:
+        obs_sd = spec.known_obs_sd(n_features)
+    return log_p + log_jac + _log_likelihood_sum(points, weights, means, obs_sd)
+
+
+def _advi_log_ratios(fit, data, n_draws, rng) -> np.ndarray:
+    """log p(x, theta) + log|J| - log q(theta) for theta ~ q on the unconstrained space, (S,)."""
+    missing = [key for key in ("unconstrained_mean", "unconstrained_labels")
+               if key not in fit.extras]
+    if missing:
+        raise ValueError(f"fit: expected q's parameters in extras ({', '.join(missing)}) of "
+                         f"an {fit.engine!r} fit, got none. Refit with ppl_mixtures.fit(...).")
+    mean = np.asarray(fit.extras["unconstrained_mean"], dtype=np.float64)
+    if "covariance" in fit.extras:
+        chol = np.linalg.cholesky(np.asarray(fit.extras["covariance"], dtype=np.float64))
+    else:
+        chol = np.diag(np.asarray(fit.extras["unconstrained_sd"], dtype=np.float64))
+    eps = rng.standard_normal((n_draws, mean.size))
+    theta = mean + eps @ chol.T
+    log_q = (-0.5 * (eps**2).sum(axis=1) - np.log(np.diag(chol)).sum()
+             - 0.5 * mean.size * np.log(2.0 * np.pi))
+    labels = list(fit.extras["unconstrained_labels"])
+    return unconstrained_log_joint(theta, labels, fit.spec, data) - log_q

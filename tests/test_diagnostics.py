@@ -193,3 +193,184 @@ def test_pymc_posterior_predictive_on_a_nuts_fit_matches_numpy(nuts_fit):
     np.testing.assert_allclose(pymc_rep.mean((0, 1, 2)), numpy_rep.mean((0, 1, 2)), atol=0.03)
     np.testing.assert_allclose(pymc_rep.std((0, 1, 2)), numpy_rep.std((0, 1, 2)), atol=0.03)
     np.testing.assert_allclose(numpy_rep.mean((0, 1, 2)), nuts_fit.points.mean(0), atol=0.2)
+
+
+# ---------------------------------------------------------------- co-clustering, predictive
+def _per_draw_coclustering(fit, points):
+    """sum_k r_ik r_jk for every draw, by scipy.stats.norm (no log space), (C, S, N, N)."""
+    w, mu = fit.draws("weights"), fit.draws("means")
+    sd = fit.spec.known_obs_sd(points.shape[1])
+    dens = np.stack([w[..., k, None] * stats.norm(mu[..., k, None, :], sd[k]).pdf(points).prod(-1)
+                     for k in range(w.shape[-1])], axis=-1)              # (C, S, N, K)
+    resp = dens / dens.sum(-1, keepdims=True)
+    return np.einsum("csik,csjk->csij", resp, resp)
+
+
+def test_coclustering_and_predictive_of_numpy_draws():
+    fit = _numpy_fit(n_chains=2, n_draws=9)
+    points = POINTS[:12]
+    per_draw = _per_draw_coclustering(fit, points)
+    expected = per_draw.mean((0, 1))
+    np.fill_diagonal(expected, 1.0)
+    got = diagnostics.coclustering(fit, points)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-13)
+    assert got.shape == (12, 12) and np.all((got >= 0) & (got <= 1))
+    np.testing.assert_array_equal(got, got.T)
+    # label-invariant: swapping the component labels of every draw changes nothing
+    swapped = MixtureFit(engine="test", spec=fit.spec, idata=make_idata(
+        fit.draws("means")[..., ::-1, :], fit.draws("weights")[..., ::-1], POINTS))
+    np.testing.assert_allclose(diagnostics.coclustering(swapped, points), got, rtol=1e-12)
+    # predictive: log of the mean over the 18 draws of the mixture density (scipy oracle)
+    new = np.array([[0.0, 0.0], [3.0, -2.0], [-1.0, -1.5]])
+    dens = np.stack([stats.multivariate_normal(m[k], np.diag([1.0, 0.25])).pdf(new) * w[k]
+                     for m, w in zip(fit.draws("means").reshape(-1, 2, 2),
+                                     fit.draws("weights").reshape(-1, 2), strict=True)
+                     for k in range(2)]).reshape(18, 2, 3).sum(1)
+    np.testing.assert_allclose(diagnostics.predictive_logpdf(fit, new), np.log(dens.mean(0)),
+                               rtol=1e-10)
+    with pytest.raises(ValueError, match=r"^points: expected at most 5000 observations"):
+        diagnostics.coclustering(fit, np.zeros((5001, 2)))
+
+
+TINY = np.array([-2.1, -1.7, -1.2, -0.3, 0.4, 1.5, 1.9, 2.6])
+TINY_SPEC = MixtureSpec(n_components=2, mean_prior_sd=2.0, dirichlet_alpha=1.0, obs_sd=0.8)
+
+
+@pytest.fixture(scope="module")
+def tiny_nuts():
+    import ppl_mixtures as pmx
+
+    return pmx.fit(TINY, TINY_SPEC, engine="nuts", draws=1000, tune=1000, chains=4, cores=1,
+                   random_seed=3, progressbar=False)
+
+
+def test_nuts_coclustering_within_mcse_of_exact(tiny_nuts):
+    import arviz as az
+
+    from ppl_mixtures.evidence import exact_posterior
+
+    exact = exact_posterior(TINY, TINY_SPEC).coclustering
+    got = diagnostics.coclustering(tiny_nuts)
+    per_draw = _per_draw_coclustering(tiny_nuts, TINY[:, None])
+    rows, cols = np.triu_indices(TINY.size, 1)
+    for i, j in zip(rows, cols, strict=True):
+        values = per_draw[:, :, i, j]
+        # MCSE of the mean of (1): its sd over the draws / sqrt(ESS) (ESS from ArviZ, which
+        # counts the autocorrelation of the chains); 5 MCSE: a miss of the 28 pairs by chance
+        # has probability < 28 * 6e-7 if the sampler is right
+        mcse = values.std() / np.sqrt(az.ess(values))
+        assert abs(got[i, j] - exact[i, j]) < 5 * mcse + 1e-9, (i, j, got[i, j], exact[i, j], mcse)
+    assert np.abs(got - exact).max() > 0  # a real comparison, not two copies
+
+
+def test_nuts_predictive_within_mc_error_of_exact(tiny_nuts):
+    import arviz as az
+
+    from ppl_mixtures.evidence import exact_posterior
+
+    new = np.array([-3.0, -1.0, 0.0, 1.0, 2.2, 4.0])
+    exact = exact_posterior(TINY, TINY_SPEC).predictive_logpdf(new)
+    got = diagnostics.predictive_logpdf(tiny_nuts, new[:, None])
+    dens = np.exp(diagnostics.log_likelihood(tiny_nuts, new[:, None]))       # (C, S, M)
+    for m in range(new.size):
+        # delta method: se(log mean p) = MCSE(mean p) / mean p, MCSE = sd / sqrt(ESS); 5 se
+        se = dens[..., m].std() / np.sqrt(az.ess(dens[..., m])) / dens[..., m].mean()
+        assert abs(got[m] - exact[m]) < 5 * se, (new[m], got[m], exact[m], se)
+
+
+# ---------------------------------------------------------------- VI: Pareto k-hat
+def test_pareto_khat_reads_arviz_the_right_way_round():
+    # ratios w = U^(-k) have a Pareto tail of shape k exactly; with S = 20 000 the tail fit
+    # uses 3 sqrt(S) = 424 ratios, sd(k-hat) ~ (1 + k) / sqrt(424) <= 0.09: 0.3 = 3+ sd
+    rng = np.random.default_rng(0)
+    for k in (0.3, 0.9):
+        log_ratios = -k * np.log(rng.random(20_000)) + 5.0
+        assert abs(diagnostics.pareto_khat(log_ratios) - k) < 0.3
+    assert diagnostics.pareto_khat(np.zeros(500)) == -np.inf            # q = p exactly
+    with pytest.raises(ValueError, match=r"^log_ratios: expected finite"):
+        diagnostics.pareto_khat([0.0, np.nan, 1.0])
+
+
+@pytest.fixture(scope="module")
+def one_component_cavi():
+    import ppl_mixtures as pmx
+
+    # K = 1 with known sd: the posterior of the mean is Normal and mean-field is exact
+    points = np.random.default_rng(4).normal(size=(30, 2)) + np.array([1.0, -0.5])
+    spec = MixtureSpec(n_components=1, mean_prior_sd=2.0, obs_sd=(1.0, 0.7))
+    return pmx.fit(points, spec, engine="cavi", random_seed=1, progressbar=False)
+
+
+def _scaled_q(fit, factor):
+    params = dict(fit.extras["variational_params"])
+    params["mean_var"] = params["mean_var"] * factor**2
+    return fit.replace(extras={**fit.extras, "variational_params": params})
+
+
+def test_vi_khat_of_exact_and_too_narrow_q(one_component_cavi):
+    fit = one_component_cavi
+    # q = the exact posterior: constant ratios, no tail
+    assert diagnostics.vi_khat(fit) < 0.5
+    # q 1.2x wider than p (Gaussians): bounded ratios, k < 0
+    assert diagnostics.vi_khat(_scaled_q(fit, 1.2)) < 0.5
+    # q with 0.2x p's sd: log w = (1/sd_q^2 - 1/sd_p^2) x^2 / 2 + c gives a Pareto tail of
+    # shape k = 1 - (sd_q/sd_p)^2 = 0.96 per coordinate (Yao et al. 2018, §2)
+    assert diagnostics.vi_khat(_scaled_q(fit, 0.2)) > 0.7
+    assert diagnostics.vi_khat(fit, random_seed=3) == diagnostics.vi_khat(fit, random_seed=3)
+
+
+@pytest.mark.parametrize("spec", [
+    MixtureSpec(n_components=2, mean_prior_sd=1.5, dirichlet_alpha=0.5, obs_sd=1.0),
+    MixtureSpec(n_components=3, obs_sd="learned", weights_transform="simplex"),
+    MixtureSpec(n_components=3, mean_prior_sd=2.0, ordered=True, obs_sd="learned"),
+    MixtureSpec(n_components=2, weights="fixed", ordered=True, obs_sd=0.5),
+])
+def test_unconstrained_log_joint_matches_pymc(spec):
+    """The numpy log p(x, theta) + log|J| behind ADVI's k-hat equals PyMC's model logp."""
+    from ppl_mixtures import models
+
+    points = POINTS[:15]
+    model = models.build_marginal_model(points, spec)
+    logp = model.compile_logp(jacobian=True, mode="FAST_COMPILE")
+    labels, names, sizes = [], [], []
+    for value in model.value_vars:
+        size = int(np.prod(model.initial_point()[value.name].shape))
+        names.append(value.name)
+        sizes.append(size)
+        shape = model.initial_point()[value.name].shape
+        labels += [f"{value.name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+    theta = 0.5 * np.random.default_rng(2).standard_normal((4, len(labels)))
+    ours = diagnostics.unconstrained_log_joint(theta, labels, spec, points)
+    shapes = [model.initial_point()[n].shape for n in names]
+    for row, value in zip(theta, ours, strict=True):
+        pieces = np.split(row, np.cumsum(sizes)[:-1])
+        point = {n: p.reshape(s) for n, p, s in zip(names, pieces, shapes, strict=True)}
+        # rel 1e-8: the two sides round differently (the model's fused density Op expands
+        # (x - mu)^2; 4e-10 seen); a wrong transform or Jacobian is off by >= 0.01 nats
+        assert value == pytest.approx(float(logp(point)), rel=1e-8)
+
+
+def test_vi_khat_of_an_advi_fit_and_a_too_narrow_copy():
+    import ppl_mixtures as pmx
+    from ppl_mixtures import datasets
+
+    points = datasets.advi_notebook_points(100)
+    spec = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
+    advi = pmx.fit(points, spec, engine="advi", random_seed=1, progressbar=False)
+    khat = diagnostics.vi_khat(advi)
+    assert np.isfinite(khat)
+    sd = np.asarray(advi.extras["unconstrained_sd"]) * 0.2
+    extras = {k: v for k, v in advi.extras.items() if k != "covariance"}
+    narrow = advi.replace(extras={**extras, "unconstrained_sd": sd})
+    # sd x 0.2 on every coordinate: k ~ 1 - 0.2^2 per coordinate (see the CAVI test)
+    narrow_khat = diagnostics.vi_khat(narrow)
+    assert narrow_khat > 0.7 and narrow_khat > khat
+
+
+def test_vi_khat_refuses_fits_without_q():
+    fit = _numpy_fit()
+    with pytest.raises(ValueError, match=r"^fit: expected a variational fit .* got engine 'test'"):
+        diagnostics.vi_khat(fit)
+    cavi_like = fit.replace(engine="cavi")
+    with pytest.raises(ValueError, match=r"^fit: expected extras\['variational_params'\]"):
+        diagnostics.vi_khat(cavi_like)
