@@ -106,7 +106,7 @@ class _UI:
         if not quiet:
             from rich.console import Console
 
-            self._console = Console(stderr=True, highlight=False)
+            self._console = Console(stderr=True, highlight=False, soft_wrap=True)  # 1 note, 1 line
 
     @contextmanager
     def status(self, message: str) -> Iterator[None]:
