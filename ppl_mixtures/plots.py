@@ -1,21 +1,34 @@
 """Figures for a :class:`~ppl_mixtures.compare.Comparison` (matplotlib, headless).
 
 Every function returns a ``matplotlib.figure.Figure`` with a title, labelled axes (with
-units) and a legend; nothing is shown (no ``plt.show()``), so the functions work under
-the Agg backend in tests, reports and CI. Engines keep one colour across all figures.
+units) and a legend placed outside the axes, so it covers no data; nothing is shown (no
+``plt.show()``), so the functions work under the Agg backend in tests, reports and CI.
+Engines keep one colour across all figures.
 
-- :func:`plot_data`: the data with each engine's component means and 1- and 2-sd
-  ellipses of the component densities (a histogram and the fitted densities for 1-D data);
+- :func:`plot_data`: one panel per engine (equal aspect): the data, each component's
+  posterior-mean mean, the 2-sd ellipse of that mean's posterior (its uncertainty) and the
+  2-sd ellipse of the component density (``obs_sd``); for 1-D data a histogram with each
+  engine's fitted density and, below it, intervals per engine;
 - :func:`plot_elbo`: ELBO traces of the variational engines, in nats, with the known
-  log evidence (an upper bound for every ELBO) as a horizontal line;
+  log evidence and each engine's exact final ELBO;
 - :func:`plot_marginals`: each parameter's posterior marginal, one outline per engine;
-- :func:`plot_forest`, :func:`plot_trace`: arviz-plots' forest and trace plots;
+- :func:`plot_forest`: 50 % and 89 % intervals, one panel per parameter group and feature;
+- :func:`plot_trace`: per-chain densities and traces of one fit, with a chain colour key;
 - :func:`plot_responsibilities`: points coloured by their component responsibilities.
+
+Feature names and units: every function takes ``feature_names`` (one name per feature),
+``units`` (one string, or one per feature) and ``data_transform=(center, scale)``. With
+``data_transform`` the fit is taken to be on standardized data ``(x - center) / scale``
+(as from :func:`ppl_mixtures.datasets.standardize`) and everything is drawn in data units:
+points and means as ``center + scale * value``, sds as ``scale * value``. When an argument
+is not given, an attribute of the same name on the comparison is used if it has one
+(``feature_names``, ``units``, ``data_transform``); otherwise "feature d (data units)".
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +41,7 @@ if TYPE_CHECKING:
     from .compare import Comparison
 
 __all__ = [
+    "FeatureAxes",
     "engine_colors",
     "plot_data",
     "plot_elbo",
@@ -37,7 +51,11 @@ __all__ = [
     "plot_trace",
 ]
 
+#: Central intervals drawn by the forest plot (ArviZ's default width is the 89 % one).
+INTERVAL_PROBS = (0.5, 0.89)
 
+
+# --------------------------------------------------------------------------- helpers
 def _new_figure(figsize: tuple[float, float], nrows: int = 1, ncols: int = 1, **kwargs: Any):
     from matplotlib.figure import Figure
 
@@ -81,88 +99,286 @@ def _dataset_title(comparison: Comparison, what: str) -> str:
     return f"{what}: {comparison.name}" if comparison.name else what
 
 
-# --------------------------------------------------------------------------- data
-def plot_data(comparison: Comparison, *, max_points: int = 5000) -> Figure:
-    """The data with each engine's components: means and 1-/2-sd ellipses.
+def _is_point_estimate(fit: MixtureFit) -> bool:
+    return fit.n_chains * fit.n_draws <= 1
 
-    The ellipses are the component densities' own spread (``obs_sd``, posterior mean
-    when learned), centred at the engine's posterior-mean component means: they show
-    what each engine thinks a cluster looks like. Features 0 and 1 are drawn when there
-    are more than two. For 1-D data: a histogram with each engine's fitted mixture
-    density at the posterior mean, and the component means with +-1 and +-2 sd bars.
+
+def _outside_legend(fig: Figure, handles: list[Any], *, where: str = "lower center",
+                    ncols: int | None = None) -> Any:
+    """A figure legend outside every axes (constrained layout makes room for it)."""
+    ncols = ncols or min(len(handles), 3)
+    return fig.legend(handles=handles, loc=f"outside {where}", ncols=ncols, fontsize="small")
+
+
+@dataclass(frozen=True)
+class FeatureAxes:
+    """Names, units and the map to data units of the features, for axis labels.
+
+    Attributes
+    ----------
+    names : tuple of str
+        One name per feature.
+    units : tuple of str
+        One unit per feature (e.g. "min"); "data units" when not given.
+    center, scale : ndarray of shape (n_features,)
+        A fitted value v is drawn at ``center + scale * v`` (sds at ``scale * v``);
+        0 and 1 when the fit is in data units already.
+    """
+
+    names: tuple[str, ...]
+    units: tuple[str, ...]
+    center: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def resolve(cls, n_features: int, feature_names: Sequence[str] | None = None,
+                units: str | Sequence[str] | None = None,
+                data_transform: tuple[Any, Any] | None = None,
+                source: Any = None) -> FeatureAxes:
+        """Check the arguments (falling back to attributes of ``source``) and build one."""
+        feature_names = feature_names if feature_names is not None else getattr(
+            source, "feature_names", None)
+        units = units if units is not None else getattr(source, "units", None)
+        data_transform = data_transform if data_transform is not None else getattr(
+            source, "data_transform", None)
+        names = cls._names(n_features, feature_names)
+        unit_list = cls._units(n_features, units)
+        center, scale = cls._transform(n_features, data_transform)
+        return cls(names, unit_list, center, scale)
+
+    @staticmethod
+    def _names(n_features: int, feature_names: Sequence[str] | None) -> tuple[str, ...]:
+        if feature_names is None:
+            return tuple(f"feature {d}" for d in range(n_features))
+        if isinstance(feature_names, str) or len(feature_names) != n_features:
+            raise ValueError(f"feature_names: expected a sequence of {n_features} names (one per "
+                             f"feature), got {feature_names!r}. Pass e.g. "
+                             f"{[f'feature {d}' for d in range(n_features)]}.")
+        return tuple(str(n) for n in feature_names)
+
+    @staticmethod
+    def _units(n_features: int, units: str | Sequence[str] | None) -> tuple[str, ...]:
+        if units is None:
+            return ("data units",) * n_features
+        if isinstance(units, str):
+            return (units,) * n_features
+        if len(units) != n_features:
+            raise ValueError(f"units: expected one string or {n_features} strings (one per "
+                             f"feature), got {units!r}. Pass e.g. units='min'.")
+        return tuple(str(u) for u in units)
+
+    @staticmethod
+    def _transform(n_features: int, data_transform: tuple[Any, Any] | None):
+        if data_transform is None:
+            return np.zeros(n_features), np.ones(n_features)
+        try:
+            center, scale = data_transform
+            center = np.broadcast_to(np.asarray(center, dtype=float), (n_features,)).copy()
+            scale = np.broadcast_to(np.asarray(scale, dtype=float), (n_features,)).copy()
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"data_transform: expected (center, scale), each a number or "
+                             f"{n_features} numbers, got {data_transform!r}. Pass the center "
+                             f"and scale returned by datasets.standardize.") from err
+        if not (np.all(np.isfinite(center)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise ValueError(f"data_transform: expected finite centers and positive scales, got "
+                             f"center={center}, scale={scale}.")
+        return center, scale
+
+    def label(self, d: int, what: str | None = None) -> str:
+        """Axis label of feature d, e.g. "waiting time (min)" or "sd of waiting time (min)"."""
+        name = self.names[d] if what is None else f"{what} of {self.names[d]}"
+        return f"{name} ({self.units[d]})"
+
+    def values(self, x: np.ndarray) -> np.ndarray:
+        """Positions (..., n_features) in data units."""
+        return self.center + self.scale * np.asarray(x, dtype=float)
+
+    def spreads(self, sd: np.ndarray) -> np.ndarray:
+        """Sds (..., n_features) in data units."""
+        return self.scale * np.asarray(sd, dtype=float)
+
+    def of_parameter(self, name: str, d: int | None, x: np.ndarray) -> np.ndarray:
+        """A parameter's values in data units: means shift and scale, obs_sd scales."""
+        if name == "means" and d is not None:
+            return self.center[d] + self.scale[d] * x
+        if name == "obs_sd" and d is not None:
+            return self.scale[d] * x
+        return x
+
+    def parameter_label(self, name: str, d: int | None) -> str:
+        if name == "weights" or d is None:
+            return "weight (probability)"
+        return self.label(d, "mean" if name == "means" else "sd")
+
+
+def _mean_cov(fit: MixtureFit, features: FeatureAxes, dims: tuple[int, int]) -> np.ndarray:
+    """Posterior covariance of each component mean over two features, (K, 2, 2), data units."""
+    draws = fit.draws("means")
+    flat = draws.reshape(-1, draws.shape[2], draws.shape[3])[:, :, list(dims)]
+    flat = flat * features.scale[list(dims)]
+    if flat.shape[0] < 2:
+        return np.zeros((draws.shape[2], 2, 2))
+    centered = flat - flat.mean(axis=0)
+    return np.einsum("skd,ske->kde", centered, centered) / (flat.shape[0] - 1)
+
+
+def _cov_ellipse(center: np.ndarray, cov: np.ndarray, n_sd: float, **kwargs: Any) -> Any:
+    """An Ellipse patch of the n_sd contour of N(center, cov) (cov of shape (2, 2))."""
+    from matplotlib.patches import Ellipse
+
+    vals, vecs = np.linalg.eigh(cov)
+    vals = np.clip(vals, 0.0, None)
+    angle = float(np.degrees(np.arctan2(vecs[1, 1], vecs[0, 1])))
+    return Ellipse(tuple(center), 2 * n_sd * np.sqrt(vals[1]), 2 * n_sd * np.sqrt(vals[0]),
+                   angle=angle, **kwargs)
+
+
+# --------------------------------------------------------------------------- data
+def plot_data(comparison: Comparison, *, max_points: int = 5000,
+              feature_names: Sequence[str] | None = None, units: str | Sequence[str] | None = None,
+              data_transform: tuple[Any, Any] | None = None, ncols: int = 3) -> Figure:
+    """The data with each engine's components, one panel per engine (equal aspect).
+
+    In every panel: the data (grey), each component's posterior-mean mean (engine colour),
+    a filled 2-sd ellipse of that mean's posterior (from the draws' covariance: how
+    uncertain the engine is about where the component is; absent for point estimates),
+    and a dashed 2-sd ellipse of the component density (``obs_sd``, posterior mean when
+    learned: how wide the engine thinks the cluster is; the same for every engine when
+    ``obs_sd`` is known). The reference engine's means are drawn as black "+" in the other
+    panels. Axes have equal aspect (with ``data_transform``: equal in standardized units,
+    one sd of each feature the same length, labelled in data units). Features 0 and 1 are
+    drawn when there are more than two. For 1-D data: a
+    histogram with each engine's fitted density, and below it, per engine, each component
+    mean with its 2-sd posterior interval (thick) and +-2 obs_sd (thin).
 
     Parameters
     ----------
     comparison : Comparison
     max_points : int
         Points drawn at most (a fixed random subset of larger data).
+    feature_names, units, data_transform
+        Axis names, units and the map to data units (see the module docstring).
+    ncols : int
+        Panels per row (2-D data).
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    points = comparison.points
+    features = FeatureAxes.resolve(comparison.points.shape[1], feature_names, units,
+                                   data_transform, comparison)
     colors = engine_colors(list(comparison.fits))
-    if points.shape[1] == 1:
-        return _plot_data_1d(comparison, colors)
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Ellipse
+    if comparison.points.shape[1] == 1:
+        return _plot_data_1d(comparison, colors, features)
+    return _plot_data_2d(comparison, colors, features, max_points, ncols)
 
-    fig, axes = _new_figure((6.5, 5.5))
-    ax = axes[0, 0]
-    shown = _thin(points, max_points)
-    ax.scatter(shown[:, 0], shown[:, 1], s=8, c="0.55", alpha=min(1.0, 300 / len(shown)),
-               linewidths=0, label=f"data ({points.shape[0]} points)")
-    markers = "oXsD^vP*<>"
-    handles = [Line2D([], [], ls="", marker=".", color="0.55", label=f"data ({points.shape[0]} points)")]
-    for i, (name, fit) in enumerate(comparison.fits.items()):
-        means, sds = fit.posterior_mean("means"), _component_sd(fit)
-        marker = markers[i % len(markers)]
-        ax.scatter(means[:, 0], means[:, 1], s=60, marker=marker, color=colors[name],
-                   edgecolors="black", linewidths=0.6, zorder=3)
-        for mean, sd in zip(means, sds, strict=True):
-            for n_sd, style in ((1, "-"), (2, "--")):
-                ax.add_patch(Ellipse(tuple(mean[:2]), 2 * n_sd * sd[0], 2 * n_sd * sd[1],
-                                     fill=False, ls=style, lw=1.2, color=colors[name]))
-        handles.append(Line2D([], [], ls="", marker=marker, color=colors[name],
-                              markeredgecolor="black", label=f"{name} means"))
-    handles += [Line2D([], [], ls="-", color="black", label="1 sd"),
-                Line2D([], [], ls="--", color="black", label="2 sd")]
-    ax.legend(handles=handles, loc="best", fontsize="small", framealpha=0.8)
-    ax.set_xlabel("feature 0 (data units)")
-    ax.set_ylabel("feature 1 (data units)")
-    extra = f", features 0 and 1 of {points.shape[1]}" if points.shape[1] > 2 else ""
-    ax.set_title(_dataset_title(comparison, f"Data and each engine's components{extra}"))
+
+def _plot_data_2d(comparison: Comparison, colors: Mapping[str, Any], features: FeatureAxes,
+                  max_points: int, ncols: int) -> Figure:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    names = list(comparison.fits)
+    ncols = max(1, min(ncols, len(names)))
+    nrows = -(-len(names) // ncols)
+    fig, axes = _new_figure((3.4 * ncols + 0.4, 3.4 * nrows + 1.3), nrows, ncols)
+    shown = features.values(_thin(comparison.points, max_points))[:, :2]
+    ref_means = features.values(comparison.reference_fit.posterior_mean("means"))[:, :2]
+    lows, highs = [shown.min(axis=0)], [shown.max(axis=0)]
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        fit = comparison.fits[name]
+        means = features.values(fit.posterior_mean("means"))[:, :2]
+        sds = features.spreads(_component_sd(fit))[:, :2]
+        covs = _mean_cov(fit, features, (0, 1))
+        ax.scatter(shown[:, 0], shown[:, 1], s=5, c="0.6", alpha=min(1.0, 300 / len(shown)),
+                   linewidths=0)
+        for mean, sd, cov in zip(means, sds, covs, strict=True):
+            ax.add_patch(_cov_ellipse(mean, np.diag(sd**2), 2.0, fill=False, ls="--", lw=1.1,
+                                      color=colors[name]))
+            if np.any(cov > 0):
+                ax.add_patch(_cov_ellipse(mean, cov, 2.0, fill=True, alpha=0.45, lw=0.8,
+                                          facecolor=colors[name], edgecolor="black"))
+            lows.append(mean - 2 * sd)
+            highs.append(mean + 2 * sd)
+        ax.scatter(means[:, 0], means[:, 1], s=14, marker="o", color=colors[name],
+                   edgecolors="black", linewidths=0.5, zorder=3)
+        if name != comparison.reference:
+            ax.scatter(ref_means[:, 0], ref_means[:, 1], s=40, marker="+", color="black",
+                       linewidths=1.0, zorder=4)
+        point = " (point estimate)" if _is_point_estimate(fit) else ""
+        ax.set_title(f"{name}{point}", fontsize="medium")
+        ax.set_xlabel(features.label(0), fontsize="small")
+        ax.set_ylabel(features.label(1), fontsize="small")
+    low, high = np.min(lows, axis=0), np.max(highs, axis=0)
+    pad = 0.04 * (high - low)
+    for ax in axes.ravel()[:len(names)]:
+        ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
+        ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
+        ax.set_aspect(features.scale[0] / features.scale[1], adjustable="box")
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    n = comparison.points.shape[0]
+    handles = [Line2D([], [], ls="", marker="o", ms=4, color="0.6", label=f"data ({n} points)"),
+               Line2D([], [], ls="", marker="o", ms=5, color="0.3", markeredgecolor="black",
+                      label="component mean (posterior mean)"),
+               Patch(facecolor="0.3", alpha=0.45, edgecolor="black",
+                     label="2-sd ellipse of the mean's posterior"),
+               Line2D([], [], ls="--", color="0.3", label="2 obs_sd: the component density"),
+               Line2D([], [], ls="", marker="+", ms=8, color="black",
+                      label=f"{comparison.reference} (reference) means")]
+    _outside_legend(fig, handles, ncols=3)
+    extra = f", features 0 and 1 of {comparison.points.shape[1]}" if comparison.points.shape[1] > 2 else ""
+    title = _dataset_title(comparison, f"Data and each engine's components{extra}")
+    if not np.allclose(features.scale[:2], features.scale[0]):
+        title += "\n(equal aspect in standardized units: one sd of each feature is one length)"
+    fig.suptitle(title)
     return fig
 
 
-def _plot_data_1d(comparison: Comparison, colors: Mapping[str, Any]) -> Figure:
+def _posterior_sd(fit: MixtureFit, name: str) -> np.ndarray:
+    draws = fit.draws(name)
+    flat = draws.reshape(-1, *draws.shape[2:])
+    return flat.std(axis=0) if flat.shape[0] > 1 else np.zeros(flat.shape[1:])
+
+
+def _plot_data_1d(comparison: Comparison, colors: Mapping[str, Any],
+                  features: FeatureAxes) -> Figure:
+    from matplotlib.lines import Line2D
+
     from .density import mixture_logp
 
-    x = comparison.points[:, 0]
-    fig, axes = _new_figure((7.0, 4.5))
-    ax = axes[0, 0]
-    ax.hist(x, bins=min(60, max(10, len(x) // 10)), density=True, color="0.8",
-            label=f"data ({len(x)} points)")
-    grid = np.linspace(x.min() - 0.1 * np.ptp(x) - 1, x.max() + 0.1 * np.ptp(x) + 1, 400)
-    top = ax.get_ylim()[1]
-    for i, (name, fit) in enumerate(comparison.fits.items()):
-        weights, means, sds = (fit.posterior_mean("weights"), fit.posterior_mean("means"),
-                               _component_sd(fit))
-        density = np.exp(mixture_logp(grid[:, None], weights, means, sds))
-        ax.plot(grid, density, color=colors[name], lw=1.5, label=f"{name} density")
-        y = -top * (0.04 + 0.035 * i)
-        for mean, sd in zip(means[:, 0], sds[:, 0], strict=True):
-            ax.plot([mean - 2 * sd, mean + 2 * sd], [y, y], color=colors[name], lw=1)
-            ax.plot([mean - sd, mean + sd], [y, y], color=colors[name], lw=3.5)
-            ax.plot([mean], [y], marker="o", color=colors[name], markeredgecolor="black")
-    ax.axhline(0, color="black", lw=0.5)
-    ax.set_xlabel("feature 0 (data units)")
-    ax.set_ylabel("density (1 / data unit)")
-    ax.set_title(_dataset_title(comparison, "Data and each engine's mixture"))
-    ax.text(0.99, 0.02, "bars: component mean ± 1 sd (thick), ± 2 sd (thin)",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize="small")
-    ax.legend(loc="best", fontsize="small")
+    names = list(comparison.fits)
+    x = features.values(comparison.points)[:, 0]
+    fig, axes = _new_figure((7.0, 4.2 + 0.28 * len(names)), 2, 1, sharex=True,
+                            height_ratios=[3.0, 0.6 + 0.3 * len(names)])
+    ax, bars = axes[0, 0], axes[1, 0]
+    ax.hist(x, bins=min(60, max(10, len(x) // 10)), density=True, color="0.8")
+    grid = np.linspace(x.min() - 0.1 * np.ptp(x) - features.scale[0],
+                       x.max() + 0.1 * np.ptp(x) + features.scale[0], 400)
+    z = (grid - features.center[0]) / features.scale[0]  # the fit's own units
+    for i, name in enumerate(names):
+        fit = comparison.fits[name]
+        weights, sds = fit.posterior_mean("weights"), _component_sd(fit)
+        density = np.exp(mixture_logp(z[:, None], weights, fit.posterior_mean("means"), sds))
+        ax.plot(grid, density / features.scale[0], color=colors[name], lw=1.5)
+        means = features.values(fit.posterior_mean("means"))[:, 0]
+        spread = features.spreads(sds)[:, 0]
+        post = features.spreads(_posterior_sd(fit, "means"))[:, 0]
+        for mean, sd, psd in zip(means, spread, post, strict=True):
+            bars.plot([mean - 2 * sd, mean + 2 * sd], [i, i], color=colors[name], lw=1)
+            bars.plot([mean - 2 * psd, mean + 2 * psd], [i, i], color=colors[name], lw=5,
+                      solid_capstyle="butt")
+            bars.plot([mean], [i], marker="|", ms=12, color="black")
+    ax.set_ylabel(f"density (1 / {features.units[0]})")
+    bars.set_yticks(range(len(names)), names, fontsize="small")
+    bars.set_ylim(len(names) - 0.4, -0.6)
+    bars.set_xlabel(features.label(0))
+    fig.suptitle(_dataset_title(comparison, "Data and each engine's mixture"))
+    handles = [Line2D([], [], color="0.8", lw=6, label=f"data ({len(x)} points)")]
+    handles += [Line2D([], [], color=colors[n], lw=1.5, label=f"{n} density") for n in names]
+    handles += [Line2D([], [], color="0.3", lw=5, label="mean ± 2 posterior sd (thick)"),
+                Line2D([], [], color="0.3", lw=1, label="mean ± 2 obs_sd (thin)")]
+    _outside_legend(fig, handles, ncols=3)
     return fig
 
 
@@ -180,14 +396,18 @@ def _running_mean(trace: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.concatenate([np.full(window - 1, np.nan), smooth]), True
 
 
-def plot_elbo(comparison: Comparison) -> Figure:
+def plot_elbo(comparison: Comparison, **_: Any) -> Figure:
     """ELBO traces of every fit that has one, on one axis, in nats.
 
-    Noisy traces (stochastic gradient engines: more than 20 % of steps go down) are shown
-    as a running mean over 1/30 of the run (at least 10 steps). The x axis is logarithmic, so a 30-step CAVI
-    run and a 20,000-step ADVI run can be read together. The known log evidence log p(x)
-    (``comparison.log_evidence``) is drawn as a horizontal line: every ELBO lies below it,
-    and the gap is the KL divergence from q to the posterior.
+    Noisy traces (stochastic engines: more than 20 % of steps go down) are Monte Carlo or
+    minibatch *estimates* of the ELBO and are shown as a running mean over 1/30 of the
+    run (at least 10 steps); each engine's exact (or precise) final ELBO,
+    ``extras["elbo_final"]``, is a dot at its last step. The known log evidence log p(x)
+    (``comparison.log_evidence``) is a horizontal line: every true ELBO lies below it (the
+    gap is KL(q || posterior)), but a noisy estimate, and its running mean, can stray
+    above it (the legend says so when one does). The x axis is logarithmic, so a 30-step
+    CAVI run and a 20,000-step ADVI run can be read together; the y range covers the last
+    80 % of every engine's trace, so each engine stays in view.
 
     Raises
     ------
@@ -200,25 +420,42 @@ def plot_elbo(comparison: Comparison) -> Figure:
         raise ValueError(f"comparison: expected at least one fit with an ELBO trace, got "
                          f"none among {', '.join(comparison.fits)}. Add a VI engine "
                          f"(e.g. 'cavi' or 'advi').")
+    from matplotlib.lines import Line2D
+
     colors = engine_colors(list(comparison.fits))
-    fig, axes = _new_figure((7.0, 4.5))
+    fig, axes = _new_figure((8.0, 4.5))
     ax = axes[0, 0]
-    lows, highs = [], []
+    lows, highs, handles, above = [], [], [], False
+    evidence = comparison.log_evidence
     for name, trace in traces.items():
         shown, smoothed = _running_mean(np.asarray(trace, dtype=float))
         steps = np.arange(1, shown.size + 1)
-        label = f"{name} (running mean)" if smoothed else name
-        ax.plot(steps, shown, color=colors[name], lw=1.3, label=label)
+        ax.plot(steps, shown, color=colors[name], lw=1.3)
+        label = f"{name} (running mean of noisy estimates)" if smoothed else name
+        handles.append(Line2D([], [], color=colors[name], lw=1.3, label=label))
+        final = comparison.fits[name].extras.get("elbo_final")
+        if final is not None and np.isfinite(final):
+            ax.plot([shown.size], [final], marker="o", ms=6, color=colors[name],
+                    markeredgecolor="black", ls="")
+            lows.append(final)
+            highs.append(final)
         tail = shown[shown.size // 5:]
         tail = tail[np.isfinite(tail)]
         if tail.size:
             lows.append(np.percentile(tail, 2))
             highs.append(tail.max())
-    if comparison.log_evidence is not None:
+            above |= smoothed and evidence is not None and bool(tail.max() > evidence)
+    handles.append(Line2D([], [], ls="", marker="o", color="0.5", markeredgecolor="black",
+                          label="final ELBO of the returned q"))
+    if evidence is not None:
         source = f" ({comparison.log_evidence_source})" if comparison.log_evidence_source else ""
-        ax.axhline(comparison.log_evidence, color="black", ls="--", lw=1.2,
-                   label=f"log p(x) ≈ {comparison.log_evidence:.1f}{source}")
-        highs.append(comparison.log_evidence)
+        ax.axhline(evidence, color="black", ls="--", lw=1.2)
+        handles.append(Line2D([], [], color="black", ls="--",
+                              label=f"log p(x) ≈ {evidence:.1f}{source}"))
+        highs.append(evidence)
+    if above:
+        handles.append(Line2D([], [], ls="", label="a running mean above log p(x) is estimate\n"
+                                                    "noise: the ELBO itself is below it"))
     if lows:
         low, high = min(lows), max(highs)
         pad = max(1.0, 0.05 * (high - low))
@@ -227,20 +464,23 @@ def plot_elbo(comparison: Comparison) -> Figure:
     ax.set_xlabel("iteration (log scale)")
     ax.set_ylabel("ELBO (nats, higher is better)")
     ax.set_title(_dataset_title(comparison, "ELBO traces"))
-    ax.legend(loc="lower right", fontsize="small")
+    _outside_legend(fig, handles, where="right upper", ncols=1)
     return fig
 
 
 # --------------------------------------------------------------------------- marginals
-def _units(label: str) -> str:
-    if label.startswith("weights"):
-        return "weight (probability)"
-    feature = label.rstrip("]").split(",")[-1]
-    return f"{label.split('[')[0]} (feature {feature} units)"
+def _split_label(label: str) -> tuple[str, int | None]:
+    """("means", 1) from "means[0,1]"; ("weights", None) from "weights[2]"."""
+    name, idx = label.rstrip("]").split("[")
+    parts = idx.split(",")
+    return name, (int(parts[1]) if len(parts) > 1 else None)
 
 
 def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None = None,
-                   max_panels: int = 16, bins: int = 20) -> Figure:
+                   max_panels: int = 16, bins: int = 20,
+                   feature_names: Sequence[str] | None = None,
+                   units: str | Sequence[str] | None = None,
+                   data_transform: tuple[Any, Any] | None = None) -> Figure:
     """Each parameter's marginal: one density per engine (Gaussian KDE), a line for point estimates.
 
     Parameters the reference does not vary (fixed weights) are left out. Components are
@@ -256,7 +496,11 @@ def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None =
         At most this many panels (the first ones in table order).
     bins : int
         Histogram bins for engines with fewer than 20 draws (too few for a KDE).
+    feature_names, units, data_transform
+        Axis names, units and the map to data units (see the module docstring).
     """
+    features = FeatureAxes.resolve(comparison.points.shape[1], feature_names, units,
+                                   data_transform, comparison)
     table = comparison.parameters
     ref = table[table["engine"] == comparison.reference].set_index("parameter")
     if parameters is None:
@@ -270,20 +514,21 @@ def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None =
     colors = engine_colors(list(comparison.fits))
     ncols = min(3, len(parameters))
     nrows = -(-len(parameters) // ncols)
-    fig, axes = _new_figure((3.3 * ncols, 2.6 * nrows + 0.6), nrows, ncols)
+    fig, axes = _new_figure((3.3 * ncols, 2.6 * nrows + 0.9), nrows, ncols)
     flat = {name: _labelled_draws(fit) for name, fit in comparison.fits.items()}
     for ax, label in zip(axes.ravel(), parameters, strict=False):
-        spread = [d[label] for d in flat.values() if label in d and d[label].size > 1]
-        values = np.concatenate(spread) if spread else np.array([ref.loc[label, "mean"]])
+        pname, d = _split_label(label)
+        draws_of = {name: features.of_parameter(pname, d, draws[label])
+                    for name, draws in flat.items() if label in draws}
+        spread = [x for x in draws_of.values() if x.size > 1]
+        values = (np.concatenate(spread) if spread
+                  else features.of_parameter(pname, d, np.array([ref.loc[label, "mean"]])))
         lo, hi = np.percentile(values, [0.5, 99.5])
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         pad = 0.1 * (hi - lo)
         grid = np.linspace(lo - pad, hi + pad, 200)
-        for name, draws in flat.items():
-            if label not in draws:
-                continue
-            x = draws[label]
+        for name, x in draws_of.items():
             if x.size <= 1 or np.ptp(x) == 0:
                 ax.axvline(x[0], color=colors[name], lw=1.5, ls=":")
             elif x.size < 20:  # too few draws for a density estimate
@@ -292,18 +537,16 @@ def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None =
             else:
                 ax.plot(grid, gaussian_kde(x)(grid), color=colors[name], lw=1.4)
         ax.set_title(label, fontsize="medium")
-        ax.set_xlabel(_units(label), fontsize="small")
+        ax.set_xlabel(features.parameter_label(pname, d), fontsize="small")
         ax.set_ylabel("density")
     for ax in axes.ravel()[len(parameters):]:
         ax.set_visible(False)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], color=colors[name],
-                      ls=":" if fit.n_chains * fit.n_draws <= 1 else "-",
-                      label=f"{name}{' (point estimate)' if fit.n_chains * fit.n_draws <= 1 else ''}")
+    handles = [Line2D([], [], color=colors[name], ls=":" if _is_point_estimate(fit) else "-",
+                      label=f"{name}{' (point estimate)' if _is_point_estimate(fit) else ''}")
                for name, fit in comparison.fits.items()]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
-               fontsize="small")
+    _outside_legend(fig, handles, ncols=min(len(handles), 5))
     fig.suptitle(_dataset_title(comparison, "Posterior marginals (components aligned to "
                                             f"{comparison.reference})"))
     return fig
@@ -320,127 +563,186 @@ def _labelled_draws(fit: MixtureFit) -> dict[str, np.ndarray]:
     return out
 
 
-# --------------------------------------------------------------------------- arviz-plots
-def _pooled_tree(fit: MixtureFit, n_draws: int, seed: int = 0) -> Any:
-    """A DataTree with one chain of ``n_draws`` draws resampled from the fit's draws.
+# --------------------------------------------------------------------------- forest
+def _forest_groups(comparison: Comparison) -> list[tuple[str, int | None]]:
+    """(parameter, feature) panels: means per feature, weights unless fixed, obs_sd per feature."""
+    ref = comparison.reference_fit
+    groups: list[tuple[str, int | None]] = [("means", d) for d in range(ref.n_features)]
+    if not ref.spec.fixed_weights and np.ptp(ref.draws("weights")) > 0:
+        groups.append(("weights", None))
+    if "obs_sd" in ref.parameter_names():
+        groups += [("obs_sd", d) for d in range(ref.n_features)]
+    return groups
 
-    arviz-plots stacks several models along a new dimension; models with different
-    chain/draw counts would be padded with NaN, so every fit is brought to one size first.
+
+def _component_draws(fit: MixtureFit, name: str, d: int | None) -> np.ndarray:
+    """Draws of one group, shape (n_chains * n_draws, n_components)."""
+    draws = fit.draws(name)
+    flat = draws.reshape(-1, *draws.shape[2:])
+    return flat if d is None else flat[:, :, d]
+
+
+def plot_forest(comparison: Comparison, *, feature_names: Sequence[str] | None = None,
+                units: str | Sequence[str] | None = None,
+                data_transform: tuple[Any, Any] | None = None, **_: Any) -> Figure:
+    """Forest plot: every engine's posterior mean, 50 % and 89 % central intervals.
+
+    One panel per parameter group and feature (means of feature d, weights, obs_sd of
+    feature d), each with its own x axis, so a weight interval of width 0.05 is readable
+    beside means spread over -10..5. One row per component, engines stacked within it.
+    Fixed weights are not parameters and are not drawn; a point estimate is a dot
+    without interval.
     """
-    import xarray as xr
+    from matplotlib.lines import Line2D
 
-    post = fit.idata["posterior"].to_dataset()[list(fit.parameter_names())]
-    stacked = post.stack(sample=("chain", "draw"))
-    total = stacked.sizes["sample"]
-    idx = (np.arange(total) if total == n_draws
-           else np.random.default_rng(seed).choice(total, n_draws, replace=total < n_draws))
-    pooled = (stacked.isel(sample=idx).drop_vars(["sample", "chain", "draw"])
-              .rename({"sample": "draw"}).expand_dims(chain=[0])
-              .assign_coords(draw=np.arange(n_draws)).transpose("chain", "draw", ...))
-    return xr.DataTree.from_dict({"posterior": pooled})
-
-
-def plot_forest(comparison: Comparison, *, n_draws: int = 1000) -> Figure:
-    """ArviZ forest plot: every engine's 50 % and 89 % intervals for every parameter.
-
-    Draws are pooled over chains (and resampled to ``n_draws`` per engine, so engines with
-    different draw counts line up); a point estimate is a dot without interval.
-    """
-    import arviz as az
-
+    features = FeatureAxes.resolve(comparison.points.shape[1], feature_names, units,
+                                   data_transform, comparison)
     names = list(comparison.fits)
-    trees = {name: _pooled_tree(fit, n_draws) for name, fit in comparison.fits.items()}
-    rows = sum(int(np.prod(fit.draws(p).shape[2:]))
-               for fit in [comparison.reference_fit] for p in fit.parameter_names())
-    height = min(2.0 + 0.22 * rows * max(1, len(names)) ** 0.5, 14.0)
-    pc = az.plot_forest(trees, var_names=list(comparison.reference_fit.parameter_names()),
-                        combined=True, figure_kwargs={"figsize": (7.0, height)})
-    pc.add_legend("model", title="engine", loc="upper right", bbox_to_anchor=(0.995, 0.93))
-    fig = pc.viz["figure"].item()
-    fig.set_size_inches(8.5, height)
-    fig.subplots_adjust(right=0.8, top=0.93)  # room for the legend and the title
+    colors = engine_colors(names)
+    groups = _forest_groups(comparison)
+    n_components = comparison.reference_fit.n_components
+    ncols = min(3, len(groups))
+    nrows = -(-len(groups) // ncols)
+    row_height = 0.25 + 0.16 * len(names) * n_components
+    fig, axes = _new_figure((max(7.0, 3.6 * ncols + 0.3), row_height * nrows + 1.6), nrows, ncols)
+    offsets = np.linspace(-0.3, 0.3, len(names)) if len(names) > 1 else np.zeros(1)
+    lo_q = [(1 - p) / 2 for p in INTERVAL_PROBS]
+    for ax, (pname, d) in zip(axes.ravel(), groups, strict=False):
+        for off, name in zip(offsets, names, strict=True):
+            x = features.of_parameter(pname, d, _component_draws(comparison.fits[name], pname, d))
+            y = np.arange(x.shape[1]) + off
+            for q, lw in zip(lo_q, (3.5, 1.2), strict=True):
+                lo, hi = np.quantile(x, [q, 1 - q], axis=0)
+                ax.hlines(y, lo, hi, color=colors[name], lw=lw)
+            ax.plot(x.mean(axis=0), y, "o", ms=4, color=colors[name], markeredgecolor="black",
+                    markeredgewidth=0.5)
+        ax.set_yticks(range(n_components), [f"component {k}" for k in range(n_components)],
+                      fontsize="small")
+        ax.set_ylim(n_components - 0.5, -0.5)
+        ax.set_title(pname if d is None else f"{pname}: {features.names[d]}", fontsize="medium")
+        ax.set_xlabel(features.parameter_label(pname, d), fontsize="small")
+    for ax in axes.ravel()[len(groups):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=colors[n], lw=3.5, marker="o", markeredgecolor="black",
+                      label=n) for n in names]
+    handles += [Line2D([], [], color="0.3", lw=3.5, label=f"{INTERVAL_PROBS[0]:.0%} interval"),
+                Line2D([], [], color="0.3", lw=1.2, label=f"{INTERVAL_PROBS[1]:.0%} interval"),
+                Line2D([], [], ls="", marker="o", color="0.3", label="posterior mean")]
+    _outside_legend(fig, handles, ncols=min(len(handles), 4))
     fig.suptitle(_dataset_title(comparison, "Forest plot: posterior mean, 50 % and 89 % "
-                                            "intervals per engine"), fontsize="medium")
-    fig.supxlabel("parameter value (means, obs_sd: data units; weights: probability)",
-                  fontsize="small")
+                                            "central intervals per engine"), fontsize="medium")
     return fig
 
 
-def plot_trace(fit: MixtureFit, *, title: str | None = None) -> Figure:
-    """ArviZ trace plot (marginal density per chain and the trace) of one fit."""
-    import arviz as az
+# --------------------------------------------------------------------------- trace
+def plot_trace(fit: MixtureFit, *, title: str | None = None, max_parameters: int = 12,
+               feature_names: Sequence[str] | None = None,
+               units: str | Sequence[str] | None = None,
+               data_transform: tuple[Any, Any] | None = None) -> Figure:
+    """Trace plot of one fit: per parameter entry, each chain's density (left) and trace (right).
 
-    names = [n for n in fit.parameter_names() if np.ptp(fit.draws(n)) > 0]  # not fixed ones
-    if not names:
+    Chains have one colour each (the key is below the panels). Fixed parameters (constant
+    draws) are left out; at most ``max_parameters`` entries are drawn (the title says how
+    many of how many).
+    """
+    from matplotlib.lines import Line2D
+    from scipy.stats import gaussian_kde
+
+    features = FeatureAxes.resolve(fit.n_features, feature_names, units, data_transform)
+    draws = {k: v for k, v in _labelled_chain_draws(fit).items() if np.ptp(v) > 0}
+    if not draws:
         raise ValueError(f"fit: expected draws that vary, got a fit of {fit.engine!r} with "
                          f"{fit.n_chains * fit.n_draws} constant draw(s). A trace plot needs "
                          f"a sampler's or VI engine's draws.")
-    pc = az.plot_trace_dist(fit.idata, var_names=names,
-                            figure_kwargs={"figsize": (9.0, 1.9 * len(names) + 1.2)})
-    fig = pc.viz["figure"].item()
-    if fit.n_chains > 1:
-        pc.add_legend("chain", title="chain")
-    else:
-        fig.legend(handles=[_line_handle("C0", "chain 0")], loc="upper right",
-                   fontsize="small")
+    labels = list(draws)[:max_parameters]
+    fig, axes = _new_figure((9.0, 1.25 * len(labels) + 1.6), len(labels), 2,
+                            width_ratios=[1.0, 2.2])
+    chain_colors = engine_colors([f"chain {c}" for c in range(fit.n_chains)])
+    for row, label in zip(axes, labels, strict=True):
+        pname, d = _split_label(label)
+        x = features.of_parameter(pname, d, draws[label])  # (n_chains, n_draws)
+        grid = np.linspace(x.min(), x.max(), 150)
+        for c in range(fit.n_chains):
+            color = chain_colors[f"chain {c}"]
+            if np.ptp(x[c]) > 0 and x.shape[1] > 2:
+                row[0].plot(grid, gaussian_kde(x[c])(grid), color=color, lw=1)
+            row[1].plot(np.arange(x.shape[1]), x[c], color=color, lw=0.6, alpha=0.8)
+        row[0].set_ylabel(label, fontsize="small")
+        row[0].set_yticks([])
+        row[1].tick_params(labelsize="small")
+        row[0].tick_params(labelsize="small")
+    axes[-1, 0].set_xlabel("value (the parameter's units)", fontsize="small")
+    axes[-1, 1].set_xlabel("draw", fontsize="small")
+    axes[0, 0].set_title("density per chain", fontsize="small")
+    axes[0, 1].set_title("trace per chain", fontsize="small")
+    handles = [Line2D([], [], color=chain_colors[f"chain {c}"], lw=1.5, label=f"chain {c}")
+               for c in range(fit.n_chains)]
+    _outside_legend(fig, handles, ncols=min(len(handles), 8))
+    shown = "" if len(labels) == len(draws) else f"; first {len(labels)} of {len(draws)} parameters"
     fig.suptitle(title or f"Trace plot: {fit.engine} ({fit.n_chains} chains x "
-                          f"{fit.n_draws} draws); x axes: value (left), draw (right)",
-                 fontsize="medium")
+                          f"{fit.n_draws} draws{shown})", fontsize="medium")
     return fig
 
 
-def _line_handle(color: Any, label: str) -> Any:
-    from matplotlib.lines import Line2D
-
-    return Line2D([], [], color=color, label=label)
+def _labelled_chain_draws(fit: MixtureFit) -> dict[str, np.ndarray]:
+    """``{"means[0,1]": draws of shape (n_chains, n_draws)}`` for every parameter entry."""
+    out = {}
+    for name in fit.parameter_names():
+        draws = fit.draws(name)
+        flat = draws.reshape(draws.shape[0], draws.shape[1], -1)
+        for j, idx in enumerate(np.ndindex(*draws.shape[2:])):
+            out[f"{name}[{','.join(str(i) for i in idx)}]"] = flat[:, :, j]
+    return out
 
 
 # --------------------------------------------------------------------------- responsibilities
 def _responsibilities(fit: MixtureFit, points: np.ndarray) -> np.ndarray:
     """p(z_i = k | x_i) averaged over the fit's draws, shape (n_points, n_components)."""
-    try:
-        from .diagnostics import responsibilities
-    except ImportError:  # pragma: no cover - diagnostics ships with the package
-        from .density import log_responsibilities
+    from .diagnostics import responsibilities
 
-        return np.exp(log_responsibilities(points, fit.posterior_mean("weights"),
-                                           fit.posterior_mean("means"), _component_sd(fit)))
     return np.asarray(responsibilities(fit, points))
 
 
 def plot_responsibilities(fit: MixtureFit, *, max_points: int = 5000,
-                          title: str | None = None) -> Figure:
+                          title: str | None = None,
+                          feature_names: Sequence[str] | None = None,
+                          units: str | Sequence[str] | None = None,
+                          data_transform: tuple[Any, Any] | None = None) -> Figure:
     """The data coloured by each point's responsibilities under one fit.
 
     A point's colour mixes the component colours in proportion to p(z_i = k | x): pure
-    colours are confident assignments, blends are points the model is unsure about.
-    For 1-D data, each component's responsibility is plotted against x instead.
+    colours are confident assignments, blends are points the model is unsure about
+    (equal aspect). For 1-D data, each component's responsibility is plotted against x.
     """
     from matplotlib.patches import Patch
 
+    features = FeatureAxes.resolve(fit.n_features, feature_names, units, data_transform)
     points = _thin(fit.points, max_points)  # computed only where drawn
     resp = _responsibilities(fit, points)
+    shown = features.values(points)
     colors = _component_colors(fit.n_components)
-    idx = np.arange(points.shape[0])
-    fig, axes = _new_figure((6.5, 5.0) if points.shape[1] > 1 else (7.0, 4.0))
+    fig, axes = _new_figure((6.5, 5.6) if points.shape[1] > 1 else (7.5, 4.0))
     ax = axes[0, 0]
     handles = [Patch(color=colors[k], label=f"component {k}") for k in range(fit.n_components)]
     if points.shape[1] == 1:
         for k in range(fit.n_components):
-            ax.scatter(points[idx, 0], resp[idx, k], s=8, color=colors[k], alpha=0.6)
-        ax.set_xlabel("feature 0 (data units)")
+            ax.scatter(shown[:, 0], resp[:, k], s=8, color=colors[k], alpha=0.6)
+        ax.set_xlabel(features.label(0))
         ax.set_ylabel("responsibility p(z = k | x)")
         ax.set_ylim(-0.05, 1.05)
+        where = "right upper"
     else:
-        mixed = np.clip(resp[idx] @ colors, 0.0, 1.0)
-        ax.scatter(points[idx, 0], points[idx, 1], s=12, c=mixed, linewidths=0)
-        means = fit.posterior_mean("means")
+        mixed = np.clip(resp @ colors, 0.0, 1.0)
+        ax.scatter(shown[:, 0], shown[:, 1], s=12, c=mixed, linewidths=0)
+        means = features.values(fit.posterior_mean("means"))
         ax.scatter(means[:, 0], means[:, 1], s=90, marker="X", c=colors, edgecolors="black",
                    zorder=3)
         handles.append(Patch(facecolor="white", edgecolor="black", label="X: component mean"))
-        ax.set_xlabel("feature 0 (data units)")
-        ax.set_ylabel("feature 1 (data units)")
-    ax.legend(handles=handles, loc="best", fontsize="small")
+        ax.set_xlabel(features.label(0))
+        ax.set_ylabel(features.label(1))
+        ax.set_aspect(features.scale[0] / features.scale[1], adjustable="datalim")
+        where = "lower center"
+    _outside_legend(fig, handles, where=where, ncols=1 if where == "right upper" else 3)
     default = (f"Responsibilities under {fit.engine}" if points.shape[1] == 1
                else f"Responsibilities under {fit.engine} (colour mix = uncertainty)")
     ax.set_title(title or default, fontsize="medium")

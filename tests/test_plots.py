@@ -1,11 +1,14 @@
-"""plots: every figure has a title, labelled axes and a legend; nothing is shown."""
+"""plots: every figure has a title, labelled axes and a legend; no legend covers data and no
+text is clipped by the figure; nothing is shown."""
 
 import matplotlib
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from ppl_mixtures import MixtureSpec, plots
+from ppl_mixtures import MixtureSpec, fit, plots
 from ppl_mixtures.compare import compare
 from ppl_mixtures.results import MixtureFit, make_idata
 
@@ -49,6 +52,111 @@ def comparison_1d():
                    name="1-D")
 
 
+@pytest.fixture(scope="module")
+def faithful():
+    """Real engines on standardized Old Faithful (tiny settings): CAVI, EM and SVI."""
+    from ppl_mixtures import datasets
+
+    raw = datasets.old_faithful()
+    z, center, scale = datasets.standardize(raw)
+    spec = MixtureSpec(n_components=2, obs_sd="learned")
+    fits = {"cavi": fit(z, spec, engine="cavi", random_seed=1, progressbar=False),
+            "em": fit(z, spec, engine="em", random_seed=1, progressbar=False),
+            "svi": fit(z, spec, engine="svi", random_seed=1, progressbar=False)}
+    return compare(fits, reference="cavi", name="Old Faithful"), raw, center, scale
+
+
+FAITHFUL_AXES = {"feature_names": ["eruption duration", "waiting time"], "units": "min"}
+
+
+# --------------------------------------------------------------------------- the checks
+def _data_points(ax, renderer):
+    """Display coordinates (n, 2) of everything plotted on ``ax`` that is in view.
+
+    Lines are densified (20 points per segment, in display space) so a line crossing a
+    legend counts even when none of its vertices is under it; scatter points are their
+    offsets; patches are their outline vertices; filled rectangles (histogram bars) are
+    handled separately by ``_bars``.
+    """
+    out = [np.empty((0, 2))]
+    for line in ax.get_lines():
+        if not line.get_visible():
+            continue
+        xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+        xy = xy[np.all(np.isfinite(xy), axis=1)]
+        if len(xy) > 1:
+            t = np.linspace(0, 1, 20)[:, None, None]
+            xy = (xy[:-1] * (1 - t) + xy[1:] * t).reshape(-1, 2)
+        out.append(xy)
+    for coll in ax.collections:
+        offsets = np.asarray(coll.get_offsets(), dtype=float)
+        if coll.get_visible() and offsets.size:
+            out.append(coll.get_offset_transform().transform(offsets))
+    for patch in ax.patches:
+        if patch.get_visible() and not isinstance(patch, Rectangle):
+            out.append(patch.get_transform().transform(patch.get_path().vertices))
+    xy = np.concatenate(out)
+    box = ax.get_window_extent(renderer)
+    inside = ((xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1)
+              & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1))
+    return xy[inside]
+
+
+def _bars(ax, renderer):
+    return [p.get_window_extent(renderer) for p in ax.patches
+            if isinstance(p, Rectangle) and p.get_visible() and p.get_height() != 0]
+
+
+def assert_readable(fig):
+    """Fail when a legend covers plotted data or a text artist is clipped by the figure.
+
+    After ``fig.canvas.draw()``: (1) every legend's window extent (axes legends and figure
+    legends) holds no display point of the data drawn on any visible axes and overlaps
+    no bar; (2) every visible, non-empty text artist (titles, axis and tick labels, legend
+    texts, suptitle) lies inside the figure's bounding box (1 pixel of slack for rounding).
+    """
+    if not isinstance(fig.canvas, FigureCanvasAgg):  # a bare Figure's canvas cannot draw
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    legends = [(ax.get_legend(), [ax]) for ax in axes if ax.get_legend()]
+    legends += [(lg, axes) for lg in fig.legends]
+    for legend, covered in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in covered:
+            xy = _data_points(ax, renderer)
+            under = ((xy[:, 0] > box.x0) & (xy[:, 0] < box.x1)
+                     & (xy[:, 1] > box.y0) & (xy[:, 1] < box.y1))
+            assert not under.any(), (f"legend over {under.sum()} data point(s) of the axes "
+                                     f"titled {ax.get_title()!r}")
+            assert not any(box.overlaps(bar) for bar in _bars(ax, renderer)), "legend over a bar"
+    frame = fig.bbox
+
+    def inside(ext):
+        return (ext.x0 >= frame.x0 - 1 and ext.x1 <= frame.x1 + 1 and ext.y0 >= frame.y0 - 1
+                and ext.y1 <= frame.y1 + 1)
+
+    for ax in axes:  # the drawn tick labels, axis labels and title of each axes
+        assert inside(ax.get_tightbbox(renderer)), f"axes {ax.get_title()!r}: text clipped"
+    texts = [t for ax in axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts)]
+    texts += [t for lg, _ in legends for t in (*lg.get_texts(), lg.get_title())]
+    texts += [t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None]
+    texts += list(fig.texts)
+    for text in texts:
+        if text.get_visible() and text.get_text().strip():
+            ext = text.get_window_extent(renderer)
+            assert inside(ext), f"text {text.get_text()!r} clipped: {ext} vs {frame}"
+    titles = [t for ax in axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    titles += [t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None]
+    for legend, _ in legends:  # nor does a legend cover a title or an axis label
+        box = legend.get_window_extent(renderer)
+        for text in titles:
+            if text.get_visible() and text.get_text().strip():
+                assert not box.overlaps(text.get_window_extent(renderer)), (
+                    f"legend over the text {text.get_text()!r}")
+
+
 def _check(fig, *, title_part=None):
     assert isinstance(fig, Figure)
     titles = [fig._suptitle.get_text() if fig._suptitle else ""]
@@ -57,44 +165,136 @@ def _check(fig, *, title_part=None):
     if title_part:
         assert any(title_part in t for t in titles)
     visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert any(ax.get_xlabel() for ax in visible) or (fig._supxlabel and fig._supxlabel.get_text())
+    assert all(ax.get_xlabel() for ax in visible if ax.get_xticklabels()
+               and any(t.get_text() for t in ax.get_xticklabels())
+               and ax.get_subplotspec().is_last_row()), "an x axis without a label"
     legends = [ax.get_legend() for ax in visible if ax.get_legend()] + list(fig.legends)
     assert legends, "figure has no legend"
+    assert_readable(fig)
     return legends
+
+
+def _texts(legend):
+    return [t.get_text() for t in legend.get_texts()]
+
+
+# --------------------------------------------------------------------------- the checker itself
+def test_assert_readable_catches_a_legend_over_data_and_a_clipped_label():
+    fig = Figure(figsize=(4, 3), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(np.linspace(0, 1, 50), np.linspace(0, 1, 50), label="data on the diagonal")
+    ax.legend(loc="center")  # sits on the diagonal
+    with pytest.raises(AssertionError, match="legend over"):
+        assert_readable(fig)
+    fig = Figure(figsize=(4, 3))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], label="line")
+    fig.legend(loc="outside right upper")
+    ax.set_ylabel("a label pushed out of the figure", labelpad=200)
+    with pytest.raises(AssertionError, match="clipped"):
+        assert_readable(fig)
+    fig = Figure(figsize=(4, 3), layout="constrained")
+    ax = fig.subplots()
+    ax.hist(RNG.normal(size=500), bins=20, label="bars")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.5))  # over the tallest bars
+    with pytest.raises(AssertionError, match="legend over"):
+        assert_readable(fig)
 
 
 def test_backend_is_headless():
     assert matplotlib.get_backend().lower() == "agg"
 
 
-def test_plot_data_2d_draws_means_and_two_ellipses_per_component(comparison_2d):
+# --------------------------------------------------------------------------- data
+def test_plot_data_2d_one_equal_aspect_panel_per_engine_with_both_ellipses(comparison_2d):
     fig = comparison_2d.plot_data()
     (legend,) = _check(fig, title_part="two blobs")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == ["nuts", "advi", "cavi", "em (point estimate)"]
+    for ax in panels:
+        assert ax.get_aspect() == 1.0
+        assert ax.get_xlabel() == "feature 0 (data units)"
+        assert ax.get_xlim() == panels[0].get_xlim() and ax.get_ylim() == panels[0].get_ylim()
+    # posterior ellipse (filled) + density ellipse (dashed) per component; EM: density only
+    assert [len(ax.patches) for ax in panels] == [4, 4, 4, 2]
+    nuts = comparison_2d.fits["nuts"]
+    density = [p for p in panels[0].patches if not p.get_fill()]
+    posterior = [p for p in panels[0].patches if p.get_fill()]
+    sd = nuts.posterior_mean("obs_sd")
+    assert sorted((density[0].width, density[0].height)) == pytest.approx(sorted(4 * sd[0]))
+    draws = nuts.draws("means").reshape(-1, 2, 2)[:, 0, :]
+    eig = np.linalg.eigvalsh(np.cov(draws.T))
+    assert sorted((posterior[0].width, posterior[0].height)) == pytest.approx(4 * np.sqrt(eig))
+    assert {"2-sd ellipse of the mean's posterior", "2 obs_sd: the component density",
+            "nuts (reference) means"} <= set(_texts(legend))
+
+
+def test_plot_data_in_data_units_with_feature_names(faithful):
+    comparison, raw, center, scale = faithful
+    fig = comparison.plot_data(**FAITHFUL_AXES, data_transform=(center, scale))
+    _check(fig, title_part="Old Faithful")
     ax = fig.axes[0]
-    assert ax.get_xlabel() == "feature 0 (data units)" and ax.get_ylabel().startswith("feature 1")
-    assert len(ax.patches) == 4 * 2 * 2  # engines x components x (1 sd, 2 sd)
-    labels = [t.get_text() for t in legend.get_texts()]
-    assert {"nuts means", "advi means", "cavi means", "em means", "1 sd", "2 sd"} <= set(labels)
-    nuts_sd = comparison_2d.fits["nuts"].posterior_mean("obs_sd")
-    assert ax.patches[0].width == pytest.approx(2 * nuts_sd[0, 0])
+    assert ax.get_xlabel() == "eruption duration (min)" and ax.get_ylabel() == "waiting time (min)"
+    shown = ax.collections[0].get_offsets()
+    assert np.allclose(np.sort(shown[:, 1]), np.sort(raw[:, 1]))  # minutes, not z-scores
+    lo, hi = ax.get_ylim()
+    assert lo < raw[:, 1].min() and hi > raw[:, 1].max()
 
 
-def test_plot_data_1d_is_a_histogram_with_densities(comparison_1d):
+def test_plot_data_1d_is_a_histogram_with_densities_and_intervals(comparison_1d):
     fig = comparison_1d.plot_data()
     (legend,) = _check(fig)
-    assert fig.axes[0].get_ylabel().startswith("density")
-    labels = [t.get_text() for t in legend.get_texts()]
-    assert "nuts density" in labels and "cavi density" in labels
+    hist_ax, bars_ax = fig.axes
+    assert hist_ax.get_ylabel().startswith("density")
+    assert [t.get_text() for t in bars_ax.get_yticklabels()] == ["nuts", "cavi"]
+    assert {"nuts density", "cavi density", "mean ± 2 posterior sd (thick)"} <= set(_texts(legend))
 
 
+def test_feature_arguments_are_checked(comparison_2d):
+    with pytest.raises(ValueError, match="feature_names: expected a sequence of 2 names"):
+        comparison_2d.plot_data(feature_names=["only one"])
+    with pytest.raises(ValueError, match="units: expected one string or 2 strings"):
+        comparison_2d.plot_forest(units=["min"])
+    with pytest.raises(ValueError, match="data_transform: expected finite centers and positive"):
+        comparison_2d.plot_marginals(data_transform=(0.0, -1.0))
+
+
+# --------------------------------------------------------------------------- ELBO
 def test_plot_elbo_smooths_noisy_traces_and_marks_the_evidence(comparison_2d):
     fig = comparison_2d.plot_elbo()
     (legend,) = _check(fig, title_part="ELBO")
     ax = fig.axes[0]
     assert "nats" in ax.get_ylabel() and ax.get_xscale() == "log"
-    labels = [t.get_text() for t in legend.get_texts()]
-    assert labels == ["advi (running mean)", "cavi", "log p(x) ≈ -290.0 (nuts)"]
+    labels = _texts(legend)
+    assert labels[:2] == ["advi (running mean of noisy estimates)", "cavi"]
+    assert "log p(x) ≈ -290.0 (nuts)" in labels
     assert ax.get_ylim()[1] >= -290.0  # the evidence line is in view
+    assert ax.get_ylim()[0] <= -370.0 + 1e-9  # cavi's whole trace in view too
+
+
+def test_plot_elbo_explains_a_running_mean_above_the_evidence(comparison_2d):
+    # advi's trace ends near -300 with noise sd 8; its running mean (window 100) has sd ~0.8,
+    # so it stays below log p(x) = -290 but rises above a log p(x) of -302
+    plain = comparison_2d.plot_elbo()
+    assert not any("above log p(x)" in t for t in _texts(plain.legends[0]))
+    fits = dict(comparison_2d.fits)
+    fits["nuts"] = fits["nuts"].replace(extras={"log_evidence": -302.0})
+    fig = compare(fits, name="two blobs").plot_elbo()
+    (legend,) = _check(fig)
+    labels = _texts(legend)
+    assert "log p(x) ≈ -302.0 (nuts)" in labels
+    assert any("above log p(x) is estimate" in t for t in labels)
+
+
+def test_plot_elbo_marks_each_final_elbo(faithful):
+    comparison, *_ = faithful
+    fig = comparison.plot_elbo()
+    (legend,) = _check(fig)
+    assert "final ELBO of the returned q" in _texts(legend)
+    dots = [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "o"]
+    finals = sorted(ln.get_ydata()[0] for ln in dots)
+    expected = sorted(comparison.fits[n].extras["elbo_final"] for n in ("cavi", "svi"))
+    assert finals == pytest.approx(expected)
 
 
 def test_plot_elbo_without_any_trace_says_so(comparison_1d):
@@ -102,31 +302,81 @@ def test_plot_elbo_without_any_trace_says_so(comparison_1d):
         comparison_1d.plot_elbo()
 
 
+# --------------------------------------------------------------------------- marginals, forest
 def test_plot_marginals_one_panel_per_varying_parameter(comparison_2d, comparison_1d):
     fig = comparison_2d.plot_marginals()
     _check(fig, title_part="Posterior marginals")
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()]
     assert len(titles) == 4 + 2 + 4  # means, weights, obs_sd
     fig_1d = comparison_1d.plot_marginals()  # fixed weights have no spread: left out
+    _check(fig_1d)
     assert [ax.get_title() for ax in fig_1d.axes if ax.get_visible()] == [
         "means[0,0]", "means[1,0]", "means[2,0]"]
 
 
-def test_arviz_forest_and_trace(comparison_2d):
+def test_plot_marginals_in_data_units(faithful):
+    comparison, raw, center, scale = faithful
+    fig = comparison.plot_marginals(**FAITHFUL_AXES, data_transform=(center, scale))
+    _check(fig)
+    ax = next(ax for ax in fig.axes if ax.get_title() == "means[0,1]")
+    assert ax.get_xlabel() == "mean of waiting time (min)"
+    lo, hi = ax.get_xlim()
+    assert raw[:, 1].min() < lo < hi < raw[:, 1].max()  # minutes: inside the data's range
+
+
+def test_plot_forest_one_panel_per_group_and_feature(comparison_2d, comparison_1d):
     fig = comparison_2d.plot_forest()
-    legends = _check(fig, title_part="Forest")
-    texts = {t.get_text() for lg in legends for t in lg.get_texts()}
-    assert {"nuts", "advi", "cavi", "em"} <= texts
+    (legend,) = _check(fig, title_part="Forest")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == [
+        "means: feature 0", "means: feature 1", "weights", "obs_sd: feature 0",
+        "obs_sd: feature 1"]
+    assert {"nuts", "advi", "cavi", "em", "50% interval", "89% interval"} <= set(_texts(legend))
+    weights = panels[2]
+    nuts_w = comparison_2d.fits["nuts"].draws("weights").reshape(-1, 2)
+    lo, hi = weights.get_xlim()
+    width = np.quantile(nuts_w[:, 0], 0.945) - np.quantile(nuts_w[:, 0], 0.055)
+    assert width / (hi - lo) > 0.05  # the weight interval is visible on its own axis
+    fig_1d = comparison_1d.plot_forest()  # fixed weights: no weights panel
+    _check(fig_1d)
+    assert [ax.get_title() for ax in fig_1d.axes if ax.get_visible()] == ["means: feature 0"]
+
+
+def test_plot_forest_in_data_units(faithful):
+    comparison, _, center, scale = faithful
+    fig = comparison.plot_forest(**FAITHFUL_AXES, data_transform=(center, scale))
+    _check(fig)
+    assert [ax.get_xlabel() for ax in fig.axes if ax.get_visible()][:2] == [
+        "mean of eruption duration (min)", "mean of waiting time (min)"]
+
+
+# --------------------------------------------------------------------------- trace, responsibilities
+def test_plot_trace_has_a_chain_key_and_leaves_fixed_parameters_out(comparison_2d, comparison_1d):
     trace = comparison_2d.plot_trace()
-    _check(trace, title_part="nuts (2 chains x 200 draws)")
+    (legend,) = _check(trace, title_part="nuts (2 chains x 200 draws)")
+    assert _texts(legend) == ["chain 0", "chain 1"]
+    assert len(trace.axes) == 2 * (4 + 2 + 4)
+    fig_1d = comparison_1d.plot_trace()
+    _check(fig_1d)
+    assert [ax.get_ylabel() for ax in fig_1d.axes[::2]] == ["means[0,0]", "means[1,0]",
+                                                           "means[2,0]"]
+    short = plots.plot_trace(comparison_2d.fits["nuts"], max_parameters=3)
+    _check(short, title_part="first 3 of 10 parameters")
+    with pytest.raises(ValueError, match="expected draws that vary"):
+        comparison_2d.plot_trace("em")
 
 
-def test_plot_responsibilities_2d_and_1d(comparison_2d, comparison_1d):
+def test_plot_responsibilities_2d_and_1d(comparison_2d, comparison_1d, faithful):
     fig = comparison_2d.plot_responsibilities()
     (legend,) = _check(fig, title_part="Responsibilities")
-    assert [t.get_text() for t in legend.get_texts()][:2] == ["component 0", "component 1"]
+    assert _texts(legend)[:2] == ["component 0", "component 1"]
     colours = fig.axes[0].collections[0].get_facecolors()
     assert colours.shape == (POINTS_2D.shape[0], 4)
+    assert fig.axes[0].get_aspect() == 1.0
     fig_1d = plots.plot_responsibilities(comparison_1d.fits["cavi"])
     _check(fig_1d)
     assert fig_1d.axes[0].get_ylabel() == "responsibility p(z = k | x)"
+    comparison, _, center, scale = faithful
+    fig_f = comparison.plot_responsibilities(**FAITHFUL_AXES, data_transform=(center, scale))
+    _check(fig_f)
+    assert fig_f.axes[0].get_ylabel() == "waiting time (min)"
