@@ -745,8 +745,9 @@ def _check_out(args: argparse.Namespace) -> None:
     """Fail before any fitting when the report folder would be refused at the end (not a
     report of ours, no --force, holds the data or the current folder, not writable)."""
     if args.out is not None:
-        from .report import check_out_dir
+        from .report import check_out_dir, clean_stale
 
+        clean_stale(args.out)  # what a killed run left (it may have set the old report aside)
         check_out_dir(args.out, args.force, name="--out", force_hint="Add --force",
                       inputs=_inputs(args))
 

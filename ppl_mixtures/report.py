@@ -29,6 +29,7 @@ import logging
 import os
 import platform
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -305,16 +306,23 @@ def _marker_text(command: str | None, state: str) -> str:
     """The marker's JSON: who wrote the folder, when, with which command and process."""
     return json.dumps({"generator": "ppl-mixtures", "version": _versions()["ppl-mixtures"],
                        "command": command, "state": state, "pid": os.getpid(),
+                       "host": socket.gethostname(),
                        "time": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")},
                       indent=1) + "\n"
 
 
-def _has_marker(folder: Path) -> bool:
+def _marker(folder: Path) -> dict[str, Any] | None:
+    """The folder's marker (a dict), or None when it has none of ours."""
     try:
-        return json.loads((folder / MARKER).read_text(encoding="utf-8")).get(
-            "generator") == "ppl-mixtures"
-    except (OSError, ValueError, AttributeError):
-        return False
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(marker, dict) and marker.get("generator") == "ppl-mixtures"
+    return marker if ok else None
+
+
+def _has_marker(folder: Path) -> bool:
+    return _marker(folder) is not None
 
 
 def _is_legacy_report(folder: Path, entries: set[str]) -> bool:
@@ -463,30 +471,41 @@ def clean_stale(out_dir: str | os.PathLike) -> list[Path]:
 
     ``.OUT.tmp-PID-*`` (a report being built) and ``.OUT.old-PID-*`` (a replaced report
     set aside) whose PID is no longer running and which hold our :data:`MARKER` (or are
-    empty) are removed, except that an ``.old`` folder is moved back to ``out_dir`` when
+    empty; a ``.tmp`` marker must also name this host, as a PID means nothing on another
+    machine sharing the folder) are removed, except that an ``.old`` folder is moved back to ``out_dir`` when
     ``out_dir`` is missing (the run died between setting the old report aside and moving
     the new one in). Returns the folders removed or restored.
     """
     out = Path(out_dir)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        return []
-    done = []
-    for kind in (_OLD, _TMP):
-        head = f".{out.name}.{kind}-"
-        for folder in sorted(parent.glob(glob.escape(head) + "*")):
-            pid_text = folder.name[len(head):].split("-", 1)[0]
-            if not pid_text.isdigit() or _pid_alive(int(pid_text)) or not folder.is_dir() \
-                    or folder.is_symlink() or not (_has_marker(folder)
-                                                   or not any(folder.iterdir())):
-                continue
-            if kind == _OLD and not os.path.lexists(out):
-                os.rename(folder, out)
-                logger.warning("restored the report %s left aside by process %s", out, pid_text)
-            else:
-                shutil.rmtree(folder, ignore_errors=True)
-            done.append(folder)
+    done: list[Path] = []
+    if out.name in ("", ".", ".."):
+        return done
+    try:
+        for kind in (_OLD, _TMP):
+            head = f".{out.name}.{kind}-"
+            for folder in sorted(out.parent.glob(glob.escape(head) + "*")):
+                pid_text = folder.name[len(head):].split("-", 1)[0]
+                if not pid_text.isdigit() or _pid_alive(int(pid_text)) or not folder.is_dir() \
+                        or folder.is_symlink() or not _stale_and_ours(folder, kind):
+                    continue
+                if kind == _OLD and not os.path.lexists(out):
+                    os.rename(folder, out)
+                    logger.warning("restored the report %s left aside by process %s", out,
+                                   pid_text)
+                else:
+                    shutil.rmtree(folder, ignore_errors=True)
+                done.append(folder)
+    except OSError as err:  # an unreadable parent: check_out_dir says what is wrong
+        logger.info("could not look for stale temporary folders beside %s: %s", out, err)
     return done
+
+
+def _stale_and_ours(folder: Path, kind: str) -> bool:
+    """Our marker inside (a ``.tmp`` one written on this host), or an empty folder."""
+    marker = _marker(folder)
+    if marker is None:
+        return not any(folder.iterdir())
+    return kind != _TMP or marker.get("host", socket.gethostname()) == socket.gethostname()
 
 
 # --------------------------------------------------------------------------- the swap

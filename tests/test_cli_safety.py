@@ -114,6 +114,24 @@ def test_dropna_says_how_many_rows_of_how_many(tmp_path, capsys):
                      "values (lines 4, 9); 10 kept."]
 
 
+def test_loader_warnings_reach_the_user_on_one_line(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    body = "\n".join(f"{0.5 + i:.2f},{1.5 + i / 10:.2f}" for i in range(6))
+    path.write_text(f"0,1\n{body}\n")  # a numeric header row: read as data, and said so
+    code, _, err = run(["--quiet", "fit", path, "-k", 2, *CHEAP], capsys)
+    assert code == 0, err
+    (line,) = [line for line in err.splitlines() if "first line" in line]
+    assert line.startswith("ppl-mixtures: warning: path: the first line of 'd.csv'")
+    assert "read as data" in line
+
+
+def test_demo_seed_000_prior_is_variance_10():
+    (item,) = [d for d in cli.demo_datasets() if d["name"] == "three_clusters_1d"]
+    # Blei et al.'s model (seed 000): mu_k ~ N(0, sigma^2) with sigma^2 = 10, a variance
+    assert item["spec"].mean_prior_sd ** 2 == pytest.approx(10.0, rel=1e-12)
+    assert "variance 10" in item["about"]
+
+
 # --------------------------------------------------------------------------- item 9
 def test_an_option_no_selected_engine_accepts_is_an_error(csv_path, capsys):
     code, out, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi,em",

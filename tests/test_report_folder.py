@@ -3,6 +3,7 @@ swap and its re-check, stale temporary folders, and refusing an unusable --out e
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -252,14 +253,19 @@ def test_stale_temporary_folders_of_dead_processes_are_cleaned(comparison, tmp_p
     ours_dead = tmp_path / f".rep.tmp-{dead}-abc"
     ours_alive = tmp_path / f".rep.tmp-{alive}-def"
     not_ours = tmp_path / f".rep.tmp-{dead}-ghi"
-    for folder in (ours_dead, ours_alive, not_ours):
+    other_host = tmp_path / f".rep.tmp-{dead}-jkl"  # its pid means nothing here
+    for folder in (ours_dead, ours_alive, not_ours, other_host):
         folder.mkdir()
     for folder in (ours_dead, ours_alive):
-        (folder / MARKER).write_text(json.dumps({"generator": "ppl-mixtures"}))
+        (folder / MARKER).write_text(json.dumps({"generator": "ppl-mixtures",
+                                                 "host": socket.gethostname()}))
+    (other_host / MARKER).write_text(json.dumps({"generator": "ppl-mixtures",
+                                                 "host": socket.gethostname() + "-other"}))
     (not_ours / "data.csv").write_text("someone's")
     out = _write(comparison, tmp_path / "rep")  # each run cleans first
     assert not ours_dead.exists()
-    assert ours_alive.exists() and (not_ours / "data.csv").read_text() == "someone's"
+    assert ours_alive.exists() and other_host.exists()
+    assert (not_ours / "data.csv").read_text() == "someone's"
     assert foreign_entries(out) == []
 
 
