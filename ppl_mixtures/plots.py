@@ -396,7 +396,9 @@ def _running_mean(trace: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.concatenate([np.full(window - 1, np.nan), smooth]), True
 
 
-def plot_elbo(comparison: Comparison, **_: Any) -> Figure:
+def plot_elbo(comparison: Comparison, *, feature_names: Sequence[str] | None = None,
+              units: str | Sequence[str] | None = None,
+              data_transform: tuple[Any, Any] | None = None) -> Figure:
     """ELBO traces of every fit that has one, on one axis, in nats.
 
     Noisy traces (stochastic engines: more than 20 % of steps go down) are Monte Carlo or
@@ -409,11 +411,16 @@ def plot_elbo(comparison: Comparison, **_: Any) -> Figure:
     CAVI run and a 20,000-step ADVI run can be read together; the y range covers the last
     80 % of every engine's trace, so each engine stays in view.
 
+    ``feature_names``, ``units`` and ``data_transform`` are checked like everywhere else
+    (so one set of options can be passed to every figure) but the ELBO has no feature axis.
+
     Raises
     ------
     ValueError
         When no fit has an ELBO trace.
     """
+    FeatureAxes.resolve(comparison.points.shape[1], feature_names, units, data_transform,
+                        comparison)
     traces = {name: fit.elbo for name, fit in comparison.fits.items()
               if fit.elbo is not None and fit.elbo.size}
     if not traces:
@@ -584,15 +591,21 @@ def _component_draws(fit: MixtureFit, name: str, d: int | None) -> np.ndarray:
 
 def plot_forest(comparison: Comparison, *, feature_names: Sequence[str] | None = None,
                 units: str | Sequence[str] | None = None,
-                data_transform: tuple[Any, Any] | None = None, **_: Any) -> Figure:
+                data_transform: tuple[Any, Any] | None = None,
+                n_draws: int | None = None) -> Figure:
     """Forest plot: every engine's posterior mean, 50 % and 89 % central intervals.
 
     One panel per parameter group and feature (means of feature d, weights, obs_sd of
     feature d), each with its own x axis, so a weight interval of width 0.05 is readable
     beside means spread over -10..5. One row per component, engines stacked within it.
     Fixed weights are not parameters and are not drawn; a point estimate is a dot
-    without interval.
+    without interval. ``n_draws``: use at most this many draws per engine (evenly spaced
+    over the pooled chains); default all.
     """
+    if n_draws is not None and (isinstance(n_draws, bool) or not isinstance(n_draws, int)
+                                or n_draws < 1):
+        raise ValueError(f"n_draws: expected a positive int or None, got {n_draws!r}. "
+                         f"Leave it out to use every draw.")
     from matplotlib.lines import Line2D
 
     features = FeatureAxes.resolve(comparison.points.shape[1], feature_names, units,
@@ -610,6 +623,8 @@ def plot_forest(comparison: Comparison, *, feature_names: Sequence[str] | None =
     for ax, (pname, d) in zip(axes.ravel(), groups, strict=False):
         for off, name in zip(offsets, names, strict=True):
             x = features.of_parameter(pname, d, _component_draws(comparison.fits[name], pname, d))
+            if n_draws is not None and x.shape[0] > n_draws:
+                x = x[np.linspace(0, x.shape[0] - 1, n_draws).round().astype(int)]
             y = np.arange(x.shape[1]) + off
             for q, lw in zip(lo_q, (3.5, 1.2), strict=True):
                 lo, hi = np.quantile(x, [q, 1 - q], axis=0)

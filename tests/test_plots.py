@@ -257,6 +257,10 @@ def test_feature_arguments_are_checked(comparison_2d):
         comparison_2d.plot_forest(units=["min"])
     with pytest.raises(ValueError, match="data_transform: expected finite centers and positive"):
         comparison_2d.plot_marginals(data_transform=(0.0, -1.0))
+    with pytest.raises(ValueError, match="feature_names: expected a sequence of 2 names"):
+        comparison_2d.plot_elbo(feature_names="ab")
+    with pytest.raises(ValueError, match="n_draws: expected a positive int or None"):
+        comparison_2d.plot_forest(n_draws=0)
 
 
 # --------------------------------------------------------------------------- ELBO
@@ -337,6 +341,9 @@ def test_plot_forest_one_panel_per_group_and_feature(comparison_2d, comparison_1
     lo, hi = weights.get_xlim()
     width = np.quantile(nuts_w[:, 0], 0.945) - np.quantile(nuts_w[:, 0], 0.055)
     assert width / (hi - lo) > 0.05  # the weight interval is visible on its own axis
+    one = comparison_2d.plot_forest(n_draws=1)  # one draw per engine: intervals of width 0
+    segments = np.concatenate([np.asarray(c.get_segments()) for c in one.axes[0].collections])
+    assert np.allclose(segments[:, 0, 0], segments[:, 1, 0])
     fig_1d = comparison_1d.plot_forest()  # fixed weights: no weights panel
     _check(fig_1d)
     assert [ax.get_title() for ax in fig_1d.axes if ax.get_visible()] == ["means: feature 0"]
