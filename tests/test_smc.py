@@ -27,7 +27,8 @@ SPEC = MixtureSpec(n_components=2, mean_prior_mean=PRIOR_MEAN, mean_prior_sd=PRI
                    dirichlet_alpha=ALPHA, obs_sd=OBS_SD)
 ORDERED = MixtureSpec(n_components=2, mean_prior_mean=PRIOR_MEAN, mean_prior_sd=PRIOR_SD,
                       dirichlet_alpha=ALPHA, obs_sd=OBS_SD, ordered=True)
-OPTIONS = {"draws": 500, "chains": 2, "random_seed": 11, "progressbar": False}
+# 8 independent runs: the se of eq. (3) then has ~7 degrees of freedom (see the coverage test)
+OPTIONS = {"draws": 500, "runs": 8, "random_seed": 11, "progressbar": False}
 # SMC's estimate with 500 particles scatters ~0.1 nats around the truth (measured: 0.05-0.11)
 TOLERANCE = 0.3
 
@@ -75,13 +76,83 @@ def ordered_fit():
     return fit(POINTS, ORDERED, engine="smc", **OPTIONS)
 
 
-def test_log_evidence_matches_exact_enumeration(smc_fit):
-    log_z = smc_fit.extras["log_evidence"]
-    assert abs(log_z - EXACT) < TOLERANCE, (log_z, EXACT)
-    per_chain = smc_fit.extras["smc"]["log_evidence_per_chain"]
-    assert len(per_chain) == 2 and np.mean(per_chain) == log_z
-    np.testing.assert_allclose(smc_fit.extras["log_evidence_se"], np.std(per_chain, ddof=1) / np.sqrt(2))
-    assert smc_fit.extras["smc"]["final_beta"] == [1.0, 1.0]
+def test_log_evidence_interval_covers_exact_enumeration(smc_fit):
+    extras = smc_fit.extras
+    log_z, se = extras["log_evidence"], extras["log_evidence_se"]
+    # +-4 se: se comes from 8 runs, so (log Z - truth) / se is ~Student-t with 7 degrees of
+    # freedom, P(|t_7| > 4) = 0.005; the bias of eq. (2), ~ -se^2/2, is < 0.01 se here
+    assert abs(log_z - EXACT) < 4 * se, (log_z, se, EXACT)
+    assert abs(log_z - EXACT) < TOLERANCE
+    assert 0 < se < 0.2
+    runs = extras["log_evidence_runs"]
+    assert len(runs) == 8 and len(set(runs)) == 8                  # independent runs
+    assert (log_z, se) == smc.combine_runs(runs)
+    assert extras["log_evidence_mean_of_logs"] == pytest.approx(np.mean(runs), rel=1e-12)
+    assert "8 independent SMC runs" in extras["log_evidence_method"]
+    assert extras["evidence_flags"] == []
+    # the check's bound is a real lower bound: CAVI's ELBO sits below the exact log p(x)
+    assert extras["evidence_elbo"] < EXACT
+    assert extras["smc"]["final_beta"] == [1.0] * 8
+
+
+def test_combine_runs_is_log_mean_exp_with_delta_method_se():
+    log_z = np.array([-1000.2, -1000.7, -999.9, -1000.05])
+    log_mean, se = smc.combine_runs(log_z)
+    # the same numbers with exp taken after a shift of 1000 (no underflow at this scale)
+    z = np.exp(log_z + 1000.0)
+    assert log_mean == pytest.approx(np.log(z.mean()) - 1000.0, rel=1e-13)
+    assert se == pytest.approx(z.std(ddof=1) / np.sqrt(4) / z.mean(), rel=1e-12)
+    assert np.isnan(smc.combine_runs([-5.0])[1]) and smc.combine_runs([-5.0])[0] == -5.0
+
+
+def test_log_mean_exp_is_less_biased_than_the_mean_of_logs():
+    """The module's justification, simulated: Z_r unbiased (log-normal with mean 1, so
+    log p(x) = 0), sd of log Z_r = 0.5, R = 4 runs: E[log mean Z_r] ~ -sigma^2/(2R) = -0.03
+    (delta method), closer to 0 than E[mean log Z_r] = -sigma^2/2 = -0.125."""
+    rng = np.random.default_rng(0)
+    sigma, n_rep = 0.5, 200_000
+    log_z = rng.normal(-sigma**2 / 2, sigma, size=(n_rep, 4))
+    lme = logsumexp(log_z, axis=1) - np.log(4)
+    mol = log_z.mean(axis=1)
+    # both averages over 200 000 replicates have se < 0.002 (sd per replicate < 0.3)
+    assert abs(mol.mean() + sigma**2 / 2) < 0.01
+    assert abs(lme.mean() + sigma**2 / 8) < 0.02
+    assert mol.mean() < lme.mean() - 0.05
+
+
+def test_below_elbo_and_disagreeing_runs_are_flagged(monkeypatch):
+    # constructed: an ELBO 5 nats above the exact log evidence (as if SMC read far too low)
+    monkeypatch.setattr(smc, "_elbo_bound", lambda points, spec, seed: EXACT + 5.0)
+    with pytest.warns(smc.EvidenceWarning, match=r"below CAVI's ELBO .* Try more particles"):
+        flagged = fit(POINTS, SPEC, engine="smc", draws=200, runs=2, random_seed=3,
+                      progressbar=False, log_likelihood=False)
+    assert flagged.extras["evidence_flags"] == ["below_elbo"]
+    assert flagged.extras["evidence_elbo"] == EXACT + 5.0
+    flags, reasons = smc._evidence_flags(np.array([-10.0, -12.5, -10.2]), -10.4, 0.2, None)
+    assert flags == ["runs_disagree"] and "span 2.50 nats" in reasons[0]
+    flags, _ = smc._evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -10.5)
+    assert flags == []                       # above the bound, runs within 1 nat
+    flags, _ = smc._evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -9.85)
+    assert flags == []                       # 0.25 below the bound: within 3 se (0.3)
+    flags, _ = smc._evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -9.7)
+    assert flags == ["below_elbo"]           # 0.4 below: beyond 3 se
+    flags, _ = smc._evidence_flags(np.array([-10.0, np.nan]), -10.0, np.nan, None)
+    assert flags == ["nonfinite_runs"]
+
+
+def test_check_elbo_false_skips_the_bound():
+    again = fit(POINTS, SPEC, engine="smc", draws=100, runs=2, random_seed=3,
+                progressbar=False, log_likelihood=False, check_elbo=False)
+    assert again.extras["evidence_elbo"] is None
+
+
+def test_chains_is_the_older_name_of_runs():
+    old = fit(POINTS, SPEC, engine="smc", draws=100, chains=3, random_seed=3,
+              progressbar=False, log_likelihood=False, check_elbo=False)
+    assert len(old.extras["log_evidence_runs"]) == 3 and old.n_chains == 3
+    assert old.options["runs"] == 3
+    with pytest.raises(ValueError, match=r"^runs: expected runs or chains .* got both"):
+        fit(POINTS, SPEC, engine="smc", runs=2, chains=3)
 
 
 def test_ordered_start_avoids_the_collapse(ordered_fit):
@@ -119,7 +190,7 @@ def test_ordered_start_particles():
 def test_schema(smc_fit):
     post = smc_fit.idata["posterior"]
     assert post["means"].dims == ("chain", "draw", "component", "feature")
-    assert dict(post["means"].sizes) == {"chain": 2, "draw": 500, "component": 2, "feature": 1}
+    assert dict(post["means"].sizes) == {"chain": 8, "draw": 500, "component": 2, "feature": 1}
     assert post["weights"].dims == ("chain", "draw", "component")
     np.testing.assert_allclose(smc_fit.draws("weights").sum(-1), 1.0)
     assert smc_fit.idata["log_likelihood"]["x"].dims == ("chain", "draw", "obs")
@@ -145,17 +216,20 @@ def test_unordered_exchangeable_spec_samples_one_label_mode(smc_fit):
 
 
 @pytest.mark.parametrize("options, err, match", [
-    ({"draws": 1}, ValueError, r"^draws: expected an integer >= 2, got 1\. Use e\.g\. draws=1000"),
+    ({"draws": 1}, ValueError, r"^draws: expected an integer >= 2, got 1\. Use e\.g\. draws=2000"),
     ({"chains": 0}, ValueError, r"^chains: expected an integer >= 1, got 0"),
+    ({"runs": 0}, ValueError, r"^runs: expected an integer >= 1, got 0\. Use e\.g\. runs=4"),
+    ({"check_elbo": "yes"}, TypeError, r"^check_elbo: expected True or False"),
     ({"threshold": 1.5}, ValueError, r"^threshold: expected a number in \(0, 1\), got 1\.5\. Use "
-                                     r"e\.g\. threshold=0\.5\.$"),
+                                     r"e\.g\. threshold=0\.8\.$"),
     ({"correlation_threshold": "low"}, TypeError, r"^correlation_threshold: expected a number in "
                                                   r"\(0, 1\), got 'low'"),
     ({"random_seed": -1}, ValueError, r"^random_seed: expected an integer >= 0, got -1"),
     ({"progressbar": 1}, TypeError, r"^progressbar: expected True or False, got 1"),
     ({"kernel": "mh"}, TypeError, r"unknown option\(s\) 'kernel'\. Valid options for 'smc': "
-                                  r"draws, chains, threshold, correlation_threshold, random_seed, "
-                                  r"progressbar, log_likelihood, one_label_mode\.$"),
+                                  r"draws, runs, chains, threshold, correlation_threshold, "
+                                  r"random_seed, progressbar, log_likelihood, one_label_mode, "
+                                  r"check_elbo\.$"),
 ])
 def test_bad_options(options, err, match):
     with pytest.raises(err, match=match):
