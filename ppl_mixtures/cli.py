@@ -557,6 +557,7 @@ def _worker_pool(jobs: int) -> Iterator[Any]:
 def _end_workers(pool: Any, grace_s: float = 5.0) -> None:
     """Terminate a process pool's workers (SIGTERM, then SIGKILL after ``grace_s``) and
     wait for them, so none outlives the command."""
+    # Python < 3.14 has no public way (ProcessPoolExecutor.terminate_workers) to reach them
     processes = list((getattr(pool, "_processes", None) or {}).values())
     for process in processes:
         if process.is_alive():
