@@ -68,6 +68,49 @@ def test_force_replaces_our_own_report(csv_path, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
 
 
+@pytest.mark.parametrize("when", ["fitting", "writing"])
+def test_out_taken_by_someone_else_meanwhile(when, csv_path, tmp_path, capsys, monkeypatch):
+    """The early check passes (no --out yet); then another program creates --out, while we
+    fit (refused when the report starts) or while the report is written (refused at the
+    swap: the finished report is kept beside it)."""
+    from ppl_mixtures import report
+
+    out_dir = tmp_path / "rep"
+
+    def someone_writes():
+        out_dir.mkdir()
+        (out_dir / "theirs.txt").write_text("theirs")
+
+    if when == "fitting":
+        fit_module = sys.modules["ppl_mixtures.fit"]
+        real_fit = fit_module.fit
+
+        def fit_while_someone_writes(*args, **kwargs):
+            someone_writes()
+            return real_fit(*args, **kwargs)
+
+        monkeypatch.setattr(fit_module, "fit", fit_while_someone_writes)
+    else:
+        real_render = report._render
+
+        def render_while_someone_writes(*args, **kwargs):
+            real_render(*args, **kwargs)
+            someone_writes()
+
+        monkeypatch.setattr(report, "_render", render_while_someone_writes)
+    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", out_dir,
+                        "--force"], capsys)
+    assert code == 2 and one_line(err) and "--out" in err, err
+    assert [p.name for p in out_dir.iterdir()] == ["theirs.txt"]
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("rep.new-")]
+    if when == "fitting":
+        assert kept == [] and "holds other files (theirs.txt)" in err
+    else:
+        assert len(kept) == 1 and (kept[0] / "report.md").exists()
+        assert f"kept in '{kept[0]}'" in err and "is not a ppl-mixtures report" in err
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 # --------------------------------------------------------------------------- item 4
 def _fit_must_not_run(monkeypatch):
     fit_module = sys.modules["ppl_mixtures.fit"]
