@@ -18,7 +18,19 @@ from .validation import DataScaleWarning, NumericalError
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """Import ``BayesianMixture`` on first use: scikit-learn takes ~2 s to import, which
+    ``import ppl_mixtures`` (and so every CLI call) should not pay when it is not used."""
+    if name == "BayesianMixture":
+        from .estimator import BayesianMixture
+
+        return BayesianMixture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "BayesianMixture",
     "Comparison",
     "ConvergenceWarning",
     "DataScaleWarning",

@@ -1,0 +1,419 @@
+"""`BayesianMixture`: a scikit-learn estimator over ``ppl_mixtures.fit``.
+
+The estimator builds a :class:`~ppl_mixtures.spec.MixtureSpec` from its constructor
+arguments, fits it with the chosen engine, and answers scikit-learn's questions from the
+posterior draws::
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from ppl_mixtures import BayesianMixture, datasets
+
+    model = make_pipeline(StandardScaler(),
+                          BayesianMixture(n_components=2, obs_sd="learned", random_seed=0))
+    labels = model.fit(datasets.old_faithful()).predict(datasets.old_faithful())
+
+- ``predict_proba``: posterior mean responsibilities E[p(z = k | x, theta) | data];
+- ``score_samples``: the posterior predictive log density log p(x_new | data), a Monte Carlo
+  average over the draws (not a plug-in at the posterior mean), so ``score`` (its mean) is
+  a held-out log predictive density that ``GridSearchCV`` can maximize over K or a prior;
+- ``sample``: draws from the posterior predictive;
+- ``bic`` / ``aic``: for the point-estimating engine ``"em"`` only.
+
+docs/estimator.md lists the scikit-learn checks that do not apply and why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import validation as v
+from .diagnostics import log_likelihood, predictive_logpdf, responsibilities
+from .engines import get_engine
+from .fit import fit as fit_mixture
+from .relabel import relabel
+from .results import ConvergenceWarning, MixtureFit
+from .spec import MixtureSpec
+
+__all__ = ["COVARIANCES_PLANNED", "COVARIANCES_SERVED", "RHAT_MAX", "BayesianMixture",
+           "n_free_parameters"]
+
+#: Covariance structures the estimator fits today.
+COVARIANCES_SERVED = ("diag",)
+#: Structures a later issue adds (MixtureSpec(covariance=...)); they raise NotImplementedError.
+COVARIANCES_PLANNED = ("full", "tied", "spherical")
+#: Largest max R-hat (after relabeling) at which a sampler's fit counts as converged.
+RHAT_MAX = 1.01
+
+
+def n_free_parameters(spec: MixtureSpec, n_features: int) -> int:
+    """Free parameters of the spec's model, as BIC and AIC count them.
+
+    Means K*D, weights K-1 unless fixed (``weights="fixed"`` or K = 1), observation sds K*D
+    when learned (one per component and feature). With ``obs_sd="learned"`` and Dirichlet
+    weights this is scikit-learn's count for ``GaussianMixture(covariance_type="diag")``.
+    """
+    n_components = spec.n_components
+    count = n_components * n_features
+    if not spec.fixed_weights:
+        count += n_components - 1
+    if spec.learned_obs_sd:
+        count += n_components * n_features
+    return count
+
+
+class BayesianMixture(ClusterMixin, DensityMixin, BaseEstimator):
+    """A Bayesian Gaussian mixture (diagonal covariances) fitted by any ppl-mixtures engine.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        K, the number of components.
+    covariance : {"diag"}, default="diag"
+        Covariance structure. Only "diag" is served today; "full", "tied" and "spherical"
+        raise NotImplementedError at ``fit`` (a later issue adds them).
+    mean_prior_mean, mean_prior_sd, weights, dirichlet_alpha, obs_sd, \
+precision_prior_shape, precision_prior_rate, ordered, weights_transform
+        The :class:`~ppl_mixtures.spec.MixtureSpec` fields, with its defaults: means
+        ~ Normal(mean_prior_mean, mean_prior_sd^2) per feature; weights ~ Dirichlet(
+        dirichlet_alpha) or fixed at 1/K (``weights="fixed"``); ``obs_sd`` a known sd (number
+        or one per feature) or ``"learned"`` with a Gamma(precision_prior_shape,
+        precision_prior_rate) prior on each precision. The priors assume standardized data:
+        put a ``StandardScaler`` in front of the estimator (in a ``Pipeline``).
+    engine : str, default="cavi"
+        The inference engine (``ppl_mixtures.available_engines()`` lists them).
+    engine_options : dict or None, default=None
+        Options for the engine's ``fit`` (e.g. ``{"draws": 500, "chains": 2}`` for "nuts",
+        ``{"n_init": 2, "progressbar": False}`` for "cavi"); unknown names raise a TypeError
+        listing the valid ones. The seed is not set here but by ``random_seed``.
+    random_seed : int or None, default=None
+        Seeds the engine and :meth:`sample`: the same seed gives the same numbers. None
+        draws fresh entropy (refits then differ).
+
+    Attributes
+    ----------
+    fit_ : MixtureFit
+        The engine's result; for samplers (family "mcmc") relabeled with
+        :func:`ppl_mixtures.relabel.relabel` so that every draw uses the same component labels.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        Only when ``X`` was a DataFrame with string column names.
+    converged_ : bool or None
+        ``fit_.converged`` (the engine's own test) for optimizers and VI; for samplers,
+        whether the max R-hat over the parameters after relabeling is <= ``RHAT_MAX`` (1.01),
+        None with a single chain.
+    labels_ : ndarray of int, shape (n_samples,)
+        ``predict`` on the training data.
+    weights_ : ndarray of shape (n_components,)
+        Posterior mean of the weights (1/K each when fixed).
+    means_ : ndarray of shape (n_components, n_features)
+        Posterior mean of the component means.
+    obs_sd_ : ndarray of shape (n_components, n_features)
+        Posterior mean of the observation sds (the known value when not learned).
+
+    Notes
+    -----
+    Label switching: a sampler may visit any of the K! labelings of the components, across
+    chains or within one; an average of responsibilities over such draws mixes components
+    (unrelabeled NUTS argmax labels once matched the truth for 3% of points). ``fit``
+    therefore relabels MCMC fits before anything is averaged, so ``predict_proba``,
+    ``predict``, ``means_`` and ``sample``'s labels use one labeling. ``score_samples`` does
+    not depend on labels.
+    """
+
+    def __init__(self, n_components=2, *, covariance="diag", mean_prior_mean=0.0,
+                 mean_prior_sd=1.0, weights="dirichlet", dirichlet_alpha=1.0, obs_sd=1.0,
+                 precision_prior_shape=2.0, precision_prior_rate=2.0, ordered=False,
+                 weights_transform="stick_breaking", engine="cavi", engine_options=None,
+                 random_seed=None):
+        self.n_components = n_components
+        self.covariance = covariance
+        self.mean_prior_mean = mean_prior_mean
+        self.mean_prior_sd = mean_prior_sd
+        self.weights = weights
+        self.dirichlet_alpha = dirichlet_alpha
+        self.obs_sd = obs_sd
+        self.precision_prior_shape = precision_prior_shape
+        self.precision_prior_rate = precision_prior_rate
+        self.ordered = ordered
+        self.weights_transform = weights_transform
+        self.engine = engine
+        self.engine_options = engine_options
+        self.random_seed = random_seed
+
+    # ------------------------------------------------------------------ tags / pickling
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_seed is None
+        return tags
+
+    def __getstate__(self):
+        # MixtureFit keeps extras/options as read-only mappingproxy objects, which pickle
+        # refuses; store the fit's fields as plain dicts and rebuild it on load.
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__
+        fit = state.get("fit_")
+        if isinstance(fit, MixtureFit):
+            fields = {f.name: getattr(fit, f.name) for f in dataclasses.fields(fit)}
+            fields["extras"] = dict(fields["extras"])
+            fields["options"] = dict(fields["options"])
+            state["fit_"] = _PickledFit(fields)
+        return state
+
+    def __setstate__(self, state):
+        fit = state.get("fit_")
+        if isinstance(fit, _PickledFit):
+            state = {**state, "fit_": MixtureFit(**fit.fields)}
+        super().__setstate__(state)
+
+    # ------------------------------------------------------------------ building the fit
+    def _spec(self) -> MixtureSpec:
+        """The MixtureSpec of the constructor arguments (validated by MixtureSpec)."""
+        covariance = self.covariance
+        if covariance in COVARIANCES_PLANNED:
+            raise NotImplementedError(
+                f"covariance: {covariance!r} is not served yet; served: "
+                f"{', '.join(map(repr, COVARIANCES_SERVED))}. Use covariance='diag' (one sd "
+                f"per component and feature with obs_sd='learned').")
+        if covariance not in COVARIANCES_SERVED:
+            raise ValueError(
+                f"covariance: expected one of {', '.join(map(repr, COVARIANCES_SERVED))}, got "
+                f"{v.describe(covariance)}. Use covariance='diag'.")
+        return MixtureSpec(
+            n_components=self.n_components, mean_prior_mean=self.mean_prior_mean,
+            mean_prior_sd=self.mean_prior_sd, weights=self.weights,
+            dirichlet_alpha=self.dirichlet_alpha, obs_sd=self.obs_sd,
+            precision_prior_shape=self.precision_prior_shape,
+            precision_prior_rate=self.precision_prior_rate, ordered=self.ordered,
+            weights_transform=self.weights_transform)
+
+    def _engine_options(self) -> dict[str, Any]:
+        """engine_options plus the seed, checked (the engine checks the names)."""
+        options = self.engine_options
+        if options is None:
+            options = {}
+        if not isinstance(options, Mapping):
+            raise TypeError(f"engine_options: expected a dict of engine options or None, got "
+                            f"{v.describe(options)}. Pass e.g. engine_options={{'n_init': 2}}.")
+        if any(not isinstance(key, str) for key in options):
+            raise TypeError(f"engine_options: expected option names as str keys, got "
+                            f"{sorted(map(repr, options))}. Use e.g. {{'max_iter': 100}}.")
+        if "random_seed" in options:
+            raise ValueError("engine_options: expected no 'random_seed' key, got one. Pass "
+                             "the seed as BayesianMixture(random_seed=...), which also seeds "
+                             "sample().")
+        return {**options, "random_seed": v.check_seed(self.random_seed)}
+
+    def fit(self, X, y=None):
+        """Fit the mixture to X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Finite numbers (a DataFrame's column names are remembered).
+        y : None
+            Ignored (scikit-learn's signature).
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        NotImplementedError
+            ``covariance`` other than "diag".
+        ValueError, TypeError
+            Bad data, priors or engine options, naming the argument.
+        """
+        spec = self._spec()
+        engine = get_engine(self.engine)
+        options = self._engine_options()
+        X = validate_data(self, X, dtype=np.float64, ensure_min_features=1)
+        result = fit_mixture(X, spec, engine=engine.name, **options)
+        converged = result.converged
+        if engine.family == "mcmc":
+            result = relabel(result)
+            converged = _rhat_converged(result)
+        self.fit_ = result
+        self.converged_ = converged
+        self.weights_ = _posterior_mean_weights(result)
+        self.means_ = result.posterior_mean("means")
+        self.obs_sd_ = (result.posterior_mean("obs_sd") if spec.learned_obs_sd
+                        else spec.known_obs_sd(X.shape[1]))
+        self.labels_ = self._responsibilities(X).argmax(axis=1)
+        return self
+
+    # ------------------------------------------------------------------ predictions
+    def _check_X(self, X) -> np.ndarray:
+        check_is_fitted(self, "fit_")
+        return validate_data(self, X, dtype=np.float64, reset=False)
+
+    def _responsibilities(self, X: np.ndarray) -> np.ndarray:
+        return responsibilities(self.fit_, X)
+
+    def predict_proba(self, X):
+        """Posterior mean responsibilities p(z = k | x, data).
+
+        The mean over the posterior draws theta_s of w_k N(x | mu_k, sd_k^2) / sum_j w_j
+        N(x | mu_j, sd_j^2) (``ppl_mixtures.diagnostics.responsibilities``), in the labels of
+        ``fit_`` (MCMC fits are relabeled at ``fit``, so draws agree on labels).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Rows sum to 1.
+        """
+        return self._responsibilities(self._check_X(X))
+
+    def predict(self, X):
+        """The most probable component of each point: argmax of :meth:`predict_proba`.
+
+        Returns
+        -------
+        ndarray of int, shape (n_samples,)
+        """
+        return self.predict_proba(X).argmax(axis=1)
+
+    def score_samples(self, X):
+        """Posterior predictive log density log p(x | data) of each point, in nats.
+
+        log (1/S) sum_s p(x | theta_s) over the fit's S posterior draws (logsumexp), with
+        p(x | theta) = sum_k w_k N(x | mu_k, diag(sd_k^2)): the Bayesian predictive, not a
+        plug-in at a point estimate (for engine "em", whose fit is one point, it is the
+        plug-in). Label-invariant.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        X = self._check_X(X)
+        return predictive_logpdf(self.fit_, X)
+
+    def score(self, X, y=None):
+        """Mean posterior predictive log density of X (nats per point; higher is better).
+
+        On held-out data this is the log predictive density that ``GridSearchCV`` maximizes
+        to choose ``n_components`` or a prior.
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1):
+        """Draw points from the posterior predictive.
+
+        For each point: a posterior draw theta_s = (weights, means, obs_sd) chosen uniformly
+        from the fit's draws (all chains), then z ~ Categorical(weights), then
+        x ~ Normal(means_z, diag(obs_sd_z^2)). Seeded by ``random_seed``: with a seed every
+        call returns the same points (as scikit-learn's ``GaussianMixture.sample``).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of int, shape (n_samples,)
+            The component each point came from (in ``fit_``'s labels).
+        """
+        check_is_fitted(self, "fit_")
+        n_samples = v.check_int("n_samples", n_samples, minimum=1,
+                                hint="Ask for at least one point, e.g. sample(100)")
+        rng = np.random.default_rng(v.check_seed(self.random_seed))
+        weights, means, obs_sd = _flat_draws(self.fit_)
+        draw = rng.integers(weights.shape[0], size=n_samples)
+        cdf = np.cumsum(weights[draw], axis=1)                                # (n, K)
+        u = rng.random(n_samples)
+        # the first k with u < cdf_k (clipped for round-off in the last cumulative sum)
+        labels = np.minimum((u[:, None] >= cdf).sum(axis=1), weights.shape[1] - 1)
+        loc = means[draw, labels]                                              # (n, D)
+        scale = obs_sd[draw, labels]
+        return loc + scale * rng.standard_normal(loc.shape), labels
+
+    # ------------------------------------------------------------------ information criteria
+    def _log_likelihood_and_count(self, X) -> tuple[float, int, int]:
+        check_is_fitted(self, "fit_")
+        if self.fit_.engine != "em":
+            raise ValueError(f"engine: expected 'em' for bic/aic (they need a maximum-"
+                             f"likelihood point estimate), got {self.fit_.engine!r}. Refit with "
+                             f"engine='em' (and obs_sd='learned' to match scikit-learn's "
+                             f"GaussianMixture), or compare models by score() on held-out "
+                             f"data.")
+        X = self._check_X(X)
+        total = float(log_likelihood(self.fit_, X).sum())
+        return total, n_free_parameters(self.fit_.spec, X.shape[1]), X.shape[0]
+
+    def bic(self, X):
+        """Bayesian information criterion -2 log L + p log n (lower is better).
+
+        log L is the log-likelihood of X at the EM estimate, p :func:`n_free_parameters`,
+        n the number of rows of X. Only for ``engine="em"`` (ValueError otherwise).
+        """
+        log_lik, n_params, n_samples = self._log_likelihood_and_count(X)
+        return -2.0 * log_lik + n_params * np.log(n_samples)
+
+    def aic(self, X):
+        """Akaike information criterion -2 log L + 2 p (lower is better); ``engine="em"`` only."""
+        log_lik, n_params, _ = self._log_likelihood_and_count(X)
+        return -2.0 * log_lik + 2.0 * n_params
+
+
+# ---------------------------------------------------------------------- helpers
+@dataclasses.dataclass
+class _PickledFit:
+    """A MixtureFit's fields in picklable form (see BayesianMixture.__getstate__)."""
+
+    fields: dict[str, Any]
+
+
+def _rhat_converged(result: MixtureFit) -> bool | None:
+    """max R-hat after relabeling <= RHAT_MAX (None with one chain); warn when above."""
+    rhat = result.extras.get("relabel", {}).get("rhat_after")
+    if rhat is None or not isinstance(rhat, numbers.Real):
+        return None
+    if not rhat <= RHAT_MAX:
+        warnings.warn(f"{result.engine}: max R-hat {rhat:.3f} > {RHAT_MAX} after relabeling; "
+                      f"the chains disagree. Draw more (engine_options={{'draws': ..., "
+                      f"'tune': ...}}) or check ppl_mixtures.diagnostics.mcmc_summary("
+                      f"estimator.fit_).", ConvergenceWarning, stacklevel=3)
+        return False
+    return True
+
+
+def _posterior_mean_weights(result: MixtureFit) -> np.ndarray:
+    if "weights" in result.idata["posterior"].data_vars:
+        return result.posterior_mean("weights")
+    return result.spec.fixed_weight_values()
+
+
+def _flat_draws(result: MixtureFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weights (S, K), means (S, K, D), obs_sd (S, K, D)) over all chains and draws."""
+    means = result.draws("means")
+    n_components, n_features = means.shape[2:]
+    means = means.reshape(-1, n_components, n_features)
+    if "weights" in result.idata["posterior"].data_vars:
+        weights = result.draws("weights").reshape(-1, n_components)
+    else:
+        weights = np.broadcast_to(result.spec.fixed_weight_values(), means.shape[:2])
+    if result.spec.learned_obs_sd:
+        obs_sd = result.draws("obs_sd").reshape(means.shape)
+    else:
+        obs_sd = np.broadcast_to(result.spec.known_obs_sd(n_features), means.shape)
+    return weights, means, obs_sd
