@@ -18,6 +18,7 @@ from ppl_mixtures.density import mixture_logp
 from ppl_mixtures.engines import advi
 from ppl_mixtures.engines._advi_objective import get_objective
 from ppl_mixtures.evidence import exact_log_evidence
+from ppl_mixtures.results import ConvergenceWarning
 from ppl_mixtures.transforms import stick_breaking_backward, stick_breaking_log_jac_det
 
 SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=1.0, obs_sd=1.0)
@@ -237,10 +238,18 @@ def test_restarts_keep_the_best_and_report_all(points):
     assert all({"random_seed", "elbo_final", "elbo_final_se", "n_iter"} <= set(r) for r in restarts)
 
 
-def test_tolerance_stops_early(points):
-    result = fit(points, SPEC, engine="advi", **{**SMALL, "tolerance": 0.05})
-    assert result.converged and result.n_iter < SMALL["n_iter"]
+def test_tolerance_stops_early_with_the_constant_schedule(points):
+    options = {**SMALL, "tolerance": 0.05, "schedule": "constant", "average": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # stopped early: may not pass
+        result = fit(points, SPEC, engine="advi", **options)
+    assert result.n_iter < SMALL["n_iter"]
     assert result.n_iter % advi.CONVERGENCE_WINDOW == 0
+    assert result.extras["convergence"]["relative_change"] < 0.05
+    # the last iterate, not an average; every iteration at the base rate
+    assert result.extras["average_start"] == result.n_iter
+    np.testing.assert_array_equal(result.extras["learning_rates"],
+                                  np.full(result.n_iter, advi.LEARNING_RATE))
 
 
 # --------------------------------------------------------------------------- minibatch
@@ -301,6 +310,16 @@ def test_minibatch_posterior_sd_matches_full_data(minibatch_points):
     ({"elbo_draws": 1}, ValueError, r"elbo_draws: expected an integer >= 2"),
     ({"progressbar": "no"}, TypeError, r"progressbar: expected True or False"),
     ({"tolerance": 0.0}, ValueError, r"tolerance: expected a finite number > 0"),
+    ({"tolerance": 0.01}, ValueError, r"tolerance: early stopping .* only with "
+                                      r"schedule='constant'"),
+    ({"schedule": "cosine"}, ValueError, r"schedule: expected one of 'decay', 'constant'"),
+    ({"decay_power": 0.5}, ValueError, r"decay_power: expected a number in \(0.5, 1\]"),
+    ({"decay_power": 1.5}, ValueError, r"decay_power: expected a number in \(0.5, 1\]"),
+    ({"decay_scale": 0}, ValueError, r"decay_scale: expected a finite number > 0"),
+    ({"warmup": 1.0}, ValueError, r"warmup: expected a number in \[0, 1\)"),
+    ({"average": 1.5}, ValueError, r"average: expected a number in \[0, 1\]"),
+    ({"average": "half"}, TypeError, r"average: expected a number in \[0, 1\]"),
+    ({"n_iter": 0}, ValueError, r"n_iter: expected an integer >= 1"),
 ])
 def test_bad_options_are_rejected_with_a_message(points, options, error, match):
     with pytest.raises(error, match=match):
@@ -310,3 +329,157 @@ def test_bad_options_are_rejected_with_a_message(points, options, error, match):
 def test_format_approximation_rejects_other_engines(mean_field):
     with pytest.raises(ValueError, match=r"fit: expected a fit of engine 'advi'"):
         advi.format_approximation(mean_field.replace(engine="em", extras={}))
+
+
+# --------------------------------------------------------------------------- schedule
+@pytest.mark.parametrize(("n_iter", "warmup", "decay_scale", "decay_power"),
+                         [(10_000, 0.1, 0.05, 0.6), (777, 0.3, 0.01, 1.0), (50, 0.0, 2.0, 0.51)])
+def test_step_sizes_warm_then_monotone_robbins_monro(n_iter, warmup, decay_scale, decay_power):
+    rates = advi.step_sizes(n_iter, 0.05, warmup=warmup, decay_scale=decay_scale,
+                            decay_power=decay_power)
+    t0 = round(warmup * n_iter)
+    assert rates.shape == (n_iter,)
+    np.testing.assert_array_equal(rates[:t0 + 1], 0.05)       # the warm phase, base rate
+    assert np.all(np.diff(rates[t0:]) <= 0) and np.all(rates > 0)  # then never increases
+    # eq. (4) at the last iteration
+    tau = max(1.0, decay_scale * n_iter)
+    assert rates[-1] == pytest.approx(0.05 / (1 + (n_iter - 1 - t0) / tau) ** decay_power)
+    np.testing.assert_array_equal(advi.step_sizes(n_iter, 0.05, "constant"), 0.05)
+
+
+def test_fit_runs_the_schedule_it_reports(points, mean_field):
+    expected = advi.step_sizes(SMALL["n_iter"], advi.LEARNING_RATE)
+    np.testing.assert_array_equal(mean_field.extras["learning_rates"], expected)
+    assert mean_field.extras["average_start"] == advi.averaging_start(SMALL["n_iter"],
+                                                                      advi.AVERAGE)
+
+
+def test_averaging_returns_the_mean_of_the_window_iterates(points):
+    """Replay a tiny fit one step at a time and average the recorded iterates by hand."""
+    from ppl_mixtures.models import initial_point
+
+    options = {**SMALL, "n_iter": 650, "average": 0.5}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = fit(points, SPEC, engine="fullrank_advi", **options)
+    start = result.extras["average_start"]
+    assert start == 300  # the last 4 of 7 blocks (round(0.5 * 7) = 4)
+    objective, cache_hit = get_objective(points, SPEC, "fullrank_advi", None, "adagrad_window")
+    assert cache_hit
+    seed = result.options["restart_seeds"][0]
+    objective.reset(points, objective.unconstrain(initial_point(SPEC, points)),
+                    result.extras["learning_rates"], seed)
+    trace, out = [], np.empty(1)
+    for _ in range(options["n_iter"]):
+        objective.run(1, out)
+        trace.append(objective.raw_params())
+    for name, averaged in result.extras["raw_params"].items():
+        recorded = np.mean([t[name] for t in trace[start:]], axis=0)
+        np.testing.assert_allclose(averaged, recorded, rtol=1e-10, atol=1e-12)
+        assert not np.allclose(averaged, trace[-1][name])  # not the last iterate
+    # q is built from the averaged raw parameters (softplus on L's diagonal)
+    q = objective.params(result.extras["raw_params"])
+    np.testing.assert_allclose(result.extras["unconstrained_mean"], q["mean"], rtol=1e-12)
+    np.testing.assert_allclose(result.extras["unconstrained_chol"], q["chol"], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- convergence
+def test_too_short_run_reports_not_converged_and_warns(points):
+    with pytest.warns(ConvergenceWarning, match=r"advi: not converged after 300 iterations"
+                                                r".*Try more iterations \(n_iter=600\)"):
+        short = fit(points, SPEC, engine="advi", **{**SMALL, "n_iter": 300})
+    assert short.converged is False and short.extras["convergence"]["passed"] is False
+
+
+def test_slow_run_fails_the_measured_test_and_names_the_cause(points):
+    """A run long enough to test but too slow to arrive: q still drifts in the window."""
+    options = {**SMALL, "n_iter": 1000, "learning_rate": 0.003}
+    with pytest.warns(ConvergenceWarning, match=r"(moved by .* of its sd|ELBO of the averaged)"
+                                                r".*Try more iterations .*a larger "
+                                                r"learning_rate \(q is still improving"):
+        slow = fit(points, SPEC, engine="advi", **options)
+    test = slow.extras["convergence"]
+    assert slow.converged is False
+    assert test["param_change"] > test["param_change_allowed"] or (
+        abs(test["elbo_change"]) > max(3 * test["elbo_change_se"], advi.ELBO_CHANGE_FLOOR))
+
+
+def test_converged_fit_passes_every_part_of_the_test(mean_field, full_rank):
+    for result in (mean_field, full_rank):
+        test = result.extras["convergence"]
+        assert result.converged is True and test["passed"] is True, test["reason"]
+        assert test["param_se"] <= advi.PARAM_SE_MAX
+        assert test["param_change"] <= test["param_change_allowed"]
+        assert abs(test["elbo_change"]) <= max(advi.ELBO_CHANGE_MAX_SE * test["elbo_change_se"],
+                                               advi.ELBO_CHANGE_FLOOR)
+
+
+# --------------------------------------------------------------------------- the optimum
+ORACLE_SPEC = MixtureSpec(n_components=2, mean_prior_sd=float(np.sqrt(10.0)),
+                          dirichlet_alpha=1.0, obs_sd=1.0)
+
+
+def dirichlet_logpdf(weights, alpha):
+    """log Dirichlet(weights | alpha), weights (..., K) (scipy's, vectorized)."""
+    from scipy.special import gammaln
+
+    return gammaln(alpha.sum()) - gammaln(alpha).sum() + np.log(weights) @ (alpha - 1.0)
+
+
+def _oracle_points():
+    rng = np.random.default_rng(7)
+    return np.concatenate([rng.normal(-2.0, 1.0, 15), rng.normal(2.0, 1.0, 25)])[:, None]
+
+
+def _quadrature_elbo(mean, sd, points, n_nodes=10):
+    """The mean-field ELBO (1) by tensor Gauss-Hermite quadrature, coordinates (y, mu_0,
+    mu_1), y the stick-breaking coordinate. 10 nodes per axis integrate polynomials of
+    degree 19 exactly; 16 nodes change the optimum found below by < 1e-4 sd."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
+    weights = weights / weights.sum()
+    grid = np.stack(np.meshgrid(nodes, nodes, nodes, indexing="ij"), -1).reshape(-1, 3)
+    w = np.prod(np.stack(np.meshgrid(weights, weights, weights, indexing="ij"), -1)
+                .reshape(-1, 3), axis=1)
+    theta = mean + grid * sd
+    y, mus = theta[:, :1], theta[:, 1:, None]
+    mix_weights = stick_breaking_backward(y)
+    log_joint = (mixture_logp(points, mix_weights, mus, 1.0).sum(-1)
+                 + stats.norm(0.0, np.sqrt(10.0)).logpdf(mus).sum((-1, -2))
+                 + dirichlet_logpdf(mix_weights, ORACLE_SPEC.alpha())
+                 + stick_breaking_log_jac_det(y))
+    return w @ log_joint + np.sum(np.log(sd)) + 1.5 * (1.0 + np.log(2.0 * np.pi))
+
+
+def test_default_reaches_the_exact_mean_field_optimum():
+    """The decayed, averaged default lands on the mean-field optimum found by quadrature.
+
+    Tolerance: on full data the only gradient noise is q's own draw, theta = m + s eps, so
+    a step's gradient in m has covariance ~ H diag(s^2) H with H ~ diag(1/s^2) at the
+    optimum, and the Polyak average of M iterates has covariance H^-1 S H^-1 / M ~
+    diag(s^2) / M (Polyak and Juditsky 1992): an error of s / sqrt(M) = 0.011 s for the
+    M = 8,000 averaged iterates (log s: sqrt(2 / M) / 2 ~ 0.008). We allow 0.1 s (about 9
+    standard errors, leaving room for adagrad's normalization, which is not a fixed
+    preconditioner). An error of 0.1 s costs 0.5 * 0.1^2 = 0.005 nats of ELBO per
+    coordinate, so the ELBO must be within 0.05 nats of the optimum's.
+    """
+    from scipy.optimize import minimize
+
+    points = _oracle_points()
+    result = fit(points, ORACLE_SPEC, engine="advi", random_seed=5, progressbar=False,
+                 draws=200)
+    assert result.converged
+    labels = result.extras["unconstrained_labels"]
+    order = [labels.index(n) for n in ("weights_stickbreaking__[0]", "means[0,0]", "means[1,0]")]
+    mean = result.extras["unconstrained_mean"][order]
+    sd = result.extras["unconstrained_sd"][order]
+    best = minimize(lambda v: -_quadrature_elbo(v[:3], np.exp(v[3:]), points),
+                    np.concatenate([mean, np.log(sd)]), method="BFGS",
+                    options={"gtol": 1e-7})
+    opt_mean, opt_sd = best.x[:3], np.exp(best.x[3:])
+    np.testing.assert_array_less(np.abs(mean - opt_mean), 0.1 * opt_sd)
+    np.testing.assert_array_less(np.abs(np.log(sd / opt_sd)), 0.1)
+    gap = -best.fun - _quadrature_elbo(mean, sd, points)
+    assert -1e-6 < gap < 0.05
+    # and the engine's Monte Carlo ELBO of its q agrees with the quadrature within 4 se
+    assert abs(result.extras["elbo_final"] - _quadrature_elbo(mean, sd, points)) < (
+        4 * result.extras["elbo_final_se"])

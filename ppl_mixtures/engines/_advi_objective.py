@@ -29,6 +29,14 @@ increments, and refill the arrays every :data:`BLOCK` iterations from one numpy
 ``Generator``: the same distributions (standard normal; rows uniform with replacement, as
 ``pm.Minibatch``), one vectorized draw per block, reproducible from the seed.
 
+Step sizes and iterate averaging. The optimiser's learning rate is read from a shared
+array ``rates[t]`` (BLOCK,) like the noise, refilled per block from a per-iteration plan
+(:meth:`CompiledObjective.reset` takes it), so any schedule (constant, or Robbins-Monro
+decay after a warm phase) runs in the same compiled step. The step also adds the new
+value of every variational parameter to a shared running sum; :meth:`CompiledObjective.run`
+returns and clears that sum, so the caller gets the sum of the iterates of every block and
+can form Polyak-Ruppert averages over any window of whole blocks.
+
 The ELBO scale. PyMC divides the loss by a "normalizing constant" when the observed variable
 is minibatched (``approx.scale_cost_to_minibatch``, on by default). For 2-D data that
 constant is computed from the whole data shape and comes out as N/B * N/D instead of N/B
@@ -62,6 +70,7 @@ __all__ = [
 METHODS = ("advi", "fullrank_advi")
 OPTIMIZERS = ("adagrad_window", "adagrad", "adam")
 CONSTRAINED_NAMES = ("means", "weights", "obs_sd")
+_NDIM = {"means": 2, "weights": 1, "obs_sd": 2}  # per draw: (K, D), (K,), (K, D)
 #: Iterations per block of pre-drawn noise and minibatch rows (see the module docs).
 BLOCK = 100
 _CACHE_SIZE = 8
@@ -152,7 +161,8 @@ class CompiledObjective:
     approx: Any
     step: Any
     data: Any
-    learning_rate: Any
+    rates: Any
+    sums: dict
     resets: list
     rngs: list
     noise: Any
@@ -163,17 +173,20 @@ class CompiledObjective:
     free_names: list
     constrained_names: list
     _constrain_fn: Any
+    _constrain_batched: bool
     _unconstrain_fn: Any
     _logp_fn: Any
     build_seconds: float = 0.0
     _rng: Any = None
+    _rate_plan: Any = None
+    _t: int = 0
 
     # ------------------------------------------------------------------ state
     @property
     def ndim(self) -> int:
         return len(self.labels)
 
-    def reset(self, points: np.ndarray, start: np.ndarray, learning_rate: float,
+    def reset(self, points: np.ndarray, start: np.ndarray, rates: np.ndarray,
               random_seed: int) -> None:
         """Put the objective in the state of a fresh build, with new data and seed.
 
@@ -183,7 +196,9 @@ class CompiledObjective:
         start : ndarray of shape (ndim,)
             The unconstrained start of q's mean; q's scale starts at PyMC's default
             (sd = softplus(0) = 0.69 per coordinate, or L = identity for full rank).
-        learning_rate : float
+        rates : float or ndarray of shape (n_planned,)
+            The learning rate of each iteration (a float: the same at every iteration);
+            iterations past the end of the plan use its last rate.
         random_seed : int
             Seeds the Monte Carlo draws of q and the minibatch indices.
         """
@@ -192,43 +207,68 @@ class CompiledObjective:
         for shared, value in self.resets:
             shared.set_value(value.copy())
         self.data.set_value(points)
-        self.learning_rate.set_value(np.float64(learning_rate))
+        self._rate_plan = np.atleast_1d(np.asarray(rates, dtype=np.float64)).copy()
+        self._t = 0
         self._param("mu").set_value(np.asarray(start, dtype=np.float64).copy())
+        for total in self.sums.values():
+            total.set_value(np.zeros_like(total.get_value()))
         reseed_rngs(self.rngs, random_seed)  # none left in the step; kept for safety
         self._rng = np.random.default_rng((random_seed, 1))
         self.counter.set_value(np.int64(BLOCK))  # run() refills before the first step
 
     def refill(self) -> None:
-        """Draw the next :data:`BLOCK` iterations of q's noise and minibatch rows."""
+        """Draw the next :data:`BLOCK` iterations of q's noise and minibatch rows, and set
+        their learning rates from the plan."""
         self.noise.set_value(self._rng.standard_normal((BLOCK, self.ndim)))
         if self.batch_rows is not None:
             self.batch_rows.set_value(
                 self._rng.integers(0, self.n_samples, size=(BLOCK, self.batch_size)))
+        index = np.minimum(np.arange(self._t, self._t + BLOCK), self._rate_plan.size - 1)
+        self.rates.set_value(self._rate_plan[index])
         self.counter.set_value(np.int64(0))
 
-    def run(self, n_steps: int, out: np.ndarray) -> None:
+    def run(self, n_steps: int, out: np.ndarray) -> dict[str, np.ndarray]:
         """Take ``n_steps`` optimiser steps, writing -loss (the ELBO) into ``out[:n_steps]``.
 
         Each block of :data:`BLOCK` steps starts with a fresh draw of noise and rows; runs
         of whole blocks therefore consume the random stream identically however they are
         split.
+
+        Returns
+        -------
+        dict of ndarray
+            The sum, over these ``n_steps`` iterations, of each raw variational parameter
+            *after* its update (``"mu"`` (ndim,), and ``"rho"`` (ndim,) or ``"L_tril"``
+            (ndim (ndim + 1) / 2,)): the iterates' sum, for Polyak-Ruppert averages.
         """
         step, counter = self.step, self.counter
         for i in range(n_steps):
             if int(counter.get_value(borrow=True)) >= BLOCK:
                 self.refill()
             out[i] = -float(step())
+            self._t += 1
+        totals = {}
+        for name, total in self.sums.items():
+            totals[name] = total.get_value()
+            total.set_value(np.zeros_like(totals[name]))
+        return totals
+
+    def raw_params(self) -> dict[str, np.ndarray]:
+        """The current raw variational parameters (``mu`` and ``rho`` or ``L_tril``)."""
+        return {p.name: p.get_value() for p in self.approx.params}
 
     def _param(self, name: str):
         return next(p for p in self.approx.params if p.name == name)
 
-    def params(self) -> dict[str, np.ndarray]:
-        """The variational parameters: ``mean`` (ndim,), ``std`` (ndim,), ``chol`` (ndim, ndim).
+    def params(self, raw: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """q's parameters: ``mean`` (ndim,), ``std`` (ndim,), ``chol`` (ndim, ndim).
 
         ``chol`` is the Cholesky factor L of q's covariance (diag(std) for mean-field).
+        ``raw``: raw parameters as :meth:`raw_params` returns them (e.g. averaged
+        iterates); default the current ones.
         """
-        values = {p.name: p.get_value() for p in self.approx.params}
-        mean = values["mu"]
+        values = self.raw_params() if raw is None else raw
+        mean = np.asarray(values["mu"], dtype=np.float64)
         if self.method == "advi":
             std = _softplus(values["rho"])
             chol = np.diag(std)
@@ -254,7 +294,14 @@ class CompiledObjective:
             ``means`` (n_draws, K, D), ``weights`` (n_draws, K) and, when learned,
             ``obs_sd`` (n_draws, K, D).
         """
-        outs = [self._constrain_fn(row) for row in np.atleast_2d(theta)]
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        if self._constrain_batched:
+            outs = [np.asarray(o) for o in self._constrain_fn(theta)]
+            # a variable that does not depend on theta (fixed weights) comes back unbatched
+            return {name: (o if o.ndim > _NDIM[name] else
+                           np.broadcast_to(o, (theta.shape[0], *o.shape)).copy())
+                    for name, o in zip(self.constrained_names, outs, strict=True)}
+        outs = [self._constrain_fn(row) for row in theta]
         return {name: np.stack([o[i] for o in outs])
                 for i, name in enumerate(self.constrained_names)}
 
@@ -275,7 +322,7 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     import pytensor
     import pytensor.tensor as pt
     from pymc.variational.inference import KLqp
-    from pytensor.graph.replace import graph_replace
+    from pytensor.graph.replace import graph_replace, vectorize_graph
     from pytensor.tensor.random.type import RandomType
 
     from ..models import build_marginal_model
@@ -284,7 +331,7 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     model = build_marginal_model(points, spec, batch_size=batch_size)
     data = pytensor.shared(np.array(points, dtype=np.float64), name="advi_points",
                            shape=points.shape)
-    lr = pytensor.shared(np.float64(0.01), name="advi_learning_rate")
+    rates = pytensor.shared(np.full(BLOCK, 0.01), name="advi_rates", shape=(BLOCK,))
     with model:
         approx = pm.MeanField() if method == "advi" else pm.FullRank()
         inference = KLqp(approx)
@@ -301,12 +348,18 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
         batch_rows = pytensor.shared(np.zeros((BLOCK, batch_size), dtype=np.int64),
                                      name="advi_batch_rows", shape=(BLOCK, batch_size))
         replacements[model.rvs_to_values[model["x"]]] = data[batch_rows[counter]]
-    updates = inference.objective.updates(obj_optimizer=_make_optimizer(optimizer, lr),
-                                          more_replacements=replacements,
-                                          more_updates={counter: counter + 1})
+    updates = inference.objective.updates(
+        obj_optimizer=_make_optimizer(optimizer, rates[counter]),
+        more_replacements=replacements, more_updates={counter: counter + 1})
+    # running sums of the updated parameters (Polyak-Ruppert averages; module docs)
+    sums = {}
+    for param in approx.params:
+        total = pytensor.shared(np.zeros_like(param.get_value()), name=f"advi_sum_{param.name}")
+        updates[total] = total + updates[param]
+        sums[param.name] = total
     step = pm.compile([], updates.loss, updates=updates)
     rngs = [v for v in step.get_shared() if isinstance(v.type, RandomType)]
-    skip = {data, lr, noise, counter, batch_rows}
+    skip = {data, rates, noise, counter, batch_rows, *sums.values()}
     resets = [(v, np.array(v.get_value(), copy=True)) for v in step.get_shared()
               if not isinstance(v.type, RandomType) and v not in skip]
     ordering = [(name, slc, tuple(int(s) for s in shape))
@@ -324,8 +377,20 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     names = [n for n in CONSTRAINED_NAMES if n in model.named_vars]
     constrained = model.replace_rvs_by_values([model[n] for n in names])
     constrained = graph_replace(constrained, to_theta, strict=False)
-    constrain_fn = pytensor.function([theta], constrained, on_unused_input="ignore",
-                                     mode=_HELPER_MODE)
+    # vectorized over a batch of draws (one call for all of them), or row by row when a
+    # transform cannot be vectorized
+    thetas = pt.matrix("thetas", dtype="float64")
+    try:
+        batched = vectorize_graph(constrained, {theta: thetas})
+        constrain_fn = pytensor.function([thetas], batched, on_unused_input="ignore",
+                                         mode=_HELPER_MODE)
+        constrain_fn(np.zeros((2, len(labels))))
+        constrain_batched = True
+    except Exception as err:  # fall back to the row-by-row helper
+        logger.debug("constrain helper not vectorized (%s); row by row", err)
+        constrain_fn = pytensor.function([theta], constrained, on_unused_input="ignore",
+                                         mode=_HELPER_MODE)
+        constrain_batched = False
 
     # constrained start -> theta pieces
     inputs, pieces = [], []
@@ -350,16 +415,16 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     # paid here and not in the first fit's run time; reset() undoes the state change.
     step()
     point = np.zeros(len(labels))
-    constrain_fn(point)
     logp_fn(point)
 
     return CompiledObjective(
         method=method, spec=spec, n_samples=n_samples, n_features=n_features,
         batch_size=batch_size, optimizer=optimizer, model=model, approx=approx, step=step,
-        data=data, learning_rate=lr, resets=resets, rngs=rngs, noise=noise,
+        data=data, rates=rates, sums=sums, resets=resets, rngs=rngs, noise=noise,
         batch_rows=batch_rows, counter=counter, ordering=ordering,
         labels=labels, free_names=free_names, constrained_names=names,
-        _constrain_fn=constrain_fn, _unconstrain_fn=unconstrain_fn, _logp_fn=logp_fn)
+        _constrain_fn=constrain_fn, _constrain_batched=constrain_batched,
+        _unconstrain_fn=unconstrain_fn, _logp_fn=logp_fn)
 
 
 def get_objective(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int | None,
