@@ -378,3 +378,21 @@ def test_set_params_changes_the_next_fit():
     est.fit(X)
     assert est.fit_.spec.n_components == 3 and est.fit_.spec.learned_obs_sd
     assert est.predict_proba(X).shape == (60, 3)
+
+
+def test_disagreeing_chains_are_flagged_not_converged(monkeypatch):
+    X, _ = datasets.make_mixture(60, [[-2.0], [2.0]], [0.5, 0.5], 0.5, random_seed=6)
+
+    def shifted_chains(points, spec, engine, **options):
+        result = _switched_chains_fit(points, spec)
+        means = result.draws("means").copy()
+        means[1] += 0.5          # chain 1 elsewhere: no relabeling can reconcile the chains
+        idata = make_idata(means, result.draws("weights"), points)
+        return result.replace(idata=idata)
+
+    monkeypatch.setattr(estimator_module, "fit_mixture", shifted_chains)
+    est = BayesianMixture(2, obs_sd=0.5, engine="nuts", random_seed=0)
+    with pytest.warns(ConvergenceWarning, match=r"R-hat .* > 1\.01 after relabeling"):
+        est.fit(X)
+    assert est.converged_ is False
+    assert est.fit_.extras["relabel"]["rhat_after"] > RHAT_MAX
