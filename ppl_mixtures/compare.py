@@ -247,12 +247,12 @@ def _verdict(row: Mapping[str, Any], is_reference: bool, shifts: list[dict[str, 
                      f"{row['elbo_below']}'s, a fit of the same or a contained variational "
                      f"family)")
         not_converged = True
-    parts += row.get("exact_parts") or []
+    tail = list(row.get("exact_parts") or [])
     if _finite(row.get("khat")) and row["khat"] >= KHAT_TOL:
-        parts.append(f"k-hat {row['khat']:.2f} >= {KHAT_TOL:g} (q misses mass of the "
-                     f"posterior)")
+        tail.append(f"k-hat {row['khat']:.2f} >= {KHAT_TOL:g} (q misses mass of the "
+                    f"posterior)")
     if is_reference:
-        return "; ".join(parts)
+        return "; ".join(parts + tail)
     point = row["n_draws_total"] <= 1
     if point:
         parts.append("point estimate (no uncertainty)")
@@ -261,9 +261,10 @@ def _verdict(row: Mapping[str, Any], is_reference: bool, shifts: list[dict[str, 
     parts += width
     if not np.isfinite(row["sd_ratio"]) and not np.isfinite(row["max_mean_shift"]):
         parts.append("cannot judge (the reference has no spread)")
-    if parts:
-        return "; ".join(parts)
-    return f"agrees (sd ratio {row['sd_ratio']:.2f}x)" if width_ok else "agrees"
+    if not parts:
+        parts = [f"agrees (sd ratio {row['sd_ratio']:.2f}x)" if width_ok
+                 and np.isfinite(row["sd_ratio"]) else "agrees"]
+    return "; ".join(parts + tail)
 
 
 def _json_number(value: Any) -> Any:
