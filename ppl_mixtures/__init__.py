@@ -29,6 +29,10 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"BayesianMixture"})
+
+
 __all__ = [
     "BayesianMixture",
     "Comparison",
