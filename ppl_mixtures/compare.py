@@ -217,14 +217,14 @@ def _width_parts(row: Mapping[str, Any], not_converged: bool) -> tuple[list[str]
         return [f"sd ratio {ratio:.2f}x"], False
     if 1.0 / SD_RATIO_TOL <= ratio <= SD_RATIO_TOL:
         return [], True
-    word = "narrow" if ratio < 1.0 else "wide"
-    factor = 1.0 / ratio if ratio < 1.0 else ratio
     if ratio == 0.0:
         return ["no spread where the reference has some"], False
+    word = "narrow" if ratio < 1.0 else "wide"
+    factor = 1.0 / ratio if ratio < 1.0 else ratio
     if row["family"] == "vi":
         prefix = "converged; " if row["converged"] is True else ""
-        return [f"{prefix}q too {word} by {factor:.1f}x ({row['variational_family']} family)"], \
-            False
+        family = f" ({row['variational_family']} family)" if row["variational_family"] else ""
+        return [f"{prefix}q too {word} by {factor:.1f}x{family}"], False
     return [f"too {word} by {factor:.1f}x"], False
 
 

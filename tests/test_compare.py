@@ -594,3 +594,13 @@ def test_khat_auto_skips_large_data_and_says_so(ref):
     assert "| not computed |" in comp.to_markdown()
     with pytest.raises(TypeError, match="khat: expected 'auto', True or False, got 'yes'"):
         compare(fits, khat="yes")
+
+
+def test_a_fit_without_spread_is_said_to_have_none(ref):
+    means, weights = ref
+    # 1000 identical draws: sd 0 where the reference has spread (not a point estimate)
+    frozen = make_fit("metropolis", np.repeat(means[:1, :1], 1000, axis=1),
+                      np.repeat(weights[:1, :1], 1000, axis=1))
+    comp = compare({"nuts": make_fit("nuts", means, weights), "stuck": frozen})
+    assert comp.engines.loc["stuck", "sd_ratio"] == 0.0
+    assert "no spread where the reference has some" in comp.verdicts()["stuck"]

@@ -98,6 +98,18 @@ def test_blocked_ordered_learned_sd_from_prior(points):
     assert fit.extras["start"]["means_first"][0] < fit.extras["start"]["means_first"][1]
 
 
+def test_data_start_gives_each_chain_its_own_overdispersed_start(compound, points):
+    from ppl_mixtures.models import initial_points
+
+    starts = compound.extras["starts"]
+    expected = initial_points(SPEC, points, 2, random_seed=2)   # the fit's seed
+    assert len(starts) == 2
+    for got, want in zip(starts, expected, strict=True):
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    assert not np.array_equal(starts[0]["means"], starts[1]["means"])
+
+
 def test_same_seed_same_draws(points):
     run = lambda: pmx.fit(points, SPEC, engine="metropolis", start="data", random_seed=7,  # noqa: E731
                           draws=30, tune=30, chains=1, progressbar=False, log_likelihood=False)

@@ -183,7 +183,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, tune: int =
         (Metropolis: ``accept``, ``accepted``, ``scaling`` per step; NUTS stats too when
         compound), observed_data and log_likelihood. ``extras["sampler"]``: PyMC's sampler
         summary plus the steps and each one's mean acceptance; ``extras["start"]``: the
-        start values of chain 0. ``timings.build`` includes compiling and PyMC's set-up
+        start values of chain 0, ``extras["starts"]``: of every chain. ``timings.build`` includes compiling and PyMC's set-up
         (and find_MAP), ``timings.run`` is the sampling time.
     """
     import pymc as pm
@@ -226,7 +226,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, tune: int =
     logger.debug("metropolis: %s", sampler)
     return to_mixture_fit("metropolis", spec, points, idata, timings,
                           log_likelihood=log_likelihood, options=options, n_iter=draws,
-                          extras={"sampler": sampler, "start": initvals[0]},
+                          extras={"sampler": sampler, "start": initvals[0],
+                                  "starts": initvals},
                           attrs={"blocked": int(blocked), "compound": int(compound),
                                  "start": start})
 
