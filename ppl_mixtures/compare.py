@@ -877,6 +877,32 @@ def _exact_grades(rows: dict[str, dict[str, Any]], fits: Mapping[str, MixtureFit
         row["exact_parts"] = parts
 
 
+def _evidence_below_elbos(rows: dict[str, dict[str, Any]]) -> None:
+    """Flag log p(x) estimates below a fit's ELBO (a lower bound on log p(x)), in place.
+
+    Estimate e (se s_e) is impossible when e + EVIDENCE_Z * sqrt(s_e^2 + s_b^2) < ELBO_b for
+    some fit b (se s_b; a missing se counts as 0). The row gets "below_elbo" in its
+    ``evidence_flags`` (once) and a verdict phrase naming the fit.
+    """
+    for row in rows.values():
+        if not _finite(row["log_evidence"]):
+            continue
+        worst = None
+        for b, other in rows.items():
+            if not _finite(other["elbo"]):
+                continue
+            se = math.hypot(np.nan_to_num(row["log_evidence_se"]), np.nan_to_num(other["elbo_se"]))
+            gap = other["elbo"] - row["log_evidence"]
+            if gap > EVIDENCE_Z * se and (worst is None or gap > worst[1]):
+                worst = (b, gap)
+        if worst is not None:
+            if "below_elbo" not in row["evidence_flags"]:
+                row["evidence_flags"] = [*row["evidence_flags"], "below_elbo"]
+            row.setdefault("exact_parts", []).append(
+                f"log p(x) estimate {worst[1]:.1f} nats below {worst[0]}'s ELBO (a lower bound "
+                f"on log p(x)): the estimate is too low")
+
+
 def _khats(rows: dict[str, dict[str, Any]], fits: Mapping[str, MixtureFit],
            limit: int | None) -> None:
     """Pareto k-hat of p/q for every VI fit (``diagnostics.vi_khat``), rows in place.
@@ -1045,6 +1071,7 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
         _khats(rows, aligned, limit=KHAT_MAX_SAMPLES if khat == "auto" else None)
     if exact is not None:
         _exact_grades(rows, aligned, exact)
+    _evidence_below_elbos(rows)
     weak = _reference_weakness(rows[reference])
     rows[reference]["reference_weak"] = "; ".join(weak)
     for key, row in rows.items():
@@ -1062,6 +1089,9 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
                     "method": None, "flags": ()}
     else:
         evidence = _known_evidence(fits, reference)
+        if evidence is not None:  # with the flags compare found (below another fit's ELBO)
+            evidence["flags"] = tuple(dict.fromkeys(
+                [*evidence["flags"], *rows[evidence["source"]]["evidence_flags"]]))
     evidence = evidence or {"source": None, "value": None, "se": None, "method": None,
                             "flags": ()}
     return Comparison(reference=reference, fits=aligned,

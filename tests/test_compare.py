@@ -533,7 +533,7 @@ def test_exact_reference_flags_evidence_and_elbo(exact_comparison):
     comp, _ = exact_comparison
     verdicts, eng = comp.verdicts(), comp.engines
     assert "log p(x) estimate 2.00 nats (6.7 se) above the exact value" in verdicts["smc"]
-    assert "log p(x) estimate" not in verdicts["smc_ok"]
+    assert "the exact value" not in verdicts["smc_ok"]  # within its se of the truth
     np.testing.assert_allclose(eng.loc["smc_ok", "evidence_err"], -0.2, atol=1e-9)
     assert "ELBO 5.00 nats above the exact log p(x)" in verdicts["bad_elbo"]
     text = comp.to_markdown()
@@ -604,3 +604,26 @@ def test_a_fit_without_spread_is_said_to_have_none(ref):
     comp = compare({"nuts": make_fit("nuts", means, weights), "stuck": frozen})
     assert comp.engines.loc["stuck", "sd_ratio"] == 0.0
     assert "no spread where the reference has some" in comp.verdicts()["stuck"]
+
+
+def test_an_evidence_estimate_below_an_elbo_is_flagged(ref):
+    means, weights = ref
+
+    def smc(value):
+        return make_fit("smc", means, weights,
+                        extras={"log_evidence": value, "log_evidence_se": 0.51})
+
+    cavi = make_fit("cavi", means[:1], weights[:1], elbo=np.array([-330.0, -320.0]),
+                    extras={"elbo_final_se": 0.0})
+    nuts = make_fit("nuts", means, weights)
+    # 1.87 nats below the bound, more than 3 x 0.51 = 1.53: impossible
+    low = compare({"nuts": nuts, "smc": smc(-321.87), "cavi": cavi}, khat=False)
+    assert ("log p(x) estimate 1.9 nats below cavi's ELBO (a lower bound on log p(x)): the "
+            "estimate is too low") in low.verdicts()["smc"]
+    assert low.engines.loc["smc", "evidence_flags"] == ["below_elbo"]
+    assert low.log_evidence_flags == ("below_elbo",)
+    assert "(below_elbo)" in low.to_markdown()
+    # 0.5 nats below, inside 3 se: no flag
+    close = compare({"nuts": nuts, "smc": smc(-320.5), "cavi": cavi}, khat=False)
+    assert "ELBO" not in close.verdicts()["smc"]
+    assert close.engines.loc["smc", "evidence_flags"] == [] and close.log_evidence_flags == ()
