@@ -224,8 +224,8 @@ def _width_parts(row: Mapping[str, Any], not_converged: bool) -> tuple[list[str]
     if row["family"] == "vi":
         prefix = "converged; " if row["converged"] is True else ""
         family = f" ({row['variational_family']} family)" if row["variational_family"] else ""
-        return [f"{prefix}q too {word} by {factor:.1f}x{family}"], False
-    return [f"too {word} by {factor:.1f}x"], False
+        return [f"{prefix}q too {word} by {factor:.2f}x{family}"], False
+    return [f"too {word} by {factor:.2f}x"], False
 
 
 def _verdict(row: Mapping[str, Any], is_reference: bool, shifts: list[dict[str, Any]]) -> str:
@@ -305,13 +305,15 @@ class Comparison:
         ``elbo_se`` (nats, NaN when undefined), ``elbo_gap`` / ``elbo_below`` (how far
         the ELBO is below the best fit of the same or a contained family, and which fit),
         ``log_evidence``, ``log_evidence_se`` (nats, NaN when unknown) and
-        ``evidence_flags``, ``khat`` (VI: Pareto k-hat of p/q, NaN otherwise), ``sd_ratio``
+        ``evidence_flags`` (the fit's own, plus "below_elbo" when compare finds the
+        estimate below a fit's ELBO), ``khat`` (VI: Pareto k-hat of p/q, NaN otherwise)
+        and ``khat_note`` (why a VI fit has none), ``sd_ratio``
         (geometric mean over the free parameters), ``sd_ratio_min``/``sd_ratio_max``,
         ``max_mean_shift`` and ``max_shift_parameter``, ``w1_mean`` (mean Wasserstein-1 /
         reference sd), ``rhat_max``, ``ess_min``, ``rhat_before_relabel``,
         ``fraction_relabeled``, ``label_switched``, ``converged`` and ``verdict``; with
-        an exact reference also ``cocluster_max_err``, ``predictive_mean_err`` and
-        ``evidence_err`` (see :func:`compare`).
+        an exact reference also ``cocluster_max_err``, ``predictive_mean_err``,
+        ``evidence_err`` and ``evidence_err_se`` (NaN otherwise; see :func:`compare`).
     not_applicable : Mapping[str, str]
         Engines that could not serve the spec, with the reason (reports list them).
     log_evidence : float or None

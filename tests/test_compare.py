@@ -71,8 +71,8 @@ def test_verdicts_state_the_known_answers(comparison):
     ratio = comparison.engines.loc["agree", "sd_ratio"]
     assert verdicts["agree"] == f"agrees (sd ratio {ratio:.2f}x)"
     # engine "advi" is mean-field VI: the width is a property of its family
-    assert verdicts["narrow"] == "q too narrow by 2.0x (gaussian mean-field family)"
-    assert verdicts["wide"] == "too wide by 1.8x"  # not a registered engine: no family
+    assert verdicts["narrow"] == "q too narrow by 2.00x (gaussian mean-field family)"
+    assert verdicts["wide"] == "too wide by 1.80x"  # not a registered engine: no family
     assert verdicts["swapped"] == "label-switched (fixed by relabeling)"
     assert verdicts["em"] == "point estimate (no uncertainty)"
     # every mean moved by exactly +3 reference sd; the first is named
@@ -145,7 +145,7 @@ def test_to_dataframe_and_wide_table(comparison):
     frame = comparison.to_dataframe()
     assert {"parameter", "engine", "mean", "sd", "verdict"} <= set(frame.columns)
     assert (frame.loc[frame["engine"] == "narrow", "verdict"]
-            == "q too narrow by 2.0x (gaussian mean-field family)").all()
+            == "q too narrow by 2.00x (gaussian mean-field family)").all()
     wide = comparison.wide_table("mean")
     assert list(wide.columns) == list(comparison.fits)
     assert list(wide.index) == ["means[0,0]", "means[0,1]", "means[1,0]", "means[1,1]",
@@ -177,7 +177,7 @@ def test_fixed_weights_are_left_out_of_the_judgement(ref):
     comp = compare({"nuts": nuts, "cavi": make_fit("cavi", narrow_m, weights, spec=spec)})
     rows = comp.parameters.set_index(["parameter", "engine"])
     assert np.isnan(rows.loc[("weights[0]", "cavi"), "sd_ratio"])
-    assert comp.verdicts()["cavi"] == "q too narrow by 2.0x (conjugate mean-field family)"
+    assert comp.verdicts()["cavi"] == "q too narrow by 2.00x (conjugate mean-field family)"
 
 
 def test_missing_reference_lists_the_fits_given(ref):
@@ -272,7 +272,7 @@ def test_an_elbo_below_its_own_familys_best_is_did_not_converge(ref):
     assert "q too narrow" not in verdicts["svi"] and "sd ratio 0.80x" in verdicts["svi"]
     assert comp.engines.loc["svi", "elbo_below"] == "cavi"
     np.testing.assert_allclose(comp.engines.loc["svi", "elbo_gap"], 10.0)
-    assert verdicts["cavi"] == "converged; q too narrow by 1.2x (conjugate mean-field family)"
+    assert verdicts["cavi"] == "converged; q too narrow by 1.20x (conjugate mean-field family)"
 
 
 def test_elbo_gaps_respect_family_nesting_and_monte_carlo_error(ref):
@@ -297,7 +297,7 @@ def test_a_narrow_fit_inside_or_outside_the_tolerance_shows_its_ratio(ref):
     comp = compare({"nuts": nuts, "cavi": _vi_fit("cavi", ref, 0.83, -300.0),
                     "advi": _vi_fit("advi", ref, 0.95, -290.0)})
     verdicts = comp.verdicts()
-    assert verdicts["cavi"] == "converged; q too narrow by 1.2x (conjugate mean-field family)"
+    assert verdicts["cavi"] == "converged; q too narrow by 1.20x (conjugate mean-field family)"
     assert verdicts["advi"] == "agrees (sd ratio 0.95x)"
 
 
