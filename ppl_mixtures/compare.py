@@ -287,7 +287,8 @@ class Comparison:
         tables are aligned to it. With ``compare(..., reference="exact")`` it is the fit
         the tables are aligned to, and ``graded_by`` is "exact".
     fits : Mapping[str, MixtureFit]
-        The fits after relabeling (component k means the same thing in every fit).
+        The fits after relabeling (component k means the same thing in every fit), each
+        with its ``family`` recorded (from the engine registry when the engine did not).
     parameters : pandas.DataFrame
         One row per (parameter, engine): ``parameter`` ("means[0,1]"), ``group`` ("means",
         "weights", "obs_sd"), ``engine``, ``mean``, ``sd``, ``mcse`` (Monte Carlo se of the
@@ -1065,7 +1066,8 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
                          f"that fit.")
     _check_same_question(fits, reference)
     exact = _exact_posterior(fits[reference]) if graded_by == "exact" else None
-    aligned = _align(fits, reference)
+    aligned = {key: fit if fit.family else fit.replace(family=_family(fit) or None)
+               for key, fit in _align(fits, reference).items()}
     params = pd.DataFrame(_parameter_rows(aligned, reference))
     rows = {key: _engine_row(key, fit, params) for key, fit in aligned.items()}
     _elbo_shortfalls(rows)

@@ -90,6 +90,14 @@ def test_sd_ratio_and_shift_numbers(comparison):
     assert np.isnan(eng.loc["nuts", "elbo"])
 
 
+def test_families_are_recorded_on_the_aligned_fits(comparison):
+    families = {name: fit.family for name, fit in comparison.fits.items()}
+    assert families == {"nuts": "mcmc", "agree": "vi", "narrow": "vi", "wide": None,
+                        "swapped": "mcmc", "em": "point", "off": None}
+    assert (comparison.engines["family"].to_dict()
+            == {k: v or "" for k, v in families.items()})
+
+
 def test_label_switched_fit_is_aligned_to_the_reference(comparison, ref):
     means, _ = ref
     swapped = comparison.fits["swapped"]
