@@ -1,24 +1,31 @@
-"""ADVI at scale: seed 001's minibatch fit, its fixed cost, and its accuracy.
+"""ADVI at scale: does the default minibatch fit converge, and does it say so?
 
-One run, on seed 001's large data (N = 100,000 points, K = 2, D = 2; ``--quick``: 20,000):
+Seed 001's large data (N = 100,000 points, K = 2, D = 2; ``--quick``: 20,000), spec
+``MixtureSpec(n_components=2, mean_prior_sd=sqrt(10), dirichlet_alpha=0.1, obs_sd=1)``:
 
-- our ``advi`` engine, batch 200, 1500 iterations of adagrad(0.1), as the seed ran it:
-  wall time end to end (model + compile + optimise + final ELBO + draws) for the first fit
-  in this process (compiled objective not cached yet; PyTensor's on-disk numba cache as
-  it is) and for repeated fits (cached objective, new seeds), and the steady-state
-  iterations per second of the optimisation loop;
-- the peer: PyMC's own ``pm.fit`` on the same model (``build_marginal_model``), the way
-  seed 001 called it, twice (it rebuilds its step function on every call);
-- references on the same data: full-data ADVI (no minibatch) and NUTS (few draws);
-- accuracy: the q means of the component means against the generating means, and the
-  posterior sd of the means (pm.fit's default cost scaling for 2-D minibatches leaves
-  its sds far too wide; ours match full-data ADVI).
+- a NUTS reference (4 chains x 1000 draws, 1000 tune), cached with its R-hat and ESS in
+  ``reports/benchmarks/advi_reference.json`` under a hash of data + spec + options;
+- the mean-field family's best ELBO: long full-data runs (no minibatch noise; decayed
+  step, averaged iterates, 2000 draws for the ELBO), two seeds, cached likewise;
+- the default minibatch fit (``batch_size=200``, every other option at its default) for
+  three seeds: the largest shift of the means from NUTS in NUTS posterior sds, the ELBO
+  gap to the family's best, ``converged``, and the wall time with the compiled objective
+  cached ("warm");
+- runs that must report ``converged=False``: ``n_iter=300``, ``n_iter=3000``, and the old
+  constant-step recipe (adagrad_window(0.01), 10,000 iterations, last iterate);
+- full-rank vs mean-field final ELBO on every demo dataset (``cli.demo_datasets()``, with
+  seed 000's prior sd set to sqrt(10));
+- speed: steady-state iterations per second, seed 001's own 1500-iteration recipe repeated
+  vs PyMC's ``pm.fit`` on the same model (which recompiles on every call).
 
 Run: ``python benchmarks/bench_advi.py [--quick]`` (writes reports/benchmarks/advi.md).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 import platform
 import sys
@@ -29,13 +36,24 @@ from pathlib import Path
 import numpy as np
 
 NAME = "advi"
+REFERENCE_CACHE = Path(__file__).resolve().parents[1] / "reports" / "benchmarks" / (
+    "advi_reference.json")
 
-GOAL_ITS_PER_SECOND = 8000.0   # steady state, batch 200
-GOAL_WARM_SECONDS = 2.0        # the seed's 1500-iteration minibatch fit end to end, cached
-GOAL_MEAN_ERROR = 0.05         # q means of the component means vs the generating means
+NUTS_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 20261130}
+#: The family's best: full data, many iterations, the default decay + averaging.
+BEST_OPTIONS = {"batch_size": None, "n_iter": 20_000, "elbo_draws": 2000, "draws": 200}
+BEST_SEEDS = (101, 102)
+SEEDS = (1, 2, 3)
 
-SEED_OPTIONS = {"batch_size": 200, "n_iter": 1500, "optimizer": "adagrad",
-                "learning_rate": 0.1, "progressbar": False, "draws": 1000, "elbo_draws": 100}
+GOAL_SHIFT_SD = 0.5        # means within 0.5 NUTS posterior sd of NUTS
+GOAL_ELBO_GAP = 2.0        # nats below the mean-field family's best
+GOAL_WARM_SECONDS = 3.0    # the default 100k minibatch fit, compiled objective cached
+GOAL_FULLRANK_SLACK = 1.0  # full-rank's ELBO >= mean-field's - 1 nat
+
+SEED_RECIPE = {"batch_size": 200, "n_iter": 1500, "optimizer": "adagrad", "learning_rate": 0.1,
+               "schedule": "constant", "average": 0, "elbo_draws": 100}
+OLD_DEFAULTS = {"batch_size": 200, "n_iter": 10_000, "optimizer": "adagrad_window",
+                "learning_rate": 0.01, "schedule": "constant", "average": 0}
 
 
 def _spec():
@@ -46,165 +64,293 @@ def _spec():
                        dirichlet_alpha=0.1, obs_sd=1.0)
 
 
-def _aligned_error(means: np.ndarray, truth: np.ndarray) -> float:
-    """max |means - truth| over the better of the two labelings (K = 2)."""
-    return float(min(np.abs(means - truth).max(), np.abs(means[::-1] - truth).max()))
+def _key(kind: str, points: np.ndarray, spec, options: dict) -> str:
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(points, dtype=np.float64).tobytes())
+    digest.update(repr(spec).encode())
+    digest.update(json.dumps(options, sort_keys=True, default=str).encode())
+    return f"{kind}-{digest.hexdigest()[:16]}"
 
 
-def _timed(fn):
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+def _cached(kind: str, points: np.ndarray, spec, options: dict, compute) -> dict:
+    """``compute()`` once per (kind, data, spec, options); the JSON keeps the result."""
+    key = _key(kind, points, spec, options)
+    store = json.loads(REFERENCE_CACHE.read_text()) if REFERENCE_CACHE.exists() else {}
+    if key not in store:
+        store[key] = compute()
+        REFERENCE_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        REFERENCE_CACHE.write_text(json.dumps(store, indent=1, sort_keys=True) + "\n")
+    return store[key]
 
 
-def _pymc_fit(points, spec, n_iter: int, seed: int, optimizer: str = "adagrad",
-              learning_rate: float = 0.1):
-    """Seed 001's call in PyMC 6.4: build the model, pm.fit, sample q."""
+def nuts_reference(points: np.ndarray, spec) -> dict:
+    """NUTS posterior means and sds of the means (components sorted by feature 0)."""
+    def compute():
+        import arviz as az
+
+        from ppl_mixtures import fit, relabel
+
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nuts = fit(points, spec, engine="nuts", progressbar=False, log_likelihood=False,
+                       **NUTS_OPTIONS)
+        aligned = relabel(nuts)
+        means = aligned.draws("means").reshape(-1, *aligned.posterior_mean("means").shape)
+        order = np.argsort(means.mean(0)[:, 0])
+        rhat = az.rhat(aligned.idata)
+        ess = az.ess(aligned.idata, method="bulk")
+        return {"means": means.mean(0)[order].tolist(),
+                "sd": means.std(0, ddof=1)[order].tolist(),
+                "rhat_max": float(max(np.nanmax(rhat[v].values) for v in ("means", "weights"))),
+                "ess_bulk_min": float(min(np.nanmin(ess[v].values)
+                                          for v in ("means", "weights"))),
+                "options": NUTS_OPTIONS, "seconds": time.perf_counter() - start}
+    return _cached("nuts", points, spec, NUTS_OPTIONS, compute)
+
+
+def family_best(points: np.ndarray, spec, method: str = "advi") -> dict:
+    """Long full-data runs of ``method``; their final ELBOs and means (sorted)."""
+    def compute():
+        from ppl_mixtures import fit
+
+        runs = []
+        for seed in BEST_SEEDS:
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = fit(points, spec, engine=method, random_seed=seed, progressbar=False,
+                             **BEST_OPTIONS)
+            means = result.posterior_mean("means")
+            runs.append({"random_seed": seed, "elbo": result.extras["elbo_final"],
+                         "elbo_se": result.extras["elbo_final_se"],
+                         "converged": bool(result.converged),
+                         "param_se": result.extras["convergence"]["param_se"],
+                         "means": means[np.argsort(means[:, 0])].tolist(),
+                         "seconds": time.perf_counter() - start})
+        return {"runs": runs, "options": BEST_OPTIONS}
+    return _cached(f"best-{method}", points, spec, BEST_OPTIONS, compute)
+
+
+def _shift(result, nuts: dict) -> float:
+    """Largest |mean - NUTS mean| / NUTS sd over the means, after relabeling to NUTS."""
+    from ppl_mixtures import relabel
+
+    ref = np.asarray(nuts["means"])
+    aligned = relabel(result, reference=ref)
+    return float(np.max(np.abs(aligned.posterior_mean("means") - ref) / np.asarray(nuts["sd"])))
+
+
+def _fit(points, spec, engine: str = "advi", **options):
+    """(fit, wall seconds, ConvergenceWarning messages); CPU seconds in ``_LAST_CPU``."""
+    from ppl_mixtures import fit
+    from ppl_mixtures.results import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start, cpu = time.perf_counter(), time.process_time()
+        result = fit(points, spec, engine=engine, progressbar=False, **options)
+        seconds = time.perf_counter() - start
+        _LAST_CPU[0] = time.process_time() - cpu
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    return result, seconds, messages
+
+
+_LAST_CPU = [0.0]
+
+
+def _pymc_fit(points, spec, seed: int) -> float:
+    """Seed 001's call in PyMC 6.4 (adagrad(0.1), 1500 iterations, batch 200); seconds."""
     import pymc as pm
 
     from ppl_mixtures.models import build_marginal_model
 
+    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_marginal_model(points, spec, batch_size=200)
         with model:
-            opt = getattr(pm, optimizer)(learning_rate=learning_rate)
-            approx = pm.fit(n_iter, method="advi", obj_optimizer=opt, random_seed=seed,
-                            progressbar=False)
-        idata = approx.sample(1000, random_seed=seed)
-    means = idata["posterior"]["means"].values[0]          # (draw, K, D)
-    slc = approx.ordering["means"][1]
-    return means.mean(0), approx.std.eval()[slc].reshape(2, 2)
+            approx = pm.fit(1500, method="advi", obj_optimizer=pm.adagrad(learning_rate=0.1),
+                            random_seed=seed, progressbar=False)
+        approx.sample(1000, random_seed=seed)
+    return time.perf_counter() - start
 
 
-def _sd_means(result) -> np.ndarray:
-    return result.draws("means").reshape(-1, 2, 2).std(0)
+def _demo_rows() -> list[str]:
+    from ppl_mixtures.cli import demo_datasets
+
+    rows = []
+    for data in demo_datasets():
+        spec = data["spec"]
+        if data["name"] == "three_clusters_1d" and spec.mean_prior_sd != np.sqrt(10.0):
+            spec = dataclasses.replace(spec, mean_prior_sd=float(np.sqrt(10.0)))
+        options = {"batch_size": 200} if data["large"] else {}
+        fits = {engine: _fit(data["points"], spec, engine, random_seed=1, **options)[0]
+                for engine in ("advi", "fullrank_advi")}
+        mf, fr = fits["advi"].extras, fits["fullrank_advi"].extras
+        diff = fr["elbo_final"] - mf["elbo_final"]
+        ok = diff >= -GOAL_FULLRANK_SLACK
+        rows.append(f"| {data['name']} (N = {len(data['points']):,}"
+                    f"{', batch 200' if data['large'] else ''}) | "
+                    f"{mf['elbo_final']:,.2f} ± {mf['elbo_final_se']:.2f} | "
+                    f"{fr['elbo_final']:,.2f} ± {fr['elbo_final_se']:.2f} | {diff:+.2f} | "
+                    f"{fits['advi'].converged} / {fits['fullrank_advi'].converged} | "
+                    f"{'**met**' if ok else '**not met**'} |")
+    return rows
 
 
 def run(quick: bool = False) -> str:
-    from ppl_mixtures import fit
-    from ppl_mixtures.datasets import ADVI_NOTEBOOK_MEANS, advi_notebook_large_points
-    from ppl_mixtures.engines import advi, available_engines
+    from ppl_mixtures.datasets import advi_notebook_large_points
+    from ppl_mixtures.engines import advi
 
     load_before = os.getloadavg()[0]
     n_samples = 20_000 if quick else 100_000
     points = advi_notebook_large_points(n_samples=n_samples)
-    truth = np.asarray(ADVI_NOTEBOOK_MEANS, dtype=float)
     spec = _spec()
-    n_repeat = 2 if quick else 3
+    nuts = nuts_reference(points, spec)
+    best = family_best(points, spec)
+    best_elbo = max(r["elbo"] for r in best["runs"])
+    best_se = max(r["elbo_se"] for r in best["runs"])
+    best_shift = max(float(np.max(np.abs(np.asarray(r["means"]) - np.asarray(nuts["means"]))
+                                  / np.asarray(nuts["sd"]))) for r in best["runs"])
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        advi.clear_cache()
-        first, first_s = _timed(lambda: fit(points, spec, engine="advi", random_seed=1,
-                                            **SEED_OPTIONS))
-        repeats = [_timed(lambda s=s: fit(points, spec, engine="advi", random_seed=s,
-                                          **SEED_OPTIONS)) for s in range(2, 2 + n_repeat)]
-        warm_s = float(np.median([t for _, t in repeats]))
-        its = float(np.median([r.extras["iterations_per_second"] for r, _ in repeats]))
-        large_options = {**available_engines()["advi"].large_data_options,
-                         "progressbar": False}
-        large, large_s = _timed(lambda: fit(points, spec, engine="advi", random_seed=1,
-                                            **large_options))
-        restarts, restarts_s = _timed(lambda: fit(points, spec, engine="advi", random_seed=9,
-                                                  n_init=4, **SEED_OPTIONS))
-        full, full_s = _timed(lambda: fit(points, spec, engine="advi", random_seed=1,
-                                          **{**SEED_OPTIONS, "batch_size": None}))
-    (peer1_means, peer1_sd), peer1_s = _timed(lambda: _pymc_fit(points, spec, 1500, 1))
-    (peer2_means, peer2_sd), peer2_s = _timed(lambda: _pymc_fit(points, spec, 1500, 2))
-    large_opts = available_engines()["advi"].large_data_options
-    (peer3_means, peer3_sd), peer3_s = _timed(lambda: _pymc_fit(
-        points, spec, large_opts["n_iter"], 1, large_opts["optimizer"],
-        large_opts["learning_rate"]))
+    # warm-up: compile the default objective once (not timed), then the timed seeds
+    first, first_s, _ = _fit(points, spec, random_seed=0, batch_size=200)
+    seed_rows, shifts, gaps, flags, walls, cpus = [], [], [], [], [], []
+    for seed in SEEDS:
+        result, seconds, messages = _fit(points, spec, random_seed=seed, batch_size=200)
+        test = result.extras["convergence"]
+        shift, gap = _shift(result, nuts), best_elbo - result.extras["elbo_final"]
+        shifts.append(shift), gaps.append(gap), flags.append(result.converged)
+        walls.append(seconds), cpus.append(_LAST_CPU[0])
+        seed_rows.append(
+            f"| {seed} | {shift:.2f} | {gap:+.2f} ± "
+            f"{np.hypot(result.extras['elbo_final_se'], best_se):.2f} | {result.converged} "
+            f"({'no warning' if not messages else 'warned'}) | {test['param_se']:.3f} | "
+            f"{test['param_change']:.3f} (allowed {test['param_change_allowed']:.3f}) | "
+            f"{test['elbo_change']:+.2f} ± {test['elbo_change_se']:.2f} | {seconds:.2f} "
+            f"({result.extras['optimize_seconds']:.2f} optimising) | {_LAST_CPU[0]:.2f} |")
+    its = float(np.median([first.extras["iterations_per_second"]]))
 
-    nuts_row = "| NUTS | not registered | | | |"
-    nuts = None
-    if "nuts" in available_engines():
-        draws = 100 if quick else 200
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            nuts, nuts_s = _timed(lambda: fit(points, spec, engine="nuts", draws=draws,
-                                              tune=draws, chains=2, cores=1, random_seed=1,
-                                              progressbar=False, log_likelihood=False))
-        nuts_row = (f"| NUTS (2 chains x {draws} draws, {draws} tune) | {nuts_s:.1f} | "
-                    f"{_aligned_error(nuts.posterior_mean('means'), truth):.4f} | "
-                    f"{np.round(_sd_means(nuts).ravel(), 4).tolist()} | - |")
+    fail_rows, fail_flags = [], []
+    for label, options in [("n_iter=300", {"n_iter": 300}),
+                           ("n_iter=3000", {"n_iter": 3000}),
+                           ("old constant step: adagrad_window(0.01), 10,000 iterations, "
+                            "last iterate", OLD_DEFAULTS)]:
+        result, seconds, messages = _fit(points, spec, random_seed=1,
+                                         **{"batch_size": 200, **options})
+        fail_flags.append((label, result.converged, bool(messages)))
+        gap = best_elbo - result.extras["elbo_final"]
+        fail_rows.append(f"| {label} | {_shift(result, nuts):.2f} | {gap:+,.1f} | "
+                         f"{result.converged} | {'yes' if messages else 'no'}: "
+                         f"{result.extras['convergence']['reason']} |")
+
+    _fit(points, spec, "fullrank_advi", random_seed=1, batch_size=200)  # compiles
+    fullrank, fr_s, _ = _fit(points, spec, "fullrank_advi", random_seed=2, batch_size=200)
+    fr_row = (f"| full-rank, default, batch 200 (seed 2, warm) | {_shift(fullrank, nuts):.2f} | "
+              f"{best_elbo - fullrank.extras['elbo_final']:+.2f} | {fullrank.converged} | "
+              f"{fr_s:.2f} s |")
+
+    demo_rows = _demo_rows()
+
+    # speed: seed 001's recipe, ours repeated vs pm.fit's second call
+    _fit(points, spec, random_seed=1, **SEED_RECIPE)
+    recipe = [_fit(points, spec, random_seed=s, **SEED_RECIPE)[1] for s in (2, 3, 4)]
+    _pymc_fit(points, spec, 1)
+    peer_s = _pymc_fit(points, spec, 2)
     load_after = os.getloadavg()[0]
-
-    ours = repeats[0][0]
-    err_ours = max(_aligned_error(r.posterior_mean("means"), truth) for r, _ in repeats)
-    err_peer = _aligned_error(peer2_means, truth)
-    sd_ours, sd_full = _sd_means(ours), _sd_means(full)
 
     def met(ok: bool) -> str:
         return "**met**" if ok else "**not met**"
 
+    failing_ok = all(not conv and warned for _, conv, warned in fail_flags)
+    fr_ok = all("**met**" in r for r in demo_rows)
     rows = [
         f"Data: seed 001's large set, N = {n_samples:,}, K = 2, D = 2 "
         f"(`advi_notebook_large_points`); spec {spec.describe().replace(chr(10), '; ')}. "
-        f"Minibatch runs: batch 200, 1500 iterations, adagrad(learning_rate=0.1), as in the "
-        f"seed.",
+        f"ADVI engine defaults: {advi.describe_defaults()}.",
         "",
-        "| run | wall time end to end (s) | max abs error of the means | sd of the means "
-        "(q draws) | final ELBO (nats, full data) |",
+        "## References",
+        "",
+        f"- NUTS: {NUTS_OPTIONS['chains']} chains x {NUTS_OPTIONS['draws']} draws "
+        f"({NUTS_OPTIONS['tune']} tune), max R-hat {nuts['rhat_max']:.4f}, min bulk ESS "
+        f"{nuts['ess_bulk_min']:,.0f}; posterior means of the means "
+        f"{np.round(nuts['means'], 4).tolist()}, sds {np.round(nuts['sd'], 4).tolist()} "
+        f"(cached in `reports/benchmarks/{REFERENCE_CACHE.name}`; {nuts['seconds']:.0f} s "
+        f"when computed).",
+        f"- The mean-field family's best: {len(BEST_SEEDS)} full-data runs (no minibatch "
+        f"noise; {BEST_OPTIONS['n_iter']:,} iterations of the default decayed step, the last "
+        f"{advi.AVERAGE:.0%} averaged; ELBO from {BEST_OPTIONS['elbo_draws']} draws): "
+        + ", ".join(f"seed {r['random_seed']}: {r['elbo']:,.2f} ± {r['elbo_se']:.2f} "
+                    f"(converged {r['converged']}, param se {r['param_se']:.3f} sd)"
+                    for r in best["runs"])
+        + f". Best: **{best_elbo:,.2f}**. Its means sit {best_shift:.2f} NUTS sd from NUTS "
+          f"at most (the mean-field family's own bias).",
+        "",
+        "## The default minibatch fit (batch 200, every other option at its default)",
+        "",
+        "| seed | means: max shift from NUTS (NUTS sd) | ELBO gap to the family's best "
+        "(nats) | converged | param se (q sd) | param change (q sd) | ELBO change of the "
+        "averaged q (nats) | wall time, warm (s) | CPU time (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *seed_rows,
+        "",
+        f"First fit in this process (compiles the objective): {first_s:.1f} s; steady state "
+        f"{its:,.0f} iterations/s.",
+        "",
+        "## Runs that must say they did not converge",
+        "",
+        "| run (batch 200, seed 1) | means: max shift (NUTS sd) | ELBO gap to best (nats) | "
+        "converged | ConvergenceWarning: reason |",
         "|---|---|---|---|---|",
-        f"| ours, first fit in this process (compiles; numba disk cache as found) | "
-        f"{first_s:.2f} | {_aligned_error(first.posterior_mean('means'), truth):.4f} | "
-        f"{np.round(_sd_means(first).ravel(), 4).tolist()} | "
-        f"{first.extras['elbo_final']:,.1f} ± {first.extras['elbo_final_se']:.1f} |",
-        f"| ours, repeated fit (cached objective, new seed; median of {n_repeat}) | "
-        f"{warm_s:.2f} | {err_ours:.4f} (worst) | {np.round(sd_ours.ravel(), 4).tolist()} | "
-        f"{ours.extras['elbo_final']:,.1f} ± {ours.extras['elbo_final_se']:.1f} |",
-        f"| ours, the engine's `large_data_options` ({large_options['n_iter']} iterations of "
-        f"{large_options['optimizer']}({large_options['learning_rate']}), batch "
-        f"{large_options['batch_size']}; first fit with this optimizer, "
-        f"{large.timings.build:.1f} s of it compiling) | {large_s:.2f} | "
-        f"{_aligned_error(large.posterior_mean('means'), truth):.4f} | "
-        f"{np.round(_sd_means(large).ravel(), 4).tolist()} | "
-        f"{large.extras['elbo_final']:,.1f} ± {large.extras['elbo_final_se']:.1f} |",
-        f"| ours, 4 restarts (n_init=4, cached) | {restarts_s:.2f} | "
-        f"{_aligned_error(restarts.posterior_mean('means'), truth):.4f} | | "
-        f"{restarts.extras['elbo_final']:,.1f} (best of "
-        f"{[round(r['elbo_final'], 1) for r in restarts.extras['restarts']]}) |",
-        f"| peer: `pm.fit` on the same model, 1st call | {peer1_s:.2f} | "
-        f"{_aligned_error(peer1_means, truth):.4f} | {np.round(peer1_sd.ravel(), 4).tolist()} "
-        f"(unconstrained sd of q) | - |",
-        f"| peer: `pm.fit`, 2nd call (rebuilds its step function) | {peer2_s:.2f} | "
-        f"{err_peer:.4f} | {np.round(peer2_sd.ravel(), 4).tolist()} (unconstrained sd of q) | - |",
-        f"| peer: `pm.fit` with our `large_data_options` ({large_opts['n_iter']} iterations of "
-        f"{large_opts['optimizer']}({large_opts['learning_rate']})) | {peer3_s:.2f} | "
-        f"{_aligned_error(peer3_means, truth):.4f} | {np.round(peer3_sd.ravel(), 4).tolist()} "
-        f"(unconstrained sd of q) | - |",
-        f"| reference: our full-data ADVI (no minibatch, 1500 iterations) | {full_s:.2f} | "
-        f"{_aligned_error(full.posterior_mean('means'), truth):.4f} | "
-        f"{np.round(sd_full.ravel(), 4).tolist()} | {full.extras['elbo_final']:,.1f} ± "
-        f"{full.extras['elbo_final_se']:.1f} |",
-        nuts_row,
+        *fail_rows,
         "",
-        f"Steady state (the optimisation loop only, batch 200): **{its:,.0f} iterations/s** "
-        f"(ours); the first fit spent {first.timings.build:.2f} s building and compiling, "
-        f"repeated fits {np.median([r.timings.build for r, _ in repeats]):.3f} s. "
-        f"Cached repeat vs `pm.fit` 2nd call: **{peer2_s / warm_s:.1f}x** faster end to end.",
+        "## Full rank",
+        "",
+        "| run | means: max shift (NUTS sd) | ELBO gap to the mean-field best (nats) | "
+        "converged | wall time |",
+        "|---|---|---|---|---|",
+        fr_row,
+        "",
+        "Full-rank vs mean-field final ELBO on every demo dataset (defaults, seed 1; the "
+        "large set with batch 200; seed 000's 1-D set with prior sd sqrt(10)):",
+        "",
+        "| dataset | mean-field ELBO | full-rank ELBO | full - mean | converged (mf / fr) | "
+        f">= -{GOAL_FULLRANK_SLACK:g} nat |",
+        "|---|---|---|---|---|---|",
+        *demo_rows,
+        "",
+        "## Speed",
+        "",
+        f"Seed 001's own recipe (1500 iterations of adagrad(0.1), batch 200, constant step), "
+        f"repeated with the objective cached: {np.median(recipe):.2f} s (median of 3); "
+        f"PyMC's `pm.fit` on the same model, 2nd call (it recompiles): {peer_s:.2f} s "
+        f"(**{peer_s / np.median(recipe):.0f}x**).",
+        "",
+        "## Goals",
         "",
         "| goal | measured | |",
         "|---|---|---|",
-        f"| >= {GOAL_ITS_PER_SECOND:,.0f} iterations/s at steady state | {its:,.0f} | "
-        f"{met(its >= GOAL_ITS_PER_SECOND)} |",
-        f"| seed's 1500-iteration minibatch fit end to end <= {GOAL_WARM_SECONDS} s with a "
-        f"warm cache | {warm_s:.2f} s | {met(warm_s <= GOAL_WARM_SECONDS)} |",
-        f"| means within {GOAL_MEAN_ERROR} of the generating means | {err_ours:.4f} | "
-        f"{met(err_ours <= GOAL_MEAN_ERROR)} |",
+        f"| means within {GOAL_SHIFT_SD} NUTS sd of NUTS, {len(SEEDS)} seeds | "
+        f"{', '.join(f'{s:.2f}' for s in shifts)} | {met(max(shifts) <= GOAL_SHIFT_SD)} |",
+        f"| ELBO within {GOAL_ELBO_GAP:g} nats of the family's best | "
+        f"{', '.join(f'{g:+.2f}' for g in gaps)} | {met(max(gaps) <= GOAL_ELBO_GAP)} |",
+        f"| converged=True | {flags} | {met(all(flags))} |",
+        f"| n_iter=300 (and 3000, and the old constant step) report converged=False with a "
+        f"ConvergenceWarning | {[(lab.split(':')[0], c) for lab, c, _ in fail_flags]} | "
+        f"{met(failing_ok)} |",
+        f"| full-rank ELBO >= mean-field's - {GOAL_FULLRANK_SLACK:g} nat on every demo "
+        f"dataset | see the table | {met(fr_ok)} |",
+        f"| 100k minibatch fit <= {GOAL_WARM_SECONDS:g} s warm (wall time) | "
+        f"{', '.join(f'{w:.2f}' for w in walls)} s (CPU time of the process: "
+        f"{', '.join(f'{c:.2f}' for c in cpus)} s) | {met(max(walls) <= GOAL_WARM_SECONDS)} |",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores shared "
         f"with other jobs; load average {load_before:.1f} before and {load_after:.1f} after "
-        f"the run, so absolute times are noisy; ratios are measured in the same run. "
-        f"Seed 001's adagrad(0.1) for 1500 iterations finds the means but not q's scale, for "
-        f"every method (its sds are 10-20x NUTS's). With `large_data_options` our minibatch "
-        f"q gets both; `pm.fit` with the same optimiser does not move q's scale, because it "
-        f"divides the 2-D minibatch loss by N/B * N/D instead of N/B and the gradients "
-        f"vanish under the optimiser's epsilon. `pm.fit` embeds the data in its step "
-        f"function, so numba cannot cache it on disk and every call compiles again. "
-        f"{'Quick run (N = 20,000, fewer repeats and NUTS draws).' if quick else ''}",
+        f"the run, so wall times are inflated by the other jobs; the CPU time of this "
+        f"process is what the fit costs on a core of its own (one step of batch 200 "
+        f"costs ~40 us on an idle core). "
+        f"{'Quick run (N = 20,000).' if quick else ''}",
     ]
     return "\n".join(rows)
 
