@@ -25,6 +25,7 @@ import numpy as np
 
 from .relabel import relabel
 from .results import MixtureFit
+from .validation import check_real
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -1057,6 +1058,9 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
         raise TypeError(f"khat: expected 'auto', True or False, got {khat!r}. Pass "
                         f"khat='auto' (k-hat up to {KHAT_MAX_SAMPLES:,} observations), "
                         f"True or False.")
+    if log_evidence is not None:
+        log_evidence = check_real("log_evidence", log_evidence,
+                                  hint="Pass log p(x) in nats, e.g. -320.8, or None")
     graded_by = None
     if reference == "exact" and "exact" not in fits:
         graded_by, reference = "exact", _default_parameter_reference(fits)

@@ -197,6 +197,10 @@ def test_missing_reference_lists_the_fits_given(ref):
         compare({"nuts": fits["advi"], "x": 3}, reference="nuts")
     with pytest.raises(TypeError, match="fits: expected a non-empty mapping"):
         compare({})
+    with pytest.raises(TypeError, match="log_evidence: expected a number, got"):
+        compare(fits, reference="advi", log_evidence="-300")
+    with pytest.raises(ValueError, match="log_evidence: expected"):
+        compare(fits, reference="advi", log_evidence=float("nan"))
 
 
 def test_fits_of_different_models_are_refused(ref):
