@@ -41,6 +41,7 @@ __all__ = [
     "LABEL_SWITCH_FRACTION",
     "MCSE_Z",
     "MEAN_SHIFT_TOL",
+    "REF_MIN_CHAINS",
     "RHAT_TOL",
     "SD_RATIO_TOL",
     "VARIATIONAL_FAMILIES",
@@ -66,8 +67,10 @@ LABEL_SWITCH_FRACTION = 0.01
 #: Chains disagree (after relabeling) when the max R-hat exceeds this (Vehtari et al. 2021).
 RHAT_TOL = 1.01
 #: A reference is strong when every free parameter has R-hat <= RHAT_TOL and bulk ESS >=
-#: ESS_MIN (and it has >= 2 chains); otherwise the comparison says it is weak, and why.
+#: ESS_MIN and it has >= REF_MIN_CHAINS chains (each from its own start, so R-hat can see
+#: chains that settled in different modes); otherwise the comparison says it is weak, and why.
 ESS_MIN = 400
+REF_MIN_CHAINS = 4
 #: A VI fit did not converge when its final ELBO is below another fit's of the same (or a
 #: nested) variational family on the same model by more than max(ELBO_GAP_TOL nats,
 #: ELBO_SE_Z x sqrt(se_1^2 + se_2^2)): at the family's optimum that is impossible.
@@ -125,7 +128,8 @@ def verdict_rules() -> str:
         "optimum); the numbers of such a fit are not a property of its method. **Chains**: "
         f"\"chains disagree\" when max R-hat > {RHAT_TOL:g}; \"label-switched\" when "
         f">= {LABEL_SWITCH_FRACTION:.0%} of the draws had to be relabeled. **Reference**: "
-        f"strong when it has >= 2 chains, every free parameter R-hat <= {RHAT_TOL:g} and "
+        f"strong when it has >= {REF_MIN_CHAINS} chains, every free parameter R-hat <= "
+        f"{RHAT_TOL:g} and "
         f"bulk ESS >= {ESS_MIN}; otherwise the table says it is weak and why. **k-hat** "
         f"(VI): Pareto k-hat of p/q, < {KHAT_TOL:g} usable.")
 
@@ -370,7 +374,7 @@ class Comparison:
         """Every threshold the verdicts use, by name (also in ``to_dict()``)."""
         return {"sd_ratio_tol": SD_RATIO_TOL, "mean_shift_tol": MEAN_SHIFT_TOL,
                 "mcse_z": MCSE_Z, "label_switch_fraction": LABEL_SWITCH_FRACTION,
-                "rhat_tol": RHAT_TOL, "ess_min": ESS_MIN, "elbo_gap_tol": ELBO_GAP_TOL,
+                "rhat_tol": RHAT_TOL, "ess_min": ESS_MIN, "ref_min_chains": REF_MIN_CHAINS, "elbo_gap_tol": ELBO_GAP_TOL,
                 "elbo_se_z": ELBO_SE_Z, "khat_tol": KHAT_TOL}
 
     def rules_text(self) -> str:
@@ -799,9 +803,12 @@ def _reference_weakness(row: Mapping[str, Any]) -> list[str]:
     reasons = []
     if row["chains"] < 2:
         reasons.append(f"{row['chains']} chain (R-hat needs >= 2)")
-    elif not _finite(row["rhat_max"]):
+    elif row["chains"] < REF_MIN_CHAINS:
+        reasons.append(f"{row['chains']} chains < {REF_MIN_CHAINS} (R-hat compares chains "
+                       f"from different starts)")
+    if row["chains"] >= 2 and not _finite(row["rhat_max"]):
         reasons.append("R-hat undefined")
-    elif row["rhat_max"] > RHAT_TOL:
+    elif row["chains"] >= 2 and row["rhat_max"] > RHAT_TOL:
         reasons.append(f"max R-hat {row['rhat_max']:.3f} > {RHAT_TOL:g}")
     if not _finite(row["ess_min"]):
         reasons.append("bulk ESS undefined")
@@ -1022,7 +1029,7 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
     Verdict rules (the thresholds are module constants, also in ``to_dict()`` and in
     words in :func:`verdict_rules`):
 
-    - the reference: "reference", or "reference (weak: ...)" unless it has >= 2 chains,
+    - the reference: "reference", or "reference (weak: ...)" unless it has >= 4 chains,
       every free parameter R-hat <= ``RHAT_TOL`` (1.01) and bulk ESS >= ``ESS_MIN`` (400);
     - "label-switched (fixed by relabeling)": >= ``LABEL_SWITCH_FRACTION`` (1 %) of the
       fit's draws changed labels when aligned to the fit's own consensus, and the max

@@ -377,14 +377,17 @@ def test_reference_strength_is_stated_with_its_reasons(ref):
     assert any(r.startswith("max R-hat") for r in disagree.reference_weak_reasons)
     one_chain = compare({"nuts": make_fit("nuts", means[:1], weights[:1])})
     assert "1 chain (R-hat needs >= 2)" in one_chain.reference_weak_reasons
+    two = compare({"nuts": make_fit("nuts", means[:2], weights[:2])})
+    assert two.reference_weak_reasons == (
+        "2 chains < 4 (R-hat compares chains from different starts)",)
     data = json.loads(json.dumps(sticky.to_dict(), allow_nan=False))
     assert data["reference_strong"] is False and data["reference_weak_reasons"]
 
 
 def test_rules_text_states_every_threshold(comparison):
     text = comparison.rules_text()
-    for value in ("1.1", "1 reference", "3 combined", "1.01", "400", "1%", "0.7",
-                  "K-1 weights"):
+    for value in ("1.1", "1 reference", "3 combined", "1.01", "400", ">= 4 chains", "1%",
+                  "0.7", "K-1 weights"):
         assert value in text, value
     assert text in comparison.to_markdown()
     assert text not in comparison.to_markdown(rules=False)
