@@ -111,6 +111,9 @@ DRIFT_Z = 4.0
 ELBO_CHANGE_MAX_SE = 3.0
 ELBO_CHANGE_FLOOR = 0.25
 ELBO_CHANGE_DRAWS = 20
+#: Without averaging (q = the last iterate): its largest distance from the window's
+#: average, in q's sds.
+LAST_ITERATE_MAX = 0.25
 #: Default iterations: full data, and minibatches (``AUTO_PASSES`` passes over the data).
 AUTO_N_ITER = 10_000
 AUTO_PASSES = 100
@@ -386,7 +389,8 @@ def _elbo_difference(objective: CompiledObjective, early: dict, late: dict,
 
 def convergence_test(objective: CompiledObjective, elbo: np.ndarray, block_sums: list,
                      window_start: int, rng: np.random.Generator,
-                     n_draws: int = ELBO_CHANGE_DRAWS) -> dict[str, Any]:
+                     n_draws: int = ELBO_CHANGE_DRAWS,
+                     last_iterate: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The convergence test of a run, over the window of iterations ``window_start:``.
 
     All parameter quantities are in units of q's own sd (coordinate by coordinate; for
@@ -404,6 +408,10 @@ def convergence_test(objective: CompiledObjective, elbo: np.ndarray, block_sums:
       half's, with common random numbers (``n_draws`` draws, :func:`_elbo_difference`),
       and its standard error ``elbo_change_se``. Passes when ``|elbo_change| <=
       max(ELBO_CHANGE_MAX_SE * elbo_change_se, ELBO_CHANGE_FLOOR)``.
+
+    - ``last_iterate_offset`` (only when q is the last iterate, ``last_iterate`` given):
+      its distance from the window's average; at most :data:`LAST_ITERATE_MAX` (a
+      constant step leaves the iterates jittering around the optimum).
 
     A window of fewer than :data:`MIN_BATCHES` blocks cannot be tested and fails.
     """
@@ -434,6 +442,9 @@ def convergence_test(objective: CompiledObjective, elbo: np.ndarray, block_sums:
     worst = int(np.argmax(change / allowed))
     elbo_change, elbo_se = _elbo_difference(
         objective, _window_mean(block_sums, first, middle), late_raw, rng, n_draws)
+    offset = (np.nan if last_iterate is None else
+              float(np.max(np.abs(_coordinates(objective, last_iterate) - whole) / sd)))
+    last_ok = last_iterate is None or offset <= LAST_ITERATE_MAX
     se_ok = bool(se.max() <= PARAM_SE_MAX)
     change_ok = bool(np.all(change <= allowed))
     elbo_ok = abs(elbo_change) <= max(ELBO_CHANGE_MAX_SE * elbo_se, ELBO_CHANGE_FLOOR)
@@ -445,6 +456,10 @@ def convergence_test(objective: CompiledObjective, elbo: np.ndarray, block_sums:
         reasons.append(f"the averaged q moved by {change[worst]:.2f} of its sd "
                        f"({names[worst]}) when the older half of the window was dropped "
                        f"(limit {allowed[worst]:.2f})")
+    if not last_ok:
+        reasons.append(f"the last iterate (the returned q) sits {offset:.2f} of q's sd from "
+                       f"the average of the window (limit {LAST_ITERATE_MAX}): the steps "
+                       f"are too large to stop at")
     if not elbo_ok:
         reasons.append(f"the ELBO of the averaged q changed by {elbo_change:+.3g} nats = "
                        f"{abs(elbo_change) / elbo_se:.1f} standard errors (limit "
@@ -455,7 +470,9 @@ def convergence_test(objective: CompiledObjective, elbo: np.ndarray, block_sums:
             "param_change_where": names[int(np.argmax(change))],
             "param_change_allowed": float(allowed[int(np.argmax(change))]),
             "elbo_change": elbo_change, "elbo_change_se": elbo_se,
-            "passed": bool(se_ok and change_ok and elbo_ok), "reason": "; ".join(reasons)}
+            "last_iterate_offset": offset,
+            "passed": bool(se_ok and change_ok and elbo_ok and last_ok),
+            "reason": "; ".join(reasons)}
 
 
 def _advice(test: dict[str, Any], opts: dict[str, Any]) -> str:
@@ -472,8 +489,9 @@ def _advice(test: dict[str, Any], opts: dict[str, Any]) -> str:
                     f"{opts['learning_rate']:g})")
     if opts["batch_size"] is not None:
         tips.append(f"a larger batch_size (now {opts['batch_size']})")
-    if opts["schedule"] == "constant":
-        tips.append("schedule='decay' (step decay + iterate averaging)")
+    if opts["schedule"] == "constant" or opts["average"] == 0:
+        tips.append("the defaults schedule='decay', average=None (step decay + iterate "
+                    "averaging)")
     return "Try " + ", or ".join(tips) + "."
 
 
@@ -608,7 +626,8 @@ def _run_restart(objective: CompiledObjective, points: np.ndarray, spec: Mixture
     # the test's window: the averaging window, or the last half when there is none
     test_start = avg_start if avg_start < n_run else averaging_start(n_run, 0.5)
     test = convergence_test(objective, elbo, block_sums, test_start,
-                            np.random.default_rng((seed, 3)))
+                            np.random.default_rng((seed, 3)),
+                            last_iterate=None if avg_start < n_run else raw)
     if opts["tolerance"] is not None:  # the old rule: also stopped (or not) on the ELBO
         test["relative_change"] = _relative_change(elbo, n_run - n_run % CONVERGENCE_WINDOW,
                                                    CONVERGENCE_WINDOW)
