@@ -799,7 +799,7 @@ _LARGE = {"batch_size": 200}
 
 def describe_defaults() -> str:
     """The default optimisation settings, in words (for reports and benchmarks)."""
-    return (f"{'adagrad_window'}({LEARNING_RATE}), schedule 'decay': the base rate for the "
+    return (f"adagrad_window({LEARNING_RATE}), schedule 'decay': the base rate for the "
             f"first 10% of the iterations, then rate / (1 + (t - t0) / tau)^0.6 with tau = 5% "
             f"of n_iter; the last {AVERAGE:.0%} of the iterates averaged (Polyak-Ruppert); "
             f"n_iter {AUTO_N_ITER:,} on full data, {AUTO_PASSES} passes over the data "
