@@ -476,7 +476,7 @@ class Comparison:
                   "sd ratio", "max shift (ref sd)", "max R-hat", "verdict"]
         rows = []
         for name, r in eng.iterrows():
-            evidence = _fmt_pm(r["log_evidence"], r["log_evidence_se"], 1)
+            evidence = _fmt_est(r["log_evidence"], r["log_evidence_se"])
             if r["evidence_flags"]:
                 evidence += f" ({', '.join(r['evidence_flags'])})"
             shift = _fmt(r["max_mean_shift"], 2)
@@ -484,7 +484,7 @@ class Comparison:
                 shift += f" ({r['max_shift_parameter']})"
             khat = [_khat_cell(r["khat"], r["khat_note"])] if has_khat else []
             rows.append([name, r["family"], f"{r['chains']}x{r['draws']}", _fmt(r["build_s"], 2),
-                         _fmt(r["run_s"], 2), _fmt_pm(r["elbo"], r["elbo_se"], 1), evidence,
+                         _fmt(r["run_s"], 2), _fmt_est(r["elbo"], r["elbo_se"]), evidence,
                          *khat, _fmt(r["sd_ratio"], 2), shift, _fmt(r["rhat_max"], 3),
                          r["verdict"]])
         blanks = [""] * (len(header) - 2)
@@ -604,6 +604,21 @@ def _fmt_pm(mean: Any, sd: Any, digits: int) -> str:
     if sd is None or not np.isfinite(sd):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def _fmt_est(mean: Any, se: Any) -> str:
+    """An estimate and its se, with enough decimals to show the se (2 significant digits).
+
+    se 0.51 -> "-321.87 ± 0.51", se 0.033 -> "-320.797 ± 0.033", se 0 -> "-322.1 ± 0".
+    """
+    if mean is None or not np.isfinite(mean):
+        return "–"
+    if se is None or not np.isfinite(se):
+        return f"{mean:.1f}"
+    if se == 0:
+        return f"{mean:.1f} ± 0"
+    digits = int(min(3, max(1, 1 - math.floor(math.log10(se)))))
+    return f"{mean:.{digits}f} ± {se:.{digits}f}"
 
 
 def _khat_cell(value: Any, note: str = "") -> str:

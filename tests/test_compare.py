@@ -173,7 +173,7 @@ def test_learned_obs_sd_and_log_evidence_are_tabulated(ref):
     given = compare({"nuts": nuts, "smc": smc}, log_evidence=-300.0)
     assert given.log_evidence == -300.0 and given.log_evidence_source == "given"
     assert comp.engines.loc["smc", "log_evidence"] == -321.5
-    assert "-321.5 ± 0.4" in comp.to_markdown()
+    assert "-321.50 ± 0.40" in comp.to_markdown()  # two significant digits of the se
 
 
 def test_fixed_weights_are_left_out_of_the_judgement(ref):
@@ -405,7 +405,7 @@ def test_evidence_is_an_estimate_with_se_and_flags(ref):
                            "4 independent runs).")
     assert "Flags: below_elbo." in line and "known" not in line.lower()
     text = comp.to_markdown()
-    assert "-321.9 ± 0.5 (below_elbo)" in text and line in text
+    assert "-321.87 ± 0.51 (below_elbo)" in text and line in text
     data = comp.to_dict()
     assert data["log_evidence_flags"] == ["below_elbo"] and data["log_evidence_se"] == 0.51
     assert data["engines"]["smc"]["evidence_flags"] == ["below_elbo"]
@@ -642,3 +642,14 @@ def test_an_evidence_estimate_below_an_elbo_is_flagged(ref):
     close = compare({"nuts": nuts, "smc": smc(-320.5), "cavi": cavi}, khat=False)
     assert "ELBO" not in close.verdicts()["smc"]
     assert close.engines.loc["smc", "evidence_flags"] == [] and close.log_evidence_flags == ()
+
+
+def test_estimates_show_their_se_to_two_significant_digits():
+    from ppl_mixtures.compare import _fmt_est
+
+    assert _fmt_est(-320.7971, 0.0331) == "-320.797 ± 0.033"
+    assert _fmt_est(-321.87, 0.51) == "-321.87 ± 0.51"
+    assert _fmt_est(-321.87, 2.4) == "-321.9 ± 2.4"
+    assert _fmt_est(-322.09, 0.0) == "-322.1 ± 0"
+    assert _fmt_est(-322.09, float("nan")) == "-322.1"
+    assert _fmt_est(float("nan"), 0.1) == "–"
