@@ -73,7 +73,7 @@ def smc_fit():
 
 @pytest.fixture(scope="module")
 def ordered_fit():
-    return fit(POINTS, ORDERED, engine="smc", **OPTIONS)
+    return fit(POINTS, ORDERED, engine="smc", **{**OPTIONS, "runs": 3})
 
 
 def test_log_evidence_interval_covers_exact_enumeration(smc_fit):
@@ -200,10 +200,13 @@ def test_schema(smc_fit):
     assert "log_evidence" in smc_fit.extras and smc_fit.final_elbo is None
 
 
-def test_same_seed_same_numbers(smc_fit):
-    again = fit(POINTS, SPEC, engine="smc", **OPTIONS)
-    assert again.extras["log_evidence"] == smc_fit.extras["log_evidence"]
-    np.testing.assert_array_equal(again.draws("means"), smc_fit.draws("means"))
+def test_same_seed_same_numbers():
+    small = {"draws": 100, "runs": 2, "random_seed": 5, "progressbar": False,
+             "log_likelihood": False}
+    first, again = (fit(POINTS, SPEC, engine="smc", **small) for _ in range(2))
+    assert again.extras["log_evidence_runs"] == first.extras["log_evidence_runs"]
+    assert again.extras["evidence_elbo"] == first.extras["evidence_elbo"]
+    np.testing.assert_array_equal(again.draws("means"), first.draws("means"))
 
 
 def test_unordered_exchangeable_spec_samples_one_label_mode(smc_fit):
@@ -263,3 +266,13 @@ def test_ordered_start_is_valid_for_every_transform():
     unsorted = pm.draw(model["means_first"], draws=20, random_seed=5, mode="FAST_COMPILE")
     assert np.any(np.diff(unsorted, axis=-1) < 0)
     assert not np.all(np.isfinite(evaluate(transform.forward(pt.as_tensor(unsorted)))))
+
+
+def test_one_run_reads_pymc_one_chain_stats():
+    # PyMC lays out sample_stats differently for one chain (per-stage values on "chain")
+    one = fit(POINTS, SPEC, engine="smc", draws=100, runs=1, random_seed=2, progressbar=False,
+              log_likelihood=False, check_elbo=False)
+    [log_z] = one.extras["log_evidence_runs"]
+    assert np.isfinite(log_z) and one.extras["log_evidence"] == log_z
+    assert np.isnan(one.extras["log_evidence_se"])
+    assert one.extras["smc"]["final_beta"] == [1.0] and one.extras["smc"]["n_stages"][0] > 1

@@ -54,7 +54,7 @@ __all__ = ["DEFAULT_RUNS", "DISAGREEMENT_NATS", "ENGINES", "EvidenceWarning", "c
 logger = logging.getLogger(__name__)
 
 #: Independent SMC runs when neither ``runs`` nor ``chains`` is given.
-DEFAULT_RUNS = 4
+DEFAULT_RUNS = 6
 #: Runs whose log evidence spans more than this (nats) are flagged "runs_disagree".
 DISAGREEMENT_NATS = 1.0
 #: "below_elbo" when log Z + ELBO_SE_MARGIN * se < the ELBO (the interval is below a bound).
@@ -104,9 +104,18 @@ def _ordered_start(model, draws: int, chains: int, random_seed: int | None) -> l
 def _stage_stats(idata) -> dict[str, Any]:
     """Per-chain SMC statistics from ``sample_stats`` (object arrays of per-stage lists)."""
     stats = idata["sample_stats"]
+    n_chains = int(idata["posterior"].sizes["chain"])
+
+    def flat(entry) -> np.ndarray:
+        parts = [np.ravel(np.asarray(e, dtype=np.float64))
+                 for e in np.ravel(np.asarray(entry, dtype=object))]
+        return np.concatenate(parts)
 
     def per_chain(name):
-        return [np.asarray(entry, dtype=np.float64) for entry in stats[name].values]
+        # PyMC stores one per-stage list per chain (object array); with one chain the
+        # per-stage values themselves sit on the "chain" dimension
+        values = stats[name].values
+        return [flat(values)] if n_chains == 1 else [flat(values[c]) for c in range(n_chains)]
 
     log_ml = np.array([stages[-1] for stages in per_chain("log_marginal_likelihood")])
     betas = per_chain("beta")
@@ -194,7 +203,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int |
     draws : int
         Particles per run (= posterior draws per chain).
     runs : int, optional
-        Independent SMC runs (default :data:`DEFAULT_RUNS` = 4), one after the other; each
+        Independent SMC runs (default :data:`DEFAULT_RUNS` = 6), one after the other; each
         is one chain of the posterior. >= 2 gives ``log_evidence_se``; more runs shrink it
         as 1/sqrt(runs) and make the se itself trustworthy (from 2 runs it is a
         one-degree-of-freedom guess).
@@ -291,12 +300,13 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int |
             logger.info("smc: sampling all K! label modes.")
     with stopwatch() as build:
         pm_model = models.build_marginal_model(points, sample_spec)
-        start = (_ordered_start(pm_model, draws, runs, random_seed)
+        start_seed, kernel_seed = _split_seed(random_seed)
+        start = (_ordered_start(pm_model, draws, runs, start_seed)
                  if sample_spec.ordered else None)
     with stopwatch() as wall, pm_model, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*object mode.*")  # CustomDist random
         idata = pm.sample_smc(draws=draws, start=start, chains=runs, cores=1,
-                              random_seed=random_seed, progressbar=progressbar,
+                              random_seed=kernel_seed, progressbar=progressbar,
                               threshold=threshold, correlation_threshold=correlation_threshold,
                               compute_convergence_checks=False)
     sampling = float(idata["posterior"].attrs.get("sampling_time", wall.seconds))
@@ -326,6 +336,18 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int |
               "evidence_flags": flags, "evidence_elbo": elbo, "smc": stages}
     return to_mixture_fit("smc", spec, points, idata, timings, log_likelihood=log_likelihood,
                           extras=extras, options=options, n_iter=draws)
+
+
+def _split_seed(random_seed: int | None) -> tuple[int | None, int | None]:
+    """Independent seeds for the start particles and for PyMC's SMC kernels.
+
+    ``SeedSequence.spawn`` gives two independent streams from the user's seed, so the start
+    draws and the kernels' random numbers never share a stream; same seed -> same numbers.
+    """
+    if random_seed is None:
+        return None, None
+    children = np.random.SeedSequence(random_seed).spawn(2)
+    return tuple(int(child.generate_state(1)[0]) for child in children)
 
 
 def _check_runs(runs: Any, chains: Any) -> int:
