@@ -443,17 +443,6 @@ def _fit_in_worker(points: Any, spec: Any, name: str, options: dict[str, Any],
     return fitted, notes, time.perf_counter() - start
 
 
-def _mappingproxy(mapping: dict) -> Any:
-    from types import MappingProxyType
-
-    return MappingProxyType(mapping)
-
-
-def _reduce_mappingproxy(proxy: Any) -> tuple[Any, tuple[dict]]:
-    """Pickle a read-only mapping (``MixtureFit.options``/``extras``) as a dict."""
-    return _mappingproxy, (dict(proxy),)
-
-
 #: prctl(2) option: the signal a process gets when its parent dies (Linux).
 _PR_SET_PDEATHSIG = 1
 #: How often a worker without prctl checks that its parent is alive (seconds).
@@ -489,19 +478,15 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_init(log_disable: int, parent: int | None = None) -> None:
-    """Worker set-up: die with the parent, the parent's log silencing, the pickling of
-    read-only mappings (spawned workers inherit neither) and no graph-creation
-    tracebacks."""
+    """Worker set-up: die with the parent, the parent's log silencing (spawned workers do
+    not inherit it) and no graph-creation tracebacks."""
     import logging
-    from multiprocessing.reduction import ForkingPickler
-    from types import MappingProxyType
 
     if parent is not None:
         _die_with_parent(parent)
     import pytensor
 
     logging.disable(log_disable)
-    ForkingPickler.register(MappingProxyType, _reduce_mappingproxy)
     # no creation stack trace on every graph variable (only PyTensor's error messages use
     # it): ~10% of a PyMC fit's set-up time
     pytensor.config.traceback__limit = 0
@@ -527,8 +512,8 @@ def _worker_pool(jobs: int) -> Iterator[Any]:
     """A process pool of ``jobs`` workers, or None for ``jobs == 1`` (work in this process).
 
     Workers are forked (spawned where fork is missing) when the pool is created, before any
-    progress spinner (a thread) exists. Read-only mappings (``MixtureFit.options``,
-    ``Comparison.fits``) pickle as dicts on the way.
+    progress spinner (a thread) exists. Fits cross the process boundary with pickle
+    (``MixtureFit`` pickles its read-only mappings as dicts).
     """
     if jobs == 1:
         yield None
@@ -536,10 +521,7 @@ def _worker_pool(jobs: int) -> Iterator[Any]:
     import logging
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing.reduction import ForkingPickler
-    from types import MappingProxyType
 
-    ForkingPickler.register(MappingProxyType, _reduce_mappingproxy)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context(method),
                                initializer=_worker_init,

@@ -14,9 +14,10 @@ ESS, MCSE) are imported when a comparison is built.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,24 @@ def verdict_rules() -> str:
 def _parameter_labels(name: str, shape: tuple[int, ...]) -> list[str]:
     """``means[0,1]``-style labels for every entry of a (K,) or (K, D) parameter."""
     return [f"{name}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*shape)]
+
+
+def _split_parameter(label: str) -> tuple[str, int | None]:
+    """("means", 1) from "means[0,1]"; ("weights", None) from "weights[2]"."""
+    name, idx = label.rstrip("]").split("[")
+    parts = idx.split(",")
+    return name, (int(parts[1]) if len(parts) > 1 else None)
+
+
+def _wide(parameters: pd.DataFrame, column: str, fits: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per parameter (table order), one column per fit, holding ``column``."""
+    table = parameters.pivot(index="parameter", columns="engine", values=column)
+    order = list(dict.fromkeys(parameters["parameter"]))
+    return table.loc[order, list(fits)]
+
+
+def _fmt_vector(values: np.ndarray) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in np.asarray(values, dtype=float)) + ")"
 
 
 def _flat_draws(fit: MixtureFit, name: str) -> np.ndarray:
@@ -340,6 +359,16 @@ class Comparison:
         "exact" when every fit was also graded against the exact posterior.
     exact_log_evidence : float or None
         The exact log p(x) by enumeration (``reference="exact"``).
+    feature_names : tuple of str or None
+        One name per feature (e.g. the CSV's column names), for tables and figures.
+    units : str or tuple of str or None
+        The data's unit (one, or one per feature), e.g. "min".
+    data_transform : tuple (center, scale) of ndarray of shape (n_features,) or None
+        Set when the fits ran on standardized data ``(x - center) / scale`` (as
+        :func:`ppl_mixtures.datasets.standardize` returns): tables and figures then show
+        means as ``center + scale * v`` and the sds of means and ``obs_sd`` as
+        ``scale * v`` (weights unchanged); see :meth:`parameters_in_data_units`. The
+        ``parameters`` table itself stays in the fitted (standardized) units.
     """
 
     reference: str
@@ -356,12 +385,105 @@ class Comparison:
     reference_weak_reasons: tuple[str, ...] = ()
     graded_by: str | None = None
     exact_log_evidence: float | None = None
+    feature_names: tuple[str, ...] | None = None
+    units: str | tuple[str, ...] | None = None
+    data_transform: tuple[np.ndarray, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fits", MappingProxyType(dict(self.fits)))
         object.__setattr__(self, "not_applicable", MappingProxyType(dict(self.not_applicable)))
         object.__setattr__(self, "log_evidence_flags", tuple(self.log_evidence_flags))
         object.__setattr__(self, "reference_weak_reasons", tuple(self.reference_weak_reasons))
+        self._check_features()
+
+    def _check_features(self) -> None:
+        """Validate feature_names/units/data_transform against the data's feature count
+        (the messages of :class:`ppl_mixtures.plots.FeatureAxes`) and store them as tuples
+        and read-only float64 arrays."""
+        if self.feature_names is None and self.units is None and self.data_transform is None:
+            return
+        from .plots import FeatureAxes
+
+        n_features = int(self.points.shape[1])
+        axes = FeatureAxes.resolve(n_features, self.feature_names, self.units,
+                                   self.data_transform)
+        if self.feature_names is not None:
+            object.__setattr__(self, "feature_names", axes.names)
+        if self.units is not None and not isinstance(self.units, str):
+            object.__setattr__(self, "units", axes.units)
+        if self.data_transform is not None:
+            for array in (axes.center, axes.scale):
+                array.setflags(write=False)
+            object.__setattr__(self, "data_transform", (axes.center, axes.scale))
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Fields for pickle (report sections render in worker processes): the read-only
+        mappings as plain dicts."""
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        state["fits"] = dict(self.fits)
+        state["not_applicable"] = dict(self.not_applicable)
+        return state
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        for key, value in state.items():
+            object.__setattr__(self, key, value)
+        object.__setattr__(self, "fits", MappingProxyType(dict(self.fits)))
+        object.__setattr__(self, "not_applicable", MappingProxyType(dict(self.not_applicable)))
+
+    # ------------------------------------------------------------------ data units
+    def _unit(self, d: int) -> str | None:
+        if self.units is None:
+            return None
+        return self.units if isinstance(self.units, str) else self.units[d]
+
+    def parameter_label(self, parameter: str) -> str:
+        """A table label with the feature's name and unit: "means[0,1]" ->
+        "means[0, waiting time] (min)"; unchanged without ``feature_names``/``units``."""
+        name, d = _split_parameter(parameter)
+        if d is None or (self.feature_names is None and self.units is None):
+            return parameter
+        component = parameter[len(name) + 1:].split(",")[0]
+        feature = self.feature_names[d] if self.feature_names is not None else str(d)
+        unit = self._unit(d)
+        return f"{name}[{component}, {feature}]" + (f" ({unit})" if unit else "")
+
+    def parameters_in_data_units(self) -> pd.DataFrame:
+        """The ``parameters`` table with ``mean``, ``sd``, ``mcse`` and ``wasserstein`` in
+        the data's own units when ``data_transform`` is set (a copy; unchanged otherwise).
+
+        A standardized value v of means[k, d] is ``center[d] + scale[d] * v`` and its sd,
+        MCSE and Wasserstein distance are multiplied by ``scale[d]``; obs_sd[k, d] (and its
+        spread) is multiplied by ``scale[d]``; weights are unit-free. Shifts and sd ratios
+        are ratios of the same units and do not change.
+        """
+        table = self.parameters.copy()
+        if self.data_transform is None:
+            return table
+        center, scale = self.data_transform
+        split = [_split_parameter(p) for p in table["parameter"]]
+        d = np.array([-1 if f is None else f for _, f in split])
+        has_feature = d >= 0
+        factor = np.where(has_feature, scale[np.maximum(d, 0)], 1.0)
+        offset = np.where(has_feature & (table["group"].to_numpy() == "means"),
+                          center[np.maximum(d, 0)], 0.0)
+        table["mean"] = offset + factor * table["mean"].to_numpy(dtype=float)
+        for column in ("sd", "mcse", "wasserstein"):
+            if column in table:
+                table[column] = factor * table[column].to_numpy(dtype=float)
+        return table
+
+    def units_note(self) -> str | None:
+        """One sentence on the units of the parameter tables (None when nothing to say)."""
+        if self.data_transform is None:
+            return None
+        unit = f" ({', '.join(dict.fromkeys(self.units))})" if isinstance(self.units, tuple) \
+            else (f" ({self.units})" if self.units else "")
+        return (f"The fit ran on standardized data (x - center) / scale; the parameter "
+                f"tables are in the data's own units{unit}: means as center + scale * v, sds "
+                f"of means and obs_sd as scale * v, weights unchanged (center = "
+                f"{_fmt_vector(self.data_transform[0])}, scale = "
+                f"{_fmt_vector(self.data_transform[1])}).")
 
     # ------------------------------------------------------------------ judgement
     @property
@@ -436,10 +558,8 @@ class Comparison:
                                      right_index=True, how="left")
 
     def wide_table(self, column: str = "mean") -> pd.DataFrame:
-        """One row per parameter, one column per engine, holding ``column``."""
-        table = self.parameters.pivot(index="parameter", columns="engine", values=column)
-        order = list(dict.fromkeys(self.parameters["parameter"]))
-        return table.loc[order, list(self.fits)]
+        """One row per parameter, one column per engine, holding ``column`` (fitted units)."""
+        return _wide(self.parameters, column, self.fits)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every number in the tables (NaN as null), verdicts and settings."""
@@ -466,7 +586,22 @@ class Comparison:
                 "exact_log_evidence": _json_number(self.exact_log_evidence),
                 "thresholds": self.thresholds, "rules": self.rules_text(),
                 "engines": engines, "parameters": parameters,
-                "not_applicable": dict(self.not_applicable)}
+                "not_applicable": dict(self.not_applicable), **self._units_dict()}
+
+    def _units_dict(self) -> dict[str, Any]:
+        """feature_names/units/data_transform for to_dict, and the data-unit parameters."""
+        out: dict[str, Any] = {
+            "feature_names": None if self.feature_names is None else list(self.feature_names),
+            "units": self.units if self.units is None or isinstance(self.units, str)
+            else list(self.units),
+            "data_transform": None}
+        if self.data_transform is not None:
+            out["data_transform"] = {"center": self.data_transform[0].tolist(),
+                                     "scale": self.data_transform[1].tolist()}
+            out["parameters_data_units"] = [
+                {key: _json_number(val) for key, val in rec.items()}
+                for rec in self.parameters_in_data_units().to_dict(orient="records")]
+        return out
 
     def _engine_rows(self) -> tuple[list[str], list[list[Any]]]:
         eng = self.engines
@@ -519,14 +654,20 @@ class Comparison:
             out.append("\nEvery engine against the exact posterior (enumeration; label-"
                        "invariant, so no relabeling is involved):\n")
             out.append(self._exact_table())
-        means, sds = self.wide_table("mean"), self.wide_table("sd")
-        ratio, w1 = self.wide_table("sd_ratio"), self.wide_table("wasserstein")
+        data_units = self.parameters_in_data_units()
+        means, sds = _wide(data_units, "mean", self.fits), _wide(data_units, "sd", self.fits)
+        ratio, w1 = self.wide_table("sd_ratio"), _wide(data_units, "wasserstein", self.fits)
         names = list(self.fits)
-        out.append("\nPosterior mean ± sd of each parameter (components aligned to the "
-                   f"reference, {self.reference}):\n")
+        label = self.parameter_label
+        where = " in the data's own units" if self.data_transform is not None else ""
+        out.append(f"\nPosterior mean ± sd of each parameter{where} (components aligned to "
+                   f"the reference, {self.reference}):\n")
+        note = self.units_note()
+        if note:
+            out.append(note + "\n")
         out.append(markdown_table(
             ["parameter", *names],
-            [[p, *(_fmt_pm(means.loc[p, n], sds.loc[p, n], digits) for n in names)]
+            [[label(p), *(_fmt_pm(means.loc[p, n], sds.loc[p, n], digits) for n in names)]
              for p in means.index]))
         others = [n for n in names if n != self.reference]
         if others:
@@ -534,12 +675,13 @@ class Comparison:
                        "is usually < 1):\n")
             out.append(markdown_table(
                 ["parameter", *others],
-                [[p, *(_fmt(ratio.loc[p, n], 2) for n in others)] for p in means.index]))
+                [[label(p), *(_fmt(ratio.loc[p, n], 2) for n in others)] for p in means.index]))
             out.append(f"\nWasserstein-1 distance between each engine's draws and "
                        f"{self.reference}'s (parameter units; 0 = same distribution):\n")
             out.append(markdown_table(
                 ["parameter", *others],
-                [[p, *(_fmt(w1.loc[p, n], digits) for n in others)] for p in means.index]))
+                [[label(p), *(_fmt(w1.loc[p, n], digits) for n in others)]
+                 for p in means.index]))
         if rules:
             out += ["", self.rules_text()]
         return "\n".join(out) + "\n"
@@ -578,13 +720,24 @@ class Comparison:
         """ArviZ trace plot of one engine (default: the reference)."""
         from . import plots
 
-        return plots.plot_trace(self.fits[engine or self.reference], **kwargs)
+        return plots.plot_trace(self.fits[engine or self.reference],
+                                **self._feature_kwargs(kwargs))
 
     def plot_responsibilities(self, engine: str | None = None, **kwargs: Any) -> Figure:
         """Data coloured by each point's component responsibilities under one engine."""
         from . import plots
 
-        return plots.plot_responsibilities(self.fits[engine or self.reference], **kwargs)
+        return plots.plot_responsibilities(self.fits[engine or self.reference],
+                                           **self._feature_kwargs(kwargs))
+
+    def _feature_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with this comparison's feature_names/units/data_transform as defaults
+        (figures of one fit do not see the comparison)."""
+        out = dict(kwargs)
+        for key in ("feature_names", "units", "data_transform"):
+            if out.get(key) is None and getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
 
 # ---------------------------------------------------------------------- formatting
@@ -996,7 +1149,10 @@ def _known_evidence(fits: Mapping[str, MixtureFit], reference: str) -> dict[str,
 def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
             not_applicable: Mapping[str, str] | None = None,
             log_evidence: float | None = None, name: str | None = None,
-            khat: bool | str = "auto") -> Comparison:
+            khat: bool | str = "auto",
+            feature_names: Sequence[str] | None = None,
+            units: str | Sequence[str] | None = None,
+            data_transform: tuple[Any, Any] | None = None) -> Comparison:
     """Compare fits of one spec on one dataset against a reference fit.
 
     Parameters
@@ -1025,6 +1181,16 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
         ``KHAT_MAX_SAMPLES`` (5,000) observations, since it costs 4000 evaluations of
         log p(x, theta) on all the data; beyond that the column says why it is missing
         (``khat_note``). True: always; False: never.
+    feature_names : sequence of str, optional
+        One name per feature (e.g. a CSV's column names), for tables and figures.
+    units : str or sequence of str, optional
+        The data's unit, one or one per feature (e.g. "min").
+    data_transform : (center, scale), optional
+        When the fits ran on standardized data ``(x - center) / scale`` (e.g.
+        ``points, center, scale = datasets.standardize(raw)``): the printed parameter
+        tables and the figures are in the data's own units (see
+        :meth:`Comparison.parameters_in_data_units`); ``parameters`` and the verdicts are
+        unchanged (shifts and sd ratios do not depend on the units).
 
     Returns
     -------
@@ -1131,4 +1297,6 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
                       log_evidence_se=evidence["se"], log_evidence_method=evidence["method"],
                       log_evidence_flags=evidence["flags"], reference_weak_reasons=tuple(weak),
                       graded_by=graded_by,
-                      exact_log_evidence=None if exact is None else float(exact.log_evidence))
+                      exact_log_evidence=None if exact is None else float(exact.log_evidence),
+                      feature_names=feature_names, units=units,
+                      data_transform=data_transform)

@@ -24,7 +24,6 @@ docs/estimator.md lists the scikit-learn checks that do not apply and why.
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import warnings
 from collections.abc import Mapping
@@ -148,29 +147,11 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         self.engine_options = engine_options
         self.random_seed = random_seed
 
-    # ------------------------------------------------------------------ tags / pickling
+    # ------------------------------------------------------------------ tags
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_seed is None
         return tags
-
-    def __getstate__(self):
-        # MixtureFit keeps extras/options as read-only mappingproxy objects, which pickle
-        # refuses; store the fit's fields as plain dicts and rebuild it on load.
-        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns __dict__
-        fit = state.get("fit_")
-        if isinstance(fit, MixtureFit):
-            fields = {f.name: getattr(fit, f.name) for f in dataclasses.fields(fit)}
-            fields["extras"] = dict(fields["extras"])
-            fields["options"] = dict(fields["options"])
-            state["fit_"] = _PickledFit(fields)
-        return state
-
-    def __setstate__(self, state):
-        fit = state.get("fit_")
-        if isinstance(fit, _PickledFit):
-            state = {**state, "fit_": MixtureFit(**fit.fields)}
-        super().__setstate__(state)
 
     # ------------------------------------------------------------------ building the fit
     def _spec(self) -> MixtureSpec:
@@ -376,13 +357,6 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
 
 
 # ---------------------------------------------------------------------- helpers
-@dataclasses.dataclass
-class _PickledFit:
-    """A MixtureFit's fields in picklable form (see BayesianMixture.__getstate__)."""
-
-    fields: dict[str, Any]
-
-
 def _rhat_converged(result: MixtureFit) -> bool | None:
     """max R-hat after relabeling <= RHAT_MAX (None with one chain); warn when above."""
     rhat = result.extras.get("relabel", {}).get("rhat_after")

@@ -21,7 +21,6 @@ executable, so point it at a folder only you can write to).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -29,8 +28,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from functools import cache
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -94,20 +92,8 @@ def cache_key(points: np.ndarray, spec: MixtureSpec, engine: str,
     return digest.hexdigest()
 
 
-def _read_only(mapping: dict) -> Mapping[str, Any]:
-    return MappingProxyType(mapping)
-
-
-class _Pickler(pickle.Pickler):
-    """Pickles the read-only mappings of a MixtureFit as dicts (restored read-only)."""
-
-    dispatch_table: ClassVar[dict] = {MappingProxyType: lambda proxy: (_read_only, (dict(proxy),))}
-
-
 def _dump(fit: MixtureFit) -> bytes:
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(fit)
-    return buffer.getvalue()
+    return pickle.dumps(fit, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _load(path: Path) -> MixtureFit | None:

@@ -166,6 +166,25 @@ class MixtureFit:
         object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
+    # --------------------------------------------------------------- pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """Fields for pickle: ``extras``/``options`` as plain dicts (mappingproxy does not pickle)."""
+        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        state["extras"] = dict(self.extras)
+        state["options"] = dict(self.options)
+        return state
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        """Restore a pickled fit: ``extras``/``options`` read-only again, ``elbo`` read-only."""
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        if self.elbo is not None:
+            elbo = np.array(self.elbo, dtype=np.float64)
+            elbo.setflags(write=False)
+            object.__setattr__(self, "elbo", elbo)
+
     # ------------------------------------------------------------------ views
     @property
     def posterior(self) -> xr.Dataset:

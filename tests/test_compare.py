@@ -653,3 +653,84 @@ def test_estimates_show_their_se_to_two_significant_digits():
     assert _fmt_est(-322.09, 0.0) == "-322.1 ± 0"
     assert _fmt_est(-322.09, float("nan")) == "-322.1"
     assert _fmt_est(float("nan"), 0.1) == "–"
+
+
+# ----------------------------------------------------------------------------- data units
+def _learned_comparison(ref, **kwargs):
+    means, weights = ref
+    rng = np.random.default_rng(11)
+    obs_sd = np.exp(0.05 * rng.standard_normal(means.shape))
+    spec = MixtureSpec(n_components=2, obs_sd="learned")
+    other = scaled(means, weights, 1.0, shift=0.01)
+    fits = {"nuts": make_fit("nuts", means, weights, obs_sd=obs_sd, spec=spec),
+            "cavi": make_fit("cavi", *other, obs_sd=obs_sd * 1.1, spec=spec)}
+    return compare(fits, reference="nuts", khat=False, **kwargs)
+
+
+def test_data_transform_reports_means_and_sds_in_data_units(ref):
+    center, scale = np.array([3.5, 70.9]), np.array([1.14, 13.6])
+    plain = _learned_comparison(ref)
+    shown = _learned_comparison(ref, feature_names=["eruption duration", "waiting time"],
+                                units="min", data_transform=(center, scale))
+    table, base = shown.parameters_in_data_units(), plain.parameters
+    for group, d in (("means", 0), ("means", 1), ("obs_sd", 1), ("weights", None)):
+        rows = base["group"] == group
+        if d is not None:
+            rows &= base["parameter"].str.endswith(f",{d}]")
+        offset = center[d] if group == "means" else 0.0
+        factor = 1.0 if d is None else scale[d]
+        np.testing.assert_allclose(table.loc[rows, "mean"], offset + factor * base.loc[rows, "mean"])
+        np.testing.assert_allclose(table.loc[rows, "sd"], factor * base.loc[rows, "sd"])
+        np.testing.assert_allclose(table.loc[rows, "wasserstein"],
+                                   factor * base.loc[rows, "wasserstein"])
+    # unit-free columns and the verdicts do not move
+    np.testing.assert_allclose(table["sd_ratio"], base["sd_ratio"])
+    assert shown.verdicts() == plain.verdicts()
+    assert shown.parameters.equals(plain.parameters)  # the fitted-unit table is kept
+    md = shown.to_markdown()
+    assert "ran on standardized data" in md and "in the data's own units" in md
+    m11 = table.set_index(["parameter", "engine"]).loc[("means[1,1]", "nuts")]
+    assert f"means[1, waiting time] (min) | {m11['mean']:.3f} ± {m11['sd']:.3f}" in md
+    assert "ran on standardized data" not in plain.to_markdown()
+    data = json.loads(json.dumps(shown.to_dict()))
+    assert data["feature_names"] == ["eruption duration", "waiting time"]
+    assert data["data_transform"] == {"center": center.tolist(), "scale": scale.tolist()}
+    assert len(data["parameters_data_units"]) == len(table)
+
+
+def test_feature_arguments_are_checked(ref):
+    with pytest.raises(ValueError, match="feature_names: expected a sequence of 2 names"):
+        _learned_comparison(ref, feature_names=["only one"])
+    with pytest.raises(ValueError, match="data_transform: expected finite centers and positive"):
+        _learned_comparison(ref, data_transform=([0.0, 0.0], [1.0, -1.0]))
+    with pytest.raises(ValueError, match="units: expected one string or 2 strings"):
+        _learned_comparison(ref, units=["min", "s", "h"])
+
+
+def test_a_comparison_pickles_with_its_feature_fields(ref):
+    import pickle
+    from types import MappingProxyType
+
+    comp = _learned_comparison(ref, feature_names=["a", "b"], units=("min", "s"),
+                               data_transform=([1.0, 2.0], [3.0, 4.0]))
+    back = pickle.loads(pickle.dumps(comp))
+    assert isinstance(back.fits, MappingProxyType) and list(back.fits) == list(comp.fits)
+    assert (back.feature_names, back.units) == (("a", "b"), ("min", "s"))
+    np.testing.assert_array_equal(back.data_transform[1], [3.0, 4.0])
+    assert back.to_markdown() == comp.to_markdown()
+
+
+def test_single_fit_figures_get_the_comparisons_feature_fields(ref, monkeypatch):
+    from ppl_mixtures import plots
+
+    seen = {}
+    monkeypatch.setattr(plots, "plot_trace", lambda fit, **kw: seen.setdefault("trace", kw))
+    monkeypatch.setattr(plots, "plot_responsibilities",
+                        lambda fit, **kw: seen.setdefault("resp", kw))
+    comp = _learned_comparison(ref, feature_names=["a", "b"], units="min",
+                               data_transform=([1.0, 2.0], [3.0, 4.0]))
+    comp.plot_trace()
+    comp.plot_responsibilities("cavi", units="s")  # an explicit argument wins
+    assert seen["trace"]["feature_names"] == ("a", "b") and seen["trace"]["units"] == "min"
+    np.testing.assert_array_equal(seen["trace"]["data_transform"][0], [1.0, 2.0])
+    assert seen["resp"]["units"] == "s" and seen["resp"]["feature_names"] == ("a", "b")

@@ -171,6 +171,34 @@ def test_fit_is_frozen_and_its_arrays_read_only():
     assert fit.elbo.dtype == np.float64
 
 
+def test_pickle_round_trip_keeps_every_field_and_read_only_mappings():
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+    from types import MappingProxyType
+
+    fit = _fit(elbo=np.array([-3.0, -1.0]), extras={"log_evidence": -5.0, "flags": ["x"]},
+               options={"random_seed": 1}, converged=True, n_iter=2, family="vi",
+               timings=Timings(build=1.0, run=2.0))
+    for dumps in (pickle.dumps, lambda obj: bytes(ForkingPickler.dumps(obj))):
+        back = pickle.loads(dumps(fit))
+        assert isinstance(back.extras, MappingProxyType)
+        assert isinstance(back.options, MappingProxyType)
+        assert dict(back.extras) == dict(fit.extras) and dict(back.options) == dict(fit.options)
+        assert (back.engine, back.spec, back.converged, back.n_iter, back.family, back.timings) \
+            == (fit.engine, fit.spec, fit.converged, fit.n_iter, fit.family, fit.timings)
+        np.testing.assert_array_equal(back.elbo, fit.elbo)
+        np.testing.assert_array_equal(back.draws("means"), fit.draws("means"))
+        assert back.fingerprint == fit.fingerprint
+        with pytest.raises(TypeError):
+            back.options["random_seed"] = 2
+        with pytest.raises(ValueError, match="read-only"):
+            back.elbo[0] = 0.0
+        with pytest.raises(AttributeError):
+            back.engine = "other"
+    # the live fit keeps its read-only mappings after being pickled
+    assert isinstance(fit.extras, MappingProxyType)
+
+
 def test_extras_are_a_copy_of_the_callers_dict():
     extras = {"a": 1}
     fit = _fit(extras=extras)
