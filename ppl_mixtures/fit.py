@@ -74,6 +74,8 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
         warnings.warn(message, DataScaleWarning, stacklevel=2)
     result = entry.fit(data, spec, **options)
     check_finite_fit(result, scale_warning=message is not None)
+    if result.family is None:  # every fit says which family it comes from
+        result = result.replace(family=entry.family)
     return result
 
 

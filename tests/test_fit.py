@@ -56,6 +56,21 @@ def test_dispatches_validated_points_and_options(recorder):
     assert result.options["random_seed"] == 3
 
 
+def test_the_engines_family_is_recorded_when_the_fit_has_none(recorder):
+    # the toy engine returns family=None; the registry says "point" for toy, "mcmc" for other
+    assert fit([[0.0], [1.0]], SPEC, engine="toy").family == "point"
+    assert fit([[0.0], [1.0]], SPEC, engine="other").family == "mcmc"
+
+
+def test_a_family_the_engine_recorded_is_kept(recorder, monkeypatch):
+    def vi_fit(points, spec):
+        return recorder.fit(points, spec).replace(family="vi")
+
+    monkeypatch.setitem(engines_module._REGISTRY, "toy",
+                        Engine(name="toy", fit=vi_fit, summary="s", family="point"))
+    assert fit([[0.0], [1.0]], SPEC, engine="toy").family == "vi"
+
+
 def test_one_d_points_reach_the_engine_as_one_column(recorder):
     fit(np.array([0.0, 1.0, 2.0]), SPEC, engine="toy")
     assert recorder.calls[0][0].shape == (3, 1)
