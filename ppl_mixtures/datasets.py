@@ -36,6 +36,8 @@ __all__ = [
     "ADVI_NOTEBOOK_OBS_SD",
     "ADVI_NOTEBOOK_WEIGHTS",
     "OLD_FAITHFUL_COLUMNS",
+    "OLD_FAITHFUL_FEATURES",
+    "OLD_FAITHFUL_UNITS",
     "THREE_CLUSTERS_1D_MEANS",
     "THREE_CLUSTERS_2D_MEANS",
     "THREE_CLUSTERS_2D_OBS_SD",
@@ -43,6 +45,7 @@ __all__ = [
     "advi_notebook_large_points",
     "advi_notebook_points",
     "load_points",
+    "load_table",
     "make_mixture",
     "old_faithful",
     "standardize",
@@ -77,6 +80,10 @@ THREE_CLUSTERS_2D_SIZES = (150, 50, 100)
 
 #: Column names of :func:`old_faithful`: eruption duration (minutes), waiting time (minutes).
 OLD_FAITHFUL_COLUMNS = ("eruptions", "waiting")
+#: What the columns of :func:`old_faithful` measure, for axis labels and tables.
+OLD_FAITHFUL_FEATURES = ("eruption duration", "waiting time")
+#: The unit of both columns of :func:`old_faithful`: minutes.
+OLD_FAITHFUL_UNITS = "min"
 
 
 # --------------------------------------------------------------------------- seed 001
@@ -409,6 +416,27 @@ def load_points(path: str | os.PathLike, *, columns: Sequence[str | int] | str |
     --------
     >>> points = load_points("faithful.csv", columns=["eruptions", "waiting"])  # doctest: +SKIP
     """
+    return load_table(path, columns=columns, dropna=dropna)[0]
+
+
+def load_table(path: str | os.PathLike, *,
+               columns: Sequence[str | int] | str | int | None = None,
+               dropna: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
+    """:func:`load_points` plus the names of the columns it kept.
+
+    Returns
+    -------
+    points : ndarray of shape (n_samples, n_features), float64
+        As :func:`load_points` returns them.
+    names : tuple of str, length n_features
+        The header's names of the chosen columns, or ``"column j"`` (0-based index in the
+        file) for a column without one: no header row, an empty header cell, or a ``.npy``
+        file.
+
+    Raises
+    ------
+    As :func:`load_points`.
+    """
     path = _check_path(path)
     if not isinstance(dropna, bool | np.bool_):
         raise TypeError(f"dropna: expected True or False, got {v.describe(dropna)}. "
@@ -434,7 +462,9 @@ def load_points(path: str | os.PathLike, *, columns: Sequence[str | int] | str |
                          f"{_column_label(selected[j], table.names)} of {path.name!r}, got "
                          f"{float(values[i, j])!r} on {table.unit} {table.rows[i]}. Replace it, or "
                          f"leave the cell empty and use dropna=True.")
-    return _handle_missing(values, table, dropna, path)
+    names = tuple(table.names[j].strip() if table.names is not None and table.names[j].strip()
+                  else f"column {j}" for j in selected)
+    return _handle_missing(values, table, dropna, path), names
 
 
 def _check_path(path: Any) -> Path:

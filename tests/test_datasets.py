@@ -162,6 +162,9 @@ def test_old_faithful():
     points = datasets.old_faithful()
     assert points.shape == (272, 2) and points.dtype == np.float64
     assert datasets.OLD_FAITHFUL_COLUMNS == ("eruptions", "waiting")
+    assert datasets.OLD_FAITHFUL_FEATURES == ("eruption duration", "waiting time")
+    assert datasets.OLD_FAITHFUL_UNITS == "min"
+    assert len(datasets.OLD_FAITHFUL_FEATURES) == points.shape[1]
     np.testing.assert_allclose(points[0], [3.6, 79.0])
     # the well-known summary: durations 1.6-5.1 min (mean 3.49), waiting 43-96 min (mean 70.9)
     np.testing.assert_allclose(points.mean(0), [3.4878, 70.8971], atol=1e-3)
@@ -200,6 +203,18 @@ def test_load_csv_with_header_and_columns(tmp_path):
                                   [[1.5, 2.0], [3.0, 40.0]])
     np.testing.assert_array_equal(datasets.load_points(path, columns=[2]), [[2.0], [40.0]])
     np.testing.assert_array_equal(datasets.load_points(str(path), columns="b"), [[2.0], [40.0]])
+
+
+def test_load_table_names_the_chosen_columns(tmp_path):
+    path = _write(tmp_path, "d.csv", "id,a, ,b\nx1,1.5,7,2\nx2,3,8,4e1\n")
+    points, names = datasets.load_table(path, columns=["b", 2, "a"])
+    np.testing.assert_array_equal(points, datasets.load_points(path, columns=["b", 2, "a"]))
+    assert names == ("b", "column 2", "a")  # a blank header cell is named by its index
+    bare = _write(tmp_path, "bare.csv", "1,2\n3,4\n")
+    assert datasets.load_table(bare)[1] == ("column 0", "column 1")
+    npy = tmp_path / "x.npy"
+    np.save(npy, np.ones((3, 2)))
+    assert datasets.load_table(npy, columns=[1])[1] == ("column 1",)
 
 
 def test_load_csv_without_header(tmp_path):
