@@ -550,6 +550,12 @@ def vi_khat(fit: MixtureFit, points: Any = None, *, n_draws: int = 4000,
     ------
     ValueError
         For fits without a q (MCMC and point estimates): use R-hat and ESS there.
+
+    Notes
+    -----
+    The cost is n_draws x n_samples x K mixture-density terms in numpy: 10.5 s for 4000
+    draws on 10,000 points (K = 2) on our 2-core machine, so ~100 s at 100,000 points;
+    pass a subset of the points or fewer draws on large data.
     """
     fit = _check_fit(fit)
     if fit.engine not in VI_ENGINES:
