@@ -531,7 +531,7 @@ def vi_khat(fit: MixtureFit, points: Any = None, *, n_draws: int = 4000,
         product of Gaussians for the means, a Dirichlet for the weights and Gammas for
         learned precisions, from ``extras["variational_params"]``).
     points : array-like of shape (n_samples, n_features), optional
-        The data of p(x, theta); the fit's own data when None.
+        The data of p(x, theta): the data q was fitted to (the fit's own data when None).
     n_draws : int
         Draws from q (>= 100; Yao et al. use thousands: the tail fit uses the largest
         min(S/5, 3 sqrt(S)) ratios).
@@ -554,8 +554,10 @@ def vi_khat(fit: MixtureFit, points: Any = None, *, n_draws: int = 4000,
     Notes
     -----
     The cost is n_draws x n_samples x K mixture-density terms in numpy: 10.5 s for 4000
-    draws on 10,000 points (K = 2) on our 2-core machine, so ~100 s at 100,000 points;
-    pass a subset of the points or fewer draws on large data.
+    draws on 10,000 points (K = 2) on our 2-core machine, so ~100 s at 100,000 points.
+    Pass fewer draws on large data (e.g. ``n_draws=1000``: the tail fit then uses the top
+    95 ratios), not a subset of the points: q was fitted to all of them, and p(x_subset,
+    theta) is another posterior.
     """
     fit = _check_fit(fit)
     if fit.engine not in VI_ENGINES:
