@@ -694,8 +694,10 @@ class _Collect:
         self.handler.emit = self.records.append  # type: ignore[method-assign]
 
 
-def _load(args: argparse.Namespace) -> Any:
-    """The data, as :func:`datasets.load_points` reads it; what it logged or warned (rows
+def _load(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The data, as :func:`datasets.load_table` reads it, and how to show it: ``{"feature_names":
+    the chosen columns' names, "data_transform": (center, scale) with --standardize, else
+    None}`` (keyword arguments of :func:`compare`). What the loader logged or warned (rows
     dropped by --dropna, ...) is printed on stderr, one line each, even with --quiet."""
     import logging
     import warnings
@@ -711,7 +713,8 @@ def _load(args: argparse.Namespace) -> Any:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            points = datasets.load_points(args.data, columns=args.columns, dropna=args.dropna)
+            points, names = datasets.load_table(args.data, columns=args.columns,
+                                                dropna=args.dropna)
     finally:
         package.removeHandler(collect.handler)
         package.propagate = propagate
@@ -719,9 +722,11 @@ def _load(args: argparse.Namespace) -> Any:
     messages = [r.getMessage() for r in collect.records] + [str(w.message) for w in caught]
     for message in dict.fromkeys(messages):
         print(_loading_note(message, len(points)), file=sys.stderr)
+    shown: dict[str, Any] = {"feature_names": names, "data_transform": None}
     if args.standardize:
-        points = datasets.standardize(points)[0]
-    return points
+        points, center, scale = datasets.standardize(points)
+        shown["data_transform"] = (center, scale)
+    return points, shown
 
 
 def _check_out(args: argparse.Namespace) -> None:
@@ -823,16 +828,21 @@ def _cmd_fit(args: argparse.Namespace, ui: _UI) -> int:
         base = dict(engine.quick_options) if args.quick else {}
         options = _engine_options(engine, base, _cli_options(args), strict=True)
         check_engine_options(args.engine, engine.fit, options)
-        points = _load(args)
+        points, shown = _load(args)
         spec = _spec_from_args(args)
     fits, _ = _run_engines(points, spec, [(args.engine, options)], ui, Path(args.data).name,
                            reference=args.engine)
     fitted = fits[args.engine]
     ui.result(str(fitted))
+    if shown["data_transform"] is not None:  # the numbers above are in standardized units
+        from .compare import compare
+
+        ui.result(compare(fits, reference=args.engine, khat=False,
+                          **shown).parameter_table_markdown())
     if args.out:
         from .compare import compare
 
-        comparison = compare(fits, reference=args.engine, name=Path(args.data).stem)
+        comparison = compare(fits, reference=args.engine, name=Path(args.data).stem, **shown)
         _write(comparison, args, title=f"ppl-mixtures fit: {args.engine} on "
                                        f"{Path(args.data).name}")
         ui.note(f"report written to {args.out}/report.md")
@@ -874,12 +884,12 @@ def _cmd_compare(args: argparse.Namespace, ui: _UI) -> int:
             options = _engine_options(engine, base, requested, strict=False)
             check_engine_options(name, engine.fit, options)
             plan.append((name, options))
-        points = _load(args)
+        points, shown = _load(args)
         spec = _spec_from_args(args)
     label = Path(args.data).name
     fits, not_applicable = _run_engines(points, spec, plan, ui, label, reference=args.reference)
     comparison = compare(fits, reference=args.reference, not_applicable=not_applicable,
-                         name=Path(args.data).stem)
+                         name=Path(args.data).stem, **shown)
     ui.result(comparison.to_markdown())
     if args.out:
         with ui.status("writing the report ..."):
@@ -900,13 +910,20 @@ def _cmd_engines(args: argparse.Namespace, ui: _UI) -> int:
 
 
 # --------------------------------------------------------------------------- demo
+#: Optional demo-dataset keys passed on to compare(): names, units, (center, scale).
+_FEATURE_KEYS = ("feature_names", "units", "data_transform")
+
+
 def demo_datasets() -> list[dict[str, Any]]:
-    """The demo's datasets: name, points, spec, and which engines run on each."""
+    """The demo's datasets: name, points, spec, and which engines run on each; optionally
+    ``feature_names``, ``units`` and ``data_transform`` (center, scale) of a standardized
+    dataset, so its tables and figures are in the data's own units."""
     import numpy as np
 
     from . import datasets
     from .spec import MixtureSpec
 
+    faithful, center, scale = datasets.standardize(datasets.old_faithful())
     return [
         {"name": "advi_notebook_100", "points": datasets.advi_notebook_points(100),
          "spec": MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0),
@@ -926,9 +943,10 @@ def demo_datasets() -> list[dict[str, Any]]:
          "about": "seed 000's 1000 1-D points around -10, 0.25 and 5; Blei et al.'s model "
                   "(fixed weights 1/K, unit sd), prior variance 10 on the means (sd "
                   "sqrt(10) = 3.16)."},
-        {"name": "old_faithful", "points": datasets.standardize(datasets.old_faithful())[0],
-         "spec": MixtureSpec(n_components=2, obs_sd="learned"),
-         "large": False,
+        {"name": "old_faithful", "points": faithful, "spec": MixtureSpec(n_components=2,
+                                                                         obs_sd="learned"),
+         "large": False, "feature_names": datasets.OLD_FAITHFUL_FEATURES,
+         "units": datasets.OLD_FAITHFUL_UNITS, "data_transform": (center, scale),
          "about": "Old Faithful (eruption duration, waiting time), standardized; K=2 with a "
                   "learned sd per component and feature."},
     ]
@@ -1021,7 +1039,8 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
             """Compare a dataset's fits and start its report section."""
             comparisons[item["name"]] = compare(
                 fits, reference=item["reference"],
-                not_applicable={**not_applicable, **item["skipped"]}, name=item["name"])
+                not_applicable={**not_applicable, **item["skipped"]}, name=item["name"],
+                **{key: item.get(key) for key in _FEATURE_KEYS})
             stage.add(item["name"], comparisons[item["name"]])
 
         with _worker_pool(jobs) as pool:

@@ -635,6 +635,25 @@ class Comparison:
             ["engine", "max |co-clustering - exact|", "mean |log pred - exact| (nats)",
              "log p(x) or ELBO - exact (nats)"], rows)
 
+    def parameter_table_markdown(self, digits: int = 3) -> str:
+        """Posterior mean ± sd of every parameter per engine, in the data's own units and
+        feature names when known (with a sentence saying so)."""
+        data_units = self.parameters_in_data_units()
+        means, sds = _wide(data_units, "mean", self.fits), _wide(data_units, "sd", self.fits)
+        names = list(self.fits)
+        where = " in the data's own units" if self.data_transform is not None else ""
+        out = [f"Posterior mean ± sd of each parameter{where} (components aligned to the "
+               f"reference, {self.reference}):\n"]
+        note = self.units_note()
+        if note:
+            out.append(note + "\n")
+        out.append(markdown_table(
+            ["parameter", *names],
+            [[self.parameter_label(p),
+              *(_fmt_pm(means.loc[p, n], sds.loc[p, n], digits) for n in names)]
+             for p in means.index]))
+        return "\n".join(out)
+
     def to_markdown(self, *, digits: int = 3, rules: bool = True) -> str:
         """The engine table, the reference's strength, log p(x), then the parameters.
 
@@ -654,21 +673,13 @@ class Comparison:
             out.append("\nEvery engine against the exact posterior (enumeration; label-"
                        "invariant, so no relabeling is involved):\n")
             out.append(self._exact_table())
+        out.append("")
+        out.append(self.parameter_table_markdown(digits))
         data_units = self.parameters_in_data_units()
-        means, sds = _wide(data_units, "mean", self.fits), _wide(data_units, "sd", self.fits)
+        means = _wide(data_units, "mean", self.fits)
         ratio, w1 = self.wide_table("sd_ratio"), _wide(data_units, "wasserstein", self.fits)
         names = list(self.fits)
         label = self.parameter_label
-        where = " in the data's own units" if self.data_transform is not None else ""
-        out.append(f"\nPosterior mean ± sd of each parameter{where} (components aligned to "
-                   f"the reference, {self.reference}):\n")
-        note = self.units_note()
-        if note:
-            out.append(note + "\n")
-        out.append(markdown_table(
-            ["parameter", *names],
-            [[label(p), *(_fmt_pm(means.loc[p, n], sds.loc[p, n], digits) for n in names)]
-             for p in means.index]))
         others = [n for n in names if n != self.reference]
         if others:
             out.append(f"\nsd ratio engine / {self.reference} (1 = same width; mean-field VI "
@@ -699,7 +710,7 @@ class Comparison:
         return plots.plot_data(self, **kwargs)
 
     def plot_elbo(self, **kwargs: Any) -> Figure:
-        """ELBO traces of the VI engines, in nats, with the known log evidence."""
+        """ELBO traces of the VI engines, in nats, with log p(x) (an estimate unless exact)."""
         from . import plots
 
         return plots.plot_elbo(self, **kwargs)

@@ -9,8 +9,8 @@ Engines keep one colour across all figures.
   posterior-mean mean, the 2-sd ellipse of that mean's posterior (its uncertainty) and the
   2-sd ellipse of the component density (``obs_sd``); for 1-D data a histogram with each
   engine's fitted density and, below it, intervals per engine;
-- :func:`plot_elbo`: ELBO traces of the variational engines, in nats, with the known
-  log evidence and each engine's exact final ELBO;
+- :func:`plot_elbo`: ELBO traces of the variational engines, in nats, with log p(x) (an
+  estimate with its se unless exact) and each engine's exact final ELBO;
 - :func:`plot_marginals`: each parameter's posterior marginal, one outline per engine;
 - :func:`plot_forest`: 50 % and 89 % intervals, one panel per parameter group and feature;
 - :func:`plot_trace`: per-chain densities and traces of one fit, with a chain colour key;
@@ -404,8 +404,9 @@ def plot_elbo(comparison: Comparison, *, feature_names: Sequence[str] | None = N
     Noisy traces (stochastic engines: more than 20 % of steps go down) are Monte Carlo or
     minibatch *estimates* of the ELBO and are shown as a running mean over 1/30 of the
     run (at least 10 steps); each engine's exact (or precise) final ELBO,
-    ``extras["elbo_final"]``, is a dot at its last step. The known log evidence log p(x)
-    (``comparison.log_evidence``) is a horizontal line: every true ELBO lies below it (the
+    ``extras["elbo_final"]``, is a dot at its last step. The log evidence log p(x)
+    (``comparison.log_evidence``; labelled an estimate with its se, e.g. SMC's, unless it
+    is exact or given) is a horizontal line: every true ELBO lies below it (the
     gap is KL(q || posterior)), but a noisy estimate, and its running mean, can stray
     above it (the legend says so when one does). The x axis is logarithmic, so a 30-step
     CAVI run and a 20,000-step ADVI run can be read together; the y range covers the last
@@ -455,10 +456,9 @@ def plot_elbo(comparison: Comparison, *, feature_names: Sequence[str] | None = N
     handles.append(Line2D([], [], ls="", marker="o", color="0.5", markeredgecolor="black",
                           label="final ELBO of the returned q"))
     if evidence is not None:
-        source = f" ({comparison.log_evidence_source})" if comparison.log_evidence_source else ""
         ax.axhline(evidence, color="black", ls="--", lw=1.2)
         handles.append(Line2D([], [], color="black", ls="--",
-                              label=f"log p(x) ≈ {evidence:.1f}{source}"))
+                              label=_evidence_label(comparison)))
         highs.append(evidence)
     if above:
         handles.append(Line2D([], [], ls="", label="a running mean above log p(x) is estimate\n"
@@ -473,6 +473,24 @@ def plot_elbo(comparison: Comparison, *, feature_names: Sequence[str] | None = N
     ax.set_title(_dataset_title(comparison, "ELBO traces"))
     _outside_legend(fig, handles, where="right upper", ncols=1)
     return fig
+
+
+def _evidence_label(comparison: Comparison) -> str:
+    """The log p(x) line's legend entry: exact, given, or an estimate with its se."""
+    from .compare import _fmt_est
+
+    evidence, source = comparison.log_evidence, comparison.log_evidence_source
+    if source == "exact":
+        return f"log p(x) = {evidence:.2f} (exact, enumeration)"
+    if source == "given":
+        return f"log p(x) = {evidence:.1f} (given)"
+    se = comparison.log_evidence_se
+    estimate = _fmt_est(evidence, se) if se is not None and np.isfinite(se) else (
+        f"{evidence:.1f} (no se)")
+    origin = f", {source}" if source else ""
+    flags = getattr(comparison, "log_evidence_flags", ())
+    flagged = f"; flags: {', '.join(flags)}" if flags else ""
+    return f"log p(x) estimate {estimate}{origin}{flagged}"
 
 
 # --------------------------------------------------------------------------- marginals

@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 
 from .compare import (
-    LABEL_SWITCH_FRACTION,
     MEAN_SHIFT_TOL,
-    RHAT_TOL,
-    SD_RATIO_TOL,
     Comparison,
+    _fmt_est,
+    _khat_cell,
     markdown_table,
+    verdict_rules,
 )
 
 __all__ = ["MARKER", "ReportConflictError", "ReportStage", "check_out_dir", "clean_stale",
@@ -90,11 +90,24 @@ def _as_mapping(comparisons: Comparison | Mapping[str, Comparison]) -> dict[str,
 
 
 # --------------------------------------------------------------------------- pieces
-def _data_summary(points: np.ndarray) -> str:
-    rows = [[f"feature {d}", f"{col.mean():.3f}", f"{col.std():.3f}", f"{col.min():.3f}",
+def _data_summary(comparison: Comparison) -> str:
+    """Mean, sd, min and max of each feature, in the data's own units and names when the
+    comparison knows them (the fits may have seen standardized data)."""
+    points = comparison.points
+    if comparison.data_transform is not None:
+        center, scale = comparison.data_transform
+        points = center + scale * points
+    names = comparison.feature_names or tuple(f"feature {d}" for d in range(points.shape[1]))
+    units = comparison.units
+    labels = [name if units is None else
+              f"{name} ({units if isinstance(units, str) else units[d]})"
+              for d, name in enumerate(names)]
+    rows = [[labels[d], f"{col.mean():.3f}", f"{col.std():.3f}", f"{col.min():.3f}",
              f"{col.max():.3f}"] for d, col in enumerate(points.T)]
-    head = f"{points.shape[0]} points, {points.shape[1]} feature(s).\n\n"
-    return head + markdown_table(["", "mean", "sd", "min", "max"], rows)
+    head = f"{points.shape[0]} points, {points.shape[1]} feature(s)"
+    if comparison.data_transform is not None:
+        head += " (in the data's own units; the engines fitted them standardized)"
+    return head + ".\n\n" + markdown_table(["", "mean", "sd", "min", "max"], rows)
 
 
 def _settings_table(comparison: Comparison) -> str:
@@ -107,18 +120,46 @@ def _settings_table(comparison: Comparison) -> str:
                            "converged"], rows)
 
 
+#: The headline names the parameter with the largest shift when its label is this short.
+_SHORT_PARAMETER = 14
+
+
+def _shift_cell(row: Mapping[str, Any]) -> str:
+    """The max shift in reference sd, with the parameter when it is beyond the tolerance."""
+    text = _number(row["max_mean_shift"], 2)
+    parameter = row.get("max_shift_parameter")
+    if (parameter and len(str(parameter)) <= _SHORT_PARAMETER
+            and np.isfinite(row["max_mean_shift"]) and row["max_mean_shift"] > MEAN_SHIFT_TOL):
+        text += f" ({parameter})"
+    return text
+
+
+def _evidence_cell(row: Mapping[str, Any]) -> str:
+    """log p(x) as estimate ± se, with the flags the fit or compare attached."""
+    text = _fmt_est(row["log_evidence"], row["log_evidence_se"])
+    flags = row.get("evidence_flags")
+    if text != "–" and flags:
+        text += f" ({', '.join(flags)})"
+    return text
+
+
 def _headline(comparisons: Mapping[str, Comparison]) -> str:
+    has_khat = any(bool((c.engines["family"] == "vi").any()) for c in comparisons.values())
     rows = []
     for dataset, comp in comparisons.items():
         for name, r in comp.engines.iterrows():
+            khat = [_khat_cell(r.get("khat", np.nan), r.get("khat_note", ""))
+                    if r["family"] == "vi" else "–"] if has_khat else []
             rows.append([dataset, name, r["family"], _seconds(r["total_s"]),
-                         _number(r["sd_ratio"], 2), _number(r["max_mean_shift"], 2),
-                         _number(r["elbo"], 1), _number(r["log_evidence"], 1), r["verdict"]])
-        rows += [[dataset, name, "", "", "", "", "", "", f"not applicable: {why}"]
+                         _number(r["sd_ratio"], 2), _shift_cell(r),
+                         _fmt_est(r["elbo"], r.get("elbo_se", np.nan)), _evidence_cell(r),
+                         *khat, r["verdict"]])
+        blanks = [""] * (6 + has_khat)
+        rows += [[dataset, name, *blanks, f"not applicable: {why}"]
                  for name, why in comp.not_applicable.items()]
     return markdown_table(["dataset", "engine", "family", "time (s)", "sd ratio",
-                           "max shift (ref sd)", "ELBO (nats)", "log p(x) (nats)", "verdict"],
-                          rows)
+                           "max shift (ref sd)", "ELBO (nats)", "log p(x) estimate (nats)",
+                           *(["k-hat"] if has_khat else []), "verdict"], rows)
 
 
 def _number(value: float, digits: int) -> str:
@@ -134,32 +175,29 @@ def headline_table(comparisons: Comparison | Mapping[str, Comparison]) -> str:
     return _headline(_as_mapping(comparisons))
 
 
-def _verdict_rules() -> str:
-    return (f"Verdicts compare each engine with the reference: \"too narrow/wide by r x\" when "
-            f"the geometric-mean sd ratio leaves [1/{SD_RATIO_TOL}, {SD_RATIO_TOL}]; "
-            f"\"means off by s reference sd\" when a posterior mean is more than "
-            f"{MEAN_SHIFT_TOL} reference sd from the reference's; \"label-switched\" when "
-            f">= {LABEL_SWITCH_FRACTION:.0%} of the draws had to be relabeled; \"chains "
-            f"disagree\" when R-hat > {RHAT_TOL}. Components are aligned to the reference "
-            f"before anything is compared.")
-
-
 def _figures(comparison: Comparison, folder: Path, stem: str) -> list[tuple[str, str]]:
     """Write the dataset's figures; return (caption, relative path) pairs."""
     from matplotlib.figure import Figure  # noqa: F401  (matplotlib is needed from here on)
 
+    if comparison.points.shape[1] > 1:
+        data_caption = ("One panel per engine: the data, each component's posterior-mean mean, "
+                        "the 2-sd posterior ellipse of that mean and the 2-obs_sd ellipse of "
+                        "the component")
+    else:
+        data_caption = ("Histogram of the data with each engine's fitted density, and each "
+                        "engine's intervals of the component means below it")
     jobs: list[tuple[str, str, Callable[[], Any]]] = [
-        ("Data with each engine's component means and 1-/2-sd ellipses", "data",
-         comparison.plot_data),
+        (data_caption, "data", comparison.plot_data),
     ]
     if any(f.elbo is not None and f.elbo.size for f in comparison.fits.values()):
         jobs.append(("ELBO traces (nats)", "elbo", comparison.plot_elbo))
     if (comparison.parameters.query("engine == @comparison.reference")["sd"] > 0).any():
         jobs.append(("Posterior marginals", "marginals", comparison.plot_marginals))
-    jobs.append(("Forest plot (arviz-plots)", "forest", comparison.plot_forest))
+    jobs.append(("Forest plot: 50 % and 89 % intervals, one panel per parameter group",
+                 "forest", comparison.plot_forest))
     if comparison.reference_fit.n_draws > 1:
-        jobs.append((f"Trace plot of the reference ({comparison.reference})", "trace",
-                     comparison.plot_trace))
+        jobs.append((f"Trace plot of the reference ({comparison.reference}): density and "
+                     f"trace per chain, one colour per chain", "trace", comparison.plot_trace))
     jobs.append((f"Responsibilities under the reference ({comparison.reference})",
                  "responsibilities", comparison.plot_responsibilities))
     out = []
@@ -249,12 +287,15 @@ def _write_posteriors(comparison: Comparison, folder: Path, stem: str) -> list[s
 
 def _dataset_section(dataset: str, comparison: Comparison, folder: Path, figures: bool) -> str:
     stem = _slug(dataset)
-    lines = [f"## {dataset}", "", "### Data", "", _data_summary(comparison.points), "",
+    lines = [f"## {dataset}", "", "### Data", "", _data_summary(comparison), "",
              "### Model", "", "```", comparison.spec.describe(), "```", "",
              f"### Comparison (reference: {comparison.reference})", "",
-             comparison.to_markdown()]
-    if comparison.log_evidence is not None:
-        lines += [f"Known log evidence log p(x) = {comparison.log_evidence:.3f} nats.", ""]
+             comparison.to_markdown(rules=False)]
+    if comparison.reference_fit.extras.get("refcache_hit"):
+        lines += [f"The reference ({comparison.reference}) was loaded from the reference "
+                  f"cache (ppl_mixtures.refcache: same data, model, engine, options, package "
+                  f"versions and source), not re-run; its build and run times are those of "
+                  f"the run that filled the cache.", ""]
     if comparison.not_applicable:
         lines += ["Not applicable to this model:", ""]
         lines += [f"- {name}: {why}" for name, why in comparison.not_applicable.items()]
@@ -281,7 +322,7 @@ def _render(comparisons: Mapping[str, Comparison], sections: Mapping[str, str],
              f"Generated {now} by ppl-mixtures {versions['ppl-mixtures']}.", ""]
     if command:
         parts += ["Reproduce with:", "", "```", command, "```", ""]
-    parts += ["## Headline", "", _headline(comparisons), "", _verdict_rules(), ""]
+    parts += ["## Headline", "", _headline(comparisons), "", verdict_rules(), ""]
     parts += [sections[name] for name in comparisons]
     parts += ["## Versions", "", markdown_table(["package", "version"], list(versions.items())),
               "", f"Machine: {platform.platform()}, {os.cpu_count()} CPU(s).", ""]

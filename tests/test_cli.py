@@ -76,6 +76,39 @@ def test_standardize_learned_sd_and_engine_warnings(csv_path, capsys):
     assert "cavi: warning:" in err  # the engine's ConvergenceWarning reaches the user
 
 
+def test_standardize_reports_in_the_datas_units_and_column_names(csv_path, tmp_path, capsys):
+    out_dir = tmp_path / "std"
+    code, out, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi,em",
+                          "--reference", "cavi", "--quick", "--standardize", "--obs-sd",
+                          "learned", "--out", out_dir], capsys)
+    assert code == 0, err
+    assert "The fit ran on standardized data" in out
+    raw = np.loadtxt(csv_path, delimiter=",", skiprows=1)
+    center, scale = raw.mean(0), raw.std(0)  # what datasets.standardize divides by (ddof=0)
+    results = json.loads((out_dir / "results.json").read_text())
+    (dataset,) = results["datasets"].values()
+    assert dataset["feature_names"] == ["x", "y"]
+    np.testing.assert_allclose(dataset["data_transform"]["center"], center)
+    fitted = {(r["parameter"], r["engine"]): r for r in dataset["parameters"]}
+    for k, d, name in ((0, 1, "y"), (1, 0, "x")):
+        mean = fitted[(f"means[{k},{d}]", "cavi")]
+        sd = fitted[(f"obs_sd[{k},{d}]", "cavi")]
+        # the printed row: center + scale * (standardized mean), sds times the scale
+        assert (f"| means[{k}, {name}] | {center[d] + scale[d] * mean['mean']:.3f} ± "
+                f"{scale[d] * mean['sd']:.3f} |") in out
+        assert f"| obs_sd[{k}, {name}] | {scale[d] * sd['mean']:.3f} ± " in out
+    weight = fitted[("weights[0]", "cavi")]
+    assert f"| weights[0] | {weight['mean']:.3f} ± {weight['sd']:.3f} |" in out  # unit-free
+
+
+def test_fit_with_standardize_adds_a_table_in_data_units(csv_path, capsys):
+    code, out, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "em", "--quick",
+                          "--standardize"], capsys)
+    assert code == 0, err
+    assert "means (mean)" in out and "in the data's own units" in out
+    assert "| means[0, x] |" in out and "| means[1, y] |" in out
+
+
 BAD_FILES = {
     "text": ("x,y\n1.0,2.0\n3.0,abc\n", "abc"),
     "nan": ("x,y\n1.0,2.0\nnan,3.0\n4.0,1.0\n", "missing"),

@@ -271,7 +271,8 @@ def test_plot_elbo_smooths_noisy_traces_and_marks_the_evidence(comparison_2d):
     assert "nats" in ax.get_ylabel() and ax.get_xscale() == "log"
     labels = _texts(legend)
     assert labels[:2] == ["advi (running mean of noisy estimates)", "cavi"]
-    assert "log p(x) ≈ -290.0 (nuts)" in labels
+    # nuts gave no se; compare flags the estimate (cavi's ELBO in the fixture is above it)
+    assert "log p(x) estimate -290.0 (no se), nuts; flags: below_elbo" in labels
     assert ax.get_ylim()[1] >= -290.0  # the evidence line is in view
     assert ax.get_ylim()[0] <= -370.0 + 1e-9  # cavi's whole trace in view too
 
@@ -286,8 +287,21 @@ def test_plot_elbo_explains_a_running_mean_above_the_evidence(comparison_2d):
     fig = compare(fits, name="two blobs").plot_elbo()
     (legend,) = _check(fig)
     labels = _texts(legend)
-    assert "log p(x) ≈ -302.0 (nuts)" in labels
+    assert any(t.startswith("log p(x) estimate -302.0 (no se), nuts") for t in labels)
     assert any("above log p(x) is estimate" in t for t in labels)
+
+
+def test_plot_elbo_labels_the_evidence_by_its_source(comparison_2d):
+    fits = dict(comparison_2d.fits)
+    fits["nuts"] = fits["nuts"].replace(extras={"log_evidence": -301.234,
+                                                "log_evidence_se": 0.033,
+                                                "log_evidence_method": "smc"})
+    labels = _texts(compare(fits, name="two blobs").plot_elbo().legends[0])
+    # se to 2 significant digits
+    assert any(t.startswith("log p(x) estimate -301.234 ± 0.033, nuts") for t in labels)
+    given = compare(fits, name="two blobs", log_evidence=-299.5).plot_elbo()
+    assert "log p(x) = -299.5 (given)" in _texts(given.legends[0])
+    assert not any(t.startswith("log p(x) estimate") for t in _texts(given.legends[0]))
 
 
 def test_plot_elbo_marks_each_final_elbo(faithful):

@@ -150,3 +150,51 @@ def test_sections_rendered_by_worker_processes_match(comparisons, tmp_path):
 
 def text_order(lines):
     return [line for line in lines if line in ("## blobs", "## again")]
+
+
+def test_headline_shows_evidence_as_an_estimate_and_rules_once(comparisons, tmp_path):
+    fits = {"nuts": _fit("nuts", 2, 100, 0.2, 1,
+                         extras={"log_evidence": -160.0, "log_evidence_se": 0.21,
+                                 "evidence_flags": ["runs_disagree"]}),
+            "cavi": _fit("cavi", 1, 100, 0.1, 2, elbo=np.linspace(-200.0, -150.0, 20),
+                         converged=True, n_iter=20, extras={"elbo_final_se": 0.0})}
+    comp = compare(fits, name="ev")
+    table = headline_table({"ev": comp})
+    # the estimate with its se (2 significant digits) and its flags; compare adds below_elbo
+    # because cavi's ELBO (-150) is above it
+    assert "| -160.00 ± 0.21 (runs_disagree, below_elbo) |" in table
+    assert "log p(x) estimate (nats)" in table and "| k-hat |" in table
+    out = write_report({"ev": comp, "again": comparisons["again"]}, tmp_path / "r",
+                       figures=False)
+    text = (out / "report.md").read_text()
+    assert "Known log evidence" not in text
+    assert text.count("How to read the verdicts") == 1  # the rules once, not per dataset
+    assert comp.evidence_line() in text
+
+
+def test_headline_names_a_short_max_shift_parameter():
+    nuts = _fit("nuts", 4, 200, 0.2, 1)
+    means, weights = nuts.draws("means"), nuts.draws("weights")
+    off = MixtureFit(engine="off", spec=SPEC, timings=Timings(0.5, 1.0),
+                     idata=make_idata(means + 1.0, weights, POINTS))  # +1 = 5 reference sd
+    table = headline_table(compare({"nuts": nuts, "off": off}, name="s"))
+    row = next(line for line in table.splitlines() if line.startswith("| s | off |"))
+    assert "(means[0,0]) |" in row  # every mean moved 5 sd; the first is named
+    nuts_row = next(line for line in table.splitlines() if line.startswith("| s | nuts |"))
+    assert "(means" not in nuts_row  # no shift beyond the tolerance, no name
+
+
+def test_data_summary_and_tables_in_the_datas_units(tmp_path):
+    fits = {"nuts": _fit("nuts", 2, 100, 0.2, 1), "cavi": _fit("cavi", 1, 100, 0.1, 2)}
+    center, scale = np.array([3.5, 70.0]), np.array([1.1, 13.6])
+    comp = compare(fits, name="faithful", feature_names=("eruption duration", "waiting time"),
+                   units="min", data_transform=(center, scale))
+    out = write_report(comp, tmp_path / "u")
+    text = (out / "report.md").read_text()
+    raw = center + scale * POINTS
+    assert (f"| waiting time (min) | {raw[:, 1].mean():.3f} | {raw[:, 1].std():.3f} | "
+            f"{raw[:, 1].min():.3f} | {raw[:, 1].max():.3f} |") in text
+    assert "the engines fitted them standardized" in text
+    assert "| means[1, waiting time] (min) |" in text
+    assert "Forest plot: 50 % and 89 % intervals, one panel per parameter group" in text
+    assert "2-sd posterior ellipse of that mean and the 2-obs_sd ellipse" in text
