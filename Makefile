@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # makes each notebook its own group so the notebooks spread over both workers.
 PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 
-.PHONY: help demo test test-fast notebooks bench lint clean-venv
+.PHONY: help demo test test-fast notebooks bench lint docs docs-check clean-venv
 .DEFAULT_GOAL := help
 
 help:
@@ -22,6 +22,8 @@ help:
 	@echo "make notebooks  execute the tutorials at full settings into reports/notebooks/"
 	@echo "make bench      run benchmarks/ and write reports/benchmarks/"
 	@echo "make lint       ruff"
+	@echo "make docs       build the documentation site into docs/_build/html (warnings are errors)"
+	@echo "make docs-check open the built site in headless Chromium; fail on a broken image or link"
 
 $(BIN)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: no Python >= 3.12 found; install python3.12 and retry" >&2; exit 2; }
@@ -47,6 +49,30 @@ bench: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check ppl_mixtures tests benchmarks
+
+# The site: Sphinx + myst-nb from the `docs` extra, installed into .venv on first use.
+DOCS_BUILD   := docs/_build/html
+CHROMIUM     ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+
+$(BIN)/.docs-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
+	@touch $@
+
+# -E: a fresh environment every time, so -W sees every page's warnings, not only changed ones.
+docs: $(BIN)/.docs-installed
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs $(DOCS_BUILD)
+	@echo "site: $(DOCS_BUILD)/index.html"
+
+# Debian's chromium and chromium-driver, installed when missing (needs root or sudo).
+docs-check: $(BIN)/.docs-installed
+	@test -f $(DOCS_BUILD)/index.html || { echo "error: no $(DOCS_BUILD)/index.html; run make docs first" >&2; exit 2; }
+	@if [ ! -x $(CHROMIUM) ] || [ ! -x $(CHROMEDRIVER) ]; then \
+	  echo "installing chromium and chromium-driver with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; \
+	fi
+	$(BIN)/python tools/docs_check.py --site $(DOCS_BUILD) --chromium $(CHROMIUM) --chromedriver $(CHROMEDRIVER) --all
 
 clean-venv:
 	rm -rf $(VENV)

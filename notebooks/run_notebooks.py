@@ -8,9 +8,9 @@ Each notebook runs top to bottom in a new IPython kernel started with *this* int
 ``PPL_MIXTURES_NOTEBOOK_MODE`` set to ``--mode`` ("full" or "small"); the notebooks' first
 code cell reads it and sets every size from it. A cell that raises fails the notebook
 (the notebooks' assertion cells check each one's key claim). For every notebook the
-executed ``.ipynb`` is written to ``--out`` and, when nbconvert is installed, an ``.html``
-beside it. ``make notebooks`` runs this script at full settings; ``tests/test_notebooks.py``
-imports :func:`execute_notebook` and runs it at small settings.
+executed ``.ipynb`` is written to ``--out`` (no HTML copy: ``make docs`` renders the executed
+notebooks into the documentation site). ``make notebooks`` runs this script at full settings;
+``tests/test_notebooks.py`` imports :func:`execute_notebook` and runs it at small settings.
 
 Exit status: 0 when every notebook ran, 1 when one failed (the others still run; the failed
 notebook is written with its outputs up to the error, for inspection), 2 for bad arguments.
@@ -145,19 +145,14 @@ def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800,
 
 
 def _write_outputs(nb, name: str, out_dir: Path) -> list[Path]:
-    """Write ``name.ipynb`` and (when nbconvert is present) ``name.html`` into ``out_dir``."""
+    """Write the executed notebook as ``name.ipynb`` into ``out_dir``; return the paths written.
+
+    No HTML copy: the documentation site (``make docs``) renders the executed notebooks.
+    """
     import nbformat
 
     written = [out_dir / f"{name}.ipynb"]
     nbformat.write(nb, written[0])
-    try:
-        from nbconvert import HTMLExporter
-    except ImportError:
-        print(f"  nbconvert is not installed: wrote {written[0].name} only (no HTML).")
-        return written
-    html, _ = HTMLExporter().from_notebook_node(nb)
-    written.append(out_dir / f"{name}.html")
-    written[1].write_text(html, encoding="utf-8")
     return written
 
 
@@ -165,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Execute the ppl-mixtures tutorial notebooks in fresh kernels.")
     parser.add_argument("--out", type=Path, default=Path("reports/notebooks"),
-                        help="folder for the executed .ipynb and .html (default: %(default)s)")
+                        help="folder for the executed .ipynb (default: %(default)s)")
     parser.add_argument("--mode", choices=MODES, default="full",
                         help="'full' (published sizes, default) or 'small' (a quick check)")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
