@@ -16,7 +16,9 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))  # this checkout's ppl_mixtures, whatever .venv points at
-sys.path.insert(0, str(DOCS / "_ext"))  # repo_links: README/guide links to repository paths
+sys.path.insert(0, str(DOCS / "_ext"))  # repo_links (an extension) and gallery
+
+import gallery  # noqa: E402  (docs/_ext/gallery.py)
 
 import ppl_mixtures  # noqa: E402
 
@@ -87,6 +89,10 @@ def _mirror_reports() -> None:
 
 
 _mirror_reports()
+(MIRROR / "gallery_figures.md").write_text(gallery.gallery_markdown(
+    (ROOT / "reports" / "demo" / "report.md").read_text(encoding="utf-8"),
+    sorted(p.name for p in (ROOT / "reports" / "demo" / "figures").glob("*.png")),
+    "reports/demo/figures"), encoding="utf-8")  # included by gallery.md
 
 # -- project --------------------------------------------------------------------------------
 project = "ppl-mixtures"
@@ -103,7 +109,8 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
 ]
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = ["_build", "_ext", "reports/gallery_figures.md",  # included by gallery.md
+                    "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 templates_path = ["_templates"]
 html_static_path = ["_static"]
 html_theme = "furo"

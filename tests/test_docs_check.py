@@ -84,24 +84,41 @@ def test_missing_browser_exits_2(site, tmp_path, capsys):
     assert "--chromium" in capsys.readouterr().err
 
 
-def test_gallery_shows_every_demo_figure_and_only_those():
-    figures = {p.name for p in (ROOT / "reports" / "demo" / "figures").glob("*.png")}
-    gallery = (ROOT / "docs" / "gallery.md").read_text()
-    shown = re.findall(r"\{figure\} \.\./reports/demo/figures/(\S+\.png)", gallery)
-    assert len(shown) == len(set(shown))
-    assert set(shown) == figures
-
-
-def _repo_links():
-    spec = importlib.util.spec_from_file_location("repo_links",
-                                                  ROOT / "docs" / "_ext" / "repo_links.py")
+def _ext(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / "_ext" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def test_gallery_shows_every_demo_figure_with_the_reports_caption():
+    gallery = _ext("gallery")
+    report = (ROOT / "reports" / "demo" / "report.md").read_text()
+    figures = sorted(p.name for p in (ROOT / "reports" / "demo" / "figures").glob("*.png"))
+    page = gallery.gallery_markdown(report, figures, "img")
+    shown = re.findall(r"\{figure\} img/(\S+\.png)", page)
+    assert sorted(shown) == figures  # each once
+    # each caption is the report's italic line under that image
+    for section, name, caption in gallery.report_figures(report):
+        assert re.search(rf"!\[[^\]]*\]\(figures/{re.escape(name)}\)\s+\*{re.escape(caption)}\.?\*",
+                         report)
+        assert f"{{figure}} img/{name}\n:alt: {caption}\n" in page
+        assert f"## {section}" in page
+
+
+def test_gallery_refuses_a_figure_the_report_does_not_show():
+    gallery = _ext("gallery")
+    report = "## d1\n\n![Alt](figures/a.png)\n\n*Caption a.*\n"
+    page = gallery.gallery_markdown(report, ["a.png"], "img")
+    assert page.startswith("## d1\n") and "\nCaption a.\n" in page
+    with pytest.raises(ValueError, match=r"not in the report: \['b.png'\]"):
+        gallery.gallery_markdown(report, ["a.png", "b.png"], "img")
+    with pytest.raises(ValueError, match=r"not in figures/: \['a.png'\]"):
+        gallery.gallery_markdown(report, [], "img")
+
+
 def test_repository_links_become_site_pages(tmp_path):
-    rl = _repo_links()
+    rl = _ext("repo_links")
     (tmp_path / "tutorials").mkdir()
     (tmp_path / "tutorials" / "01_cavi.ipynb").write_text("{}")
     (tmp_path / "reports" / "benchmarks").mkdir(parents=True)
