@@ -238,6 +238,12 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="start from each engine's small 'quick' settings (seconds, rough).")
 
 
+_NO_CACHE_HELP = ("fit the reference again instead of loading it from the reference cache "
+                  "($PPL_MIXTURES_CACHE or ~/.cache/ppl-mixtures/fits; an entry is reused "
+                  "only for the same data, model, engine, options, versions and package "
+                  "source). Nothing is read from or written to the cache.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = _ArgumentParser(
@@ -270,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true",
                       help="each engine's quick settings: a rough run in a fraction of the time.")
     demo.add_argument("--random-seed", type=_seed, default=1, help="seed for every engine.")
+    demo.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     demo.add_argument("--jobs", type=int, default=None, metavar="N",
                       help="fits run at once, in N worker processes (default: the number "
                            "of CPUs, at most 2; 1 runs every fit in this process). Each fit "
@@ -301,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--reference", default="nuts",
                       help="the engine the others are judged against (default nuts).")
     _add_engine_options(cmp_)
+    cmp_.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     cmp_.add_argument("--out", default=None, help="write the report folder here.")
     cmp_.add_argument("--force", action="store_true",
                       help="replace an existing report of ours at --out (never a folder "
@@ -380,18 +388,18 @@ def _check_known_options(names: Sequence[str], requested: Mapping[str, Any]) -> 
 
 def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any]]],
                  ui: _UI, label: str, reference: str | None = None,
-                 failures: dict[str, str] | None = None,
+                 failures: dict[str, str] | None = None, cache: bool = False,
                  ) -> tuple[dict[str, Any], dict[str, str]]:
     """Fit each (engine, options) of ``plan``; NotImplementedError -> "not applicable".
 
     The reference engine raising is an error (nothing to compare to). With a ``failures``
     dict (the demo), any other engine that crashes is recorded there and in the returned
     "not applicable" mapping as "FAILED (...)", so one broken engine does not lose the
-    other fits; the caller then exits with 1.
+    other fits; the caller then exits with 1. With ``cache`` the reference's fit goes
+    through the reference cache (:func:`_fit_one`).
     """
     import warnings
 
-    from .fit import fit
     from .results import ConvergenceWarning
 
     fits, not_applicable = {}, {}
@@ -401,7 +409,8 @@ def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any
                 warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                fits[name] = fit(points, spec, engine=name, **options)
+                fits[name] = _fit_one(points, spec, name, options,
+                                      cached=cache and name == reference)
             except NotImplementedError as err:
                 if name == reference:
                     raise
@@ -416,29 +425,53 @@ def _run_engines(points: Any, spec: Any, plan: Sequence[tuple[str, dict[str, Any
                 not_applicable[name] = f"FAILED ({reason})"
                 ui.note(f"[{label}] {name}: FAILED ({reason})")
                 continue
-        ui.note(f"[{label}] {name}: done in {time.perf_counter() - start:.1f} s")
+        ui.note(f"[{label}] {name}: {_done_note(fits[name], time.perf_counter() - start)}")
         for warning in caught:  # the engine's own advice; PyMC's noise stays quiet
             if issubclass(warning.category, ConvergenceWarning):
                 ui.note(f"[{label}] {name}: warning: {_one_line(warning.message)}")
     return fits, not_applicable
 
 
+def _fit_one(points: Any, spec: Any, name: str, options: Mapping[str, Any],
+             cached: bool = False) -> Any:
+    """``fit(points, spec, engine=name, **options)``; with ``cached`` through the reference
+    cache (:func:`ppl_mixtures.refcache.cached_fit`, keyed by the points, spec, engine and
+    every option). A fit loaded from the cache carries ``extras["refcache_hit"] = True``
+    (the report says so); a fit just computed is stored as the engine returned it."""
+    from .fit import fit
+
+    if not cached:
+        return fit(points, spec, engine=name, **options)
+    from .refcache import cached_fit
+
+    fitted, hit = cached_fit(points, spec, name, options,
+                             lambda: fit(points, spec, engine=name, **options))
+    return fitted.replace(extras={**fitted.extras, "refcache_hit": True}) if hit else fitted
+
+
+def _done_note(fitted: Any, seconds: float) -> str:
+    if fitted.extras.get("refcache_hit"):
+        return f"loaded from the reference cache in {seconds:.1f} s"
+    return f"done in {seconds:.1f} s"
+
+
 def _fit_in_worker(points: Any, spec: Any, name: str, options: dict[str, Any],
-                   ) -> tuple[Any, list[str], float]:
+                   cached: bool = False) -> tuple[Any, list[str], float]:
     """One demo fit in a worker process: (fit, ConvergenceWarning messages, wall seconds).
 
+    ``cached``: go through the reference cache (:func:`_fit_one`); the worker reads and
+    writes the cache itself, so a hit costs the parent nothing but unpickling the fit.
     Exceptions (NotImplementedError included) travel back to the parent, which sorts them
     as :func:`_run_engines` does.
     """
     import warnings
 
-    from .fit import fit
     from .results import ConvergenceWarning
 
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fitted = fit(points, spec, engine=name, **options)
+        fitted = _fit_one(points, spec, name, options, cached)
     notes = [_one_line(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     return fitted, notes, time.perf_counter() - start
 
@@ -579,6 +612,7 @@ def _run_engines_parallel(work: Sequence[dict[str, Any]], pool: Any, jobs: int, 
                           failures: dict[str, str],
                           on_done: Callable[[dict[str, Any], dict[str, Any], dict[str, str]],
                                             None] | None = None,
+                          cache: bool = False,
                           ) -> dict[str, tuple[dict[str, Any], dict[str, str]]]:
     """Fit every (dataset, engine) of ``work`` in the ``jobs`` worker processes of ``pool``.
 
@@ -590,7 +624,8 @@ def _run_engines_parallel(work: Sequence[dict[str, Any]], pool: Any, jobs: int, 
 
     At most ``jobs`` fits are handed to the pool at a time, so work the caller submits from
     ``on_done(item, fits, not_applicable)`` (called here as each dataset's last fit
-    finishes) runs before the remaining fits.
+    finishes) runs before the remaining fits. With ``cache`` each dataset's reference fit
+    goes through the reference cache, in the worker that runs it.
     """
     from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -602,7 +637,8 @@ def _run_engines_parallel(work: Sequence[dict[str, Any]], pool: Any, jobs: int, 
 
     def submit_next() -> None:
         item, name, options = pending.pop()
-        future = pool.submit(_fit_in_worker, item["points"], item["spec"], name, options)
+        future = pool.submit(_fit_in_worker, item["points"], item["spec"], name, options,
+                             cache and name == item["reference"])
         running[future] = (item, name)
 
     def collect(future: Any, item: dict[str, Any], name: str) -> None:
@@ -624,7 +660,7 @@ def _run_engines_parallel(work: Sequence[dict[str, Any]], pool: Any, jobs: int, 
             ui.note(f"[{label}] {name}: FAILED ({reason})")
             return
         outcome[label][name] = fitted
-        ui.note(f"[{label}] {name}: done in {seconds:.1f} s")
+        ui.note(f"[{label}] {name}: {_done_note(fitted, seconds)}")
         for note in notes:
             ui.note(f"[{label}] {name}: warning: {note}")
 
@@ -887,7 +923,8 @@ def _cmd_compare(args: argparse.Namespace, ui: _UI) -> int:
         points, shown = _load(args)
         spec = _spec_from_args(args)
     label = Path(args.data).name
-    fits, not_applicable = _run_engines(points, spec, plan, ui, label, reference=args.reference)
+    fits, not_applicable = _run_engines(points, spec, plan, ui, label, reference=args.reference,
+                                        cache=not args.no_cache)
     comparison = compare(fits, reference=args.reference, not_applicable=not_applicable,
                          name=Path(args.data).stem, **shown)
     ui.result(comparison.to_markdown())
@@ -952,10 +989,11 @@ def demo_datasets() -> list[dict[str, Any]]:
     ]
 
 
-#: NUTS settings on the 100k-point dataset. Each gradient touches every point and an
-#: iteration takes ~0.2-0.5 s on a shared 2-core machine, so NUTS dominates the demo's
-#: time; 2 x (300 tune + 300 draws) still gives R-hat and a stable reference there.
-LARGE_DATA_NUTS = {"draws": 300, "tune": 300, "chains": 2}
+#: NUTS settings on the 100k-point dataset: a reference worth the name (4 chains from
+#: overdispersed starts x 1000 draws; compare calls it strong only with R-hat <= 1.01 and
+#: bulk ESS >= 400 on every parameter). Each gradient touches every point, so this is the
+#: demo's longest fit; it goes through the reference cache (--no-cache to re-run it).
+LARGE_DATA_NUTS = {"draws": 1000, "tune": 1000, "chains": 4}
 #: On 1e5 points the pointwise log-likelihood (chain x draw x obs) would take ~1 GB.
 LARGE_DATA_COMMON = {"log_likelihood": False}
 #: Every demo fit: the report neither uses nor stores the pointwise log-likelihood
@@ -1046,12 +1084,14 @@ def _cmd_demo(args: argparse.Namespace, ui: _UI) -> int:
         with _worker_pool(jobs) as pool:
             if pool is not None:
                 stage.executor = pool  # sections render in the workers, between fits
-                _run_engines_parallel(work, pool, jobs, ui, failures, on_done=dataset_done)
+                _run_engines_parallel(work, pool, jobs, ui, failures, on_done=dataset_done,
+                                      cache=not args.no_cache)
             else:
                 for item in work:
                     fits, not_applicable = _run_engines(
                         item["points"], item["spec"], item["plan"], ui, item["name"],
-                        reference=item["reference"], failures=failures)
+                        reference=item["reference"], failures=failures,
+                        cache=not args.no_cache)
                     with ui.status(f"[{item['name']}] comparing and drawing ..."):
                         dataset_done(item, fits, not_applicable)
             with ui.status("writing the report ..."):

@@ -20,6 +20,13 @@ def csv_path(tmp_path_factory):
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_reference_cache(tmp_path_factory, monkeypatch):
+    """Each test its own reference cache (never the user's ~/.cache), so a fit cached by
+    one test is never a hit in another."""
+    monkeypatch.setenv("PPL_MIXTURES_CACHE", str(tmp_path_factory.mktemp("refcache")))
+
+
 def run(argv, capsys):
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
@@ -371,3 +378,48 @@ def test_a_pymc_fit_in_a_worker_draws_what_it_draws_here():
     np.testing.assert_array_equal(there.idata["posterior"]["means"].values,
                                   here.idata["posterior"]["means"].values)
     assert dict(there.options) == dict(here.options)
+
+
+def _cache_entries():
+    import os
+    from pathlib import Path
+
+    return sorted(p.name for p in Path(os.environ["PPL_MIXTURES_CACHE"]).glob("*.fit.pkl"))
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, monkeypatch,
+                                                              jobs):
+    _small_demo(monkeypatch)
+    results, errs = [], []
+    for run_no in range(2):
+        out_dir = tmp_path / f"demo{run_no}"
+        code, _, err = run(["demo", "--quick", "--jobs", jobs, "--out", out_dir], capsys)
+        assert code == 0, err
+        errs.append(err)
+        results.append(json.loads((out_dir / "results.json").read_text()))
+    assert len(_cache_entries()) == 2  # one reference per dataset (blobs, line)
+    assert "loaded from the reference cache" not in errs[0]
+    assert errs[1].count("loaded from the reference cache") == 2
+    report = (tmp_path / "demo1" / "report.md").read_text()
+    assert report.count("was loaded from the reference cache") == 2
+    assert "loaded from the reference cache" not in (tmp_path / "demo0" / "report.md").read_text()
+    for dataset in ("blobs", "line"):  # a hit gives the numbers the run gave
+        first, second = (r["datasets"][dataset]["parameters"] for r in results)
+        assert first == second
+
+
+def test_no_cache_neither_reads_nor_writes_the_cache(csv_path, tmp_path, capsys):
+    argv = ["compare", csv_path, "-k", 2, "--engines", "cavi,em", "--reference", "cavi",
+            "--quick"]
+    code, _, err = run([*argv, "--no-cache"], capsys)
+    assert code == 0, err
+    assert _cache_entries() == []
+    assert run(argv, capsys)[0] == 0
+    entries = _cache_entries()
+    assert len(entries) == 1  # the reference only
+    code, _, err = run(argv, capsys)
+    assert code == 0 and "cavi: loaded from the reference cache" in err
+    code, _, err = run([*argv, "--no-cache"], capsys)
+    assert code == 0 and "loaded from the reference cache" not in err
+    assert _cache_entries() == entries

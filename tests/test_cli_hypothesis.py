@@ -15,6 +15,14 @@ from hypothesis import strategies as st
 
 from ppl_mixtures import cli, datasets
 
+
+@pytest.fixture(autouse=True)
+def _private_reference_cache(tmp_path_factory, monkeypatch):
+    """Each test its own reference cache (never the user's ~/.cache), so a fit cached by
+    one test is never a hit in another."""
+    monkeypatch.setenv("PPL_MIXTURES_CACHE", str(tmp_path_factory.mktemp("refcache")))
+
+
 N_ROWS = 30
 
 

@@ -11,6 +11,14 @@ import pytest
 from ppl_mixtures import cli, datasets
 
 
+@pytest.fixture(autouse=True)
+def _private_reference_cache(tmp_path_factory, monkeypatch):
+    """Each test its own reference cache (never the user's ~/.cache), so a fit cached by
+    one test is never a hit in another."""
+    monkeypatch.setenv("PPL_MIXTURES_CACHE", str(tmp_path_factory.mktemp("refcache")))
+
+
+
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "points.csv"

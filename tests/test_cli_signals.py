@@ -17,6 +17,14 @@ import pytest
 
 from ppl_mixtures import cli, datasets
 
+
+@pytest.fixture(autouse=True)
+def _private_reference_cache(tmp_path_factory, monkeypatch):
+    """Each test its own reference cache (never the user's ~/.cache), so a fit cached by
+    one test is never a hit in another."""
+    monkeypatch.setenv("PPL_MIXTURES_CACHE", str(tmp_path_factory.mktemp("refcache")))
+
+
 WAIT_S = 300  # the longest we wait for the demo to start fitting, or to exit
 
 
