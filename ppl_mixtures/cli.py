@@ -306,7 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--engines", required=True, metavar="A,B,C",
                       help="comma-separated engine names, or 'all'.")
     cmp_.add_argument("--reference", default="nuts",
-                      help="the engine the others are judged against (default nuts).")
+                      help="the engine the others are judged against (default nuts), or "
+                           "'exact': every engine graded against the exact posterior by "
+                           "enumeration (known --obs-sd and K^N <= 2,000,000 only: N <= 20 "
+                           "at K = 2, 13 at K = 3, 10 at K = 4).")
     _add_engine_options(cmp_)
     cmp_.add_argument("--no-cache", action="store_true", help=_NO_CACHE_HELP)
     cmp_.add_argument("--out", default=None, help="write the report folder here.")
@@ -907,10 +910,10 @@ def _cmd_compare(args: argparse.Namespace, ui: _UI) -> int:
     with _input_checks():
         _check_out(args)
         names = _engine_list(args.engines)
-        if args.reference not in names:
+        if args.reference not in names and args.reference != "exact":
             raise _UsageError(f"--reference: expected one of the engines to run "
-                              f"({', '.join(names)}), got {args.reference!r}. Add it to "
-                              f"--engines or pick another --reference.")
+                              f"({', '.join(names)}) or 'exact', got {args.reference!r}. Add "
+                              f"it to --engines or pick another --reference.")
         requested = _cli_options(args)
         _check_known_options(names, requested)
         plan = []
@@ -922,9 +925,15 @@ def _cmd_compare(args: argparse.Namespace, ui: _UI) -> int:
             plan.append((name, options))
         points, shown = _load(args)
         spec = _spec_from_args(args)
+        if args.reference == "exact":
+            _check_exact_feasible(points, spec)
     label = Path(args.data).name
     fits, not_applicable = _run_engines(points, spec, plan, ui, label, reference=args.reference,
                                         cache=not args.no_cache)
+    if not fits:
+        raise _UsageError(f"--engines: none of {', '.join(names)} could fit this model "
+                          f"({'; '.join(f'{k}: {v}' for k, v in not_applicable.items())}). "
+                          f"Pick other --engines.")
     comparison = compare(fits, reference=args.reference, not_applicable=not_applicable,
                          name=Path(args.data).stem, **shown)
     ui.result(comparison.to_markdown())
@@ -933,6 +942,22 @@ def _cmd_compare(args: argparse.Namespace, ui: _UI) -> int:
             _write(comparison, args, title=f"ppl-mixtures compare: {label}")
         ui.note(f"report written to {args.out}/report.md")
     return 0
+
+
+def _check_exact_feasible(points: Any, spec: Any) -> None:
+    """--reference exact: refuse before fitting what enumeration cannot grade."""
+    from .evidence import MAX_ASSIGNMENTS, exact_feasible
+
+    if spec.learned_obs_sd:
+        raise ValueError("--reference: 'exact' needs a known obs_sd (the learned precisions do "
+                         "not integrate out in closed form), got --obs-sd learned. Use "
+                         "--reference nuts, or a known --obs-sd.")
+    n_samples, n_components = len(points), spec.n_components
+    if not exact_feasible(n_samples, n_components):
+        raise ValueError(f"--reference: 'exact' enumerates all K^N assignments and needs K^N "
+                         f"<= {MAX_ASSIGNMENTS:,} (N <= 20 at K = 2, 13 at K = 3, 10 at K = 4), "
+                         f"got K={n_components}, N={n_samples}. Use --reference nuts, or "
+                         f"grade on a subset of the rows.")
 
 
 def _cmd_engines(args: argparse.Namespace, ui: _UI) -> int:

@@ -423,3 +423,31 @@ def test_no_cache_neither_reads_nor_writes_the_cache(csv_path, tmp_path, capsys)
     code, _, err = run([*argv, "--no-cache"], capsys)
     assert code == 0 and "loaded from the reference cache" not in err
     assert _cache_entries() == entries
+
+
+def test_compare_against_the_exact_posterior(tmp_path, capsys):
+    from ppl_mixtures import MixtureSpec, evidence
+
+    points = datasets.advi_notebook_points(12)
+    path = tmp_path / "tiny.csv"
+    np.savetxt(path, points, delimiter=",", header="x,y", comments="")
+    code, out, err = run(["--quiet", "compare", path, "-k", 2, "--engines", "cavi,em",
+                          "--reference", "exact", "--quick"], capsys)
+    assert code == 0, err
+    assert "Every engine against the exact posterior" in out
+    exact = evidence.exact_posterior(np.loadtxt(path, delimiter=",", skiprows=1),
+                                     MixtureSpec(n_components=2))
+    assert f"Exact log evidence log p(x) = {exact.log_evidence:.3f} nats" in out
+
+
+@pytest.mark.parametrize(("extra", "words"), [
+    (["--obs-sd", "learned"], "needs a known obs_sd"),
+    ([], "got K=2, N=60"),
+])
+def test_exact_reference_beyond_its_limit_is_refused_before_fitting(csv_path, capsys, extra,
+                                                                    words):
+    code, _, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi",
+                          "--reference", "exact", *extra], capsys)
+    assert code == 2 and err.startswith("ppl-mixtures: error: --reference: 'exact'")
+    assert words in err and err.count("\n") == 1
+    assert "done in" not in err  # refused before anything was fitted
