@@ -111,8 +111,6 @@ extensions = [
 ]
 exclude_patterns = ["_build", "_ext", "reports/gallery_figures.md",  # included by gallery.md
                     "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
-templates_path = ["_templates"]
-html_static_path = ["_static"]
 html_theme = "furo"
 html_title = f"ppl-mixtures {release}"
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}
