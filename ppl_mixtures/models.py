@@ -12,17 +12,17 @@ Three models of the same data and priors, with the same variable names:
 
 Variables (constrained space; names shared by the three models):
 
-=================  =======================  =============================================
-name               dims                     when
-=================  =======================  =============================================
-``means``          (component, feature)     always (a Deterministic when ``ordered``)
-``means_first``    (component,)             ``spec.ordered``: feature 0, ordered transform
-``means_rest``     (component, feature_rest)``spec.ordered`` and D > 1
-``weights``        (component,)             Dirichlet, or a Deterministic 1/K when fixed
-``obs_precision``  (component, feature)     ``spec.learned_obs_sd``: Gamma(shape, rate)
-``obs_sd``         (component, feature)     ``spec.learned_obs_sd``: precision^(-1/2)
-``x``              (obs, feature)           the observed data
-=================  =======================  =============================================
+=================  ==========================  =============================================
+name               dims                        when
+=================  ==========================  =============================================
+``means``          (component, feature)        always (a Deterministic when ``ordered``)
+``means_first``    (component,)                ``spec.ordered``: feature 0, ordered transform
+``means_rest``     (component, feature_rest)   ``spec.ordered`` and D > 1
+``weights``        (component,)                Dirichlet, or a Deterministic 1/K when fixed
+``obs_precision``  (component, feature)        ``spec.learned_obs_sd``: Gamma(shape, rate)
+``obs_sd``         (component, feature)        ``spec.learned_obs_sd``: precision^(-1/2)
+``x``              (obs, feature)              the observed data
+=================  ==========================  =============================================
 
 Do not set model-level ``initval=`` (it breaks ``pm.compute_log_likelihood``); engines pass
 :func:`initial_point` as ``pm.sample(initvals=...)`` or ``pm.fit(start=...)`` instead

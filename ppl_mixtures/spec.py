@@ -35,7 +35,7 @@ class MixtureSpec:
     n_components : int
         K >= 1, the number of mixture components (numpy integers accepted).
     mean_prior_mean : float or sequence of shape (n_features,)
-        Prior mean of every component mean, |value| <= 1e6.
+        Prior mean of every component mean, ``abs(value) <= 1e6``.
     mean_prior_sd : float or sequence of shape (n_features,)
         Prior standard deviation of the component means, in [1e-6, 1e6].
     weights : {"dirichlet", "fixed"}
@@ -60,8 +60,8 @@ class MixtureSpec:
         our Stan-style stick-breaking transform (default) or PyMC's own simplex transform.
 
     Prior bounds: every scale and concentration lies in ``validation.PRIOR_SCALE_RANGE``
-    = [1e-6, 1e6] and |mean_prior_mean| <= 1e6; outside them float64 log-densities overflow
-    (e.g. 1/obs_sd^2 for obs_sd=1e-170) and fits would come back NaN. Rescale the data
+    = [1e-6, 1e6] and ``abs(mean_prior_mean) <= 1e6``; outside them float64 log-densities
+    overflow (e.g. 1/obs_sd^2 for obs_sd=1e-170) and fits would come back NaN. Rescale the data
     (``datasets.standardize``) instead. Out-of-range values raise a ValueError naming the
     argument.
 

@@ -177,7 +177,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
     max_iter : int
         Sweeps per restart.
     tol : float
-        Stop when |ELBO_t - ELBO_{t-1}| <= tol |ELBO_t| (relative change).
+        Stop when ``abs(ELBO_t - ELBO_{t-1}) <= tol * abs(ELBO_t)`` (relative change).
     n_init : int
         Starts from different centers (default 5: a single start can stop in a poor local
         optimum); the restart with the highest final ELBO is kept, all are reported in
