@@ -126,3 +126,7 @@ def test_bad_options_are_rejected(points):
         pmx.fit(points, fixed, engine="metropolis", compound=True)
     with pytest.raises(ValueError, match="draws: expected an integer >= 1, got 0"):
         pmx.fit(points, SPEC, engine="metropolis", draws=0)
+    with pytest.raises(ValueError, match=r"^draws: expected at most \d+ draws here"):
+        pmx.fit(points, SPEC, engine="metropolis", draws=10**12)
+    with pytest.raises(ValueError, match="random_seed: expected an integer >= 0"):
+        pmx.fit(points, SPEC, engine="metropolis", random_seed=-1)

@@ -133,6 +133,29 @@ def test_bad_options_raise(option, value, error, message):
         fit(POINTS, SPEC, engine="nuts", **{option: value})
 
 
+def test_huge_draws_are_refused_before_anything_is_built(monkeypatch):
+    from ppl_mixtures import models
+    from ppl_mixtures.engines._pymc import SAMPLE_STATS_PER_DRAW
+    from ppl_mixtures.validation import MAX_STORED_VALUES
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model was built before draws was checked")
+
+    monkeypatch.setattr(models, "build_marginal_model", never)
+    with pytest.raises(ValueError, match=r"^draws: expected at most \d+ draws here"):
+        fit(POINTS, SPEC, engine="nuts", draws=10**12)
+    # the limit: 4 chains x (K(4D + 2) + stats + N log-likelihood values) per draw
+    n, d = POINTS.shape
+    per_draw = 4 * (SPEC.n_components * (4 * d + 2) + SAMPLE_STATS_PER_DRAW + n)
+    limit = MAX_STORED_VALUES // per_draw
+    with pytest.raises(ValueError, match=f"expected at most {limit} draws"):
+        fit(POINTS, SPEC, engine="nuts", draws=limit + 1, chains=4)
+    # without the log-likelihood a draw stores less, so more draws are allowed
+    small = MAX_STORED_VALUES // (4 * (SPEC.n_components * (4 * d + 2) + SAMPLE_STATS_PER_DRAW))
+    with pytest.raises(ValueError, match=f"expected at most {small} draws"):
+        fit(POINTS, SPEC, engine="nuts", draws=small + 1, chains=4, log_likelihood=False)
+
+
 def test_helpers_pointwise_log_likelihood_and_empty_diagnostics():
     rng = np.random.default_rng(1)
     means = rng.normal(size=(2, 3, 2, 2))
@@ -153,3 +176,14 @@ def test_parallel_chains_with_the_fused_density():
     assert result.n_chains == 2 and result.extras["sampler"]["divergences"] == 0
     np.testing.assert_allclose(result.posterior_mean("means"), [[-2.0, -2.0], [2.0, 2.0]],
                                atol=0.3)
+
+
+def test_sample_stats_fit_the_per_draw_budget(nuts_fit):
+    from ppl_mixtures.engines._pymc import SAMPLE_STATS_PER_DRAW
+
+    stats = nuts_fit.idata["sample_stats"]
+    per_draw = sum(int(np.prod(stats[name].shape[2:])) for name in stats.data_vars)
+    assert per_draw <= SAMPLE_STATS_PER_DRAW  # check_draws's count is an upper bound
+    post = nuts_fit.idata["posterior"]
+    k, d = nuts_fit.n_components, nuts_fit.n_features
+    assert sum(int(np.prod(post[name].shape[2:])) for name in post.data_vars) <= k * (4 * d + 2)

@@ -9,7 +9,9 @@
 - :func:`pointwise_log_likelihood` computes log p(x_i | draw) with the numpy density, in
   chunks of draws (model-agnostic: it works for minibatch and latent models, where
   ``pm.compute_log_likelihood`` would score a batch or the conditional p(x | z)).
-- :func:`check_seed` validates a ``random_seed`` option.
+- :func:`values_per_draw` counts the floats a sampler stores per draw, for
+  :func:`ppl_mixtures.validation.check_draws` (``draws=10**12`` refused before allocating).
+  ``check_seed``/``check_bool`` are :mod:`ppl_mixtures.validation`'s (re-exported).
 """
 
 from __future__ import annotations
@@ -23,30 +25,36 @@ import numpy as np
 from ..density import mixture_logp
 from ..results import MixtureFit, Timings, make_idata
 from ..spec import MixtureSpec
-from ..validation import check_int, describe
+from ..validation import check_bool, check_seed
 
-__all__ = ["check_seed", "pointwise_log_likelihood", "sampler_diagnostics", "to_mixture_fit"]
+# check_seed and check_bool are validation's; kept importable from here for the engines
+# that still import them from this module.
+
+__all__ = ["SAMPLE_STATS_PER_DRAW", "check_bool", "check_seed", "pointwise_log_likelihood",
+           "sampler_diagnostics", "to_mixture_fit", "values_per_draw"]
 
 logger = logging.getLogger(__name__)
 
+#: An upper bound on the sample statistics PyMC stores per draw and chain (NUTS writes 18
+#: scalars with PyMC 6.4: acceptance_rate, diverging, energy, ..., tree_depth; Metropolis
+#: fewer). tests/test_nuts.py checks it.
+SAMPLE_STATS_PER_DRAW = 24
 #: Posterior variables that are re-built by ``make_idata``; the others are copied as they are.
 _SCHEMA_VARS = ("means", "weights", "obs_sd")
 
 
-def check_seed(random_seed: Any) -> int | None:
-    """``random_seed`` must be None or a non-negative int."""
-    if random_seed is None:
-        return None
-    return check_int("random_seed", random_seed, minimum=0,
-                     hint="Pass a non-negative integer such as 1, or None")
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """``value`` must be True or False."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name}: expected True or False, got {describe(value)}. "
-                        f"Pass {name}=True or {name}=False.")
-    return bool(value)
+def values_per_draw(points: np.ndarray, spec: MixtureSpec, chains: int, *,
+                    log_likelihood: bool) -> int:
+    """float64 values a PyMC sampler stores per draw (over all chains), for
+    :func:`~ppl_mixtures.validation.check_draws`: means, obs_sd and PyMC's other per-
+    component variables (at most 4 * K * D + 2 * K: e.g. precisions, unconstrained copies),
+    at most ``SAMPLE_STATS_PER_DRAW`` sample statistics, and with ``log_likelihood`` one
+    value per observation."""
+    n_samples, n_features = points.shape
+    per_chain = spec.n_components * (4 * n_features + 2) + SAMPLE_STATS_PER_DRAW
+    if log_likelihood:
+        per_chain += n_samples
+    return chains * per_chain
 
 
 def pointwise_log_likelihood(points: np.ndarray, means: np.ndarray, weights: np.ndarray,

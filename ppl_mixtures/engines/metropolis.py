@@ -35,9 +35,9 @@ import numpy as np
 from .. import models
 from ..results import MixtureFit, Timings, stopwatch
 from ..spec import MixtureSpec
-from ..validation import check_choice, check_int
+from ..validation import check_bool, check_choice, check_draws, check_int, check_seed
 from . import Engine
-from ._pymc import check_bool, check_seed, sampler_diagnostics, to_mixture_fit
+from ._pymc import sampler_diagnostics, to_mixture_fit, values_per_draw
 
 __all__ = ["ENGINES", "fit"]
 
@@ -188,9 +188,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, tune: int =
     """
     import pymc as pm
 
-    draws = check_int("draws", draws, minimum=1, hint="Use e.g. draws=2000")
-    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=2000")
     chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=2")
+    draws = check_draws("draws", draws, hint="Use e.g. draws=2000",
+                        values_per_draw=values_per_draw(
+                            points, spec, chains,
+                            log_likelihood=check_bool("log_likelihood", log_likelihood)))
+    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=2000")
     cores = check_int("cores", cores, minimum=1, hint="Use e.g. cores=1")
     start = check_choice("start", "data" if start is None else start, START_CHOICES)
     blocked = check_bool("blocked", blocked)

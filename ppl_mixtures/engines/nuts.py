@@ -22,9 +22,16 @@ import numpy as np
 
 from ..results import MixtureFit, Timings, stopwatch
 from ..spec import MixtureSpec
-from ..validation import check_choice, check_fraction, check_int
+from ..validation import (
+    check_bool,
+    check_choice,
+    check_draws,
+    check_fraction,
+    check_int,
+    check_seed,
+)
 from . import Engine
-from ._pymc import check_bool, check_seed, sampler_diagnostics, to_mixture_fit
+from ._pymc import sampler_diagnostics, to_mixture_fit, values_per_draw
 
 __all__ = ["ENGINES", "fit"]
 
@@ -75,16 +82,18 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 1000, tune: int =
 
     from .. import models
 
-    draws = check_int("draws", draws, minimum=1, hint="Use e.g. draws=1000")
-    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=1000")
     chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=4")
+    log_likelihood = check_bool("log_likelihood", log_likelihood)
+    draws = check_draws("draws", draws, hint="Use e.g. draws=1000",
+                        values_per_draw=values_per_draw(points, spec, chains,
+                                                        log_likelihood=log_likelihood))
+    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=1000")
     if cores is not None:
         cores = check_int("cores", cores, minimum=1, hint="Use e.g. cores=1, or None")
     target_accept = check_fraction("target_accept", target_accept, example="0.9",
                                    hint="higher for fewer divergences")
     random_seed = check_seed(random_seed)
     progressbar = check_bool("progressbar", progressbar)
-    log_likelihood = check_bool("log_likelihood", log_likelihood)
     check_choice("model", model, MODELS)
     options = dict(draws=draws, tune=tune, chains=chains, cores=cores,
                    target_accept=target_accept, random_seed=random_seed,
