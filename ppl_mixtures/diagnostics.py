@@ -542,7 +542,7 @@ def vi_khat(fit: MixtureFit, points: Any = None, *, n_draws: int = 4000,
     -------
     float
         k-hat (-inf when the ratios are constant, i.e. q = p). ``p`` is the model's unnormalized posterior p(x, theta) in the same
-        coordinates as q (for ADVI: the unconstrained space, log|J| included); k-hat does
+        coordinates as q (for ADVI: the unconstrained space, log abs(det J) included); k-hat does
         not depend on the normalizing constant. With ``spec.ordered`` the CAVI/SVI ratios
         use the unordered model (q then covers one of its K! label modes).
 
@@ -685,7 +685,7 @@ def _conjugate_log_ratios(fit, data, n_draws, rng) -> np.ndarray:
 
 
 def _simplex_log_jac_det(y: np.ndarray) -> np.ndarray:
-    """log|J| of PyMC's SimplexTransform.backward at y (S, K-1) -> (S,) (PyMC's formula)."""
+    """log abs(det J) of PyMC's SimplexTransform.backward at y (S, K-1) -> (S,) (PyMC's formula)."""
     from scipy.special import logsumexp
 
     n = y.shape[-1] + 1
@@ -703,14 +703,14 @@ def _unconstrained_blocks(labels: list[str], theta: np.ndarray) -> dict[str, np.
 
 def unconstrained_log_joint(theta: np.ndarray, labels: list[str], spec,
                             points: np.ndarray) -> np.ndarray:
-    """log p(x, theta) + log|J(theta)| at unconstrained points, in numpy, (S,).
+    """log p(x, theta) + log abs(det J(theta)) at unconstrained points, in numpy, (S,).
 
     The density ADVI's q approximates (``models.build_marginal_model`` with
     ``logp(jacobian=True)``), for every parameterization the models use: free ``means``, or
     ``means_first`` through PyMC's ordered transform (x_0 = y_0, x_k = x_(k-1) + exp(y_k),
-    log|J| = sum_(k>=1) y_k) plus ``means_rest``; weights through our stick-breaking
+    log abs(det J) = sum_(k>=1) y_k) plus ``means_rest``; weights through our stick-breaking
     (:mod:`ppl_mixtures.transforms`) or PyMC's simplex transform; learned precisions through
-    log (log|J| = sum y).
+    log (log abs(det J) = sum y).
 
     Parameters
     ----------
@@ -765,7 +765,7 @@ def unconstrained_log_joint(theta: np.ndarray, labels: list[str], spec,
 
 
 def _advi_log_ratios(fit, data, n_draws, rng) -> np.ndarray:
-    """log p(x, theta) + log|J| - log q(theta) for theta ~ q on the unconstrained space, (S,)."""
+    """log p(x, theta) + log abs(det J) - log q(theta) for theta ~ q on the unconstrained space, (S,)."""
     missing = [key for key in ("unconstrained_mean", "unconstrained_labels")
                if key not in fit.extras]
     if missing:
