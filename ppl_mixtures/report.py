@@ -291,11 +291,14 @@ def _dataset_section(dataset: str, comparison: Comparison, folder: Path, figures
              "### Model", "", "```", comparison.spec.describe(), "```", "",
              f"### Comparison (reference: {comparison.reference})", "",
              comparison.to_markdown(rules=False)]
-    if comparison.reference_fit.extras.get("refcache_hit"):
-        lines += [f"The reference ({comparison.reference}) was loaded from the reference "
-                  f"cache (ppl_mixtures.refcache: same data, model, engine, options, package "
-                  f"versions and source), not re-run; its build and run times are those of "
-                  f"the run that filled the cache.", ""]
+    cached = [name for name, fit in comparison.fits.items() if fit.extras.get("refcache_hit")]
+    if cached:
+        which = ", ".join(f"{name} (the reference)" if name == comparison.reference else name
+                          for name in cached)
+        lines += [f"Loaded from the reference cache, not re-run: {which} "
+                  f"(ppl_mixtures.refcache: same data, model, engine, options, package "
+                  f"versions and source); their build and run times are those of the run "
+                  f"that filled the cache.", ""]
     if comparison.not_applicable:
         lines += ["Not applicable to this model:", ""]
         lines += [f"- {name}: {why}" for name, why in comparison.not_applicable.items()]

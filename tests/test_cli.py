@@ -391,6 +391,7 @@ def _cache_entries():
 def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, monkeypatch,
                                                               jobs):
     _small_demo(monkeypatch)
+    monkeypatch.setattr(cli, "DEMO_CACHED_ENGINES", ("em",))  # as the demo caches smc
     results, errs = [], []
     for run_no in range(2):
         out_dir = tmp_path / f"demo{run_no}"
@@ -398,11 +399,13 @@ def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, m
         assert code == 0, err
         errs.append(err)
         results.append(json.loads((out_dir / "results.json").read_text()))
-    assert len(_cache_entries()) == 2  # one reference per dataset (blobs, line)
+    assert len(_cache_entries()) == 4  # the reference and em, per dataset (blobs, line)
     assert "loaded from the reference cache" not in errs[0]
-    assert errs[1].count("loaded from the reference cache") == 2
+    assert errs[1].count("loaded from the reference cache") == 4
+    assert errs[1].count("em: loaded from the reference cache") == 2
     report = (tmp_path / "demo1" / "report.md").read_text()
-    assert report.count("was loaded from the reference cache") == 2
+    assert report.count("Loaded from the reference cache, not re-run: cavi (the reference), "
+                        "em (") == 2
     assert "loaded from the reference cache" not in (tmp_path / "demo0" / "report.md").read_text()
     for dataset in ("blobs", "line"):  # a hit gives the numbers the run gave
         first, second = (r["datasets"][dataset]["parameters"] for r in results)
