@@ -437,16 +437,17 @@ class Comparison:
             return None
         return self.units if isinstance(self.units, str) else self.units[d]
 
-    def parameter_label(self, parameter: str) -> str:
+    def parameter_label(self, parameter: str, with_unit: bool = True) -> str:
         """A table label with the feature's name and unit: "means[0,1]" ->
-        "means[0, waiting time] (min)"; unchanged without ``feature_names``/``units``."""
+        "means[0, waiting time] (min)" (no unit for unit-free columns such as sd ratios:
+        ``with_unit=False``); unchanged without ``feature_names``/``units``."""
         name, d = _split_parameter(parameter)
         if d is None or (self.feature_names is None and self.units is None):
             return parameter
         component = parameter[len(name) + 1:].split(",")[0]
         feature = self.feature_names[d] if self.feature_names is not None else str(d)
         unit = self._unit(d)
-        return f"{name}[{component}, {feature}]" + (f" ({unit})" if unit else "")
+        return f"{name}[{component}, {feature}]" + (f" ({unit})" if unit and with_unit else "")
 
     def parameters_in_data_units(self) -> pd.DataFrame:
         """The ``parameters`` table with ``mean``, ``sd``, ``mcse`` and ``wasserstein`` in
@@ -686,7 +687,8 @@ class Comparison:
                        "is usually < 1):\n")
             out.append(markdown_table(
                 ["parameter", *others],
-                [[label(p), *(_fmt(ratio.loc[p, n], 2) for n in others)] for p in means.index]))
+                [[label(p, with_unit=False), *(_fmt(ratio.loc[p, n], 2) for n in others)]
+                 for p in means.index]))
             out.append(f"\nWasserstein-1 distance between each engine's draws and "
                        f"{self.reference}'s (parameter units; 0 = same distribution):\n")
             out.append(markdown_table(

@@ -692,6 +692,7 @@ def test_data_transform_reports_means_and_sds_in_data_units(ref):
     m11 = table.set_index(["parameter", "engine"]).loc[("means[1,1]", "nuts")]
     assert f"means[1, waiting time] (min) | {m11['mean']:.3f} ± {m11['sd']:.3f}" in md
     assert "ran on standardized data" not in plain.to_markdown()
+    assert "| means[1, waiting time] | 1." in md  # the sd ratio row: unit-free, no "(min)"
     data = json.loads(json.dumps(shown.to_dict()))
     assert data["feature_names"] == ["eruption duration", "waiting time"]
     assert data["data_transform"] == {"center": center.tolist(), "scale": scale.tolist()}
