@@ -14,7 +14,7 @@ from .fit import fit
 from .relabel import relabel
 from .results import ConvergenceWarning, MixtureFit, Timings
 from .spec import MixtureSpec
-from .validation import DataScaleWarning, NumericalError
+from .validation import DataScaleWarning, EvidenceWarning, NumericalError
 
 __version__ = "0.1.0"
 
@@ -38,6 +38,7 @@ __all__ = [
     "Comparison",
     "ConvergenceWarning",
     "DataScaleWarning",
+    "EvidenceWarning",
     "MixtureFit",
     "MixtureSpec",
     "NumericalError",

@@ -216,7 +216,7 @@ def _chain_parts(row: Mapping[str, Any]) -> list[str]:
             return ["label-switched (fixed by relabeling)"]
         return [f"label-switched (R-hat still {after:.2f} after relabeling)"]
     if _finite(row["rhat_max"]) and row["rhat_max"] > RHAT_TOL:
-        return [f"chains disagree (R-hat {row['rhat_max']:.2f} > {RHAT_TOL:g})"]
+        return [f"chains disagree (R-hat {row['rhat_max']:.3f} > {RHAT_TOL:g})"]
     return []
 
 
@@ -790,6 +790,8 @@ def _fmt_est(mean: Any, se: Any) -> str:
 def _khat_cell(value: Any, note: str = "") -> str:
     if value is None or np.isnan(value):
         return "not computed" if note else "–"
+    if value == -np.inf:  # constant ratios p/q: q is the posterior (usable)
+        return "-inf (q = p, usable)"
     return f"{value:.2f} ({'usable' if value < KHAT_TOL else 'unreliable'})"
 
 
@@ -1104,20 +1106,16 @@ def _khats(rows: dict[str, dict[str, Any]], fits: Mapping[str, MixtureFit],
     """
     from . import diagnostics
 
-    vi_khat = getattr(diagnostics, "vi_khat", None)
     for key, fit in fits.items():
         row = rows[key]
         if row["family"] != "vi":
-            continue
-        if vi_khat is None:
-            row["khat_note"] = "diagnostics.vi_khat is not available"
             continue
         if limit is not None and fit.points.shape[0] > limit:
             row["khat_note"] = (f"skipped: {fit.points.shape[0]:,} observations > {limit:,} "
                                 f"(pass khat=True to compute it)")
             continue
         try:
-            row["khat"] = float(vi_khat(fit, fit.points))
+            row["khat"] = float(diagnostics.vi_khat(fit, fit.points))
         except (ValueError, NotImplementedError, KeyError) as err:  # e.g. no q recorded
             row["khat_note"] = f"{type(err).__name__}: {err}"
 

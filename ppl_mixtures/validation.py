@@ -27,6 +27,7 @@ __all__ = [
     "PRIOR_LOCATION_MAX",
     "PRIOR_SCALE_RANGE",
     "DataScaleWarning",
+    "EvidenceWarning",
     "NumericalError",
     "check_bool",
     "check_choice",
@@ -57,6 +58,10 @@ class NumericalError(RuntimeError):
 
 class DataScaleWarning(UserWarning):
     """The data sit far from the scale the spec's priors assume (see :func:`check_data_scale`)."""
+
+
+class EvidenceWarning(UserWarning):
+    """SMC's log-evidence estimate is not trustworthy (below an ELBO, or runs disagree)."""
 
 
 #: Bounds on every prior scale (mean_prior_sd, known obs_sd, dirichlet_alpha and the Gamma

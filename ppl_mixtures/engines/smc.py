@@ -44,9 +44,9 @@ from scipy.special import logsumexp
 
 from ..results import MixtureFit, Timings, stopwatch
 from ..spec import MixtureSpec
-from ..validation import check_fraction, check_int
+from ..validation import EvidenceWarning, check_bool, check_fraction, check_int, check_seed
 from . import Engine, get_engine
-from ._pymc import check_bool, check_seed, to_mixture_fit
+from ._pymc import to_mixture_fit
 
 __all__ = ["DEFAULT_RUNS", "DISAGREEMENT_NATS", "ENGINES", "EvidenceWarning", "combine_runs",
            "fit"]
@@ -59,10 +59,6 @@ DEFAULT_RUNS = 6
 DISAGREEMENT_NATS = 1.0
 #: "below_elbo" when log Z + ELBO_SE_MARGIN * se < the ELBO (the interval is below a bound).
 ELBO_SE_MARGIN = 3.0
-
-
-class EvidenceWarning(UserWarning):
-    """SMC's log-evidence estimate is not trustworthy (below an ELBO, or runs disagree)."""
 
 
 #: The free variable that ``ordered`` specs constrain (models.py names it so).
