@@ -56,7 +56,7 @@ __all__ = [
 #: "too narrow/wide by r x". A reference with bulk ESS >= 400 estimates an sd to ~3.5 %
 #: (relative se 1/sqrt(2 ESS)), so 10 % is about three of its standard errors.
 SD_RATIO_TOL = 1.10
-#: A posterior mean is shifted when |mean - reference mean| exceeds both this many
+#: A posterior mean is shifted when ``abs(mean - reference mean)`` exceeds both this many
 #: reference posterior sds and MCSE_Z combined Monte Carlo standard errors (below).
 MEAN_SHIFT_TOL = 1.0
 #: ... and MCSE_Z x sqrt(mcse_reference^2 + mcse_engine^2): a shift the Monte Carlo error
@@ -1174,8 +1174,9 @@ def compare(fits: Mapping[str, MixtureFit], reference: str = "nuts", *,
     reference : str
         The key of the fit the others are judged against (usually long-run NUTS), or
         ``"exact"``: every fit is also graded against the exact posterior by enumeration
-        (label-invariant: max |co-clustering - exact|, mean |log predictive density -
-        exact| on the data, and log p(x) estimates or ELBOs against the exact log p(x)).
+        (label-invariant: max ``abs(co-clustering - exact)``, mean
+        ``abs(log predictive density - exact)`` on the data, and log p(x) estimates or
+        ELBOs against the exact log p(x)).
         The limit: K^N <= ``evidence.MAX_ASSIGNMENTS`` (2,000,000: N <= 20 at K = 2,
         13 at K = 3, 10 at K = 4) and a known obs_sd. The parameter tables then align to
         "nuts" if given, else to the MCMC fit with the most draws.

@@ -102,7 +102,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         The engine's result; for samplers (family "mcmc") relabeled with
         :func:`ppl_mixtures.relabel.relabel` so that every draw uses the same component labels.
     n_features_in_ : int
-    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+    feature_names_in_ : ndarray of str, shape (n_features,)
         Only when ``X`` was a DataFrame with string column names.
     converged_ : bool or None
         ``fit_.converged`` (the engine's own test) for optimizers and VI; for samplers,
