@@ -1,4 +1,5 @@
-"""Figures for a :class:`~ppl_mixtures.compare.Comparison` (matplotlib, headless).
+"""Figures for one :class:`~ppl_mixtures.results.MixtureFit` or a
+:class:`~ppl_mixtures.compare.Comparison` (matplotlib, headless).
 
 Every function returns a ``matplotlib.figure.Figure`` with a title, labelled axes (with
 units) and a legend placed outside the axes, so it covers no data; nothing is shown (no
@@ -15,6 +16,12 @@ Engines keep one colour across all figures.
 - :func:`plot_forest`: 50 % and 89 % intervals, one panel per parameter group and feature;
 - :func:`plot_trace`: per-chain densities and traces of one fit, with a chain colour key;
 - :func:`plot_responsibilities`: points coloured by their component responsibilities.
+
+One fit needs no comparison: :func:`plot_fit_data`, :func:`plot_fit_marginals`,
+:func:`plot_trace` and :func:`plot_responsibilities` take a ``MixtureFit`` (also as the
+methods ``fit.plot_data()``, ``fit.plot_marginals()``, ``fit.plot_trace()``). The
+comparison's :func:`plot_data` and :func:`plot_marginals` draw the same single-fit panel
+for each engine (one drawing code path).
 
 Feature names and units: every function takes ``feature_names`` (one name per feature),
 ``units`` (one string, or one per feature) and ``data_transform=(center, scale)``. With
@@ -45,6 +52,8 @@ __all__ = [
     "engine_colors",
     "plot_data",
     "plot_elbo",
+    "plot_fit_data",
+    "plot_fit_marginals",
     "plot_forest",
     "plot_marginals",
     "plot_responsibilities",
@@ -239,21 +248,23 @@ def plot_data(comparison: Comparison, *, max_points: int = 5000,
               data_transform: tuple[Any, Any] | None = None, ncols: int = 3) -> Figure:
     """The data with each engine's components, one panel per engine (equal aspect).
 
-    In every panel: the data (grey), each component's posterior-mean mean (engine colour),
-    a filled 2-sd ellipse of that mean's posterior (from the draws' covariance: how
-    uncertain the engine is about where the component is; absent for point estimates),
-    and a dashed 2-sd ellipse of the component density (``obs_sd``, posterior mean when
-    learned: how wide the engine thinks the cluster is; the same for every engine when
-    ``obs_sd`` is known). The reference engine's means are drawn as black "+" in the other
-    panels. Axes have equal aspect (with ``data_transform``: equal in standardized units,
-    one sd of each feature the same length, labelled in data units). Features 0 and 1 are
-    drawn when there are more than two. For 1-D data: a
-    histogram with each engine's fitted density, and below it, per engine, each component
-    mean with its 2-sd posterior interval (thick) and +-2 obs_sd (thin).
+    Each panel is the single-fit panel of :func:`plot_fit_data`: the data (grey), each
+    component's posterior-mean mean (engine colour), a filled 2-sd ellipse of that mean's
+    posterior (from the draws' covariance: how uncertain the engine is about where the
+    component is; absent for point estimates), and a dashed 2-sd ellipse of the component
+    density (``obs_sd``, posterior mean when learned: how wide the engine thinks the
+    cluster is; the same for every engine when ``obs_sd`` is known). The reference
+    engine's means are drawn as black "+" in the other panels. Axes have equal aspect
+    (with ``data_transform``: equal in standardized units, one sd of each feature the same
+    length, labelled in data units) and the same limits in every panel. Features 0 and 1
+    are drawn when there are more than two. For 1-D data: a histogram with each engine's
+    fitted density, and below it, per engine, each component mean with its 2-sd posterior
+    interval (thick) and +-2 obs_sd (thin).
 
     Parameters
     ----------
-    comparison : Comparison
+    comparison : Comparison or MixtureFit
+        A MixtureFit is drawn alone, on its own data (``plot_fit_data(fit)``).
     max_points : int
         Points drawn at most (a fixed random subset of larger data).
     feature_names, units, data_transform
@@ -265,50 +276,100 @@ def plot_data(comparison: Comparison, *, max_points: int = 5000,
     -------
     matplotlib.figure.Figure
     """
-    features = FeatureAxes.resolve(comparison.points.shape[1], feature_names, units,
-                                   data_transform, comparison)
-    colors = engine_colors(list(comparison.fits))
-    if comparison.points.shape[1] == 1:
-        return _plot_data_1d(comparison, colors, features)
-    return _plot_data_2d(comparison, colors, features, max_points, ncols)
+    if isinstance(comparison, MixtureFit):
+        return plot_fit_data(comparison, max_points=max_points, feature_names=feature_names,
+                             units=units, data_transform=data_transform)
+    points = comparison.points
+    features = FeatureAxes.resolve(points.shape[1], feature_names, units, data_transform,
+                                   comparison)
+    fits = dict(comparison.fits)
+    colors = engine_colors(list(fits))
+    if points.shape[1] == 1:
+        return _plot_data_1d(points, fits, colors, features,
+                             _dataset_title(comparison, "Data and each engine's mixture"))
+    what = f"Data and each engine's components{_features_shown(points)}"
+    return _plot_data_2d(points, fits, colors, features, max_points=max_points, ncols=ncols,
+                         reference=comparison.reference,
+                         title=_dataset_title(comparison, what))
 
 
-def _plot_data_2d(comparison: Comparison, colors: Mapping[str, Any], features: FeatureAxes,
-                  max_points: int, ncols: int) -> Figure:
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+def plot_fit_data(fit: MixtureFit, points: Any = None, *, max_points: int = 5000,
+                  title: str | None = None, feature_names: Sequence[str] | None = None,
+                  units: str | Sequence[str] | None = None,
+                  data_transform: tuple[Any, Any] | None = None) -> Figure:
+    """The data with one fit's components: the panel :func:`plot_data` draws per engine.
 
-    names = list(comparison.fits)
+    2-D data (features 0 and 1 when there are more): the points (grey), each component's
+    posterior-mean mean, the filled 2-sd ellipse of that mean's posterior (absent for a
+    point estimate) and the dashed 2-sd ellipse of the component density (``obs_sd``),
+    equal aspect. 1-D data: a histogram with the fitted density and, below it, each
+    component mean with its 2-sd posterior interval (thick) and +-2 obs_sd (thin).
+
+    Parameters
+    ----------
+    fit : MixtureFit
+    points : array-like of shape (n_samples, n_features) or (n_samples,), optional
+        The data to draw (e.g. held-out points); default ``fit.points``, the data the
+        engine saw. In the fit's own units (standardized when ``data_transform`` is given).
+    max_points : int
+        Points drawn at most (a fixed random subset of larger data).
+    title : str, optional
+        The figure title; default "Data and the <engine> fit's components".
+    feature_names, units, data_transform
+        Axis names, units and the map to data units (see the module docstring).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    points = fit.points if points is None else _check_fit_points(fit, points)
+    features = FeatureAxes.resolve(fit.n_features, feature_names, units, data_transform)
+    fits = {fit.engine: fit}
+    colors = engine_colors([fit.engine])
+    if fit.n_features == 1:
+        return _plot_data_1d(points, fits, colors, features,
+                             title or f"Data and the {fit.engine} fit's mixture")
+    what = f"Data and the {fit.engine} fit's components{_features_shown(points)}"
+    return _plot_data_2d(points, fits, colors, features, max_points=max_points, ncols=1,
+                         reference=None, title=title or what)
+
+
+def _check_fit_points(fit: MixtureFit, points: Any) -> np.ndarray:
+    """``points`` as float64 (n_samples, fit.n_features); a ValueError naming the mismatch."""
+    from .validation import check_points
+
+    arr = check_points(points, name="points")
+    if arr.shape[1] != fit.n_features:
+        raise ValueError(f"points: expected shape (n_samples, {fit.n_features}) like the data "
+                         f"the {fit.engine} fit saw, got {np.shape(points)}. Pass points with "
+                         f"the fit's {fit.n_features} feature(s), or leave points out to draw "
+                         f"fit.points.")
+    return arr
+
+
+def _features_shown(points: np.ndarray) -> str:
+    return f", features 0 and 1 of {points.shape[1]}" if points.shape[1] > 2 else ""
+
+
+def _plot_data_2d(points: np.ndarray, fits: Mapping[str, MixtureFit],
+                  colors: Mapping[str, Any], features: FeatureAxes, *, max_points: int,
+                  ncols: int, reference: str | None, title: str) -> Figure:
+    """One :func:`_draw_data_panel` per fit, same limits everywhere, legend below."""
+    names = list(fits)
     ncols = max(1, min(ncols, len(names)))
     nrows = -(-len(names) // ncols)
     fig, axes = _new_figure((3.4 * ncols + 0.4, 3.4 * nrows + 1.3), nrows, ncols)
-    shown = features.values(_thin(comparison.points, max_points))[:, :2]
-    ref_means = features.values(comparison.reference_fit.posterior_mean("means"))[:, :2]
+    shown = features.values(_thin(points, max_points))[:, :2]
+    ref_means = (None if reference is None
+                 else features.values(fits[reference].posterior_mean("means"))[:, :2])
     lows, highs = [shown.min(axis=0)], [shown.max(axis=0)]
     for ax, name in zip(axes.ravel(), names, strict=False):
-        fit = comparison.fits[name]
-        means = features.values(fit.posterior_mean("means"))[:, :2]
-        sds = features.spreads(_component_sd(fit))[:, :2]
-        covs = _mean_cov(fit, features, (0, 1))
-        ax.scatter(shown[:, 0], shown[:, 1], s=5, c="0.6", alpha=min(1.0, 300 / len(shown)),
-                   linewidths=0)
-        for mean, sd, cov in zip(means, sds, covs, strict=True):
-            ax.add_patch(_cov_ellipse(mean, np.diag(sd**2), 2.0, fill=False, ls="--", lw=1.1,
-                                      color=colors[name]))
-            if np.any(cov > 0):
-                ax.add_patch(_cov_ellipse(mean, cov, 2.0, fill=True, alpha=0.45, lw=0.8,
-                                          facecolor=colors[name], edgecolor="black"))
-            lows.append(mean - 2 * sd)
-            highs.append(mean + 2 * sd)
-        ax.scatter(means[:, 0], means[:, 1], s=14, marker="o", color=colors[name],
-                   edgecolors="black", linewidths=0.5, zorder=3)
-        if name != comparison.reference:
-            ax.scatter(ref_means[:, 0], ref_means[:, 1], s=40, marker="+", color="black",
-                       linewidths=1.0, zorder=4)
-        point = " (point estimate)" if _is_point_estimate(fit) else ""
+        low, high = _draw_data_panel(ax, fits[name], shown, features, colors[name],
+                                     None if name == reference else ref_means)
+        lows += low
+        highs += high
+        point = " (point estimate)" if _is_point_estimate(fits[name]) else ""
         ax.set_title(f"{name}{point}", fontsize="medium")
-        ax.set_xlabel(features.label(0), fontsize="small")
-        ax.set_ylabel(features.label(1), fontsize="small")
     low, high = np.min(lows, axis=0), np.max(highs, axis=0)
     pad = 0.04 * (high - low)
     for ax in axes.ravel()[:len(names)]:
@@ -317,22 +378,59 @@ def _plot_data_2d(comparison: Comparison, colors: Mapping[str, Any], features: F
         ax.set_aspect(features.scale[0] / features.scale[1], adjustable="box")
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
-    n = comparison.points.shape[0]
-    handles = [Line2D([], [], ls="", marker="o", ms=4, color="0.6", label=f"data ({n} points)"),
-               Line2D([], [], ls="", marker="o", ms=5, color="0.3", markeredgecolor="black",
-                      label="component mean (posterior mean)"),
-               Patch(facecolor="0.3", alpha=0.45, edgecolor="black",
-                     label="2-sd ellipse of the mean's posterior"),
-               Line2D([], [], ls="--", color="0.3", label="2 obs_sd: the component density"),
-               Line2D([], [], ls="", marker="+", ms=8, color="black",
-                      label=f"{comparison.reference} (reference) means")]
-    _outside_legend(fig, handles, ncols=3)
-    extra = f", features 0 and 1 of {comparison.points.shape[1]}" if comparison.points.shape[1] > 2 else ""
-    title = _dataset_title(comparison, f"Data and each engine's components{extra}")
+    _outside_legend(fig, _data_legend_2d(points.shape[0], reference), ncols=3)
     if not np.allclose(features.scale[:2], features.scale[0]):
         title += "\n(equal aspect in standardized units: one sd of each feature is one length)"
     fig.suptitle(title)
     return fig
+
+
+def _draw_data_panel(ax: Any, fit: MixtureFit, shown: np.ndarray, features: FeatureAxes,
+                     color: Any, ref_means: np.ndarray | None) -> tuple[list, list]:
+    """Draw one fit over the data ``shown`` (n, 2) (data units) on ``ax``.
+
+    Returns the lower and upper corners (arrays of shape (2,)) of each component's 2-obs_sd
+    box, so the caller can give every panel limits that hold all of them.
+    """
+    means = features.values(fit.posterior_mean("means"))[:, :2]
+    sds = features.spreads(_component_sd(fit))[:, :2]
+    covs = _mean_cov(fit, features, (0, 1))
+    ax.scatter(shown[:, 0], shown[:, 1], s=5, c="0.6", alpha=min(1.0, 300 / len(shown)),
+               linewidths=0)
+    lows, highs = [], []
+    for mean, sd, cov in zip(means, sds, covs, strict=True):
+        ax.add_patch(_cov_ellipse(mean, np.diag(sd**2), 2.0, fill=False, ls="--", lw=1.1,
+                                  color=color))
+        if np.any(cov > 0):
+            ax.add_patch(_cov_ellipse(mean, cov, 2.0, fill=True, alpha=0.45, lw=0.8,
+                                      facecolor=color, edgecolor="black"))
+        lows.append(mean - 2 * sd)
+        highs.append(mean + 2 * sd)
+    ax.scatter(means[:, 0], means[:, 1], s=14, marker="o", color=color,
+               edgecolors="black", linewidths=0.5, zorder=3)
+    if ref_means is not None:
+        ax.scatter(ref_means[:, 0], ref_means[:, 1], s=40, marker="+", color="black",
+                   linewidths=1.0, zorder=4)
+    ax.set_xlabel(features.label(0), fontsize="small")
+    ax.set_ylabel(features.label(1), fontsize="small")
+    return lows, highs
+
+
+def _data_legend_2d(n_points: int, reference: str | None) -> list[Any]:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Line2D([], [], ls="", marker="o", ms=4, color="0.6",
+                      label=f"data ({n_points} points)"),
+               Line2D([], [], ls="", marker="o", ms=5, color="0.3", markeredgecolor="black",
+                      label="component mean (posterior mean)"),
+               Patch(facecolor="0.3", alpha=0.45, edgecolor="black",
+                     label="2-sd ellipse of the mean's posterior"),
+               Line2D([], [], ls="--", color="0.3", label="2 obs_sd: the component density")]
+    if reference is not None:
+        handles.append(Line2D([], [], ls="", marker="+", ms=8, color="black",
+                              label=f"{reference} (reference) means"))
+    return handles
 
 
 def _posterior_sd(fit: MixtureFit, name: str) -> np.ndarray:
@@ -341,45 +439,51 @@ def _posterior_sd(fit: MixtureFit, name: str) -> np.ndarray:
     return flat.std(axis=0) if flat.shape[0] > 1 else np.zeros(flat.shape[1:])
 
 
-def _plot_data_1d(comparison: Comparison, colors: Mapping[str, Any],
-                  features: FeatureAxes) -> Figure:
+def _plot_data_1d(points: np.ndarray, fits: Mapping[str, MixtureFit],
+                  colors: Mapping[str, Any], features: FeatureAxes, title: str) -> Figure:
+    """A histogram of ``points`` (n, 1) with one :func:`_draw_fit_1d` row per fit."""
     from matplotlib.lines import Line2D
 
-    from .density import mixture_logp
-
-    names = list(comparison.fits)
-    x = features.values(comparison.points)[:, 0]
+    names = list(fits)
+    x = features.values(points)[:, 0]
     fig, axes = _new_figure((7.0, 4.2 + 0.28 * len(names)), 2, 1, sharex=True,
                             height_ratios=[3.0, 0.6 + 0.3 * len(names)])
     ax, bars = axes[0, 0], axes[1, 0]
     ax.hist(x, bins=min(60, max(10, len(x) // 10)), density=True, color="0.8")
     grid = np.linspace(x.min() - 0.1 * np.ptp(x) - features.scale[0],
                        x.max() + 0.1 * np.ptp(x) + features.scale[0], 400)
-    z = (grid - features.center[0]) / features.scale[0]  # the fit's own units
     for i, name in enumerate(names):
-        fit = comparison.fits[name]
-        weights, sds = fit.posterior_mean("weights"), _component_sd(fit)
-        density = np.exp(mixture_logp(z[:, None], weights, fit.posterior_mean("means"), sds))
-        ax.plot(grid, density / features.scale[0], color=colors[name], lw=1.5)
-        means = features.values(fit.posterior_mean("means"))[:, 0]
-        spread = features.spreads(sds)[:, 0]
-        post = features.spreads(_posterior_sd(fit, "means"))[:, 0]
-        for mean, sd, psd in zip(means, spread, post, strict=True):
-            bars.plot([mean - 2 * sd, mean + 2 * sd], [i, i], color=colors[name], lw=1)
-            bars.plot([mean - 2 * psd, mean + 2 * psd], [i, i], color=colors[name], lw=5,
-                      solid_capstyle="butt")
-            bars.plot([mean], [i], marker="|", ms=12, color="black")
+        _draw_fit_1d(ax, bars, i, fits[name], grid, features, colors[name])
     ax.set_ylabel(f"density (1 / {features.units[0]})")
     bars.set_yticks(range(len(names)), names, fontsize="small")
     bars.set_ylim(len(names) - 0.4, -0.6)
     bars.set_xlabel(features.label(0))
-    fig.suptitle(_dataset_title(comparison, "Data and each engine's mixture"))
+    fig.suptitle(title)
     handles = [Line2D([], [], color="0.8", lw=6, label=f"data ({len(x)} points)")]
     handles += [Line2D([], [], color=colors[n], lw=1.5, label=f"{n} density") for n in names]
     handles += [Line2D([], [], color="0.3", lw=5, label="mean ± 2 posterior sd (thick)"),
                 Line2D([], [], color="0.3", lw=1, label="mean ± 2 obs_sd (thin)")]
     _outside_legend(fig, handles, ncols=3)
     return fig
+
+
+def _draw_fit_1d(ax: Any, bars: Any, row: int, fit: MixtureFit, grid: np.ndarray,
+                 features: FeatureAxes, color: Any) -> None:
+    """One fit's density over ``grid`` (data units) on ``ax``, its intervals on row ``row``."""
+    from .density import mixture_logp
+
+    z = (grid - features.center[0]) / features.scale[0]  # the fit's own units
+    weights, sds = fit.posterior_mean("weights"), _component_sd(fit)
+    density = np.exp(mixture_logp(z[:, None], weights, fit.posterior_mean("means"), sds))
+    ax.plot(grid, density / features.scale[0], color=color, lw=1.5)
+    means = features.values(fit.posterior_mean("means"))[:, 0]
+    spread = features.spreads(sds)[:, 0]
+    post = features.spreads(_posterior_sd(fit, "means"))[:, 0]
+    for mean, sd, psd in zip(means, spread, post, strict=True):
+        bars.plot([mean - 2 * sd, mean + 2 * sd], [row, row], color=color, lw=1)
+        bars.plot([mean - 2 * psd, mean + 2 * psd], [row, row], color=color, lw=5,
+                  solid_capstyle="butt")
+        bars.plot([mean], [row], marker="|", ms=12, color="black")
 
 
 # --------------------------------------------------------------------------- ELBO
@@ -510,11 +614,13 @@ def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None =
 
     Parameters the reference does not vary (fixed weights) are left out. Components are
     the aligned ones (``comparison.fits``), so panel ``means[0,1]`` is the same component
-    in every engine.
+    in every engine. Each panel is the one :func:`plot_fit_marginals` draws for one fit,
+    with every engine's outline on one axis.
 
     Parameters
     ----------
-    comparison : Comparison
+    comparison : Comparison or MixtureFit
+        A MixtureFit is drawn alone (``plot_fit_marginals(fit)``).
     parameters : sequence of str, optional
         Labels such as ``"means[0,1]"``; default: every varying parameter.
     max_panels : int
@@ -524,57 +630,131 @@ def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None =
     feature_names, units, data_transform
         Axis names, units and the map to data units (see the module docstring).
     """
+    if isinstance(comparison, MixtureFit):
+        return plot_fit_marginals(comparison, parameters=parameters, max_panels=max_panels,
+                                  bins=bins, feature_names=feature_names, units=units,
+                                  data_transform=data_transform)
     features = FeatureAxes.resolve(comparison.points.shape[1], feature_names, units,
                                    data_transform, comparison)
     table = comparison.parameters
     ref = table[table["engine"] == comparison.reference].set_index("parameter")
     if parameters is None:
         parameters = [p for p in ref.index if ref.loc[p, "sd"] > 0]
-    from scipy.stats import gaussian_kde
-
     parameters = list(parameters)[:max_panels]
     if not parameters:
         raise ValueError("parameters: expected at least one parameter with posterior spread, "
                          "got none. The reference fit has no uncertainty to compare.")
-    colors = engine_colors(list(comparison.fits))
+    fig = _plot_marginals(dict(comparison.fits), parameters, features, bins,
+                          fallback=lambda label: ref.loc[label, "mean"])
+    fig.suptitle(_dataset_title(comparison, "Posterior marginals (components aligned to "
+                                            f"{comparison.reference})"))
+    return fig
+
+
+def plot_fit_marginals(fit: MixtureFit, *, parameters: Sequence[str] | None = None,
+                       max_panels: int = 16, bins: int = 20, title: str | None = None,
+                       feature_names: Sequence[str] | None = None,
+                       units: str | Sequence[str] | None = None,
+                       data_transform: tuple[Any, Any] | None = None) -> Figure:
+    """Each parameter's marginal under one fit: the panels :func:`plot_marginals` draws.
+
+    A Gaussian KDE of the pooled draws (a step histogram with ``bins`` bins below 20
+    draws); a point estimate (EM: one draw) is a dotted line at its value. Fixed
+    parameters (constant draws of a fit that has several, e.g. fixed weights) are left
+    out; a point estimate shows every parameter it estimated (fixed weights left out).
+
+    Parameters
+    ----------
+    fit : MixtureFit
+    parameters : sequence of str, optional
+        Labels such as ``"means[0,1]"``; default: every parameter entry described above.
+    max_panels : int
+        At most this many panels (the first ones in table order).
+    bins : int
+        Histogram bins when the fit has fewer than 20 draws (too few for a KDE).
+    title : str, optional
+        The figure title; default "Posterior marginals: <engine>" ("Point estimates" for
+        a point estimate).
+    feature_names, units, data_transform
+        Axis names, units and the map to data units (see the module docstring).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    features = FeatureAxes.resolve(fit.n_features, feature_names, units, data_transform)
+    flat = _labelled_draws(fit)
+    if parameters is None:
+        parameters = [label for label, x in flat.items() if np.ptp(x) > 0]
+        if not parameters and _is_point_estimate(fit):
+            parameters = [label for label in flat
+                          if not (fit.spec.fixed_weights and label.startswith("weights["))]
+    parameters = list(parameters)[:max_panels]
+    unknown = [p for p in parameters if p not in flat]
+    if unknown:
+        raise ValueError(f"parameters: expected labels of this fit's parameters such as "
+                         f"{list(flat)[:3]}, got {unknown}. Leave parameters out to draw "
+                         f"every one that varies.")
+    if not parameters:
+        raise ValueError(f"parameters: expected at least one parameter with posterior spread, "
+                         f"got none in the {fit.engine} fit ({fit.n_chains * fit.n_draws} "
+                         f"constant draws). Name the parameters to draw them as lines.")
+    fig = _plot_marginals({fit.engine: fit}, parameters, features, bins,
+                          fallback=lambda label: float(flat[label].mean()))
+    what = "Point estimates" if _is_point_estimate(fit) else "Posterior marginals"
+    fig.suptitle(title or f"{what}: {fit.engine}")
+    return fig
+
+
+def _plot_marginals(fits: Mapping[str, MixtureFit], parameters: Sequence[str],
+                    features: FeatureAxes, bins: int, fallback: Any) -> Figure:
+    """One panel per parameter label, one outline per fit; ``fallback(label)`` places the
+    axis (in the fit's units) when no fit has spread in that label. No suptitle."""
+    from matplotlib.lines import Line2D
+
+    colors = engine_colors(list(fits))
     ncols = min(3, len(parameters))
     nrows = -(-len(parameters) // ncols)
     fig, axes = _new_figure((3.3 * ncols, 2.6 * nrows + 0.9), nrows, ncols)
-    flat = {name: _labelled_draws(fit) for name, fit in comparison.fits.items()}
+    flat = {name: _labelled_draws(fit) for name, fit in fits.items()}
     for ax, label in zip(axes.ravel(), parameters, strict=False):
         pname, d = _split_label(label)
         draws_of = {name: features.of_parameter(pname, d, draws[label])
                     for name, draws in flat.items() if label in draws}
         spread = [x for x in draws_of.values() if x.size > 1]
         values = (np.concatenate(spread) if spread
-                  else features.of_parameter(pname, d, np.array([ref.loc[label, "mean"]])))
+                  else features.of_parameter(pname, d, np.array([fallback(label)])))
         lo, hi = np.percentile(values, [0.5, 99.5])
         if hi <= lo:
             lo, hi = lo - 0.5, hi + 0.5
         pad = 0.1 * (hi - lo)
         grid = np.linspace(lo - pad, hi + pad, 200)
         for name, x in draws_of.items():
-            if x.size <= 1 or np.ptp(x) == 0:
-                ax.axvline(x[0], color=colors[name], lw=1.5, ls=":")
-            elif x.size < 20:  # too few draws for a density estimate
-                ax.hist(x, bins=np.linspace(lo, hi, bins + 1), density=True,
-                        histtype="step", color=colors[name], lw=1.4)
-            else:
-                ax.plot(grid, gaussian_kde(x)(grid), color=colors[name], lw=1.4)
+            _draw_marginal(ax, x, grid, (lo, hi), bins, colors[name])
         ax.set_title(label, fontsize="medium")
         ax.set_xlabel(features.parameter_label(pname, d), fontsize="small")
         ax.set_ylabel("density")
     for ax in axes.ravel()[len(parameters):]:
         ax.set_visible(False)
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], color=colors[name], ls=":" if _is_point_estimate(fit) else "-",
                       label=f"{name}{' (point estimate)' if _is_point_estimate(fit) else ''}")
-               for name, fit in comparison.fits.items()]
+               for name, fit in fits.items()]
     _outside_legend(fig, handles, ncols=min(len(handles), 5))
-    fig.suptitle(_dataset_title(comparison, "Posterior marginals (components aligned to "
-                                            f"{comparison.reference})"))
     return fig
+
+
+def _draw_marginal(ax: Any, x: np.ndarray, grid: np.ndarray, limits: tuple[float, float],
+                   bins: int, color: Any) -> None:
+    """One fit's draws ``x`` (n,) of one parameter: a KDE, a histogram (< 20 draws) or a line."""
+    from scipy.stats import gaussian_kde
+
+    if x.size <= 1 or np.ptp(x) == 0:
+        ax.axvline(x[0], color=color, lw=1.5, ls=":")
+    elif x.size < 20:  # too few draws for a density estimate
+        ax.hist(x, bins=np.linspace(*limits, bins + 1), density=True, histtype="step",
+                color=color, lw=1.4)
+    else:
+        ax.plot(grid, gaussian_kde(x)(grid), color=color, lw=1.4)
 
 
 def _labelled_draws(fit: MixtureFit) -> dict[str, np.ndarray]:

@@ -47,6 +47,7 @@ from .spec import MixtureSpec
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
+    from matplotlib.figure import Figure
 
 __all__ = [
     "FAMILIES",
@@ -270,6 +271,38 @@ class MixtureFit:
 
         kwargs.setdefault("var_names", list(self.parameter_names()))
         return az.summary(self.idata, **kwargs)
+
+    # ------------------------------------------------------------------ plots
+    def plot_data(self, points: Any = None, **kwargs: Any) -> Figure:
+        """The data with this fit's components (:func:`ppl_mixtures.plots.plot_fit_data`).
+
+        ``points`` of shape (n_samples, n_features) (default: ``self.points``, the data
+        the engine saw); ``kwargs``: ``max_points``, ``title``, ``feature_names``,
+        ``units``, ``data_transform``. Returns a ``matplotlib.figure.Figure``.
+        """
+        from . import plots  # matplotlib only when a figure is asked for
+
+        return plots.plot_fit_data(self, points, **kwargs)
+
+    def plot_trace(self, **kwargs: Any) -> Figure:
+        """Per-chain densities and traces (:func:`ppl_mixtures.plots.plot_trace`).
+
+        ``kwargs``: ``title``, ``max_parameters``, ``feature_names``, ``units``,
+        ``data_transform``. A ValueError for a point estimate (nothing varies).
+        """
+        from . import plots
+
+        return plots.plot_trace(self, **kwargs)
+
+    def plot_marginals(self, **kwargs: Any) -> Figure:
+        """Each parameter's marginal (:func:`ppl_mixtures.plots.plot_fit_marginals`).
+
+        ``kwargs``: ``parameters``, ``max_panels``, ``bins``, ``title``,
+        ``feature_names``, ``units``, ``data_transform``.
+        """
+        from . import plots
+
+        return plots.plot_fit_marginals(self, **kwargs)
 
     def replace(self, **changes: Any) -> MixtureFit:
         """A copy with some fields changed (the fit itself is immutable)."""
