@@ -251,23 +251,24 @@ def initial_point(spec: MixtureSpec, points, random_seed: int | None = None) -> 
     else:
         rows = np.random.default_rng(random_seed).choice(n_samples, size=K, replace=False)
         rows = rows[np.argsort(points[rows, 0], kind="stable")]
-    means = points[rows].copy()
-    # strictly increasing feature 0 even with ties (ordered transform needs log(diff) > -inf)
-    spread = max(float(np.ptp(points[:, 0])), 1.0) * 1e-3
-    for k in range(1, K):
-        means[k, 0] = max(means[k, 0], means[k - 1, 0] + spread)
-    start: dict[str, np.ndarray] = {}
-    if spec.ordered:
-        start["means_first"] = means[:, 0]
-        if n_features > 1:
-            start["means_rest"] = means[:, 1:]
-    else:
-        start["means"] = means
+    # rows are sorted by feature 0: strictly increasing there even with ties (the ordered
+    # transform needs log(diff) > -inf)
+    start = _means_start(spec, _ordered_means(points[rows], points))
     if not spec.fixed_weights:
         start["weights"] = np.full(K, 1.0 / K)
     if spec.learned_obs_sd:
         var = np.clip(points.var(axis=0), 1e-6, 1e6) if n_samples > 1 else np.ones(n_features)
         start["obs_precision"] = np.broadcast_to(1.0 / var, (K, n_features)).copy()
+    return start
+
+
+def _means_start(spec: MixtureSpec, means: np.ndarray) -> dict[str, np.ndarray]:
+    """The means (K, D) as the free variables of the spec's model (split when ordered)."""
+    if not spec.ordered:
+        return {"means": means}
+    start = {"means_first": means[:, 0]}
+    if means.shape[1] > 1:
+        start["means_rest"] = means[:, 1:]
     return start
 
 
@@ -379,12 +380,7 @@ def initial_points(spec: MixtureSpec, points, n_chains: int,
         centers = _kmeans_centers(points, K, rng)
         scale = _JITTER_SCALE * (points.std(axis=0) if n_samples > 1 else np.ones(n_features))
         means = _ordered_means(centers + scale * rng.standard_normal(centers.shape), points)
-        if spec.ordered:
-            start["means_first"] = means[:, 0]
-            if n_features > 1:
-                start["means_rest"] = means[:, 1:]
-        else:
-            start["means"] = means
+        start.update(_means_start(spec, means))
         if not spec.fixed_weights:
             weights = np.maximum(rng.dirichlet(np.ones(K)), 0.1 / K)
             start["weights"] = weights / weights.sum()

@@ -23,26 +23,7 @@ def _oracle_by_covariance(points, spec):
     Given z, the means integrate out into a Gaussian on each feature column whose covariance
     couples the points that share a component: an independent route to the same number.
     """
-    n, d = points.shape
-    k = spec.n_components
-    alpha = spec.alpha()
-    obs_sd = spec.known_obs_sd(d)
-    terms = []
-    for z in itertools.product(range(k), repeat=n):
-        z = np.array(z)
-        counts = np.bincount(z, minlength=k)
-        if spec.fixed_weights:
-            log_pz = -n * np.log(k)
-        else:
-            log_pz = (gammaln(alpha.sum()) - gammaln(alpha.sum() + n)
-                      + np.sum(gammaln(alpha + counts) - gammaln(alpha)))
-        same = (z[:, None] == z[None, :]).astype(float)
-        log_px = 0.0
-        for f in range(d):
-            cov = np.diag(obs_sd[z, f] ** 2) + spec.prior_sd(d)[f] ** 2 * same
-            log_px += multivariate_normal(np.full(n, spec.prior_mean(d)[f]), cov).logpdf(points[:, f])
-        terms.append(log_pz + log_px)
-    return logsumexp(terms)
+    return logsumexp([log_joint for _, log_joint in _brute_force(points, spec)])
 
 
 def test_single_point_is_the_prior_predictive_mixture():
@@ -105,7 +86,7 @@ def test_refuses_too_many_assignments():
 # ------------------------------------------------------------------ exact_posterior
 def _brute_force(points, spec):
     """Every assignment z with its log p(x, z), by itertools.product and scipy's collapsed
-    marginal (the covariance oracle above): list of (z, log p(x, z))."""
+    marginal (see :func:`_oracle_by_covariance`): list of (z, log p(x, z))."""
     n, d = points.shape
     k = spec.n_components
     alpha = spec.alpha()
