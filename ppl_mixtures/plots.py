@@ -331,7 +331,8 @@ def plot_fit_data(fit: MixtureFit, points: Any = None, *, max_points: int = 5000
                              title or f"Data and the {fit.engine} fit's mixture")
     what = f"Data and the {fit.engine} fit's components{_features_shown(points)}"
     return _plot_data_2d(points, fits, colors, features, max_points=max_points, ncols=1,
-                         reference=None, title=title or what)
+                         reference=None, title=title or what, figsize=(5.6, 6.2),
+                         legend_ncols=2)
 
 
 def _check_fit_points(fit: MixtureFit, points: Any) -> np.ndarray:
@@ -353,12 +354,13 @@ def _features_shown(points: np.ndarray) -> str:
 
 def _plot_data_2d(points: np.ndarray, fits: Mapping[str, MixtureFit],
                   colors: Mapping[str, Any], features: FeatureAxes, *, max_points: int,
-                  ncols: int, reference: str | None, title: str) -> Figure:
+                  ncols: int, reference: str | None, title: str,
+                  figsize: tuple[float, float] | None = None, legend_ncols: int = 3) -> Figure:
     """One :func:`_draw_data_panel` per fit, same limits everywhere, legend below."""
     names = list(fits)
     ncols = max(1, min(ncols, len(names)))
     nrows = -(-len(names) // ncols)
-    fig, axes = _new_figure((3.4 * ncols + 0.4, 3.4 * nrows + 1.3), nrows, ncols)
+    fig, axes = _new_figure(figsize or (3.4 * ncols + 0.4, 3.4 * nrows + 1.3), nrows, ncols)
     shown = features.values(_thin(points, max_points))[:, :2]
     ref_means = (None if reference is None
                  else features.values(fits[reference].posterior_mean("means"))[:, :2])
@@ -378,9 +380,10 @@ def _plot_data_2d(points: np.ndarray, fits: Mapping[str, MixtureFit],
         ax.set_aspect(features.scale[0] / features.scale[1], adjustable="box")
     for ax in axes.ravel()[len(names):]:
         ax.set_visible(False)
-    _outside_legend(fig, _data_legend_2d(points.shape[0], reference), ncols=3)
+    _outside_legend(fig, _data_legend_2d(points.shape[0], reference), ncols=legend_ncols)
     if not np.allclose(features.scale[:2], features.scale[0]):
-        title += "\n(equal aspect in standardized units: one sd of each feature is one length)"
+        sep = " " if len(names) > 1 or figsize is None else "\n"  # one narrow panel: 2 lines
+        title += f"\n(equal aspect in standardized units:{sep}one sd of each feature is one length)"
     fig.suptitle(title)
     return fig
 

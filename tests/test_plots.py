@@ -401,3 +401,147 @@ def test_plot_responsibilities_2d_and_1d(comparison_2d, comparison_1d, faithful)
     fig_f = comparison.plot_responsibilities(**FAITHFUL_AXES, data_transform=(center, scale))
     _check(fig_f)
     assert fig_f.axes[0].get_ylabel() == "waiting time (min)"
+
+
+# --------------------------------------------------------------------------- one fit, no compare
+@pytest.fixture(scope="module")
+def single_fits():
+    """Real EM, CAVI and (small) NUTS fits of POINTS_2D, obs_sd learned."""
+    spec = MixtureSpec(n_components=2, obs_sd="learned")
+    return {"em": fit(POINTS_2D, spec, engine="em", random_seed=1, progressbar=False),
+            "cavi": fit(POINTS_2D, spec, engine="cavi", random_seed=1, progressbar=False),
+            "nuts": fit(POINTS_2D, spec, engine="nuts", draws=100, tune=100, chains=2, cores=1,
+                        random_seed=1, progressbar=False, log_likelihood=False)}
+
+
+@pytest.fixture(scope="module")
+def single_fits_1d():
+    """Real EM and CAVI fits of POINTS_1D (three clusters, weights learned)."""
+    spec = MixtureSpec(n_components=3, mean_prior_sd=10.0, obs_sd="learned")
+    points = POINTS_1D[:, None]
+    return {"em": fit(points, spec, engine="em", random_seed=1, progressbar=False),
+            "cavi": fit(points, spec, engine="cavi", random_seed=1, progressbar=False)}
+
+
+def _ellipses(ax):
+    """(width, height, angle, filled) of every ellipse on ``ax``, rounded for comparison."""
+    return sorted((round(p.width, 9), round(p.height, 9), round(p.angle % 180, 6), p.get_fill())
+                  for p in ax.patches)
+
+
+@pytest.mark.parametrize("engine", ["em", "cavi", "nuts"])
+def test_fit_plot_data_2d_is_the_comparisons_panel_alone(single_fits, engine):
+    one = single_fits[engine]
+    fig = one.plot_data()
+    (legend,) = _check(fig, title_part=f"Data and the {engine} fit's components")
+    (ax,) = [a for a in fig.axes if a.get_visible()]
+    point = " (point estimate)" if engine == "em" else ""
+    assert ax.get_title() == f"{engine}{point}" and ax.get_aspect() == 1.0
+    assert ax.get_xlabel() == "feature 0 (data units)"
+    assert np.allclose(ax.collections[0].get_offsets(), one.points)  # its own data by default
+    # dashed density ellipses: 2 obs_sd wide per axis (axis-aligned), the oracle is obs_sd itself
+    density = sorted((p for p in ax.patches if not p.get_fill()), key=lambda p: p.center[0])
+    order = np.argsort(one.posterior_mean("means")[:, 0])
+    for patch, sd in zip(density, one.posterior_mean("obs_sd")[order], strict=True):
+        assert sorted((patch.width, patch.height)) == pytest.approx(sorted(4 * sd))
+    assert len(ax.patches) == (2 if engine == "em" else 4)  # EM: no posterior ellipse
+    assert not any("reference" in t for t in _texts(legend))  # no comparison, no reference
+    # the comparison draws exactly this panel for the engine (one drawing code path)
+    both = compare(dict(single_fits), reference="cavi")
+    panel = next(a for a in both.plot_data().axes if a.get_title().split()[0] == engine)
+    assert _ellipses(panel) == _ellipses(ax)
+    assert np.allclose(panel.collections[1].get_offsets(), ax.collections[1].get_offsets())
+
+
+def test_fit_plot_data_takes_other_points_names_and_units(single_fits):
+    cavi = single_fits["cavi"]
+    held_out = np.random.default_rng(5).normal(0, 2, (25, 2))
+    fig = cavi.plot_data(held_out, feature_names=["eruption", "waiting"], units="min")
+    (legend,) = _check(fig)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "eruption (min)" and ax.get_ylabel() == "waiting (min)"
+    assert np.allclose(ax.collections[0].get_offsets(), held_out)
+    assert "data (25 points)" in _texts(legend)
+    # data_transform: drawn at center + scale * value, so the grey points are in data units
+    moved = cavi.plot_data(data_transform=([10.0, 50.0], [2.0, 5.0]))
+    _check(moved)
+    assert np.allclose(moved.axes[0].collections[0].get_offsets(),
+                       [10.0, 50.0] + np.array([2.0, 5.0]) * cavi.points)
+    with pytest.raises(ValueError, match=r"points: expected shape \(n_samples, 2\)"):
+        cavi.plot_data(held_out[:, :1])
+    with pytest.raises(ValueError, match="feature_names: expected a sequence of 2 names"):
+        cavi.plot_data(feature_names=["one"])
+
+
+@pytest.mark.parametrize("engine", ["em", "cavi", "nuts"])
+def test_fit_plot_data_1d_density_integrates_to_one_in_data_units(single_fits_1d, comparison_1d,
+                                                                  engine):
+    one = {**single_fits_1d, "nuts": comparison_1d.fits["nuts"]}[engine]  # nuts: synthetic draws
+    fig = one.plot_data(feature_names=["time"], units="min", data_transform=(10.0, 2.0))
+    (legend,) = _check(fig, title_part=f"the {engine} fit's mixture")
+    hist_ax, bars_ax = fig.axes
+    assert hist_ax.get_ylabel() == "density (1 / min)" and bars_ax.get_xlabel() == "time (min)"
+    assert [t.get_text() for t in bars_ax.get_yticklabels()] == [engine]
+    assert f"{engine} density" in _texts(legend)
+    # the drawn density is a probability density in minutes: the grid reaches >= 1.2 data
+    # sds (2.4 min) beyond the data, whose clusters have sd ~1 (2 min), so the mass outside
+    # is < 1e-3; 400 grid points make the trapezoid error ~1e-5
+    line = hist_ax.get_lines()[0]
+    assert np.trapezoid(line.get_ydata(), line.get_xdata()) == pytest.approx(1.0, abs=2e-3)
+
+
+@pytest.mark.parametrize("engine", ["em", "cavi", "nuts"])
+def test_fit_plot_marginals_one_panel_per_parameter(single_fits, engine):
+    one = single_fits[engine]
+    fig = one.plot_marginals(**FAITHFUL_AXES)
+    what = "Point estimates" if engine == "em" else "Posterior marginals"
+    _check(fig, title_part=f"{what}: {engine}")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == 4 + 2 + 4  # means, weights, obs_sd entries
+    ax = next(a for a in panels if a.get_title() == "means[1,1]")
+    assert ax.get_xlabel() == "mean of waiting time (min)"
+    draws = one.draws("means")[:, :, 1, 1].ravel()
+    if engine == "em":  # a point estimate: a dotted line at its value
+        (line,) = ax.get_lines()
+        assert line.get_xdata()[0] == pytest.approx(draws[0]) and line.get_linestyle() == ":"
+    else:  # a KDE of the pooled draws (oracle: scipy's gaussian_kde on the same grid)
+        from scipy.stats import gaussian_kde
+
+        (line,) = ax.get_lines()
+        assert np.allclose(line.get_ydata(), gaussian_kde(draws)(line.get_xdata()))
+
+
+def test_fit_plot_marginals_arguments(single_fits, comparison_1d):
+    nuts = single_fits["nuts"]
+    fig = nuts.plot_marginals(parameters=["weights[0]"], data_transform=(1.0, 3.0))
+    _check(fig)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["weights[0]"]
+    means = nuts.plot_marginals(parameters=["means[0,0]"], data_transform=(1.0, 3.0))
+    grid = means.axes[0].get_lines()[0].get_xdata()
+    draws = 1.0 + 3.0 * nuts.draws("means")[:, :, 0, 0]
+    assert grid.min() < np.median(draws) < grid.max()  # drawn in data units
+    with pytest.raises(ValueError, match=r"parameters: expected labels of this fit's"):
+        nuts.plot_marginals(parameters=["means[9,9]"])
+    # fixed weights do not vary: left out, as in the comparison's figure
+    synthetic = comparison_1d.fits["nuts"]
+    titles = [ax.get_title() for ax in synthetic.plot_marginals().axes if ax.get_visible()]
+    assert titles == ["means[0,0]", "means[1,0]", "means[2,0]"]
+
+
+def test_fit_plot_trace_per_engine(single_fits):
+    nuts = single_fits["nuts"]
+    fig = nuts.plot_trace()
+    (legend,) = _check(fig, title_part="nuts (2 chains x 100 draws)")
+    assert _texts(legend) == ["chain 0", "chain 1"] and len(fig.axes) == 2 * 10
+    trace_ax = fig.axes[1]  # means[0,0], trace per chain, data_transform applied
+    moved = nuts.plot_trace(data_transform=(5.0, 2.0))
+    _check(moved)
+    assert np.allclose(moved.axes[1].get_lines()[0].get_ydata(),
+                       5.0 + 2.0 * trace_ax.get_lines()[0].get_ydata())
+    cavi = single_fits["cavi"].plot_trace(max_parameters=4)
+    (legend,) = _check(cavi, title_part="first 4 of 10 parameters")
+    assert _texts(legend) == ["chain 0"]
+    with pytest.raises(ValueError, match="expected draws that vary"):
+        single_fits["em"].plot_trace()
+    with pytest.raises(ValueError, match="units: expected one string or 2 strings"):
+        nuts.plot_trace(units=["min"])
