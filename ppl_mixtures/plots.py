@@ -736,7 +736,10 @@ def _plot_marginals(fits: Mapping[str, MixtureFit], parameters: Sequence[str],
             _draw_marginal(ax, x, grid, (lo, hi), bins, colors[name])
         ax.set_title(label, fontsize="medium")
         ax.set_xlabel(features.parameter_label(pname, d), fontsize="small")
-        ax.set_ylabel("density")
+        if spread:
+            ax.set_ylabel("density")
+        else:  # point estimates only: no density to show, the value is the information
+            _label_point_estimates(ax, draws_of, (grid[0], grid[-1]))
     for ax in axes.ravel()[len(parameters):]:
         ax.set_visible(False)
     handles = [Line2D([], [], color=colors[name], ls=":" if _is_point_estimate(fit) else "-",
@@ -744,6 +747,17 @@ def _plot_marginals(fits: Mapping[str, MixtureFit], parameters: Sequence[str],
                for name, fit in fits.items()]
     _outside_legend(fig, handles, ncols=min(len(handles), 5))
     return fig
+
+
+def _label_point_estimates(ax: Any, draws_of: Mapping[str, np.ndarray],
+                           limits: tuple[float, float]) -> None:
+    """A panel of point-estimate lines only: x range around them, no density axis, values written."""
+    ax.set_xlim(*limits)
+    ax.set_yticks([])
+    ax.set_ylabel("point estimate", fontsize="small")
+    for i, x in enumerate(draws_of.values()):
+        ax.text(x[0], 0.95 - 0.1 * i, f" {x[0]:.4g}", transform=ax.get_xaxis_transform(),
+                ha="left", va="top", fontsize="small")
 
 
 def _draw_marginal(ax: Any, x: np.ndarray, grid: np.ndarray, limits: tuple[float, float],
@@ -895,8 +909,9 @@ def plot_trace(fit: MixtureFit, *, title: str | None = None, max_parameters: int
                for c in range(fit.n_chains)]
     _outside_legend(fig, handles, ncols=min(len(handles), 8))
     shown = "" if len(labels) == len(draws) else f"; first {len(labels)} of {len(draws)} parameters"
-    fig.suptitle(title or f"Trace plot: {fit.engine} ({fit.n_chains} chains x "
-                          f"{fit.n_draws} draws{shown})", fontsize="medium")
+    chains = f"{fit.n_chains} chain{'' if fit.n_chains == 1 else 's'}"
+    fig.suptitle(title or f"Trace plot: {fit.engine} ({chains} x {fit.n_draws} draws{shown})",
+                 fontsize="medium")
     return fig
 
 

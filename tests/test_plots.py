@@ -504,6 +504,10 @@ def test_fit_plot_marginals_one_panel_per_parameter(single_fits, engine):
     if engine == "em":  # a point estimate: a dotted line at its value
         (line,) = ax.get_lines()
         assert line.get_xdata()[0] == pytest.approx(draws[0]) and line.get_linestyle() == ":"
+        assert [t.get_text() for t in ax.texts] == [f" {draws[0]:.4g}"]  # the value, written
+        lo, hi = ax.get_xlim()
+        assert lo < draws[0] - 0.4 and hi > draws[0] + 0.4  # centred, not at an edge
+        assert ax.get_ylabel() == "point estimate" and not len(ax.get_yticks())
     else:  # a KDE of the pooled draws (oracle: scipy's gaussian_kde on the same grid)
         from scipy.stats import gaussian_kde
 
@@ -539,7 +543,7 @@ def test_fit_plot_trace_per_engine(single_fits):
     assert np.allclose(moved.axes[1].get_lines()[0].get_ydata(),
                        5.0 + 2.0 * trace_ax.get_lines()[0].get_ydata())
     cavi = single_fits["cavi"].plot_trace(max_parameters=4)
-    (legend,) = _check(cavi, title_part="first 4 of 10 parameters")
+    (legend,) = _check(cavi, title_part="cavi (1 chain x 1000 draws; first 4 of 10 parameters")
     assert _texts(legend) == ["chain 0"]
     with pytest.raises(ValueError, match="expected draws that vary"):
         single_fits["em"].plot_trace()
