@@ -271,3 +271,32 @@ def test_family_is_recorded_and_checked():
     with pytest.raises(ValueError, match="family: expected one of mcmc, vi, point or None, "
                                          "got 'sampler'"):
         _fit(family="sampler")
+
+
+# ----------------------------------------------------------------------------- plots
+def test_importing_results_does_not_import_matplotlib():
+    import subprocess
+    import sys
+
+    code = "import sys, ppl_mixtures.results; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_plot_methods_draw_this_fit_and_pass_options_through():
+    from matplotlib.figure import Figure
+
+    fit = _fit()
+    data = fit.plot_data(feature_names=["x", "y"], units="cm")
+    assert isinstance(data, Figure)
+    (ax,) = [a for a in data.axes if a.get_visible()]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("x (cm)", "y (cm)")
+    assert np.allclose(ax.collections[0].get_offsets(), fit.points)  # default: fit.points
+    other = np.arange(8.0).reshape(4, 2)
+    assert np.allclose(fit.plot_data(other).axes[0].collections[0].get_offsets(), other)
+    marginals = fit.plot_marginals(parameters=["means[2,1]"], units="cm")
+    assert [a.get_xlabel() for a in marginals.axes if a.get_visible()] == [
+        "mean of feature 1 (cm)"]
+    trace = fit.plot_trace(max_parameters=2, title="toy trace")
+    assert trace._suptitle.get_text() == "toy trace" and len(trace.axes) == 2 * 2
+    assert [a.get_ylabel() for a in trace.axes[::2]] == ["means[0,0]", "means[0,1]"]
