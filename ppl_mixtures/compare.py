@@ -247,7 +247,11 @@ def _width_parts(row: Mapping[str, Any], not_converged: bool) -> tuple[list[str]
     factor = 1.0 / ratio if ratio < 1.0 else ratio
     if row["family"] == "vi":
         prefix = "converged; " if row["converged"] is True else ""
-        family = f" ({row['variational_family']} family)" if row["variational_family"] else ""
+        # Too narrow is what the KL(q || p) optimum of a restricted family does (mean-field
+        # most of all), so the family is named; too wide is not a property of any family
+        # at its optimum, so the phrase states the width and blames nothing.
+        family = (f" ({row['variational_family']} family)"
+                  if row["variational_family"] and word == "narrow" else "")
         return [f"{prefix}q too {word} by {factor:.2f}x{family}"], False
     return [f"too {word} by {factor:.2f}x"], False
 

@@ -735,3 +735,10 @@ def test_single_fit_figures_get_the_comparisons_feature_fields(ref, monkeypatch)
     assert seen["trace"]["feature_names"] == ("a", "b") and seen["trace"]["units"] == "min"
     np.testing.assert_array_equal(seen["trace"]["data_transform"][0], [1.0, 2.0])
     assert seen["resp"]["units"] == "s" and seen["resp"]["feature_names"] == ("a", "b")
+
+
+def test_a_converged_but_too_wide_vi_fit_does_not_blame_its_family(ref):
+    # a KL(q || p) optimum is narrow, not wide: the width is stated, no family is named
+    nuts = make_fit("nuts", *ref)
+    comp = compare({"nuts": nuts, "fullrank_advi": _vi_fit("fullrank_advi", ref, 1.3, -300.0)})
+    assert comp.verdicts()["fullrank_advi"] == "converged; q too wide by 1.30x"
