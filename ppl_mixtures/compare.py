@@ -14,7 +14,6 @@ ESS, MCSE) are imported when a comparison is built.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .relabel import relabel
-from .results import MixtureFit
+from .results import MixtureFit, frozen_state, restore_frozen_state
 from .validation import check_real
 
 if TYPE_CHECKING:
@@ -424,16 +423,10 @@ class Comparison:
     def __getstate__(self) -> dict[str, Any]:
         """Fields for pickle (report sections render in worker processes): the read-only
         mappings as plain dicts."""
-        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        state["fits"] = dict(self.fits)
-        state["not_applicable"] = dict(self.not_applicable)
-        return state
+        return frozen_state(self, ("fits", "not_applicable"))
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
-        for key, value in state.items():
-            object.__setattr__(self, key, value)
-        object.__setattr__(self, "fits", MappingProxyType(dict(self.fits)))
-        object.__setattr__(self, "not_applicable", MappingProxyType(dict(self.not_applicable)))
+        restore_frozen_state(self, state, ("fits", "not_applicable"))
 
     # ------------------------------------------------------------------ data units
     def _unit(self, d: int) -> str | None:

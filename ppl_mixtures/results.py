@@ -68,6 +68,23 @@ FAMILIES = ("mcmc", "vi", "point")
 _PARAMETERIZATION_FIELDS = ("weights_transform",)
 
 
+def frozen_state(obj: Any, mappings: tuple[str, ...]) -> dict[str, Any]:
+    """A frozen dataclass's fields for pickle, its read-only ``mappings`` as plain dicts
+    (``MappingProxyType`` does not pickle)."""
+    state = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    for name in mappings:
+        state[name] = dict(state[name])
+    return state
+
+
+def restore_frozen_state(obj: Any, state: Mapping[str, Any], mappings: tuple[str, ...]) -> None:
+    """Inverse of :func:`frozen_state`: set the fields, ``mappings`` read-only again."""
+    for name, value in state.items():
+        object.__setattr__(obj, name, value)
+    for name in mappings:
+        object.__setattr__(obj, name, MappingProxyType(dict(state[name])))
+
+
 class ConvergenceWarning(UserWarning):
     """An optimizer or sampler stopped before its convergence criterion was met."""
 
@@ -170,17 +187,11 @@ class MixtureFit:
     # --------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
         """Fields for pickle: ``extras``/``options`` as plain dicts (mappingproxy does not pickle)."""
-        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        state["extras"] = dict(self.extras)
-        state["options"] = dict(self.options)
-        return state
+        return frozen_state(self, ("extras", "options"))
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
         """Restore a pickled fit: ``extras``/``options`` read-only again, ``elbo`` read-only."""
-        for name, value in state.items():
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
-        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        restore_frozen_state(self, state, ("extras", "options"))
         if self.elbo is not None:
             elbo = np.array(self.elbo, dtype=np.float64)
             elbo.setflags(write=False)
