@@ -271,8 +271,14 @@ def test_plot_elbo_smooths_noisy_traces_and_marks_the_evidence(comparison_2d):
     assert "nats" in ax.get_ylabel() and ax.get_xscale() == "log"
     labels = _texts(legend)
     assert labels[:2] == ["advi (running mean of noisy estimates)", "cavi"]
-    # nuts gave no se; compare flags the estimate (cavi's ELBO in the fixture is above it)
-    assert "log p(x) estimate -290.0 (no se), nuts; flags: below_elbo" in labels
+    # nuts gave no se, so compare flags the estimate exactly when some fit's final ELBO is
+    # above it (advi's final ELBO is a noisy draw around -300: either case can occur), and
+    # the label carries the flags
+    finals = [f.final_elbo for f in comparison_2d.fits.values() if f.final_elbo is not None]
+    below = max(finals) > -290.0
+    assert ("below_elbo" in comparison_2d.log_evidence_flags) == below
+    flags = f"; flags: {', '.join(comparison_2d.log_evidence_flags)}" if below else ""
+    assert f"log p(x) estimate -290.0 (no se), nuts{flags}" in labels
     assert ax.get_ylim()[1] >= -290.0  # the evidence line is in view
     assert ax.get_ylim()[0] <= -370.0 + 1e-9  # cavi's whole trace in view too
 
