@@ -48,7 +48,7 @@ bench: $(BIN)/.installed
 	$(BIN)/ppl-mixtures bench
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check ppl_mixtures tests benchmarks
+	$(BIN)/ruff check ppl_mixtures tests benchmarks tools docs/_ext
 
 # The site: Sphinx + myst-nb from the `docs` extra, installed into .venv on first use.
 DOCS_BUILD   := docs/_build/html
