@@ -850,7 +850,8 @@ def _parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict
         shape = ref.draws(pname).shape[2:]
         labels = _parameter_labels(pname, shape)
         ref_mean, ref_sd = ref_flat.mean(0), _sd(ref_flat)
-        ref_mcse = _diagnostics(ref, pname)[2]
+        ref_diagnostics = _diagnostics(ref, pname)
+        ref_mcse = ref_diagnostics[2]
         # with K components only K-1 weights are free: the last one is left out of the
         # aggregates (for K = 2 it would count the same shift and ratio twice)
         last_weight = pname == "weights" and shape[0] > 1
@@ -858,7 +859,8 @@ def _parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict
             if pname not in fit.parameter_names():
                 continue
             flat = _flat_draws(fit, pname)
-            rhat, ess, mcse = _diagnostics(fit, pname)
+            # the reference's R-hat/ESS/MCSE are already known (ArviZ is not cheap)
+            rhat, ess, mcse = ref_diagnostics if name == reference else _diagnostics(fit, pname)
             mean, sd = flat.mean(0), _sd(flat)
             for j, label in enumerate(labels):
                 has_spread = ref_sd[j] > 0
