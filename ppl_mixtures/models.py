@@ -373,12 +373,15 @@ def initial_points(spec: MixtureSpec, points, n_chains: int,
     n_chains = check_int("n_chains", n_chains, minimum=1, hint="Pass the number of chains")
     K = spec.n_components
     n_samples, n_features = points.shape
+    # the deterministic start (data quantiles; random_seed=None) and the jitter scale are
+    # the same for every chain; each chain replaces all of the start's values below
+    base = initial_point(spec, points)
+    scale = _JITTER_SCALE * (points.std(axis=0) if n_samples > 1 else np.ones(n_features))
     starts = []
     for seq in np.random.SeedSequence(random_seed).spawn(n_chains):
         rng = np.random.default_rng(seq)
-        start = initial_point(spec, points)
+        start = dict(base)
         centers = _kmeans_centers(points, K, rng)
-        scale = _JITTER_SCALE * (points.std(axis=0) if n_samples > 1 else np.ones(n_features))
         means = _ordered_means(centers + scale * rng.standard_normal(centers.shape), points)
         start.update(_means_start(spec, means))
         if not spec.fixed_weights:
