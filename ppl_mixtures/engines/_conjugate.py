@@ -13,10 +13,9 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 from ..spec import MixtureSpec
-from ..validation import NumericalError
 from . import _kernels as kernels
 
-__all__ = ["VariationalParams", "check_finite", "draws_from_q", "elbo", "expectations", "initial_params",
+__all__ = ["VariationalParams", "draws_from_q", "elbo", "expectations", "initial_params",
            "log_rho_constants", "sorted_by_first_feature", "update_globals"]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -246,21 +245,6 @@ def draws_from_q(params: VariationalParams, spec: MixtureSpec, n_draws: int,
                         size=(1, n_draws, n_components, n_features))
         obs_sd = tau**-0.5
     return means, weights, obs_sd
-
-
-def check_finite(params: VariationalParams, elbo: float, engine: str) -> None:
-    """Raise ``NumericalError`` when q's parameters or its ELBO are NaN/inf (before drawing
-    from q, where numpy would raise its own, less helpful error)."""
-    bad = [name for name, value in params._asdict().items()
-           if value is not None and not np.all(np.isfinite(value))]
-    if not np.isfinite(elbo):
-        bad.append(f"ELBO ({elbo!r})")
-    if bad:
-        raise NumericalError(
-            f"engine {engine!r} produced non-finite numbers in {', '.join(bad)}. Likely cause: "
-            f"data far from the priors' scale (values whose squares overflow float64), or "
-            f"priors at the edge of float64's range. Standardize the data (z, center, scale "
-            f"= ppl_mixtures.datasets.standardize(points)) and use priors on that scale.")
 
 
 def sorted_by_first_feature(params: VariationalParams) -> VariationalParams:

@@ -44,6 +44,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._numba_math import LN2, LOG2E, exp2_nonpositive, log_positive
+from ..validation import NumericalError
 
 __all__ = [
     "BACKENDS",
@@ -448,6 +449,22 @@ def best_restart(objectives: list[float]) -> int:
     values = [value if np.isfinite(value) or value == np.inf else -np.inf
               for value in (float(o) for o in objectives)]
     return max(range(len(values)), key=lambda j: values[j])
+
+
+def check_finite(engine: str, arrays: dict, objective: float, objective_name: str) -> None:
+    """Raise ``NumericalError`` when the kept restart's ``arrays`` (name -> array or None)
+    or its objective are NaN/inf (before they are drawn from or stored, where numpy would
+    raise its own, less helpful error)."""
+    bad = [name for name, value in arrays.items()
+           if value is not None and not np.all(np.isfinite(value))]
+    if not np.isfinite(objective):
+        bad.append(f"{objective_name} ({objective!r})")
+    if bad:
+        raise NumericalError(
+            f"engine {engine!r} produced non-finite numbers in {', '.join(bad)}. Likely cause: "
+            f"data far from the priors' scale (values whose squares overflow float64), or "
+            f"priors at the edge of float64's range. Standardize the data (z, center, scale "
+            f"= ppl_mixtures.datasets.standardize(points)) and use priors on that scale.")
 
 
 def values_per_draw(points: np.ndarray, spec) -> int:

@@ -228,7 +228,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
                                      tol=tol, backend=backend, progress=progress, task=task)))
     best = kernels.best_restart([state.elbo for _, state, _, _ in runs])
     seed, state, trace, converged = runs[best]
-    conj.check_finite(state.params, state.elbo, "cavi")
+    kernels.check_finite("cavi", state.params._asdict(), state.elbo, "ELBO")
     if not converged:
         warnings.warn(f"cavi: the ELBO did not converge in max_iter={max_iter} sweeps (last "
                       f"relative change {_relative_change(trace):.2e} > tol={tol:g}). Increase "

@@ -272,20 +272,6 @@ def _run(points, spec, seed, *, init_method, prior, reg_covar, max_iter, tol, ba
     return state, np.array(trace), converged, final, final_objective
 
 
-def _check_finite(state: EmState, objective: float) -> None:
-    """Raise NumericalError when the kept estimate or its objective is NaN/inf."""
-    bad = [name for name in ("weights", "means", "variances")
-           if not np.all(np.isfinite(getattr(state, name)))]
-    if not np.isfinite(objective):
-        bad.append(f"objective ({objective!r})")
-    if bad:
-        raise v.NumericalError(
-            f"engine 'em' produced non-finite numbers in {', '.join(bad)}. Likely cause: data "
-            f"far from the priors' scale (values whose squares overflow float64), or priors at "
-            f"the edge of float64's range. Standardize the data (z, center, scale = "
-            f"ppl_mixtures.datasets.standardize(points)) and use priors on that scale.")
-
-
 def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None,
         prior: str = "none", init: str = "kmeans++", reg_covar: float = 1e-6,
         max_iter: int = 1000, tol: float = 1e-10, n_init: int = 5, backend: str = "numba_parallel",
@@ -350,7 +336,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
                                      backend=backend, progress=progress, task=task)))
     best = kernels.best_restart([run_[5] for run_ in runs])
     seed, state, trace, converged, log_lik_final, objective_final = runs[best]
-    _check_finite(state, objective_final)
+    kernels.check_finite("em", {"weights": state.weights, "means": state.means,
+                                "variances": state.variances}, objective_final, "objective")
     if not converged:
         warnings.warn(f"em: the objective did not converge in max_iter={max_iter} iterations "
                       f"(tol={tol:g}). Increase max_iter, loosen tol, or try n_init > 1.",

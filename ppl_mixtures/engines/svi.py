@@ -275,7 +275,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None
             runs.append((seed, state, trace, converged, final))
     best = kernels.best_restart([run_[4] for run_ in runs])
     seed, state, trace, converged, final = runs[best]
-    conj.check_finite(state.params, final, "svi")
+    kernels.check_finite("svi", state.params._asdict(), final, "ELBO")
     if tol is not None and not converged:
         warnings.warn(f"svi: the epoch-mean ELBO estimate did not settle within n_iter={n_iter} "
                       f"steps (tol={tol:g}). Increase n_iter or batch_size, or loosen tol.",
