@@ -33,6 +33,7 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -506,7 +507,7 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
-        return True
+        pass
     return True
 
 
@@ -516,9 +517,9 @@ def clean_stale(out_dir: str | os.PathLike) -> list[Path]:
     ``.OUT.tmp-PID-*`` (a report being built) and ``.OUT.old-PID-*`` (a replaced report
     set aside) whose PID is no longer running and which hold our :data:`MARKER` (or are
     empty; a ``.tmp`` marker must also name this host, as a PID means nothing on another
-    machine sharing the folder) are removed, except that an ``.old`` folder is moved back to ``out_dir`` when
-    ``out_dir`` is missing (the run died between setting the old report aside and moving
-    the new one in). Returns the folders removed or restored.
+    machine sharing the folder) are removed, except that an ``.old`` folder is moved back
+    to ``out_dir`` when ``out_dir`` is missing (the run died between setting the old report
+    aside and moving the new one in). Returns the folders removed or restored.
     """
     out = Path(out_dir)
     done: list[Path] = []
@@ -553,6 +554,7 @@ def _stale_and_ours(folder: Path, kind: str) -> bool:
 
 
 # --------------------------------------------------------------------------- the swap
+@cache
 def _renameat2() -> Callable[..., int] | None:
     """libc's ``renameat2`` (Linux, glibc >= 2.28), or None."""
     if not sys.platform.startswith("linux"):
