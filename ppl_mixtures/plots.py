@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .compare import _split_parameter as _split_label
 from .results import MixtureFit
 
 if TYPE_CHECKING:
@@ -601,11 +602,6 @@ def _evidence_label(comparison: Comparison) -> str:
 
 
 # --------------------------------------------------------------------------- marginals
-def _split_label(label: str) -> tuple[str, int | None]:
-    """("means", 1) from "means[0,1]"; ("weights", None) from "weights[2]"."""
-    name, idx = label.rstrip("]").split("[")
-    parts = idx.split(",")
-    return name, (int(parts[1]) if len(parts) > 1 else None)
 
 
 def plot_marginals(comparison: Comparison, *, parameters: Sequence[str] | None = None,
@@ -776,13 +772,7 @@ def _draw_marginal(ax: Any, x: np.ndarray, grid: np.ndarray, limits: tuple[float
 
 def _labelled_draws(fit: MixtureFit) -> dict[str, np.ndarray]:
     """``{"means[0,1]": draws of shape (n_chains * n_draws,)}`` for every parameter entry."""
-    out = {}
-    for name in fit.parameter_names():
-        draws = fit.draws(name)
-        flat = draws.reshape(draws.shape[0] * draws.shape[1], -1)
-        for j, idx in enumerate(np.ndindex(*draws.shape[2:])):
-            out[f"{name}[{','.join(str(i) for i in idx)}]"] = flat[:, j]
-    return out
+    return {label: x.reshape(-1) for label, x in _labelled_chain_draws(fit).items()}
 
 
 # --------------------------------------------------------------------------- forest
