@@ -446,8 +446,7 @@ def hard_assignment_stats(points: np.ndarray, centers: np.ndarray) -> PassStats:
 # ----------------------------------------------------------------- restarts and progress
 def best_restart(objectives: list[float]) -> int:
     """Index of the restart with the highest objective; NaN counts as -inf, ties go first."""
-    values = [value if np.isfinite(value) or value == np.inf else -np.inf
-              for value in (float(o) for o in objectives)]
+    values = [-np.inf if np.isnan(value) else value for value in map(float, objectives)]
     return max(range(len(values)), key=lambda j: values[j])
 
 
