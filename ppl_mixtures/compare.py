@@ -673,9 +673,8 @@ class Comparison:
             out.append(self._exact_table())
         out.append("")
         out.append(self.parameter_table_markdown(digits))
-        data_units = self.parameters_in_data_units()
-        means = _wide(data_units, "mean", self.fits)
-        ratio, w1 = self.wide_table("sd_ratio"), _wide(data_units, "wasserstein", self.fits)
+        ratio = self.wide_table("sd_ratio")
+        w1 = _wide(self.parameters_in_data_units(), "wasserstein", self.fits)
         names = list(self.fits)
         label = self.parameter_label
         others = [n for n in names if n != self.reference]
@@ -685,13 +684,13 @@ class Comparison:
             out.append(markdown_table(
                 ["parameter", *others],
                 [[label(p, with_unit=False), *(_fmt(ratio.loc[p, n], 2) for n in others)]
-                 for p in means.index]))
+                 for p in ratio.index]))
             out.append(f"\nWasserstein-1 distance between each engine's draws and "
                        f"{self.reference}'s (parameter units; 0 = same distribution):\n")
             out.append(markdown_table(
                 ["parameter", *others],
                 [[label(p), *(_fmt(w1.loc[p, n], digits) for n in others)]
-                 for p in means.index]))
+                 for p in ratio.index]))
         if rules:
             out += ["", self.rules_text()]
         return "\n".join(out) + "\n"
