@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .relabel import relabel
-from .results import MixtureFit, frozen_state, restore_frozen_state
+from .results import _PARAMETERIZATION_FIELDS, MixtureFit, frozen_state, restore_frozen_state
 from .validation import check_real
 
 if TYPE_CHECKING:
@@ -494,7 +494,8 @@ class Comparison:
         """Every threshold the verdicts use, by name (also in ``to_dict()``)."""
         return {"sd_ratio_tol": SD_RATIO_TOL, "mean_shift_tol": MEAN_SHIFT_TOL,
                 "mcse_z": MCSE_Z, "label_switch_fraction": LABEL_SWITCH_FRACTION,
-                "rhat_tol": RHAT_TOL, "ess_min": ESS_MIN, "ref_min_chains": REF_MIN_CHAINS, "elbo_gap_tol": ELBO_GAP_TOL,
+                "rhat_tol": RHAT_TOL, "ess_min": ESS_MIN, "ref_min_chains": REF_MIN_CHAINS,
+                "elbo_gap_tol": ELBO_GAP_TOL,
                 "elbo_se_z": ELBO_SE_Z, "khat_tol": KHAT_TOL}
 
     def rules_text(self) -> str:
@@ -1122,13 +1123,14 @@ def _check_same_question(fits: Mapping[str, MixtureFit], reference: str) -> None
     """ValueError naming every fit whose spec or data differ from the reference's."""
     ref = fits[reference]
     spec_ref, data_ref = ref.spec_fingerprint, ref.data_fingerprint
+    ref_spec = ref.spec.to_dict()
     problems = []
     for key, fit in fits.items():
         what = []
         if fit.spec_fingerprint != spec_ref:
-            fields = [f"{k}={v!r} vs {ref.spec.to_dict().get(k)!r}"
+            fields = [f"{k}={v!r} vs {ref_spec.get(k)!r}"
                       for k, v in fit.spec.to_dict().items()
-                      if k != "weights_transform" and v != ref.spec.to_dict().get(k)]
+                      if k not in _PARAMETERIZATION_FIELDS and v != ref_spec.get(k)]
             what.append(f"spec ({', '.join(fields) or 'differs'})")
         if fit.data_fingerprint != data_ref:
             if fit.points.shape != ref.points.shape:
