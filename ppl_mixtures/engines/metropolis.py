@@ -85,12 +85,12 @@ def _prior_start(spec: MixtureSpec, points: np.ndarray, rng: np.random.Generator
 def _initvals(start: str, model: Any, spec: MixtureSpec, points: np.ndarray, chains: int,
               random_seed: int | None) -> list[dict[str, np.ndarray]]:
     """One dict of constrained start values per chain."""
-    seeds = np.random.SeedSequence(random_seed).spawn(chains)
     if start == "map":
         found = _map_start(model, spec, points, random_seed)
         return [found] * chains
     if start == "prior":
-        return [_prior_start(spec, points, np.random.default_rng(s)) for s in seeds]
+        return [_prior_start(spec, points, np.random.default_rng(s))
+                for s in np.random.SeedSequence(random_seed).spawn(chains)]
     return models.initial_points(spec, points, chains, random_seed)
 
 
@@ -183,23 +183,23 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, tune: int =
         (Metropolis: ``accept``, ``accepted``, ``scaling`` per step; NUTS stats too when
         compound), observed_data and log_likelihood. ``extras["sampler"]``: PyMC's sampler
         summary plus the steps and each one's mean acceptance; ``extras["start"]``: the
-        start values of chain 0, ``extras["starts"]``: of every chain. ``timings.build`` includes compiling and PyMC's set-up
-        (and find_MAP), ``timings.run`` is the sampling time.
+        start values of chain 0, ``extras["starts"]``: of every chain. ``timings.build``
+        includes compiling and PyMC's set-up (and find_MAP), ``timings.run`` is the sampling
+        time.
     """
     import pymc as pm
 
     chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=2")
+    log_likelihood = check_bool("log_likelihood", log_likelihood)
     draws = check_draws("draws", draws, hint="Use e.g. draws=2000",
-                        values_per_draw=values_per_draw(
-                            points, spec, chains,
-                            log_likelihood=check_bool("log_likelihood", log_likelihood)))
+                        values_per_draw=values_per_draw(points, spec, chains,
+                                                        log_likelihood=log_likelihood))
     tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=2000")
     cores = check_int("cores", cores, minimum=1, hint="Use e.g. cores=1")
     start = check_choice("start", "data" if start is None else start, START_CHOICES)
     blocked = check_bool("blocked", blocked)
     compound = check_bool("compound", compound)
     progressbar = check_bool("progressbar", progressbar)
-    log_likelihood = check_bool("log_likelihood", log_likelihood)
     random_seed = check_seed(random_seed)
     if compound and spec.fixed_weights:
         raise ValueError("compound: expected a spec with learned weights (weights='dirichlet' "
