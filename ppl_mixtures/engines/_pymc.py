@@ -27,8 +27,8 @@ from ..results import MixtureFit, Timings, make_idata
 from ..spec import MixtureSpec
 from ..validation import check_bool, check_seed
 
-# check_seed and check_bool are validation's; kept importable from here for the engines
-# that still import them from this module.
+# check_seed and check_bool are validation's, re-exported for code written against this
+# module (docs/foundation.md); the engines import them from validation.
 
 __all__ = ["SAMPLE_STATS_PER_DRAW", "check_bool", "check_seed", "pointwise_log_likelihood",
            "sampler_diagnostics", "to_mixture_fit", "values_per_draw"]
