@@ -872,15 +872,16 @@ def _cmd_fit(args: argparse.Namespace, ui: _UI) -> int:
                            reference=args.engine)
     fitted = fits[args.engine]
     ui.result(str(fitted))
+    if not args.out and shown["data_transform"] is None:
+        return 0
+    from .compare import compare
+
+    # one comparison serves both the table and the report (k-hat only for the report)
+    comparison = compare(fits, reference=args.engine, name=Path(args.data).stem,
+                         khat="auto" if args.out else False, **shown)
     if shown["data_transform"] is not None:  # the numbers above are in standardized units
-        from .compare import compare
-
-        ui.result(compare(fits, reference=args.engine, khat=False,
-                          **shown).parameter_table_markdown())
+        ui.result(comparison.parameter_table_markdown())
     if args.out:
-        from .compare import compare
-
-        comparison = compare(fits, reference=args.engine, name=Path(args.data).stem, **shown)
         _write(comparison, args, title=f"ppl-mixtures fit: {args.engine} on "
                                        f"{Path(args.data).name}")
         ui.note(f"report written to {args.out}/report.md")
