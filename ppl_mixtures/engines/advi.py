@@ -426,7 +426,8 @@ def convergence_test(objective: CompiledObjective, elbo: np.ndarray, block_sums:
                 "elbo_change": np.nan, "elbo_change_se": np.nan, "passed": False,
                 "reason": f"the window holds {n_blocks} block(s) of {BLOCK} iterations; the "
                           f"test needs at least {MIN_BATCHES}"}
-    whole = _coordinates(objective, _window_mean(block_sums, first, len(block_sums)))
+    whole_raw = _window_mean(block_sums, first, len(block_sums))
+    whole = _coordinates(objective, whole_raw)
     middle = first + n_blocks // 2
     late_raw = _window_mean(block_sums, middle, len(block_sums))
     late = _coordinates(objective, late_raw)
@@ -435,7 +436,7 @@ def convergence_test(objective: CompiledObjective, elbo: np.ndarray, block_sums:
     batches = np.array([_coordinates(objective, _window_mean(block_sums, a, b))
                         for a, b in itertools.pairwise(edges)])
     names, unit = _coordinate_labels(objective)
-    sd = objective.params(_window_mean(block_sums, first, len(block_sums)))["std"][unit]
+    sd = objective.params(whole_raw)["std"][unit]
     se = batches.std(axis=0, ddof=1) / np.sqrt(n_batches) / sd
     change = np.abs(whole - late) / sd
     allowed = np.maximum(PARAM_CHANGE_MAX, DRIFT_Z * se)
