@@ -759,36 +759,35 @@ _DOC_OPTIONS = """
 """
 
 
-def fit_advi(points: np.ndarray, spec: MixtureSpec, *, n_iter: int | None = None,
-             batch_size: int | None = None, optimizer: str = "adagrad_window",
-             learning_rate: float = LEARNING_RATE, schedule: str = "decay",
-             warmup: float = 0.1, decay_scale: float = 0.05, decay_power: float = 0.6,
-             average: float | None = None, tolerance: float | None = None,
-             random_seed: int | None = None, progressbar: bool = True,
-             draws: int = 1000, n_init: int = 1, elbo_draws: int | None = None,
-             reuse_compiled: bool = True) -> MixtureFit:
-    opts = dict(locals())
-    del opts["points"], opts["spec"]
-    return _fit(points, spec, "advi", opts)
+def _engine_fit(method: str, name: str, summary: str):
+    """The public fit function of ``method``: one keyword signature for both families.
+
+    ``inspect.signature`` of the result lists the same keyword-only options as a plain
+    ``def`` (the CLI and ``validation.check_engine_options`` read them from it), and its
+    name is the module attribute it is bound to (so it pickles by reference).
+    """
+    def fit(points: np.ndarray, spec: MixtureSpec, *, n_iter: int | None = None,
+            batch_size: int | None = None, optimizer: str = "adagrad_window",
+            learning_rate: float = LEARNING_RATE, schedule: str = "decay",
+            warmup: float = 0.1, decay_scale: float = 0.05, decay_power: float = 0.6,
+            average: float | None = None, tolerance: float | None = None,
+            random_seed: int | None = None, progressbar: bool = True,
+            draws: int = 1000, n_init: int = 1, elbo_draws: int | None = None,
+            reuse_compiled: bool = True) -> MixtureFit:
+        opts = dict(locals())  # the options, plus ``method`` (a closure variable)
+        del opts["points"], opts["spec"], opts["method"]
+        return _fit(points, spec, method, opts)
+
+    fit.__name__ = fit.__qualname__ = name
+    fit.__doc__ = summary + "\n" + _DOC_OPTIONS
+    return fit
 
 
-def fit_fullrank_advi(points: np.ndarray, spec: MixtureSpec, *, n_iter: int | None = None,
-                      batch_size: int | None = None, optimizer: str = "adagrad_window",
-                      learning_rate: float = LEARNING_RATE, schedule: str = "decay",
-                      warmup: float = 0.1, decay_scale: float = 0.05, decay_power: float = 0.6,
-                      average: float | None = None, tolerance: float | None = None,
-                      random_seed: int | None = None, progressbar: bool = True,
-                      draws: int = 1000, n_init: int = 1, elbo_draws: int | None = None,
-                      reuse_compiled: bool = True) -> MixtureFit:
-    opts = dict(locals())
-    del opts["points"], opts["spec"]
-    return _fit(points, spec, "fullrank_advi", opts)
-
-
-fit_advi.__doc__ = ("Mean-field ADVI: q(theta) = prod_i Normal(theta_i | mu_i, sd_i^2).\n"
-                    + _DOC_OPTIONS)
-fit_fullrank_advi.__doc__ = ("Full-rank ADVI: q(theta) = Normal(theta | mu, L L^T).\n"
-                             + _DOC_OPTIONS)
+fit_advi = _engine_fit(
+    "advi", "fit_advi", "Mean-field ADVI: q(theta) = prod_i Normal(theta_i | mu_i, sd_i^2).")
+fit_fullrank_advi = _engine_fit(
+    "fullrank_advi", "fit_fullrank_advi",
+    "Full-rank ADVI: q(theta) = Normal(theta | mu, L L^T).")
 
 _QUICK = {"n_iter": 3000, "draws": 200, "elbo_draws": 100}
 # At scale only the batch changes: the default schedule (warm phase, Robbins-Monro decay,
