@@ -212,9 +212,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int |
     correlation_threshold : float in (0, 1)
         Lower means more Metropolis steps per stage: PyMC's kernel keeps stepping while the
         particles' correlation with their start drops by more than this per step (in 90% of
-        the coordinates). 0.001
-        (PyMC's default is 0.01) costs ~15% more time and cut the sd of one run's log Z_r
-        from ~0.2 to ~0.06 nats on seed 001's data.
+        the coordinates). 0.001 (PyMC's default is 0.01) costs ~15% more time and cut the
+        sd of one run's log Z_r from ~0.2 to ~0.06 nats on seed 001's data.
     random_seed : int, optional
         Same seed -> identical draws and log evidence.
     progressbar : bool
