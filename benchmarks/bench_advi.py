@@ -173,7 +173,7 @@ def _pymc_fit(points, spec, seed: int) -> float:
     """Seed 001's call in PyMC 6.4 (adagrad(0.1), 1500 iterations, batch 200); seconds."""
     import pymc as pm
 
-    from ppl_mixtures.models import build_marginal_model
+    from ppl_mixtures.inference.pymc.models import build_marginal_model
 
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -187,7 +187,7 @@ def _pymc_fit(points, spec, seed: int) -> float:
 
 
 def _demo_rows() -> list[str]:
-    from ppl_mixtures.cli import demo_datasets
+    from ppl_mixtures.app.cli import demo_datasets
 
     rows = []
     for data in demo_datasets():
@@ -211,7 +211,7 @@ def _demo_rows() -> list[str]:
 
 def run(quick: bool = False) -> str:
     from ppl_mixtures.datasets import advi_notebook_large_points
-    from ppl_mixtures.engines import advi
+    from ppl_mixtures.inference.pymc import advi
 
     load_before = os.getloadavg()[0]
     n_samples = 20_000 if quick else 100_000

@@ -86,8 +86,8 @@ def run(quick: bool = False) -> str:
     from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
     from ppl_mixtures import MixtureSpec
-    from ppl_mixtures.engines import _kernels as kernels
-    from ppl_mixtures.engines import cavi, em
+    from ppl_mixtures.inference.conjugate import cavi, em
+    from ppl_mixtures.kernels import estep as kernels
 
     n_samples = 100_000 if quick else 1_000_000
     points = _data(n_samples)

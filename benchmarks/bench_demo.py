@@ -6,7 +6,7 @@ Two caches decide how long the demo takes:
   numba cache of PyTensor's graphs lives under base_compiledir, so a fresh compiledir alone
   is not cold). Numba kernels compiled with ``cache=True`` by our own modules (the numpy
   engines' kernels, the fused density) are cached next to those modules and stay warm.
-- The reference cache (:mod:`ppl_mixtures.refcache`, folder ``$PPL_MIXTURES_CACHE``): the
+- The reference cache (:mod:`ppl_mixtures.app.refcache`, folder ``$PPL_MIXTURES_CACHE``): the
   demo loads each dataset's NUTS reference and its SMC fit from it when the data, spec,
   options, versions and package source are unchanged.
 
@@ -165,8 +165,9 @@ def _mcmc(options: dict) -> str:
 
 def _prose(jobs: int) -> list[str]:
     """What the demo runs and what makes it fast, read from the code as it stands."""
-    from ppl_mixtures import cli
-    from ppl_mixtures.engines import advi, available_engines, smc
+    from ppl_mixtures.app import cli
+    from ppl_mixtures.inference.pymc import advi, smc
+    from ppl_mixtures.inference.registry import available_engines
 
     engines = available_engines()
     nuts = {**_defaults(engines["nuts"]), **engines["nuts"].demo_options}
@@ -186,7 +187,7 @@ def _prose(jobs: int) -> list[str]:
         f"{_mcmc(cli.LARGE_DATA_NUTS)} on the 100,000 points (each gradient touches every "
         "point: the demo's longest fit).",
         f"- Each dataset's reference and its {', '.join(cli.DEMO_CACHED_ENGINES).upper()} "
-        "fit go through the reference cache (`ppl_mixtures.refcache`, folder "
+        "fit go through the reference cache (`ppl_mixtures.app.refcache`, folder "
         "`$PPL_MIXTURES_CACHE`, default `~/.cache/ppl-mixtures/fits`; `demo --no-cache` "
         "skips it): an entry is reused only for the same data, spec, engine, options, "
         "library versions and package source (any edit to the `ppl_mixtures` package "
@@ -223,7 +224,7 @@ def _prose(jobs: int) -> list[str]:
 
 def report(runs: dict, quick: bool) -> str:
     """The markdown report of :func:`_measure`'s runs."""
-    from ppl_mixtures import cli
+    from ppl_mixtures.app import cli
 
     jobs = cli._default_jobs()
     peer_cold, peer_warm = runs["peer_cold"].wall, runs["peer_warm"].wall

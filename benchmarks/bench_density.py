@@ -55,8 +55,8 @@ def _elementwise_model(points, spec):
     """build_marginal_model's model with the plain elementwise log-sum-exp density."""
     import pymc as pm
 
-    from ppl_mixtures import models
-    from ppl_mixtures.density import mixture_logp_pt_elementwise
+    from ppl_mixtures.inference.pymc import models
+    from ppl_mixtures.model.density import mixture_logp_pt_elementwise
 
     with pm.Model(coords=models._coords(points, spec)) as model:
         weights, means, obs_sd = models._add_parameters(points, spec)
@@ -82,7 +82,7 @@ def _time_calls(fn, x0, n_calls: int) -> tuple[float, float]:
 
 
 def _measure(n_samples: int, repeats: int) -> dict:
-    from ppl_mixtures.models import build_builtin_model, build_marginal_model
+    from ppl_mixtures.inference.pymc.models import build_builtin_model, build_marginal_model
 
     spec, points = _spec(), _points(n_samples)
     builders = {"ours": build_marginal_model, "elementwise CustomDist": _elementwise_model,

@@ -74,7 +74,7 @@ def gradient_ms(model, min_seconds: float = 0.3, repeats: int = 3) -> float:
 def _row(label: str, fit) -> dict:
     """ESS/s, R-hat and times of one fit, relabeled to the true means."""
     from ppl_mixtures import datasets, relabel
-    from ppl_mixtures.diagnostics import mcmc_summary
+    from ppl_mixtures.analysis.diagnostics import mcmc_summary
 
     aligned = relabel(fit, reference=np.asarray(datasets.ADVI_NOTEBOOK_MEANS))
     summary = mcmc_summary(aligned)
@@ -97,7 +97,7 @@ def _fit(points, engine: str, **options):
 
 
 def _measure(n_samples: int, quick: bool) -> dict:
-    from ppl_mixtures import models
+    from ppl_mixtures.inference.pymc import models
 
     points = _points(n_samples)
     spec = _spec()

@@ -1,5 +1,5 @@
 """`python -m ppl_mixtures` runs the `ppl-mixtures` command."""
 
-from .cli import main
+from ppl_mixtures.app.cli import main
 
 raise SystemExit(main())

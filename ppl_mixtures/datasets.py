@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import validation as v
+from ppl_mixtures import validation as v
 
 __all__ = [
     "ADVI_NOTEBOOK_MEANS",

@@ -1,6 +1,6 @@
 """`BayesianMixture`: a scikit-learn estimator over ``ppl_mixtures.fit``.
 
-The estimator builds a :class:`~ppl_mixtures.spec.MixtureSpec` from its constructor
+The estimator builds a :class:`~ppl_mixtures.model.spec.MixtureSpec` from its constructor
 arguments, fits it with the chosen engine, and answers scikit-learn's questions from the
 posterior draws::
 
@@ -33,13 +33,13 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import validation as v
-from .diagnostics import log_likelihood, predictive_logpdf, responsibilities
-from .engines import get_engine
-from .fit import fit as fit_mixture
-from .relabel import relabel
-from .results import ConvergenceWarning, MixtureFit
-from .spec import MixtureSpec
+from ppl_mixtures import validation as v
+from ppl_mixtures.analysis.diagnostics import log_likelihood, predictive_logpdf, responsibilities
+from ppl_mixtures.analysis.relabel import relabel
+from ppl_mixtures.inference.fit import fit as fit_mixture
+from ppl_mixtures.inference.registry import get_engine
+from ppl_mixtures.model.spec import MixtureSpec
+from ppl_mixtures.results import ConvergenceWarning, MixtureFit
 
 __all__ = ["COVARIANCES_PLANNED", "COVARIANCES_SERVED", "RHAT_MAX", "BayesianMixture",
            "n_free_parameters"]
@@ -80,7 +80,7 @@ class BayesianMixture(ClusterMixin, DensityMixin, BaseEstimator):
         raise NotImplementedError at ``fit`` (a later issue adds them).
     mean_prior_mean, mean_prior_sd, weights, dirichlet_alpha, obs_sd, \
 precision_prior_shape, precision_prior_rate, ordered, weights_transform
-        The :class:`~ppl_mixtures.spec.MixtureSpec` fields, with its defaults: means
+        The :class:`~ppl_mixtures.model.spec.MixtureSpec` fields, with its defaults: means
         ~ Normal(mean_prior_mean, mean_prior_sd^2) per feature; weights ~ Dirichlet(
         dirichlet_alpha) or fixed at 1/K (``weights="fixed"``); ``obs_sd`` a known sd (number
         or one per feature) or ``"learned"`` with a Gamma(precision_prior_shape,
@@ -100,7 +100,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
     ----------
     fit_ : MixtureFit
         The engine's result; for samplers (family "mcmc") relabeled with
-        :func:`ppl_mixtures.relabel.relabel` so that every draw uses the same component labels.
+        :func:`ppl_mixtures.analysis.relabel.relabel` so that every draw uses the same component labels.
     n_features_in_ : int
     feature_names_in_ : ndarray of str, shape (n_features,)
         Only when ``X`` was a DataFrame with string column names.
@@ -242,7 +242,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         """Posterior mean responsibilities p(z = k | x, data).
 
         The mean over the posterior draws theta_s of w_k N(x | mu_k, sd_k^2) / sum_j w_j
-        N(x | mu_j, sd_j^2) (``ppl_mixtures.diagnostics.responsibilities``), in the labels of
+        N(x | mu_j, sd_j^2) (``ppl_mixtures.analysis.diagnostics.responsibilities``), in the labels of
         ``fit_`` (MCMC fits are relabeled at ``fit``, so draws agree on labels).
 
         Parameters
@@ -365,7 +365,7 @@ def _rhat_converged(result: MixtureFit) -> bool | None:
     if not rhat <= RHAT_MAX:
         warnings.warn(f"{result.engine}: max R-hat {rhat:.3f} > {RHAT_MAX} after relabeling; "
                       f"the chains disagree. Draw more (engine_options={{'draws': ..., "
-                      f"'tune': ...}}) or check ppl_mixtures.diagnostics.mcmc_summary("
+                      f"'tune': ...}}) or check ppl_mixtures.analysis.diagnostics.mcmc_summary("
                       f"estimator.fit_).", ConvergenceWarning, stacklevel=3)
         return False
     return True

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .spec import MixtureSpec
+from ppl_mixtures.model.spec import MixtureSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,7 +53,12 @@ __all__ = [
     "FAMILIES",
     "PARAMETERS",
     "ConvergenceWarning",
+    "Estimate",
+    "EvidenceEstimate",
     "MixtureFit",
+    "Relabeling",
+    "Restart",
+    "SamplerStats",
     "Timings",
     "make_idata",
     "stopwatch",
@@ -127,6 +132,109 @@ def stopwatch() -> Iterator[_Elapsed]:
         elapsed.seconds = time.perf_counter() - start
 
 
+# ------------------------------------------------------------------ typed records
+@dataclass(frozen=True)
+class Estimate:
+    """A number in nats with its standard error (0.0 when computed exactly)."""
+
+    value: float
+    se: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvidenceEstimate:
+    """An estimate of log p(x) (nats).
+
+    Attributes
+    ----------
+    log_evidence : float
+    se : float
+        Its standard error (e.g. delta method over independent SMC runs).
+    method : str
+        How it was estimated, in words (reports print it).
+    runs : tuple of float
+        One estimate per independent run, when there were several.
+    flags : tuple of str
+        Reasons to distrust it, e.g. ``"below_elbo"``, ``"runs_disagree"``.
+    """
+
+    log_evidence: float
+    se: float
+    method: str
+    runs: tuple[float, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Restart:
+    """One restart of an optimizer (``n_init``): the local optima users should see.
+
+    Attributes
+    ----------
+    random_seed : int
+        The seed this restart started from.
+    objective : float
+        What it reached, in nats (the ELBO, or EM's log-likelihood / log-joint).
+    objective_name : str
+        ``"elbo"``, ``"log_lik"`` or ``"log_joint"``.
+    n_iter : int or None
+    converged : bool or None
+    kept : bool
+        True for the restart whose answer the fit returns.
+    """
+
+    random_seed: int
+    objective: float
+    objective_name: str
+    n_iter: int | None = None
+    converged: bool | None = None
+    kept: bool = False
+
+
+@dataclass(frozen=True)
+class SamplerStats:
+    """A summary of an MCMC sampler's statistics (None where the sampler does not report it).
+
+    Attributes
+    ----------
+    n_chains, n_draws : int
+    divergences : int or None
+        Divergent transitions after tuning, over all chains (NUTS).
+    max_treedepth_hits : int or None
+    mean_tree_depth : float or None
+    mean_acceptance : float or None
+        NUTS's mean acceptance statistic, or Metropolis's acceptance rate.
+    step_size : tuple of float
+        Per chain, after tuning (NUTS).
+    """
+
+    n_chains: int
+    n_draws: int
+    divergences: int | None = None
+    max_treedepth_hits: int | None = None
+    mean_tree_depth: float | None = None
+    mean_acceptance: float | None = None
+    step_size: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Relabeling:
+    """What :func:`ppl_mixtures.relabel` did to a fit.
+
+    Attributes
+    ----------
+    permutations : ndarray of shape (n_chains, n_draws, n_components)
+    draws_relabeled : int
+    rhat_before, rhat_after : float or None
+        Max R-hat over the parameters before and after (None with one chain).
+    """
+
+    permutations: np.ndarray
+    draws_relabeled: int
+    rhat_before: float | None
+    rhat_after: float | None
+
+
 @dataclass(frozen=True, eq=False)
 class MixtureFit:
     """One engine's answer to one :class:`MixtureSpec` on one dataset.
@@ -159,6 +267,21 @@ class MixtureFit:
     family : {"mcmc", "vi", "point"} or None
         The engine's family (samplers, variational methods, point estimators); None when
         not recorded (``compare`` then asks the engine registry by ``engine``).
+    elbo_estimate : Estimate or None
+        The ELBO of the returned q (VI engines), with its Monte Carlo standard error.
+    evidence : EvidenceEstimate or None
+        An estimate of log p(x) (SMC).
+    restarts : tuple of Restart
+        Every restart of an optimizer with ``n_init`` > 1; the kept one is marked.
+    sampler : SamplerStats or None
+        MCMC engines' sampler statistics.
+    relabeling : Relabeling or None
+        Set by :func:`ppl_mixtures.relabel`.
+    from_cache : bool
+        True when the fit was loaded from the reference cache instead of run.
+    details : object or None
+        Engine-specific material, as a dataclass the engine's module defines (e.g. ADVI's
+        q parameters, EM's log-likelihood trace).
     """
 
     engine: str
@@ -171,6 +294,13 @@ class MixtureFit:
     extras: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None
+    elbo_estimate: Estimate | None = None
+    evidence: EvidenceEstimate | None = None
+    restarts: tuple[Restart, ...] = ()
+    sampler: SamplerStats | None = None
+    relabeling: Relabeling | None = None
+    from_cache: bool = False
+    details: Any = None
 
     def __post_init__(self) -> None:
         if self.family is not None and self.family not in FAMILIES:
@@ -234,7 +364,9 @@ class MixtureFit:
 
     @property
     def final_elbo(self) -> float | None:
-        """The ELBO at the end in nats: ``extras['elbo_final']`` if set, else the trace's last."""
+        """The ELBO at the end in nats: ``elbo_estimate`` if set, else the trace's last."""
+        if self.elbo_estimate is not None:
+            return float(self.elbo_estimate.value)
         if "elbo_final" in self.extras:
             return float(self.extras["elbo_final"])
         if self.elbo is not None and self.elbo.size:
@@ -285,33 +417,33 @@ class MixtureFit:
 
     # ------------------------------------------------------------------ plots
     def plot_data(self, points: Any = None, **kwargs: Any) -> Figure:
-        """The data with this fit's components (:func:`ppl_mixtures.plots.plot_fit_data`).
+        """The data with this fit's components (:func:`ppl_mixtures.present.plots.plot_fit_data`).
 
         ``points`` of shape (n_samples, n_features) (default: ``self.points``, the data
         the engine saw); ``kwargs``: ``max_points``, ``title``, ``feature_names``,
         ``units``, ``data_transform``. Returns a ``matplotlib.figure.Figure``.
         """
-        from . import plots  # matplotlib only when a figure is asked for
+        from ppl_mixtures.present import plots  # matplotlib only when a figure is asked for
 
         return plots.plot_fit_data(self, points, **kwargs)
 
     def plot_trace(self, **kwargs: Any) -> Figure:
-        """Per-chain densities and traces (:func:`ppl_mixtures.plots.plot_trace`).
+        """Per-chain densities and traces (:func:`ppl_mixtures.present.plots.plot_trace`).
 
         ``kwargs``: ``title``, ``max_parameters``, ``feature_names``, ``units``,
         ``data_transform``. A ValueError for a point estimate (nothing varies).
         """
-        from . import plots
+        from ppl_mixtures.present import plots
 
         return plots.plot_trace(self, **kwargs)
 
     def plot_marginals(self, **kwargs: Any) -> Figure:
-        """Each parameter's marginal (:func:`ppl_mixtures.plots.plot_fit_marginals`).
+        """Each parameter's marginal (:func:`ppl_mixtures.present.plots.plot_fit_marginals`).
 
         ``kwargs``: ``parameters``, ``max_panels``, ``bins``, ``title``,
         ``feature_names``, ``units``, ``data_transform``.
         """
-        from . import plots
+        from ppl_mixtures.present import plots
 
         return plots.plot_fit_marginals(self, **kwargs)
 

@@ -11,11 +11,12 @@ Library code raises ``ValueError`` for a value of the right kind that is wrong, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import inspect
 import numbers
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = [
     "DataScaleWarning",
     "EvidenceWarning",
     "NumericalError",
+    "build_options",
     "check_bool",
     "check_choice",
     "check_data_scale",
@@ -459,17 +461,29 @@ def check_data_scale(points: np.ndarray, spec: Any) -> str | None:
     return None
 
 
-def check_engine_options(engine: str, fit_function: Callable[..., Any],
-                         options: Mapping[str, Any]) -> None:
-    """Reject options the engine's ``fit`` does not accept, listing the ones it does."""
-    params = inspect.signature(fit_function).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    valid = [n for n, p in params.items()
-             if p.kind is inspect.Parameter.KEYWORD_ONLY]
+def check_engine_options(engine: str, accepted: Any, options: Mapping[str, Any]) -> None:
+    """Reject options the engine does not accept, listing the ones it does.
+
+    ``accepted`` is the engine's options dataclass (its fields are the valid options) or,
+    for an engine without one, its ``fit`` function (its keyword-only parameters are).
+    """
+    if dataclasses.is_dataclass(accepted):
+        valid = [f.name for f in dataclasses.fields(accepted) if f.init]
+    else:
+        params = inspect.signature(accepted).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        valid = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         listed = ", ".join(valid) if valid else "(none)"
         raise TypeError(f"options: engine {engine!r} got unknown option(s) "
                         f"{', '.join(repr(u) for u in unknown)}. Valid options for {engine!r}: "
                         f"{listed}.")
+
+
+def build_options[T](engine: str, options_class: type[T], options: Mapping[str, Any]) -> T:
+    """``options_class(**options)`` after :func:`check_engine_options` (so an unknown name
+    gets our message, not Python's); the dataclass's ``__post_init__`` checks the values."""
+    check_engine_options(engine, options_class, options)
+    return options_class(**options)

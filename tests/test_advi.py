@@ -14,12 +14,12 @@ from scipy import stats
 
 from ppl_mixtures import MixtureSpec, fit
 from ppl_mixtures.datasets import advi_notebook_points
-from ppl_mixtures.density import mixture_logp
-from ppl_mixtures.engines import advi
-from ppl_mixtures.engines._advi_objective import get_objective
-from ppl_mixtures.evidence import exact_log_evidence
+from ppl_mixtures.inference.pymc import advi
+from ppl_mixtures.inference.pymc.advi_objective import get_objective
+from ppl_mixtures.model.density import mixture_logp
+from ppl_mixtures.model.evidence import exact_log_evidence
+from ppl_mixtures.model.transforms import stick_breaking_backward, stick_breaking_log_jac_det
 from ppl_mixtures.results import ConvergenceWarning
-from ppl_mixtures.transforms import stick_breaking_backward, stick_breaking_log_jac_det
 
 SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=1.0, obs_sd=1.0)
 SMALL = dict(n_iter=3000, draws=400, elbo_draws=400, progressbar=False, random_seed=3)
@@ -145,7 +145,7 @@ def test_compiled_constrain_agrees_with_the_transforms(points):
     import pytensor.tensor as pt
     from pymc.logprob.transforms import SimplexTransform
 
-    from ppl_mixtures.transforms import StickBreaking
+    from ppl_mixtures.model.transforms import StickBreaking
 
     objective, _ = get_objective(points, SPEC, "advi", None, "adagrad_window")
     theta = np.random.default_rng(0).normal(size=(7, objective.ndim)) * 2
@@ -272,9 +272,9 @@ def _no_total_size_sd(points, batch_size):
     """The wrong model: a minibatch likelihood that is not scaled up to the data."""
     import pymc as pm
 
-    from ppl_mixtures.density import mixture_logp_pt
-    from ppl_mixtures.models import SIGNATURE
-    from ppl_mixtures.transforms import StickBreaking
+    from ppl_mixtures.inference.pymc.models import SIGNATURE
+    from ppl_mixtures.model.density import mixture_logp_pt
+    from ppl_mixtures.model.transforms import StickBreaking
 
     with pm.Model():
         weights = pm.Dirichlet("weights", a=SPEC.alpha(), default_transform=StickBreaking())
@@ -361,7 +361,7 @@ def test_fit_runs_the_schedule_it_reports(points, mean_field):
 
 def test_averaging_returns_the_mean_of_the_window_iterates(points):
     """Replay a tiny fit one step at a time and average the recorded iterates by hand."""
-    from ppl_mixtures.models import initial_point
+    from ppl_mixtures.inference.pymc.models import initial_point
 
     options = {**SMALL, "n_iter": 650, "average": 0.5}
     with warnings.catch_warnings():

@@ -11,10 +11,10 @@ from scipy.stats import dirichlet, gamma, norm
 
 import ppl_mixtures
 from ppl_mixtures import ConvergenceWarning, MixtureSpec, datasets
-from ppl_mixtures.engines import _conjugate as conj
-from ppl_mixtures.engines import _kernels as kernels
-from ppl_mixtures.engines import cavi
-from ppl_mixtures.evidence import exact_log_evidence
+from ppl_mixtures.inference.conjugate import cavi
+from ppl_mixtures.inference.conjugate import common as conj
+from ppl_mixtures.kernels import estep as kernels
+from ppl_mixtures.model.evidence import exact_log_evidence
 
 
 def _problem(seed, n_samples, n_features, n_components, dirichlet_weights, learned):

@@ -6,8 +6,9 @@ import sys
 import numpy as np
 import pytest
 
-from ppl_mixtures import available_engines, cli, datasets
-from ppl_mixtures.spec import MixtureSpec
+from ppl_mixtures import available_engines, datasets
+from ppl_mixtures.app import cli
+from ppl_mixtures.model.spec import MixtureSpec
 
 CHEAP = [name for name in ("cavi", "em") if name in available_engines()]
 
@@ -160,9 +161,9 @@ def test_missing_path_unknown_engine_and_option(csv_path, tmp_path, capsys):
 
 
 def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
-    from ppl_mixtures.evidence import exact_log_evidence
+    from ppl_mixtures.model.evidence import exact_log_evidence
 
-    fit_module = sys.modules["ppl_mixtures.fit"]  # the attribute is the function
+    fit_module = sys.modules["ppl_mixtures.inference.fit"]  # the attribute is the function
     real_fit = fit_module.fit
 
     def picky_fit(points, spec, engine="nuts", **options):
@@ -207,8 +208,8 @@ def test_demo_writes_every_dataset_section(tmp_path, capsys, monkeypatch):
 
 
 def _break_engine(monkeypatch, broken, error):
-    """Make ppl_mixtures.fit.fit raise ``error`` for the engine ``broken`` only."""
-    fit_module = sys.modules["ppl_mixtures.fit"]
+    """Make ppl_mixtures.inference.fit.fit raise ``error`` for the engine ``broken`` only."""
+    fit_module = sys.modules["ppl_mixtures.inference.fit"]
     real_fit = fit_module.fit
 
     def fit_or_raise(points, spec, engine="nuts", **options):
@@ -283,8 +284,8 @@ def test_module_entry_point(capsys, monkeypatch):
 
 
 def test_demo_skips_engines_above_their_max_samples():
-    from ppl_mixtures.cli import _drop_too_slow, demo_plan
-    from ppl_mixtures.engines import available_engines
+    from ppl_mixtures.app.cli import _drop_too_slow, demo_plan
+    from ppl_mixtures.inference.registry import available_engines
 
     plan = demo_plan(large=False, quick=True, seed=1)
     limited = {name for name, engine in available_engines().items()
@@ -429,7 +430,8 @@ def test_no_cache_neither_reads_nor_writes_the_cache(csv_path, tmp_path, capsys)
 
 
 def test_compare_against_the_exact_posterior(tmp_path, capsys):
-    from ppl_mixtures import MixtureSpec, evidence
+    from ppl_mixtures import MixtureSpec
+    from ppl_mixtures.model import evidence
 
     points = datasets.advi_notebook_points(12)
     path = tmp_path / "tiny.csv"

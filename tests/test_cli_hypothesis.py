@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ppl_mixtures import cli, datasets
+from ppl_mixtures import datasets
+from ppl_mixtures.app import cli
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from ppl_mixtures import cli, datasets
+from ppl_mixtures import datasets
+from ppl_mixtures.app import cli
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +82,7 @@ def test_out_taken_by_someone_else_meanwhile(when, csv_path, tmp_path, capsys, m
     """The early check passes (no --out yet); then another program creates --out, while we
     fit (refused when the report starts) or while the report is written (refused at the
     swap: the finished report is kept beside it)."""
-    from ppl_mixtures import report
+    from ppl_mixtures.present import report
 
     out_dir = tmp_path / "rep"
 
@@ -90,7 +91,7 @@ def test_out_taken_by_someone_else_meanwhile(when, csv_path, tmp_path, capsys, m
         (out_dir / "theirs.txt").write_text("theirs")
 
     if when == "fitting":
-        fit_module = sys.modules["ppl_mixtures.fit"]
+        fit_module = sys.modules["ppl_mixtures.inference.fit"]
         real_fit = fit_module.fit
 
         def fit_while_someone_writes(*args, **kwargs):
@@ -121,7 +122,7 @@ def test_out_taken_by_someone_else_meanwhile(when, csv_path, tmp_path, capsys, m
 
 # --------------------------------------------------------------------------- item 4
 def _fit_must_not_run(monkeypatch):
-    fit_module = sys.modules["ppl_mixtures.fit"]
+    fit_module = sys.modules["ppl_mixtures.inference.fit"]
 
     def no_fitting(*args, **kwargs):
         raise AssertionError("fitting started although --out is unusable")
@@ -205,7 +206,7 @@ def test_an_option_no_selected_engine_accepts_is_an_error(csv_path, capsys):
 # --------------------------------------------------------------------------- item 12
 def _engine_raises_inside_pymc(monkeypatch):
     """cavi's fit calls into PyMC with shapes PyMC refuses (a ValueError from pytensor)."""
-    fit_module = sys.modules["ppl_mixtures.fit"]
+    fit_module = sys.modules["ppl_mixtures.inference.fit"]
     real_fit = fit_module.fit
 
     def fit_that_breaks(points, spec, engine="nuts", **options):
@@ -229,7 +230,7 @@ def test_a_value_error_from_inside_pymc_is_internal(csv_path, capsys, monkeypatc
 
 
 def test_our_own_checks_inside_an_engine_are_exit_2(csv_path, capsys):
-    # svi's own check (a multi-line raise in ppl_mixtures.engines.svi) and the spec's
+    # svi's own check (a multi-line raise in ppl_mixtures.inference.conjugate.svi) and the spec's
     code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "svi",
                         "--option", "kappa=0.1"], capsys)
     assert code == 2 and one_line(err) and err.startswith("ppl-mixtures: error: kappa:")
@@ -238,7 +239,7 @@ def test_our_own_checks_inside_an_engine_are_exit_2(csv_path, capsys):
 
 
 def test_error_kinds():
-    from ppl_mixtures.spec import MixtureSpec
+    from ppl_mixtures.model.spec import MixtureSpec
 
     def caught(call):
         try:

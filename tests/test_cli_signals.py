@@ -15,7 +15,8 @@ import time
 import numpy as np
 import pytest
 
-from ppl_mixtures import cli, datasets
+from ppl_mixtures import datasets
+from ppl_mixtures.app import cli
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import wasserstein_distance
 
 from ppl_mixtures import MixtureSpec
-from ppl_mixtures.compare import Comparison, compare, markdown_table
+from ppl_mixtures.analysis.compare import Comparison, compare, markdown_table
 from ppl_mixtures.results import MixtureFit, Timings, make_idata
 
 TRUE_MEANS = np.array([[-2.0, -2.0], [2.0, 2.0]])
@@ -585,7 +585,7 @@ def real_vi_comparison():
 
 
 def test_vi_fits_get_a_khat_column_with_its_reading(real_vi_comparison):
-    from ppl_mixtures.diagnostics import vi_khat
+    from ppl_mixtures.analysis.diagnostics import vi_khat
 
     comp, cavi = real_vi_comparison
     khat = comp.engines.loc["cavi", "khat"]
@@ -645,7 +645,7 @@ def test_an_evidence_estimate_below_an_elbo_is_flagged(ref):
 
 
 def test_estimates_show_their_se_to_two_significant_digits():
-    from ppl_mixtures.compare import _fmt_est
+    from ppl_mixtures.analysis.compare import _fmt_est
 
     assert _fmt_est(-320.7971, 0.0331) == "-320.797 ± 0.033"
     assert _fmt_est(-321.87, 0.51) == "-321.87 ± 0.51"
@@ -722,7 +722,7 @@ def test_a_comparison_pickles_with_its_feature_fields(ref):
 
 
 def test_single_fit_figures_get_the_comparisons_feature_fields(ref, monkeypatch):
-    from ppl_mixtures import plots
+    from ppl_mixtures.present import plots
 
     seen = {}
     monkeypatch.setattr(plots, "plot_trace", lambda fit, **kw: seen.setdefault("trace", kw))

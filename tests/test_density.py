@@ -9,7 +9,7 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from ppl_mixtures.density import log_responsibilities, mixture_logp
+from ppl_mixtures.model.density import log_responsibilities, mixture_logp
 
 
 def scipy_mixture_logp(points, weights, means, obs_sd):
@@ -60,7 +60,7 @@ def pt_logp():
     import pytensor
     import pytensor.tensor as pt
 
-    from ppl_mixtures.density import mixture_logp_pt
+    from ppl_mixtures.model.density import mixture_logp_pt
 
     value = pt.matrix("value")
     weights = pt.tensor("weights", shape=(1, None))
@@ -103,7 +103,7 @@ def test_density_module_import_is_numpy_only():
     import subprocess
     import sys
 
-    code = ("import sys, ppl_mixtures.density; "
+    code = ("import sys, ppl_mixtures.model.density; "
             "print(any(m.split('.')[0] in ('pytensor', 'pymc') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
@@ -115,7 +115,7 @@ def test_density_module_import_is_numpy_only():
 def test_fused_gradient_passes_verify_grad(n_features):
     import pytensor
 
-    from ppl_mixtures.density import fused_mixture_logp
+    from ppl_mixtures.model.density import fused_mixture_logp
 
     points, weights, means, obs_sd = random_case(7 + n_features, 12, 3, n_features, True)
     pytensor.gradient.verify_grad(fused_mixture_logp, [points, np.log(weights), means, obs_sd],
@@ -128,7 +128,7 @@ def fused_and_elementwise():
     import pytensor
     import pytensor.tensor as pt
 
-    from ppl_mixtures.density import fused_mixture_logp, mixture_logp_pt_elementwise
+    from ppl_mixtures.model.density import fused_mixture_logp, mixture_logp_pt_elementwise
 
     x, means, obs_sd = pt.matrix("x"), pt.matrix("means"), pt.matrix("obs_sd")
     log_w = pt.vector("log_w")
@@ -174,7 +174,7 @@ def test_fused_sum_and_gradient_compile_to_one_pass():
     import pytensor
     import pytensor.tensor as pt
 
-    from ppl_mixtures.density import (
+    from ppl_mixtures.model.density import (
         MixtureLogp,
         MixtureLogpAndGradParams,
         MixtureLogpGradParams,
@@ -215,7 +215,7 @@ def test_per_observation_parameters_fall_back_to_the_elementwise_graph():
     import pytensor
     import pytensor.tensor as pt
 
-    from ppl_mixtures.density import MixtureLogp, mixture_logp_pt
+    from ppl_mixtures.model.density import MixtureLogp, mixture_logp_pt
 
     points, weights, means, obs_sd = random_case(9, 5, 2, 2, False)
     batched_means = means[None] + np.arange(5.0)[:, None, None]       # (N, K, D)

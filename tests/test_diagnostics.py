@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ppl_mixtures import MixtureFit, MixtureSpec, diagnostics
-from ppl_mixtures.density import mixture_logp
+from ppl_mixtures import MixtureFit, MixtureSpec
+from ppl_mixtures.analysis import diagnostics
+from ppl_mixtures.model.density import mixture_logp
 from ppl_mixtures.results import make_idata
 
 POINTS = np.random.default_rng(0).normal(size=(40, 2)) * 1.5
@@ -181,7 +182,7 @@ def test_responsibilities_of_a_nuts_fit_find_the_true_components(nuts_fit):
 def test_pymc_posterior_predictive_on_a_nuts_fit_matches_numpy(nuts_fit):
     import pymc as pm
 
-    from ppl_mixtures import models
+    from ppl_mixtures.inference.pymc import models
 
     model = models.build_marginal_model(nuts_fit.points, nuts_fit.spec)
     pp = pm.sample_posterior_predictive(nuts_fit.idata, model=model, random_seed=1,
@@ -247,7 +248,7 @@ def tiny_nuts():
 def test_nuts_coclustering_within_mcse_of_exact(tiny_nuts):
     import arviz as az
 
-    from ppl_mixtures.evidence import exact_posterior
+    from ppl_mixtures.model.evidence import exact_posterior
 
     exact = exact_posterior(TINY, TINY_SPEC).coclustering
     got = diagnostics.coclustering(tiny_nuts)
@@ -266,7 +267,7 @@ def test_nuts_coclustering_within_mcse_of_exact(tiny_nuts):
 def test_nuts_predictive_within_mc_error_of_exact(tiny_nuts):
     import arviz as az
 
-    from ppl_mixtures.evidence import exact_posterior
+    from ppl_mixtures.model.evidence import exact_posterior
 
     new = np.array([-3.0, -1.0, 0.0, 1.0, 2.2, 4.0])
     exact = exact_posterior(TINY, TINY_SPEC).predictive_logpdf(new)
@@ -327,7 +328,7 @@ def test_vi_khat_of_exact_and_too_narrow_q(one_component_cavi):
 ])
 def test_unconstrained_log_joint_matches_pymc(spec):
     """The numpy log p(x, theta) + log|J| behind ADVI's k-hat equals PyMC's model logp."""
-    from ppl_mixtures import models
+    from ppl_mixtures.inference.pymc import models
 
     points = POINTS[:15]
     model = models.build_marginal_model(points, spec)

@@ -10,7 +10,7 @@ from sklearn.mixture import GaussianMixture
 
 import ppl_mixtures
 from ppl_mixtures import ConvergenceWarning, MixtureSpec, datasets
-from ppl_mixtures.engines import em
+from ppl_mixtures.inference.conjugate import em
 
 
 def _points(seed, n_samples=300, n_features=2, n_components=3):

@@ -27,8 +27,8 @@ from sklearn.utils.estimator_checks import check_estimator
 import ppl_mixtures
 from ppl_mixtures import BayesianMixture, MixtureFit, MixtureSpec, datasets
 from ppl_mixtures import estimator as estimator_module
+from ppl_mixtures.analysis.relabel import apply_permutations
 from ppl_mixtures.estimator import RHAT_MAX, n_free_parameters
-from ppl_mixtures.relabel import apply_permutations
 from ppl_mixtures.results import ConvergenceWarning, make_idata
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "estimator.md"

@@ -8,13 +8,13 @@ import pytest
 from scipy.special import gammaln, logsumexp
 from scipy.stats import multivariate_normal, norm
 
-from ppl_mixtures.evidence import (
+from ppl_mixtures.model.evidence import (
     MAX_ASSIGNMENTS,
     exact_feasible,
     exact_log_evidence,
     exact_posterior,
 )
-from ppl_mixtures.spec import MixtureSpec
+from ppl_mixtures.model.spec import MixtureSpec
 
 
 def _oracle_by_covariance(points, spec):

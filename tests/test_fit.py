@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import ppl_mixtures
-import ppl_mixtures.engines as engines_module
+import ppl_mixtures.inference.registry as engines_module
 from ppl_mixtures import MixtureFit, MixtureSpec, fit
-from ppl_mixtures.engines import Engine, available_engines, get_engine
+from ppl_mixtures.inference.registry import Engine, available_engines, get_engine
 from ppl_mixtures.results import make_idata
 
 SPEC = MixtureSpec(n_components=2, obs_sd=1.0)

@@ -5,8 +5,8 @@ import pytest
 
 import ppl_mixtures as pmx
 from ppl_mixtures import MixtureSpec, datasets, relabel
-from ppl_mixtures.density import mixture_logp
-from ppl_mixtures.diagnostics import responsibilities
+from ppl_mixtures.analysis.diagnostics import responsibilities
+from ppl_mixtures.model.density import mixture_logp
 
 SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
 # Posterior means of seed 001's 100-point data (its Metropolis run; our NUTS agrees).

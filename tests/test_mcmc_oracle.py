@@ -10,7 +10,7 @@ import pytest
 
 import ppl_mixtures as pmx
 from ppl_mixtures import MixtureSpec, datasets, relabel
-from ppl_mixtures.diagnostics import mcmc_summary
+from ppl_mixtures.analysis.diagnostics import mcmc_summary
 
 SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
 REFERENCE = np.array([[-0.8, -1.5], [0.8, 1.0]])

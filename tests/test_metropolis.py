@@ -73,7 +73,7 @@ def test_compound_uses_nuts_for_the_means(compound):
 
 
 def test_nuts_mixes_the_means_better_than_metropolis(per_variable, compound):
-    from ppl_mixtures.diagnostics import mcmc_summary
+    from ppl_mixtures.analysis.diagnostics import mcmc_summary
 
     metropolis = mcmc_summary(relabel(per_variable, reference=TRUE_MEANS))
     nuts_means = mcmc_summary(relabel(compound, reference=TRUE_MEANS))
@@ -99,7 +99,7 @@ def test_blocked_ordered_learned_sd_from_prior(points):
 
 
 def test_data_start_gives_each_chain_its_own_overdispersed_start(compound, points):
-    from ppl_mixtures.models import initial_points
+    from ppl_mixtures.inference.pymc.models import initial_points
 
     starts = compound.extras["starts"]
     expected = initial_points(SPEC, points, 2, random_seed=2)   # the fit's seed

@@ -5,8 +5,7 @@ import pymc as pm
 import pytest
 
 from ppl_mixtures import MixtureSpec
-from ppl_mixtures.density import mixture_logp
-from ppl_mixtures.models import (
+from ppl_mixtures.inference.pymc.models import (
     build_builtin_model,
     build_latent_model,
     build_marginal_model,
@@ -14,7 +13,8 @@ from ppl_mixtures.models import (
     initial_points,
     mixture_random,
 )
-from ppl_mixtures.transforms import stick_breaking_forward
+from ppl_mixtures.model.density import mixture_logp
+from ppl_mixtures.model.transforms import stick_breaking_forward
 
 RNG = np.random.default_rng(20)
 POINTS_2D = np.concatenate([RNG.normal([-2.0, 0.0], 1.0, (15, 2)),
@@ -50,7 +50,7 @@ def oracle_pair(request):
 
 
 def test_marginal_logp_equals_builtin_mixture(oracle_pair):
-    from ppl_mixtures.density import MixtureLogp
+    from ppl_mixtures.model.density import MixtureLogp
 
     _, _, _, marginal, builtin, f_marginal, f_builtin = oracle_pair
     assert [v.name for v in marginal.value_vars] == [v.name for v in builtin.value_vars]
@@ -264,7 +264,7 @@ def test_fused_logp_and_gradient_equal_builtin_mixture():
     """What NUTS calls (logp and gradient together, the one-pass fused node) vs pm.Mixture."""
     from pymc.blocking import DictToArrayBijection
 
-    from ppl_mixtures.density import MixtureLogpAndGradParams
+    from ppl_mixtures.model.density import MixtureLogpAndGradParams
 
     points, spec = ORACLE_CASES["learned_ordered_2d_large"]
     functions = []

@@ -1,9 +1,9 @@
-"""The vectorizable exp / log of ppl_mixtures._numba_math against numpy, over their ranges."""
+"""The vectorizable exp / log of ppl_mixtures.kernels.numba_math against numpy, over their ranges."""
 
 import numba
 import numpy as np
 
-from ppl_mixtures import _numba_math as nm
+from ppl_mixtures.kernels import numba_math as nm
 
 
 @numba.njit(cache=False)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from ppl_mixtures import MixtureSpec, fit
-from ppl_mixtures.density import mixture_logp
-from ppl_mixtures.engines import get_engine
-from ppl_mixtures.engines._pymc import pointwise_log_likelihood, sampler_diagnostics
+from ppl_mixtures.inference.pymc.sampling import pointwise_log_likelihood, sampler_diagnostics
+from ppl_mixtures.inference.registry import get_engine
+from ppl_mixtures.model.density import mixture_logp
 
 TRUE_MEANS = np.array([[-1.0, -1.5], [1.0, 1.0]])
 
@@ -66,7 +66,7 @@ def test_nuts_recovers_seed_001_means_in_order(nuts_fit):
 def test_log_likelihood_matches_pymc_and_loo_works(nuts_fit):
     import pymc as pm
 
-    from ppl_mixtures.models import build_marginal_model
+    from ppl_mixtures.inference.pymc.models import build_marginal_model
 
     draws = nuts_fit.idata["posterior"].to_dataset()[["means_first", "means_rest", "weights"]]
     small = az.from_dict({"posterior": {k: draws[k].values[:, :5] for k in draws.data_vars}},
@@ -83,7 +83,7 @@ def test_log_likelihood_matches_pymc_and_loo_works(nuts_fit):
 
 
 def test_each_chain_starts_from_its_own_point(nuts_fit):
-    from ppl_mixtures.models import initial_points
+    from ppl_mixtures.inference.pymc.models import initial_points
 
     starts = nuts_fit.extras["starts"]
     assert len(starts) == nuts_fit.n_chains == 2
@@ -134,8 +134,8 @@ def test_bad_options_raise(option, value, error, message):
 
 
 def test_huge_draws_are_refused_before_anything_is_built(monkeypatch):
-    from ppl_mixtures import models
-    from ppl_mixtures.engines._pymc import SAMPLE_STATS_PER_DRAW
+    from ppl_mixtures.inference.pymc import models
+    from ppl_mixtures.inference.pymc.sampling import SAMPLE_STATS_PER_DRAW
     from ppl_mixtures.validation import MAX_STORED_VALUES
 
     def never(*args, **kwargs):
@@ -179,7 +179,7 @@ def test_parallel_chains_with_the_fused_density():
 
 
 def test_sample_stats_fit_the_per_draw_budget(nuts_fit):
-    from ppl_mixtures.engines._pymc import SAMPLE_STATS_PER_DRAW
+    from ppl_mixtures.inference.pymc.sampling import SAMPLE_STATS_PER_DRAW
 
     stats = nuts_fit.idata["sample_stats"]
     per_draw = sum(int(np.prod(stats[name].shape[2:])) for name in stats.data_vars)

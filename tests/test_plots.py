@@ -8,8 +8,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from ppl_mixtures import MixtureSpec, fit, plots
-from ppl_mixtures.compare import compare
+from ppl_mixtures import MixtureSpec, fit
+from ppl_mixtures.analysis.compare import compare
+from ppl_mixtures.present import plots
 from ppl_mixtures.results import MixtureFit, make_idata
 
 RNG = np.random.default_rng(11)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ppl_mixtures import MixtureSpec, fit
-from ppl_mixtures.refcache import cache_key, cached_fit
+from ppl_mixtures.app.refcache import cache_key, cached_fit
 
 SPEC = MixtureSpec(n_components=2, mean_prior_sd=3.0, obs_sd=1.0)
 OPTIONS = {"random_seed": 3, "n_init": 1, "max_iter": 50}

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ppl_mixtures import MixtureFit, MixtureSpec, relabel
-from ppl_mixtures.relabel import (
+from ppl_mixtures.analysis.relabel import (
     _assign_enumerated,
     _assign_hungarian,
     align_permutations,

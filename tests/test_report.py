@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from ppl_mixtures import MixtureSpec, plots
-from ppl_mixtures.compare import compare
-from ppl_mixtures.report import MARKER, headline_table, write_report
+from ppl_mixtures import MixtureSpec
+from ppl_mixtures.analysis.compare import compare
+from ppl_mixtures.present import plots
+from ppl_mixtures.present.report import MARKER, headline_table, write_report
 from ppl_mixtures.results import MixtureFit, Timings, make_idata
 
 RNG = np.random.default_rng(5)
@@ -130,7 +131,7 @@ def test_bad_arguments(comparisons, tmp_path):
 
 
 def test_sections_rendered_by_worker_processes_match(comparisons, tmp_path):
-    from ppl_mixtures import cli
+    from ppl_mixtures.app import cli
 
     serial = write_report(comparisons, tmp_path / "serial", figures=False)
     with cli._worker_pool(2) as pool:

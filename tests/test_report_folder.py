@@ -10,9 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from ppl_mixtures import MixtureSpec, report
-from ppl_mixtures.compare import compare
-from ppl_mixtures.report import (
+from ppl_mixtures import MixtureSpec
+from ppl_mixtures.analysis.compare import compare
+from ppl_mixtures.present import report
+from ppl_mixtures.present.report import (
     MARKER,
     ReportConflictError,
     ReportStage,

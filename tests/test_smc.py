@@ -8,7 +8,7 @@ K^N = 256 assignments z of
 with p(z) the Dirichlet-multinomial (weights integrated out) and each component's mean
 integrated out (a Gaussian prior on a Gaussian mean makes the cluster's points jointly
 Gaussian with that covariance). Written here with scipy, independently of
-``ppl_mixtures.evidence``.
+``ppl_mixtures.model.evidence``.
 """
 
 import itertools
@@ -19,7 +19,7 @@ from scipy.special import gammaln, logsumexp
 from scipy.stats import multivariate_normal
 
 from ppl_mixtures import MixtureSpec, fit
-from ppl_mixtures.engines import smc
+from ppl_mixtures.inference.pymc import smc
 
 POINTS = np.array([-2.1, -1.7, -1.2, -0.3, 0.4, 1.5, 1.9, 2.6])
 PRIOR_MEAN, PRIOR_SD, OBS_SD, ALPHA = 0.3, 2.0, 0.8, 1.0
@@ -57,7 +57,7 @@ EXACT = _exact_log_evidence(POINTS, 2, PRIOR_MEAN, PRIOR_SD, OBS_SD, ALPHA)
 
 
 def test_oracle_agrees_with_the_package_enumeration():
-    from ppl_mixtures.evidence import exact_log_evidence
+    from ppl_mixtures.model.evidence import exact_log_evidence
 
     np.testing.assert_allclose(EXACT, exact_log_evidence(POINTS, SPEC), rtol=0, atol=1e-9)
     # sanity of the oracle itself: one component, no assignments to sum over
@@ -169,7 +169,7 @@ def test_ordered_start_avoids_the_collapse(ordered_fit):
 
 
 def test_ordered_start_particles():
-    from ppl_mixtures import models
+    from ppl_mixtures.inference.pymc import models
 
     model = models.build_marginal_model(POINTS, ORDERED)
     starts = smc._ordered_start(model, draws=50, chains=3, random_seed=4)
@@ -246,7 +246,7 @@ def test_ordered_start_is_valid_for_every_transform():
     import pytensor
     import pytensor.tensor as pt
 
-    from ppl_mixtures import models
+    from ppl_mixtures.inference.pymc import models
 
     points = np.column_stack([POINTS, POINTS[::-1]])
     spec = MixtureSpec(n_components=3, obs_sd="learned", ordered=True, weights_transform="simplex")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from ppl_mixtures import ConvergenceWarning, MixtureSpec
-from ppl_mixtures.engines import _conjugate as conj
-from ppl_mixtures.engines import _kernels as kernels
-from ppl_mixtures.engines import cavi, svi
-from ppl_mixtures.relabel import align_permutations
+from ppl_mixtures.analysis.relabel import align_permutations
+from ppl_mixtures.inference.conjugate import cavi, svi
+from ppl_mixtures.inference.conjugate import common as conj
+from ppl_mixtures.kernels import estep as kernels
 
 
 def _points(n_samples, seed=0):

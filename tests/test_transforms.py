@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from ppl_mixtures.transforms import (
+from ppl_mixtures.model.transforms import (
     stick_breaking_backward,
     stick_breaking_forward,
     stick_breaking_log_jac_det,
@@ -81,7 +81,7 @@ def pt_functions():
     import pytensor
     import pytensor.tensor as pt
 
-    from ppl_mixtures.transforms import StickBreaking
+    from ppl_mixtures.model.transforms import StickBreaking
 
     sb = StickBreaking()
     y = pt.matrix("y")
@@ -103,7 +103,7 @@ def test_pytensor_transform_equals_numpy(pt_functions):
 def test_transform_identity_and_pickle():
     import pickle
 
-    from ppl_mixtures.transforms import StickBreaking
+    from ppl_mixtures.model.transforms import StickBreaking
 
     sb = StickBreaking()
     assert sb.name == "stickbreaking" and sb.ndim_supp == 1
@@ -114,7 +114,7 @@ def test_prior_only_nuts_recovers_dirichlet_moments():
     import arviz as az
     import pymc as pm
 
-    from ppl_mixtures.transforms import StickBreaking
+    from ppl_mixtures.model.transforms import StickBreaking
 
     alpha = np.array([0.5, 2.0, 4.0])
     with pm.Model() as model:

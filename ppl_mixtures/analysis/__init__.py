@@ -1,0 +1,1 @@
+"""The analysis layer (data only, no figures): relabeling, diagnostics, comparisons."""

@@ -1,0 +1,1 @@
+"""The application layer: the ``ppl-mixtures`` command line, the demo, the reference cache."""

@@ -1,0 +1,1 @@
+"""Conjugate-exponential engines on numpy/numba: CAVI, SVI and EM."""

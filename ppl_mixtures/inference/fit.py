@@ -1,0 +1,116 @@
+"""`fit(points, spec, engine=..., **options)`: one entry point for every engine."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ppl_mixtures.inference.registry import get_engine
+from ppl_mixtures.model.spec import MixtureSpec
+from ppl_mixtures.results import MixtureFit
+from ppl_mixtures.validation import (
+    DataScaleWarning,
+    NumericalError,
+    check_data_scale,
+    check_engine_options,
+    check_points,
+)
+
+__all__ = ["DataScaleWarning", "NumericalError", "check_finite_fit", "fit"]
+
+#: Posterior variables that must be finite in every returned fit.
+_CHECKED_VARIABLES = ("means", "weights", "obs_sd")
+#: Scalar extras (nats) that must be finite when an engine reports them.
+_CHECKED_EXTRAS = ("elbo_final", "log_lik_final", "objective_final")
+
+
+def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) -> MixtureFit:
+    """Fit ``spec`` to ``points`` with the named engine.
+
+    Parameters
+    ----------
+    points : array-like of shape (n_samples,) or (n_samples, n_features)
+        Finite numeric data; 1-D input is one feature. Never modified. A ``(points,
+        labels)`` tuple (what ``datasets.three_clusters_1d()`` returns) is refused with a
+        message saying to pass its first element.
+    spec : MixtureSpec
+        The model. Every engine fits the same model, so answers are comparable.
+    engine : str
+        A registered engine: ``ppl_mixtures.inference.registry.available_engines()`` lists them.
+    **options
+        Engine options (e.g. ``draws``, ``chains``, ``random_seed`` for ``"nuts"``). Unknown
+        options raise a TypeError listing the valid ones.
+
+    Returns
+    -------
+    MixtureFit
+        Its posterior means, weights (and obs_sd) and its ELBO trace are finite.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad input, naming the argument.
+    NumericalError
+        The engine produced NaN/inf means, weights, obs_sd or ELBO (see
+        :func:`check_finite_fit`); no such fit is ever returned.
+
+    Warns
+    -----
+    DataScaleWarning
+        When the data sit far from the scale the spec's priors assume
+        (``validation.check_data_scale`` states the rule); standardize the data.
+    """
+    if not isinstance(spec, MixtureSpec):
+        raise TypeError(f"spec: expected a MixtureSpec, got {type(spec).__name__}. "
+                        f"Build one with MixtureSpec(n_components=...).")
+    entry = get_engine(engine)
+    check_engine_options(engine, entry.options or entry.fit, options)
+    data = check_points(points, n_components=spec.n_components)
+    spec.check_features(data.shape[1])
+    message = check_data_scale(data, spec)
+    if message is not None:
+        warnings.warn(message, DataScaleWarning, stacklevel=2)
+    result = entry.fit(data, spec, **options)
+    check_finite_fit(result, scale_warning=message is not None)
+    if result.family is None:  # every fit says which family it comes from
+        result = result.replace(family=entry.family)
+    return result
+
+
+def check_finite_fit(result: MixtureFit, *, scale_warning: bool = False) -> None:
+    """Raise :class:`NumericalError` when a fit holds NaN/inf parameters or ELBO values.
+
+    Checks the posterior ``means``, ``weights`` and ``obs_sd`` (when present), every entry
+    of the ELBO trace, and the scalar extras ``elbo_final``, ``log_lik_final`` and
+    ``objective_final`` (when present). ``scale_warning`` says whether the data-scale
+    warning fired (it makes the message name the likely cause first).
+    """
+    bad = []
+    posterior = result.idata["posterior"]
+    for name in _CHECKED_VARIABLES:
+        if name in posterior:
+            values = np.asarray(posterior[name].values, dtype=float)
+            n_bad = int(np.size(values) - np.isfinite(values).sum())
+            if n_bad:
+                bad.append(f"{n_bad} of {values.size} {name} values")
+    if result.elbo is not None:
+        trace = np.asarray(result.elbo, dtype=float)
+        n_bad = int(trace.size - np.isfinite(trace).sum())
+        if n_bad:
+            bad.append(f"{n_bad} of {trace.size} ELBO trace entries")
+    for name in _CHECKED_EXTRAS:
+        value = result.extras.get(name)
+        if value is not None and not np.isfinite(float(value)):
+            bad.append(f"{name}={float(value)!r}")
+    if not bad:
+        return
+    cause = ("the data sit far from the priors' scale (see the DataScaleWarning)"
+             if scale_warning else
+             "data far from the priors' scale, or priors at the edge of float64's range")
+    raise NumericalError(f"engine {result.engine!r} returned non-finite numbers: "
+                         f"{', '.join(bad)} are NaN or inf. Likely cause: {cause}. Standardize "
+                         f"the data (z, center, scale = ppl_mixtures.datasets.standardize("
+                         f"points)) and use priors on that scale, e.g. mean_prior_sd=1.0, "
+                         f"obs_sd=1.0 or 'learned'.")

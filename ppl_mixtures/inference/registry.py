@@ -1,0 +1,132 @@
+"""The engine registry: every inference engine, one module per algorithm.
+
+Each engine module in :mod:`ppl_mixtures.inference.conjugate` and
+:mod:`ppl_mixtures.inference.pymc` exposes ``fit(points, spec, **options) -> MixtureFit`` (and,
+for CAVI/EM/SVI, ``init`` / ``step``), and registers itself by defining a module-level
+``ENGINES`` tuple of :class:`Engine` records. The registry discovers modules by listing
+those two packages, so adding an engine means adding one module: nothing else changes.
+
+Engine modules never import each other, nor anything above the inference layer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+__all__ = ["Engine", "available_engines", "get_engine"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Engine:
+    """A registered inference engine.
+
+    Attributes
+    ----------
+    name : str
+        The name users pass as ``fit(..., engine=name)``.
+    fit : callable
+        ``fit(points, spec, **options) -> MixtureFit``; ``points`` arrives validated, as a
+        float64 array of shape (n_samples, n_features).
+    options : type or None
+        The engine's options: a frozen, keyword-only dataclass whose fields (name, type,
+        default, ``metadata["help"]``) are the valid options and whose ``__post_init__``
+        checks their values. ``fit`` builds it with ``validation.build_options``; the CLI
+        generates its help from it. None: the valid options are ``fit``'s keyword-only
+        parameters.
+    summary : str
+        One line for ``--help`` and reports.
+    family : {"mcmc", "vi", "point"}
+        Samplers, variational methods, point estimators.
+    scalable : bool
+        Suited to 1e5+ points (minibatch or one cheap pass per iteration).
+    quick_options : Mapping
+        Small settings that finish in seconds on ~100 points (tests, ``demo --quick``).
+    large_data_options : Mapping
+        Settings for 1e5+ points (e.g. ``{"batch_size": 200}``); only for scalable engines.
+    demo_options : Mapping
+        Settings ``ppl-mixtures demo`` uses instead of the defaults (e.g. fewer draws for a
+        slow contrast engine); the report lists the options each fit ran with.
+    max_samples : int or None
+        Above this many observations the engine is impractically slow (its cost per draw
+        grows faster than linearly); ``ppl-mixtures demo`` skips it there. None: no limit.
+    """
+
+    name: str
+    fit: Callable[..., Any]
+    summary: str
+    family: Literal["mcmc", "vi", "point"]
+    options: type | None = None
+    scalable: bool = False
+    quick_options: Mapping[str, Any] = field(default_factory=dict)
+    large_data_options: Mapping[str, Any] = field(default_factory=dict)
+    demo_options: Mapping[str, Any] = field(default_factory=dict)
+    max_samples: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("quick_options", "large_data_options", "demo_options"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+
+_REGISTRY: dict[str, Engine] | None = None
+#: Engine modules that failed to import, with the error (shown when an engine is missing).
+_IMPORT_ERRORS: dict[str, BaseException] = {}
+
+
+#: The packages whose modules may define ``ENGINES``.
+ENGINE_PACKAGES = ("ppl_mixtures.inference.conjugate", "ppl_mixtures.inference.pymc")
+
+
+def _engine_modules() -> list[str]:
+    names = []
+    for package in ENGINE_PACKAGES:
+        path = importlib.import_module(package).__path__
+        names += [f"{package}.{info.name}" for info in pkgutil.iter_modules(path)
+                  if not info.name.startswith("_")]
+    return sorted(names, key=lambda name: name.rsplit(".", 1)[1])
+
+
+def _discover() -> dict[str, Engine]:
+    registry: dict[str, Engine] = {}
+    for module_name in _engine_modules():
+        info_name = module_name.rsplit(".", 1)[1]
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as err:  # one broken engine must not take the others down
+            _IMPORT_ERRORS[info_name] = err
+            logger.warning("engine module %s failed to import: %s: %s",
+                           info_name, type(err).__name__, err)
+            continue
+        for engine in getattr(module, "ENGINES", ()):
+            if engine.name in registry:
+                raise RuntimeError(f"engine name {engine.name!r} registered twice "
+                                   f"(second time by {module.__name__})")
+            registry[engine.name] = engine
+    return registry
+
+
+def available_engines() -> Mapping[str, Engine]:
+    """All registered engines by name (modules are imported on first call)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _discover()
+    return MappingProxyType(_REGISTRY)
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered as ``name``; a ValueError listing the valid names otherwise."""
+    engines = available_engines()
+    if not isinstance(name, str) or name not in engines:
+        listed = ", ".join(sorted(engines))
+        broken = "".join(f" Engine module {mod!r} failed to import ({type(err).__name__}: {err})."
+                         for mod, err in _IMPORT_ERRORS.items())
+        raise ValueError(f"engine: expected one of {listed}, got {name!r}. "
+                         f"Pick one of those (ppl-mixtures fit --help describes each).{broken}")
+    return engines[name]

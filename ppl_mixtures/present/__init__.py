@@ -1,0 +1,1 @@
+"""The presentation layer: figures, markdown/JSON tables, report folders."""
