@@ -21,7 +21,7 @@ help:
 	@echo "make test-fast  the tests without the slow end-to-end ones"
 	@echo "make notebooks  execute the tutorials at full settings into reports/notebooks/"
 	@echo "make bench      run benchmarks/ and write reports/benchmarks/"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff format --check, ruff check, lint-imports (layers), mypy (numeric core)"
 	@echo "make docs       build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make docs-check open the built site in headless Chromium; fail on a broken image or link"
 
@@ -47,8 +47,17 @@ notebooks: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/ppl-mixtures bench
 
+# Every check runs even when an earlier one fails; the target fails if any did.
+# mypy checks the numeric core listed in pyproject.toml [tool.mypy] `files`.
+LINT_PATHS := ppl_mixtures tests benchmarks tools docs notebooks
+
 lint: $(BIN)/.installed
-	$(BIN)/ruff check ppl_mixtures tests benchmarks tools docs/_ext
+	@failed=(); \
+	$(BIN)/ruff format --check $(LINT_PATHS) || failed+=("ruff format --check"); \
+	$(BIN)/ruff check $(LINT_PATHS) || failed+=("ruff check"); \
+	$(BIN)/lint-imports || failed+=("lint-imports"); \
+	$(BIN)/mypy || failed+=("mypy"); \
+	if (( $${#failed[@]} )); then echo "make lint failed: $${failed[*]}" >&2; exit 1; fi
 
 # The site: Sphinx + myst-nb from the `docs` extra, installed into .venv on first use.
 DOCS_BUILD   := docs/_build/html
