@@ -36,16 +36,23 @@ def _copy_tutorials() -> list[str]:
     sources = sorted(EXECUTED_NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
     if not sources:
         raise FileNotFoundError(
-            f"no executed notebooks in {EXECUTED_NOTEBOOKS}: run `make notebooks` first")
+            f"no executed notebooks in {EXECUTED_NOTEBOOKS}: run `make notebooks` first"
+        )
     if TUTORIALS.exists():
         shutil.rmtree(TUTORIALS)
     TUTORIALS.mkdir()
     for source in sources:
         shutil.copy2(source, TUTORIALS / source.name)
-    index = ["# Tutorials", "",
-             "The five tutorial notebooks, executed at full settings by `make notebooks` "
-             "(their stored outputs are shown here; the site build does not re-run them).", "",
-             "```{toctree}", ":maxdepth: 1", ""]
+    index = [
+        "# Tutorials",
+        "",
+        "The five tutorial notebooks, executed at full settings by `make notebooks` "
+        "(their stored outputs are shown here; the site build does not re-run them).",
+        "",
+        "```{toctree}",
+        ":maxdepth: 1",
+        "",
+    ]
     index += [source.stem for source in sources] + ["```", ""]
     (TUTORIALS / "index.md").write_text("\n".join(index), encoding="utf-8")
     return [source.stem for source in sources]
@@ -72,8 +79,10 @@ def _mirror_reports() -> None:
     demo = MIRROR / "demo"
     shutil.copytree(ROOT / "reports" / "demo" / "figures", demo / "figures")
     text = (ROOT / "reports" / "demo" / "report.md").read_text(encoding="utf-8")
-    note = ("*A copy of `reports/demo/report.md`. The posterior files it names are written by "
-            "`make demo` into `reports/demo/posteriors/`; they are not part of this site.*")
+    note = (
+        "*A copy of `reports/demo/report.md`. The posterior files it names are written by "
+        "`make demo` into `reports/demo/posteriors/`; they are not part of this site.*"
+    )
     title, _, rest = text.partition("\n")
     text = POSTERIOR_LINK.sub(r"`\1`", f"{title}\n\n{note}\n{rest}")
     (demo / "report.md").write_text(text, encoding="utf-8")
@@ -82,17 +91,31 @@ def _mirror_reports() -> None:
     pages = sorted((ROOT / "reports" / "benchmarks").glob("*.md"))
     for page in pages:
         shutil.copy2(page, bench / page.name)
-    index = ["# Benchmarks", "",
-             "The reports written by `make bench` into `reports/benchmarks/` (copies).", "",
-             "```{toctree}", ":maxdepth: 1", ""] + [page.stem for page in pages] + ["```", ""]
+    index = (
+        [
+            "# Benchmarks",
+            "",
+            "The reports written by `make bench` into `reports/benchmarks/` (copies).",
+            "",
+            "```{toctree}",
+            ":maxdepth: 1",
+            "",
+        ]
+        + [page.stem for page in pages]
+        + ["```", ""]
+    )
     (bench / "index.md").write_text("\n".join(index), encoding="utf-8")
 
 
 _mirror_reports()
-(MIRROR / "gallery_figures.md").write_text(gallery.gallery_markdown(
-    (ROOT / "reports" / "demo" / "report.md").read_text(encoding="utf-8"),
-    sorted(p.name for p in (ROOT / "reports" / "demo" / "figures").glob("*.png")),
-    "reports/demo/figures"), encoding="utf-8")  # included by gallery.md
+(MIRROR / "gallery_figures.md").write_text(
+    gallery.gallery_markdown(
+        (ROOT / "reports" / "demo" / "report.md").read_text(encoding="utf-8"),
+        sorted(p.name for p in (ROOT / "reports" / "demo" / "figures").glob("*.png")),
+        "reports/demo/figures",
+    ),
+    encoding="utf-8",
+)  # included by gallery.md
 
 # -- project --------------------------------------------------------------------------------
 project = "ppl-mixtures"
@@ -109,8 +132,14 @@ extensions = [
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
 ]
-exclude_patterns = ["_build", "_ext", "reports/gallery_figures.md",  # included by gallery.md
-                    "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = [
+    "_build",
+    "_ext",
+    "reports/gallery_figures.md",  # included by gallery.md
+    "Thumbs.db",
+    ".DS_Store",
+    "**.ipynb_checkpoints",
+]
 html_theme = "furo"
 html_title = f"ppl-mixtures {release}"
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb", ".rst": "restructuredtext"}

@@ -115,8 +115,11 @@ class TargetChecker:
         if url not in self._bodies:
             try:
                 with urllib.request.urlopen(url, timeout=30) as response:
-                    self._bodies[url] = (response.status, response.read(),
-                                         response.headers.get_content_type())
+                    self._bodies[url] = (
+                        response.status,
+                        response.read(),
+                        response.headers.get_content_type(),
+                    )
             except urllib.error.HTTPError as err:
                 self._bodies[url] = (err.code, b"", "")
             except (urllib.error.URLError, OSError) as err:
@@ -153,9 +156,16 @@ def image_problems(page: str, images: list[dict]) -> list[Problem]:
 
     ``images`` are the browser's records: dicts with "src", "complete", "naturalWidth".
     """
-    return [Problem(page, "broken image", image["src"] or "<img> without src",
-                    f"complete={image['complete']}, naturalWidth={image['naturalWidth']}")
-            for image in images if not (image["complete"] and image["naturalWidth"] > 0)]
+    return [
+        Problem(
+            page,
+            "broken image",
+            image["src"] or "<img> without src",
+            f"complete={image['complete']}, naturalWidth={image['naturalWidth']}",
+        )
+        for image in images
+        if not (image["complete"] and image["naturalWidth"] > 0)
+    ]
 
 
 def pages_to_open(site: Path, every_page: bool = False) -> list[str]:
@@ -166,13 +176,17 @@ def pages_to_open(site: Path, every_page: bool = False) -> list[str]:
     if not (site / "index.html").is_file():
         raise FileNotFoundError(f"--site: no index.html in {site}; build the site with `make docs`")
     if every_page:
-        return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html")
-                      if not p.relative_to(site).parts[0].startswith("_"))
-    tutorials = sorted(p.relative_to(site).as_posix()
-                       for p in (site / "tutorials").glob("*.html"))
+        return sorted(
+            p.relative_to(site).as_posix()
+            for p in site.rglob("*.html")
+            if not p.relative_to(site).parts[0].startswith("_")
+        )
+    tutorials = sorted(p.relative_to(site).as_posix() for p in (site / "tutorials").glob("*.html"))
     if not tutorials:
-        raise FileNotFoundError(f"--site: no tutorials/*.html in {site}; the tutorials are "
-                                "missing from the build (see docs/conf.py)")
+        raise FileNotFoundError(
+            f"--site: no tutorials/*.html in {site}; the tutorials are "
+            "missing from the build (see docs/conf.py)"
+        )
     return [p for p in MAIN_PAGES if (site / p).is_file()] + tutorials
 
 
@@ -183,11 +197,15 @@ def _browser(chromium: Path, chromedriver: Path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(chromium)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1280,1024"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,1024",
+    ):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=str(chromedriver)),
-                              options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
     driver.set_page_load_timeout(60)
     return driver
 
@@ -204,8 +222,9 @@ def _collect(driver, url: str, wait: float) -> dict:
         time.sleep(0.1)
 
 
-def check_site(site: Path, chromium: Path, chromedriver: Path, every_page: bool = False,
-               wait: float = 10.0) -> tuple[list[Problem], dict[str, int]]:
+def check_site(
+    site: Path, chromium: Path, chromedriver: Path, every_page: bool = False, wait: float = 10.0
+) -> tuple[list[Problem], dict[str, int]]:
     """Open the pages in headless Chromium; return the problems and counts of what was checked."""
     pages = pages_to_open(site, every_page)
     server, base_url = serve(site)
@@ -234,32 +253,47 @@ def check_site(site: Path, chromium: Path, chromedriver: Path, every_page: bool 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--site", type=Path, default=DEFAULT_SITE,
-                        help="the built HTML site (default: %(default)s)")
+    parser.add_argument(
+        "--site", type=Path, default=DEFAULT_SITE, help="the built HTML site (default: %(default)s)"
+    )
     parser.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"))
     parser.add_argument("--chromedriver", type=Path, default=Path("/usr/bin/chromedriver"))
-    parser.add_argument("--all", action="store_true", dest="every_page",
-                        help="open every page, not only the main pages and the tutorials")
-    parser.add_argument("--wait", type=float, default=10.0,
-                        help="seconds to wait for a page's images to settle (default: 10)")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        dest="every_page",
+        help="open every page, not only the main pages and the tutorials",
+    )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a page's images to settle (default: 10)",
+    )
     args = parser.parse_args(argv)
     for option, path in (("--chromium", args.chromium), ("--chromedriver", args.chromedriver)):
         if not path.is_file():
-            print(f"{option}: {path} does not exist; install Debian's chromium and "
-                  "chromium-driver (`make docs-check` does it) or pass the path", file=sys.stderr)
+            print(
+                f"{option}: {path} does not exist; install Debian's chromium and "
+                "chromium-driver (`make docs-check` does it) or pass the path",
+                file=sys.stderr,
+            )
             return 2
     start = time.perf_counter()
     try:
-        problems, counts = check_site(args.site, args.chromium, args.chromedriver,
-                                      args.every_page, args.wait)
+        problems, counts = check_site(
+            args.site, args.chromium, args.chromedriver, args.every_page, args.wait
+        )
     except FileNotFoundError as err:
         print(err, file=sys.stderr)
         return 2
     for problem in problems:
         print(problem)
     checked = ", ".join(f"{n} {what}" for what, n in counts.items())
-    print(f"docs-check: {checked}; {len(problems)} problem(s) "
-          f"in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    print(
+        f"docs-check: {checked}; {len(problems)} problem(s) in {time.perf_counter() - start:.1f} s",
+        file=sys.stderr,
+    )
     return 1 if problems else 0
 
 

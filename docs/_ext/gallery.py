@@ -28,7 +28,7 @@ def report_figures(report_md: str) -> list[tuple[str, str, str]]:
         if heading := SECTION.match(line):
             section = heading.group(1).strip()
         elif figure := FIGURE.match(line.strip()):
-            following = next((x.strip() for x in lines[i + 1:] if x.strip()), "")
+            following = next((x.strip() for x in lines[i + 1 :] if x.strip()), "")
             caption = CAPTION.match(following)
             text = caption.group(1) if caption else figure.group(1)
             found.append((section, figure.group(2), text.rstrip(".")))
@@ -60,12 +60,20 @@ def gallery_markdown(report_md: str, figure_names: list[str], image_dir: str) ->
         raise ValueError(
             f"reports/demo: the report and figures/ disagree: in figures/ but not in the "
             f"report: {missing}; in the report but not in figures/: {absent}. Regenerate "
-            f"both with `make demo`.")
+            f"both with `make demo`."
+        )
     out, section = [], None
     for where, name, caption in figures:
         if where != section:
             section = where
             out += [f"## {section}", ""]
-        out += [f":::{{figure}} {image_dir}/{name}", f":alt: {caption}", ":width: 100%", "",
-                f"{caption}.", ":::", ""]
+        out += [
+            f":::{{figure}} {image_dir}/{name}",
+            f":alt: {caption}",
+            ":width: 100%",
+            "",
+            f"{caption}.",
+            ":::",
+            "",
+        ]
     return "\n".join(out)

@@ -45,6 +45,7 @@ def rewrite_links(text: str, base: str, docs: Path) -> str:
         The Sphinx source folder (docs/); the rewritten targets are relative to it, and a
         notebook or report is rewritten only when its copy exists there.
     """
+
     def replace(match: re.Match) -> str:
         target, fragment = match.group(1), match.group(2) or ""
         if "://" in target or target.startswith(("mailto:", "/", "#")):
