@@ -81,9 +81,11 @@ def _check_finite(result):
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0, rtol=1e-9)
     if result.elbo is not None:
         assert np.all(np.isfinite(result.elbo))
-    for key in ("elbo_final", "log_lik_final", "objective_final"):
-        if key in result.extras:
-            assert np.isfinite(result.extras[key]), key
+    if result.elbo_estimate is not None:
+        assert np.isfinite(result.elbo_estimate.value)
+    for name in ("log_lik_final", "objective_final"):  # EM's details
+        value = getattr(result.details, name, None)
+        assert value is None or np.isfinite(value), name
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow,

@@ -22,8 +22,9 @@ __all__ = ["DataScaleWarning", "NumericalError", "check_finite_fit", "fit"]
 
 #: Posterior variables that must be finite in every returned fit.
 _CHECKED_VARIABLES = ("means", "weights", "obs_sd")
-#: Scalar extras (nats) that must be finite when an engine reports them.
-_CHECKED_EXTRAS = ("elbo_final", "log_lik_final", "objective_final")
+#: Scalar fields of an engine's ``details`` (nats) that must be finite when it reports them
+#: (EM's final log-likelihood and its objective).
+_CHECKED_DETAILS = ("log_lik_final", "objective_final")
 
 
 def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) -> MixtureFit:
@@ -83,9 +84,10 @@ def check_finite_fit(result: MixtureFit, *, scale_warning: bool = False) -> None
     """Raise :class:`NumericalError` when a fit holds NaN/inf parameters or ELBO values.
 
     Checks the posterior ``means``, ``weights`` and ``obs_sd`` (when present), every entry
-    of the ELBO trace, and the scalar extras ``elbo_final``, ``log_lik_final`` and
-    ``objective_final`` (when present). ``scale_warning`` says whether the data-scale
-    warning fired (it makes the message name the likely cause first).
+    of the ELBO trace, ``fit.elbo_estimate.value`` and the engine's
+    ``fit.details.log_lik_final`` / ``fit.details.objective_final`` (when present).
+    ``scale_warning`` says whether the data-scale warning fired (it makes the message name
+    the likely cause first).
     """
     bad = []
     posterior = result.idata["posterior"]
@@ -100,10 +102,11 @@ def check_finite_fit(result: MixtureFit, *, scale_warning: bool = False) -> None
         n_bad = int(trace.size - np.isfinite(trace).sum())
         if n_bad:
             bad.append(f"{n_bad} of {trace.size} ELBO trace entries")
-    for name in _CHECKED_EXTRAS:
-        value = result.extras.get(name)
+    scalars = {"elbo_estimate.value": getattr(result.elbo_estimate, "value", None)}
+    scalars |= {f"details.{name}": getattr(result.details, name, None) for name in _CHECKED_DETAILS}
+    for label, value in scalars.items():
         if value is not None and not np.isfinite(float(value)):
-            bad.append(f"{name}={float(value)!r}")
+            bad.append(f"{label}={float(value)!r}")
     if not bad:
         return
     cause = ("the data sit far from the priors' scale (see the DataScaleWarning)"
