@@ -69,7 +69,8 @@ POSTERIOR_LINK = re.compile(r"\[([^\]]+)\]\((posteriors/[^)]+)\)")
 
 
 def _mirror_reports() -> None:
-    """Copy the demo report (with its figures) and the benchmark reports into docs/reports/.
+    """Copy the demo report (with its figures), the benchmark reports and CHANGELOG.md into
+    docs/reports/.
 
     The demo report's links to ``posteriors/`` become plain text: those netCDF files are
     written by ``make demo`` into reports/demo/posteriors/ and are not committed or published.
@@ -105,6 +106,8 @@ def _mirror_reports() -> None:
         + ["```", ""]
     )
     (bench / "index.md").write_text("\n".join(index), encoding="utf-8")
+    # CHANGELOG.md (README links to it) as a page of the site; repo_links rewrites the link
+    shutil.copy2(ROOT / "CHANGELOG.md", MIRROR / "changelog.md")
 
 
 _mirror_reports()

@@ -6,7 +6,7 @@ report outside docs/ (``reports/benchmarks/mcmc.md``). Sphinx knows only the pag
 source tree, so before MyST parses a page (``source-read``) or the README included by
 docs/index.md (``include-read``) this rewrites exactly those targets:
 
-- a folder in :data:`FOLDER_PAGES` -> its page on the site;
+- a folder (or top-level file, CHANGELOG.md) in :data:`FOLDER_PAGES` -> its page on the site;
 - ``notebooks/NN_name.ipynb`` or ``reports/notebooks/NN_name.ipynb`` -> the executed tutorial
   ``tutorials/NN_name.ipynb`` (copied there by docs/conf.py);
 - a file under ``reports/`` that docs/conf.py mirrored into ``docs/reports/`` -> the copy.
@@ -21,11 +21,13 @@ import posixpath
 import re
 from pathlib import Path
 
-#: Repository folders (no trailing slash) -> their page on the site (relative to docs/).
+#: Repository folders (no trailing slash) and top-level files -> their page on the site
+#: (relative to docs/; docs/conf.py writes the copies under docs/reports/).
 FOLDER_PAGES = {
     "notebooks": "tutorials/index.md",
     "reports/notebooks": "tutorials/index.md",
     "reports/benchmarks": "reports/benchmarks/index.md",
+    "CHANGELOG.md": "reports/changelog.md",
 }
 NOTEBOOK = re.compile(r"(?:reports/)?notebooks/(\d\d_[\w-]+\.ipynb)")
 LINK = re.compile(r"\]\(([^)\s#]+)(#[^)\s]*)?\)")
