@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ppl_mixtures import MixtureFit, MixtureSpec, datasets, fit
+from ppl_mixtures import MixtureFit, MixtureSpec, compare, datasets, evidence, fit, relabel
 from ppl_mixtures import validation as v
 from ppl_mixtures.inference import registry
 from ppl_mixtures.inference.registry import Engine, get_engine
@@ -136,6 +136,26 @@ def _idata(**changes: Any) -> Any:
         "obs_sd": np.ones((C, S, K, D)),
     } | changes
     return make_idata(args.pop("means"), args.pop("weights"), args.pop("points"), **args)
+
+
+def _fit_of() -> MixtureFit:
+    """A one-feature, two-component fit of 2 chains x 5 draws (enough for compare/relabel)."""
+    rng = np.random.default_rng(0)
+    means = np.sort(rng.normal(size=(2, 5, 2, 1)), axis=2)
+    weights = np.full((2, 5, 2), 0.5)
+    points = rng.normal(size=(6, 1))
+    return MixtureFit(
+        engine="nuts", spec=SPEC, idata=make_idata(means, weights, points), family="mcmc"
+    )
+
+
+def _estimator(**params: Any) -> Any:
+    """BayesianMixture(**params).fit on 4 points with the toy engine (which never runs)."""
+    from ppl_mixtures.estimator import BayesianMixture
+
+    return BayesianMixture(**({"n_components": 2, "engine": "toy"} | params)).fit(
+        np.arange(4.0)[:, None]
+    )
 
 
 def _engine_fit(
@@ -1695,6 +1715,163 @@ CASES = [
         "expected one of mcmc, vi, point or None",
         "got 'sampler'",
         "Use 'mcmc' for samplers",
+    ),
+    # ------------------------------------------------- analysis and the exact oracle
+    Bad(
+        "compare-fits-list",
+        lambda _: compare([_fit_of()]),
+        TypeError,
+        "fits",
+        "expected a non-empty mapping of name -> MixtureFit",
+        "got list",
+        "Pass e.g. {'nuts': nuts_fit, 'cavi': cavi_fit}.",
+    ),
+    Bad(
+        "compare-fits-empty",
+        lambda _: compare({}),
+        TypeError,
+        "fits",
+        "expected a non-empty mapping of name -> MixtureFit",
+        "got dict",
+        "Pass e.g.",
+    ),
+    Bad(
+        "compare-fit-not-a-fit",
+        lambda _: compare({"nuts": _fit_of(), "x": 3}),
+        TypeError,
+        "fits['x']",
+        "expected a MixtureFit",
+        "got int",
+        "Pass the result of ppl_mixtures.fit",
+    ),
+    Bad(
+        "compare-khat",
+        lambda _: compare({"nuts": _fit_of()}, khat="yes"),
+        TypeError,
+        "khat",
+        "expected 'auto', True or False",
+        "got 'yes'",
+        "Pass khat='auto'",
+    ),
+    Bad(
+        "compare-log-evidence",
+        lambda _: compare({"nuts": _fit_of()}, log_evidence="high"),
+        TypeError,
+        "log_evidence",
+        "expected a number",
+        "got 'high'",
+        "Pass log p(x) in nats",
+    ),
+    Bad(
+        "compare-reference",
+        lambda _: compare({"nuts": _fit_of()}, reference="cavi"),
+        ValueError,
+        "reference",
+        "expected one of the fits given (nuts) or 'exact'",
+        "got 'cavi'",
+        "Pass reference=<one of those>",
+    ),
+    Bad(
+        "relabel-not-a-fit",
+        lambda _: relabel({"means": 1}),
+        TypeError,
+        "fit",
+        "expected a MixtureFit",
+        "got dict",
+        "Pass the result of ppl_mixtures.fit(...)",
+    ),
+    Bad(
+        "relabel-reference-shape",
+        lambda _: relabel(_fit_of(), reference=np.zeros((3, 2))),
+        ValueError,
+        "reference",
+        "expected means of shape (2, 1) (n_components, n_features)",
+        "got (3, 2)",
+        "Align fits of the same K and data.",
+    ),
+    Bad(
+        "exact-feasible-n",
+        lambda _: evidence.exact_feasible(0, 2),
+        ValueError,
+        "n_samples",
+        "expected an integer >= 1",
+        "got 0",
+        "Use 1 or more",
+    ),
+    Bad(
+        "exact-spec",
+        lambda _: evidence.exact_log_evidence([0.0, 1.0], "spec"),
+        TypeError,
+        "spec",
+        "expected a MixtureSpec",
+        "got str",
+        "Build one with MixtureSpec",
+    ),
+    Bad(
+        "exact-too-many-points",
+        lambda _: evidence.exact_log_evidence(np.zeros(40), SPEC),
+        ValueError,
+        "points",
+        "expected at most 2000000 assignments (n_components ** n_samples)",
+        "got 2**40",
+        "Enumerate fewer points (e.g. points[:20]).",
+    ),
+    Bad(
+        "exact-predictive-features",
+        lambda _: evidence.exact_posterior(np.zeros((3, 1)), SPEC).predictive_logpdf(
+            np.zeros((2, 2))
+        ),
+        ValueError,
+        "new_points",
+        "expected 1 features (the data's)",
+        "got 2",
+        "Pass points with the columns of the data.",
+    ),
+    # ------------------------------------------------------ the scikit-learn estimator
+    Bad(
+        "estimator-covariance",
+        lambda _: _estimator(covariance="round"),
+        ValueError,
+        "covariance",
+        "expected one of 'diag'",
+        "got 'round'",
+        "Use covariance='diag'.",
+    ),
+    Bad(
+        "estimator-options-list",
+        lambda _: _estimator(engine_options=[("n_init", 2)]),
+        TypeError,
+        "engine_options",
+        "expected a dict of engine options or None",
+        "got [('n_init', 2)]",
+        "Pass e.g. engine_options={'n_init': 2}.",
+    ),
+    Bad(
+        "estimator-options-keys",
+        lambda _: _estimator(engine_options={1: 2}),
+        TypeError,
+        "engine_options",
+        "expected option names as str keys",
+        "got ['1']",
+        "Use e.g. {'max_iter': 100}.",
+    ),
+    Bad(
+        "estimator-options-seed",
+        lambda _: _estimator(engine_options={"random_seed": 1}),
+        ValueError,
+        "engine_options",
+        "expected no 'random_seed' key",
+        "got one",
+        "Pass the seed as BayesianMixture(random_seed=...)",
+    ),
+    Bad(
+        "estimator-K",
+        lambda _: _estimator(n_components=0),
+        ValueError,
+        "n_components",
+        "expected an integer >= 1",
+        "got 0",
+        "e.g. n_components=2",
     ),
 ]
 
