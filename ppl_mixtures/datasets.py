@@ -87,7 +87,9 @@ OLD_FAITHFUL_UNITS = "min"
 
 
 # --------------------------------------------------------------------------- seed 001
-def _advi_notebook_draw(rng: np.random.RandomState, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def _advi_notebook_draw(
+    rng: np.random.RandomState, n_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Seed 001's generator, call for call (the order of RandomState calls is the data).
 
     Returns
@@ -97,15 +99,18 @@ def _advi_notebook_draw(rng: np.random.RandomState, n_samples: int) -> tuple[np.
     """
     ms = np.array(ADVI_NOTEBOOK_MEANS)
     ps = np.array(ADVI_NOTEBOOK_WEIGHTS)
-    zs = np.array([rng.multinomial(1, ps) for _ in range(n_samples)]).T          # (K, N) one-hot
-    xs = [z[:, np.newaxis] * rng.multivariate_normal(m, np.eye(2), size=n_samples)
-          for z, m in zip(zs, ms, strict=True)]                                   # K x (N, 2)
+    zs = np.array([rng.multinomial(1, ps) for _ in range(n_samples)]).T  # (K, N) one-hot
+    xs = [
+        z[:, np.newaxis] * rng.multivariate_normal(m, np.eye(2), size=n_samples)
+        for z, m in zip(zs, ms, strict=True)
+    ]  # K x (N, 2)
     data = np.sum(np.dstack(xs), axis=2)
     return data, np.argmax(zs, axis=0)
 
 
-def advi_notebook_points(n_samples: int = 100, random_seed: int = 123, *,
-                         return_labels: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def advi_notebook_points(
+    n_samples: int = 100, random_seed: int = 123, *, return_labels: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Seed 001's data (the PyMC3 ADVI mixture notebook), reproduced bit for bit.
 
     Two 2-D Gaussians with identity covariance, means :data:`ADVI_NOTEBOOK_MEANS`
@@ -139,9 +144,12 @@ def advi_notebook_points(n_samples: int = 100, random_seed: int = 123, *,
     return (data, labels) if return_labels else data
 
 
-def advi_notebook_large_points(n_samples: int = 100_000, random_seed: int = 123, *,
-                               return_labels: bool = False,
-                               ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+def advi_notebook_large_points(
+    n_samples: int = 100_000,
+    random_seed: int = 123,
+    *,
+    return_labels: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Seed 001's large (minibatch) dataset: the same RandomState, continued.
 
     The notebook draws its 100,000 points from the generator that already drew the 100-point
@@ -171,8 +179,9 @@ def advi_notebook_large_points(n_samples: int = 100_000, random_seed: int = 123,
 
 
 # --------------------------------------------------------------------------- synthetic
-def make_mixture(n_samples: int, means: Any, weights: Any, obs_sd: Any = 1.0,
-                 random_seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def make_mixture(
+    n_samples: int, means: Any, weights: Any, obs_sd: Any = 1.0, random_seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw points from a Gaussian mixture with diagonal covariances, with their labels.
 
     Parameters
@@ -221,21 +230,26 @@ def _as_array(name: str, value: Any) -> np.ndarray:
     try:
         return np.asarray(value)
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{name}: expected a rectangular array of numbers, got a ragged nested "
-                         f"sequence ({v.describe(value)}). Make every row the same length."
-                         ) from err
+        raise ValueError(
+            f"{name}: expected a rectangular array of numbers, got a ragged nested "
+            f"sequence ({v.describe(value)}). Make every row the same length."
+        ) from err
 
 
 def _check_means(means: Any) -> np.ndarray:
     """Means as float64 of shape (K, D) or (K,)."""
     arr = _as_array("means", means)
     if arr.dtype == bool or arr.dtype.kind in "mMc" or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"means: expected numbers of shape (n_components, n_features), got "
-                        f"{v.describe(means)}. Pass e.g. [[-1.0, 0.0], [1.0, 0.0]].")
+        raise TypeError(
+            f"means: expected numbers of shape (n_components, n_features), got "
+            f"{v.describe(means)}. Pass e.g. [[-1.0, 0.0], [1.0, 0.0]]."
+        )
     arr = arr.astype(np.float64)
     if arr.ndim not in (1, 2) or arr.size == 0:
-        raise ValueError(f"means: expected shape (n_components, n_features) or (n_components,), "
-                         f"got shape {arr.shape}. Pass one row per component.")
+        raise ValueError(
+            f"means: expected shape (n_components, n_features) or (n_components,), "
+            f"got shape {arr.shape}. Pass one row per component."
+        )
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"means: expected finite values, got {arr.tolist()}. Remove NaN/inf.")
     return arr
@@ -245,15 +259,21 @@ def _check_weights(weights: Any, n_components: int) -> np.ndarray:
     """Weights as float64 of shape (K,), >= 0, summing to 1."""
     arr = _as_array("weights", weights)
     if arr.dtype == bool or arr.dtype.kind in "mMc" or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"weights: expected {n_components} numbers summing to 1, got "
-                        f"{v.describe(weights)}. Pass e.g. {[round(1 / n_components, 3)] * n_components}.")
+        raise TypeError(
+            f"weights: expected {n_components} numbers summing to 1, got "
+            f"{v.describe(weights)}. Pass e.g. {[round(1 / n_components, 3)] * n_components}."
+        )
     arr = arr.astype(np.float64)
     if arr.shape != (n_components,):
-        raise ValueError(f"weights: expected shape ({n_components},) (one per row of means), got "
-                         f"shape {arr.shape}. Pass one weight per component.")
+        raise ValueError(
+            f"weights: expected shape ({n_components},) (one per row of means), got "
+            f"shape {arr.shape}. Pass one weight per component."
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr < 0) or not np.isclose(arr.sum(), 1.0):
-        raise ValueError(f"weights: expected non-negative values summing to 1, got "
-                         f"{arr.tolist()} (sum {arr.sum():.6g}). Divide by their sum.")
+        raise ValueError(
+            f"weights: expected non-negative values summing to 1, got "
+            f"{arr.tolist()} (sum {arr.sum():.6g}). Divide by their sum."
+        )
     return arr / arr.sum()
 
 
@@ -261,18 +281,24 @@ def _check_obs_sd(obs_sd: Any, n_components: int, n_features: int, one_d: bool) 
     """obs_sd broadcast to (K, D), every entry finite and > 0."""
     arr = _as_array("obs_sd", obs_sd)
     if arr.dtype == bool or arr.dtype.kind in "mMc" or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"obs_sd: expected a positive number or array, got {v.describe(obs_sd)}. "
-                        f"Pass e.g. obs_sd=1.0.")
+        raise TypeError(
+            f"obs_sd: expected a positive number or array, got {v.describe(obs_sd)}. "
+            f"Pass e.g. obs_sd=1.0."
+        )
     arr = arr.astype(np.float64)
     if one_d and arr.shape == (n_components,):
         arr = arr[:, None]
     if arr.shape not in ((), (n_features,), (n_components, n_features)):
-        raise ValueError(f"obs_sd: expected a scalar, shape ({n_features},) or "
-                         f"({n_components}, {n_features}), got shape {arr.shape}. Pass one sd, "
-                         f"one per feature, or one per component and feature.")
+        raise ValueError(
+            f"obs_sd: expected a scalar, shape ({n_features},) or "
+            f"({n_components}, {n_features}), got shape {arr.shape}. Pass one sd, "
+            f"one per feature, or one per component and feature."
+        )
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"obs_sd: expected finite values > 0, got {arr.tolist()}. "
-                         f"Standard deviations must be positive.")
+        raise ValueError(
+            f"obs_sd: expected finite values > 0, got {arr.tolist()}. "
+            f"Standard deviations must be positive."
+        )
     return np.broadcast_to(arr, (n_components, n_features)).copy()
 
 
@@ -291,8 +317,12 @@ def three_clusters_1d(random_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """
     random_seed = v.check_int("random_seed", random_seed, minimum=0)
     rng = np.random.default_rng(random_seed)
-    points = np.concatenate([rng.normal(mean, 1.0, size=size) for mean, size
-                             in zip(THREE_CLUSTERS_1D_MEANS, _THREE_CLUSTERS_1D_SIZES, strict=True)])
+    points = np.concatenate(
+        [
+            rng.normal(mean, 1.0, size=size)
+            for mean, size in zip(THREE_CLUSTERS_1D_MEANS, _THREE_CLUSTERS_1D_SIZES, strict=True)
+        ]
+    )
     labels = np.repeat(np.arange(3), _THREE_CLUSTERS_1D_SIZES)
     return points, labels
 
@@ -313,8 +343,17 @@ def three_clusters_2d(random_seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """
     random_seed = v.check_int("random_seed", random_seed, minimum=0)
     rng = np.random.default_rng(random_seed)
-    points = np.concatenate([mean + sd * rng.standard_normal((size, 2)) for mean, sd, size in zip(
-        THREE_CLUSTERS_2D_MEANS, THREE_CLUSTERS_2D_OBS_SD, THREE_CLUSTERS_2D_SIZES, strict=True)])
+    points = np.concatenate(
+        [
+            mean + sd * rng.standard_normal((size, 2))
+            for mean, sd, size in zip(
+                THREE_CLUSTERS_2D_MEANS,
+                THREE_CLUSTERS_2D_OBS_SD,
+                THREE_CLUSTERS_2D_SIZES,
+                strict=True,
+            )
+        ]
+    )
     labels = np.repeat(np.arange(3), THREE_CLUSTERS_2D_SIZES)
     return points, labels
 
@@ -381,8 +420,12 @@ class _Table(NamedTuple):
     unit: str
 
 
-def load_points(path: str | os.PathLike, *, columns: Sequence[str | int] | str | int | None = None,
-                dropna: bool = False) -> np.ndarray:
+def load_points(
+    path: str | os.PathLike,
+    *,
+    columns: Sequence[str | int] | str | int | None = None,
+    dropna: bool = False,
+) -> np.ndarray:
     """Read numeric data from a CSV (header optional) or a NumPy ``.npy`` file.
 
     Parameters
@@ -419,9 +462,12 @@ def load_points(path: str | os.PathLike, *, columns: Sequence[str | int] | str |
     return load_table(path, columns=columns, dropna=dropna)[0]
 
 
-def load_table(path: str | os.PathLike, *,
-               columns: Sequence[str | int] | str | int | None = None,
-               dropna: bool = False) -> tuple[np.ndarray, tuple[str, ...]]:
+def load_table(
+    path: str | os.PathLike,
+    *,
+    columns: Sequence[str | int] | str | int | None = None,
+    dropna: bool = False,
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """:func:`load_points` plus the names of the columns it kept.
 
     Returns
@@ -439,48 +485,70 @@ def load_table(path: str | os.PathLike, *,
     """
     path = _check_path(path)
     if not isinstance(dropna, bool | np.bool_):
-        raise TypeError(f"dropna: expected True or False, got {v.describe(dropna)}. "
-                        f"Pass dropna=True to drop rows with missing values.")
+        raise TypeError(
+            f"dropna: expected True or False, got {v.describe(dropna)}. "
+            f"Pass dropna=True to drop rows with missing values."
+        )
     table = _read_npy(path) if path.suffix.lower() == ".npy" else _read_csv(path)
     selected = _select_columns(columns, table, path)
     for j in selected:
         if j in table.text:
             row, cell = table.text[j]
-            hint = ("Fix the value, or choose numeric columns with columns=[...] (CLI: --columns)"
-                    if columns is None else "Fix the value or choose another column")
-            separator = next((name for sep, name in ((";", "semicolon"), ("\t", "tab"))
-                              if sep in cell), None)
+            hint = (
+                "Fix the value, or choose numeric columns with columns=[...] (CLI: --columns)"
+                if columns is None
+                else "Fix the value or choose another column"
+            )
+            separator = next(
+                (name for sep, name in ((";", "semicolon"), ("\t", "tab")) if sep in cell), None
+            )
             if separator:
                 hint = f"The file looks {separator}-separated: save it comma-separated"
-            raise ValueError(f"path: expected numbers in column {_column_label(j, table.names)} "
-                             f"of {path.name!r}, got {cell!r} on {table.unit} {row}. {hint}.")
+            raise ValueError(
+                f"path: expected numbers in column {_column_label(j, table.names)} "
+                f"of {path.name!r}, got {cell!r} on {table.unit} {row}. {hint}."
+            )
     values = table.values[:, selected]
     infinite = np.isinf(values)
     if infinite.any():
         i, j = np.argwhere(infinite)[0]
-        raise ValueError(f"path: expected finite numbers in column "
-                         f"{_column_label(selected[j], table.names)} of {path.name!r}, got "
-                         f"{float(values[i, j])!r} on {table.unit} {table.rows[i]}. Replace it, or "
-                         f"leave the cell empty and use dropna=True.")
-    names = tuple(table.names[j].strip() if table.names is not None and table.names[j].strip()
-                  else f"column {j}" for j in selected)
+        raise ValueError(
+            f"path: expected finite numbers in column "
+            f"{_column_label(selected[j], table.names)} of {path.name!r}, got "
+            f"{float(values[i, j])!r} on {table.unit} {table.rows[i]}. Replace it, or "
+            f"leave the cell empty and use dropna=True."
+        )
+    names = tuple(
+        table.names[j].strip()
+        if table.names is not None and table.names[j].strip()
+        else f"column {j}"
+        for j in selected
+    )
     return _handle_missing(values, table, dropna, path), names
 
 
 def _check_path(path: Any) -> Path:
     if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path: expected a file path (str or pathlib.Path), got "
-                        f"{v.describe(path)}. For arrays in memory call fit() directly.")
+        raise TypeError(
+            f"path: expected a file path (str or pathlib.Path), got "
+            f"{v.describe(path)}. For arrays in memory call fit() directly."
+        )
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"path: expected an existing file, got {str(path)!r} (no such "
-                                f"file). Check the path and the working directory.")
+        raise FileNotFoundError(
+            f"path: expected an existing file, got {str(path)!r} (no such "
+            f"file). Check the path and the working directory."
+        )
     if path.is_dir():
-        raise ValueError(f"path: expected a file, got the directory {str(path)!r}. "
-                         f"Name a .csv or .npy file inside it.")
+        raise ValueError(
+            f"path: expected a file, got the directory {str(path)!r}. "
+            f"Name a .csv or .npy file inside it."
+        )
     if path.suffix.lower() not in (".csv", ".npy"):
-        raise ValueError(f"path: expected a .csv or .npy file, got {path.name!r}. Save the data "
-                         f"as CSV (comma-separated, header optional) or as a NumPy .npy array.")
+        raise ValueError(
+            f"path: expected a .csv or .npy file, got {path.name!r}. Save the data "
+            f"as CSV (comma-separated, header optional) or as a NumPy .npy array."
+        )
     return path
 
 
@@ -497,33 +565,43 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
     try:
         with path.open("rb") as handle:
             version = npy_format.read_magic(handle)
-            reader = (npy_format.read_array_header_1_0 if version == (1, 0)
-                      else npy_format.read_array_header_2_0)
+            reader = (
+                npy_format.read_array_header_1_0
+                if version == (1, 0)
+                else npy_format.read_array_header_2_0
+            )
             shape, _fortran, dtype = reader(handle)
             offset = handle.tell()
     except Exception as err:  # tokenize.TokenError, SyntaxError, ValueError, EOFError, ...
-        raise ValueError(f"path: expected a NumPy .npy file, got {str(path)!r} whose header "
-                         f"cannot be read ({type(err).__name__}: {err}). The file is corrupt or "
-                         f"not a .npy file: save the array again with np.save(path, array)."
-                         ) from err
+        raise ValueError(
+            f"path: expected a NumPy .npy file, got {str(path)!r} whose header "
+            f"cannot be read ({type(err).__name__}: {err}). The file is corrupt or "
+            f"not a .npy file: save the array again with np.save(path, array)."
+        ) from err
     if dtype.hasobject:
-        raise ValueError(f"path: expected a numeric NumPy array in {str(path)!r}, got an array "
-                         f"of Python objects (dtype {dtype}), which we never unpickle. Save a "
-                         f"float array.")
+        raise ValueError(
+            f"path: expected a numeric NumPy array in {str(path)!r}, got an array "
+            f"of Python objects (dtype {dtype}), which we never unpickle. Save a "
+            f"float array."
+        )
     if any(int(size) < 0 for size in shape):
-        raise ValueError(f"path: expected a NumPy .npy file, got {str(path)!r} whose header "
-                         f"claims the negative shape {shape}. The file is corrupt: save the "
-                         f"array again with np.save(path, array).")
+        raise ValueError(
+            f"path: expected a NumPy .npy file, got {str(path)!r} whose header "
+            f"claims the negative shape {shape}. The file is corrupt: save the "
+            f"array again with np.save(path, array)."
+        )
     n_values = 1
     for size in shape:
         n_values *= int(size)
     claimed = n_values * dtype.itemsize
     available = path.stat().st_size - offset
     if claimed > available:
-        raise ValueError(f"path: expected {claimed} bytes of data after the header of "
-                         f"{str(path)!r} (shape {shape}, dtype {dtype}), got {available}. The "
-                         f"file is truncated or its header is corrupt: save the array again "
-                         f"with np.save(path, array).")
+        raise ValueError(
+            f"path: expected {claimed} bytes of data after the header of "
+            f"{str(path)!r} (shape {shape}, dtype {dtype}), got {available}. The "
+            f"file is truncated or its header is corrupt: save the array again "
+            f"with np.save(path, array)."
+        )
     return shape, dtype
 
 
@@ -533,20 +611,30 @@ def _read_npy(path: Path) -> _Table:
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as err:  # ValueError, OSError, EOFError, and parse errors of the header
-        raise ValueError(f"path: expected a numeric NumPy array in {str(path)!r}, got a file "
-                         f"np.load cannot read ({type(err).__name__}: {err}). Save it with "
-                         f"np.save(path, array).") from err
-    if (arr.dtype == bool or arr.dtype.kind in "mM" or not np.issubdtype(arr.dtype, np.number)
-            or np.iscomplexobj(arr)):
-        raise ValueError(f"path: expected a real numeric array in {path.name!r}, got "
-                         f"{v.describe(arr)}. Save a float array (dates and time spans: "
-                         f"convert to numbers in a unit you choose).")
+        raise ValueError(
+            f"path: expected a numeric NumPy array in {str(path)!r}, got a file "
+            f"np.load cannot read ({type(err).__name__}: {err}). Save it with "
+            f"np.save(path, array)."
+        ) from err
+    if (
+        arr.dtype == bool
+        or arr.dtype.kind in "mM"
+        or not np.issubdtype(arr.dtype, np.number)
+        or np.iscomplexobj(arr)
+    ):
+        raise ValueError(
+            f"path: expected a real numeric array in {path.name!r}, got "
+            f"{v.describe(arr)}. Save a float array (dates and time spans: "
+            f"convert to numbers in a unit you choose)."
+        )
     if arr.ndim == 1:
         arr = arr[:, None]
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"path: expected a non-empty array of shape (n_samples,) or (n_samples, "
-                         f"n_features) in {path.name!r}, got shape {arr.shape}. Reshape it "
-                         f"before saving.")
+        raise ValueError(
+            f"path: expected a non-empty array of shape (n_samples,) or (n_samples, "
+            f"n_features) in {path.name!r}, got shape {arr.shape}. Reshape it "
+            f"before saving."
+        )
     return _Table(arr.astype(np.float64), None, np.arange(1, arr.shape[0] + 1), {}, "row")
 
 
@@ -602,11 +690,15 @@ def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
                 if any(cells):
                     rows.append((reader.line_num, cells))
     except UnicodeDecodeError as err:
-        raise ValueError(f"path: expected a UTF-8 text CSV file, got undecodable bytes in "
-                         f"{path.name!r} ({err.reason}). Export the data as CSV (UTF-8).") from err
+        raise ValueError(
+            f"path: expected a UTF-8 text CSV file, got undecodable bytes in "
+            f"{path.name!r} ({err.reason}). Export the data as CSV (UTF-8)."
+        ) from err
     except csv.Error as err:
-        raise ValueError(f"path: expected a readable CSV file, got a malformed one, "
-                         f"{path.name!r} ({err}). Check the quoting.") from err
+        raise ValueError(
+            f"path: expected a readable CSV file, got a malformed one, "
+            f"{path.name!r} ({err}). Check the quoting."
+        ) from err
     return rows
 
 
@@ -615,25 +707,32 @@ def _read_csv(path: Path) -> _Table:
     the user does not select (e.g. an id column) is no error."""
     rows = _read_rows(path)
     if not rows:
-        raise ValueError(f"path: expected a CSV file with rows of numbers, got an empty file "
-                         f"{path.name!r}. Check that the file was written completely.")
+        raise ValueError(
+            f"path: expected a CSV file with rows of numbers, got an empty file "
+            f"{path.name!r}. Check that the file was written completely."
+        )
     first = rows[0][1]
     parsed_first = [_parse_cell(c) for c in first]
     # A header has no number in it and at least one text cell (an empty corner cell is fine).
-    has_header = (any(p is None for p in parsed_first)
-                  and all(p is None or np.isnan(p) for p in parsed_first))
+    has_header = any(p is None for p in parsed_first) and all(
+        p is None or np.isnan(p) for p in parsed_first
+    )
     body = rows[1:] if has_header else rows
     if not body:
-        raise ValueError(f"path: expected data rows after the header in {path.name!r}, got only "
-                         f"the header ({', '.join(first)}). Add rows of numbers.")
+        raise ValueError(
+            f"path: expected data rows after the header in {path.name!r}, got only "
+            f"the header ({', '.join(first)}). Add rows of numbers."
+        )
     n_columns = len(first)
     values = np.empty((len(body), n_columns))
     text: dict[int, tuple[int, str]] = {}
     for i, (line, cells) in enumerate(body):
         if len(cells) != n_columns:
-            raise ValueError(f"path: expected {n_columns} comma-separated values on every row "
-                             f"of {path.name!r}, got {len(cells)} on line {line}. Make every "
-                             f"row the same length (leave a cell empty for a missing value).")
+            raise ValueError(
+                f"path: expected {n_columns} comma-separated values on every row "
+                f"of {path.name!r}, got {len(cells)} on line {line}. Make every "
+                f"row the same length (leave a cell empty for a missing value)."
+            )
         for j, cell in enumerate(cells):
             value = _parse_cell(cell)
             if value is None:
@@ -644,10 +743,14 @@ def _read_csv(path: Path) -> _Table:
     if not has_header:
         reason = _numeric_header_reason(first, values[1:])
         if reason:
-            warnings.warn(f"path: the first line of {path.name!r} ({', '.join(first)}) is all "
-                          f"numbers, so it was read as data, but it looks like a header of "
-                          f"numeric column names ({reason}). If it is a header, delete it or "
-                          f"give the columns text names.", UserWarning, stacklevel=4)
+            warnings.warn(
+                f"path: the first line of {path.name!r} ({', '.join(first)}) is all "
+                f"numbers, so it was read as data, but it looks like a header of "
+                f"numeric column names ({reason}). If it is a header, delete it or "
+                f"give the columns text names.",
+                UserWarning,
+                stacklevel=4,
+            )
     return _Table(values, first if has_header else None, lines, text, "line")
 
 
@@ -663,23 +766,34 @@ def _select_columns(columns: Any, table: _Table, path: Path) -> list[int]:
     if isinstance(columns, str | int | np.integer) and not isinstance(columns, bool):
         columns = [columns]
     if not isinstance(columns, Sequence) or isinstance(columns, str) or len(columns) == 0:
-        raise TypeError(f"columns: expected a non-empty list of column names or 0-based "
-                        f"indices, got {v.describe(columns)}. Pass e.g. columns=[0, 1].")
-    available = (", ".join(repr(n) for n in names) if names is not None
-                 else f"indices 0 to {n_columns - 1} (the file has no header)")
+        raise TypeError(
+            f"columns: expected a non-empty list of column names or 0-based "
+            f"indices, got {v.describe(columns)}. Pass e.g. columns=[0, 1]."
+        )
+    available = (
+        ", ".join(repr(n) for n in names)
+        if names is not None
+        else f"indices 0 to {n_columns - 1} (the file has no header)"
+    )
     selected = []
     for col in columns:
         if isinstance(col, bool) or not isinstance(col, str | int | np.integer):
-            raise TypeError(f"columns: expected column names or 0-based indices, got "
-                            f"{v.describe(col)}. Available: {available}.")
+            raise TypeError(
+                f"columns: expected column names or 0-based indices, got "
+                f"{v.describe(col)}. Available: {available}."
+            )
         if isinstance(col, str):
             if names is None or col not in names:
-                raise ValueError(f"columns: expected a column of {path.name!r}, got {col!r}. "
-                                 f"Available: {available}.")
+                raise ValueError(
+                    f"columns: expected a column of {path.name!r}, got {col!r}. "
+                    f"Available: {available}."
+                )
             selected.append(names.index(col))
         elif not 0 <= int(col) < n_columns:
-            raise ValueError(f"columns: expected an index from 0 to {n_columns - 1}, got "
-                             f"{int(col)}. Available: {available}.")
+            raise ValueError(
+                f"columns: expected an index from 0 to {n_columns - 1}, got "
+                f"{int(col)}. Available: {available}."
+            )
         else:
             selected.append(int(col))
     return selected
@@ -697,14 +811,25 @@ def _handle_missing(values: np.ndarray, table: _Table, dropna: bool, path: Path)
     shown = ", ".join(str(r) for r in where[:_SHOWN]) + (", ..." if where.size > _SHOWN else "")
     plural = "s" if where.size > 1 else ""
     if not dropna:
-        raise ValueError(f"path: expected no missing values in {path.name!r}, got {where.size} "
-                         f"row{plural} with missing values ({table.unit}{plural} {shown}). "
-                         f"Pass dropna=True (CLI: --dropna) to drop them, or fill them in.")
-    logger.warning("%s: dropped %d row%s with missing values (%s%s %s)", path.name, where.size,
-                   plural, table.unit, plural, shown)
+        raise ValueError(
+            f"path: expected no missing values in {path.name!r}, got {where.size} "
+            f"row{plural} with missing values ({table.unit}{plural} {shown}). "
+            f"Pass dropna=True (CLI: --dropna) to drop them, or fill them in."
+        )
+    logger.warning(
+        "%s: dropped %d row%s with missing values (%s%s %s)",
+        path.name,
+        where.size,
+        plural,
+        table.unit,
+        plural,
+        shown,
+    )
     kept = values[~missing]
     if kept.shape[0] == 0:
-        raise ValueError(f"path: expected at least one complete row in {path.name!r}, got none "
-                         f"({where.size} rows, all with missing values). Choose other columns "
-                         f"or fill in the values.")
+        raise ValueError(
+            f"path: expected at least one complete row in {path.name!r}, got none "
+            f"({where.size} rows, all with missing values). Choose other columns "
+            f"or fill in the values."
+        )
     return np.ascontiguousarray(kept)

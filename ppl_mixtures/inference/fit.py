@@ -64,8 +64,10 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
         (``validation.check_data_scale`` states the rule); standardize the data.
     """
     if not isinstance(spec, MixtureSpec):
-        raise TypeError(f"spec: expected a MixtureSpec, got {type(spec).__name__}. "
-                        f"Build one with MixtureSpec(n_components=...).")
+        raise TypeError(
+            f"spec: expected a MixtureSpec, got {type(spec).__name__}. "
+            f"Build one with MixtureSpec(n_components=...)."
+        )
     entry = get_engine(engine)
     check_engine_options(engine, entry.options or entry.fit, options)
     data = check_points(points, n_components=spec.n_components)
@@ -73,7 +75,7 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
     message = check_data_scale(data, spec)
     if message is not None:
         warnings.warn(message, DataScaleWarning, stacklevel=2)
-    result = entry.fit(data, spec, **options)
+    result: MixtureFit = entry.fit(data, spec, **options)
     check_finite_fit(result, scale_warning=message is not None)
     if result.family is None:  # every fit says which family it comes from
         result = result.replace(family=entry.family)
@@ -109,11 +111,15 @@ def check_finite_fit(result: MixtureFit, *, scale_warning: bool = False) -> None
             bad.append(f"{label}={float(value)!r}")
     if not bad:
         return
-    cause = ("the data sit far from the priors' scale (see the DataScaleWarning)"
-             if scale_warning else
-             "data far from the priors' scale, or priors at the edge of float64's range")
-    raise NumericalError(f"engine {result.engine!r} returned non-finite numbers: "
-                         f"{', '.join(bad)} are NaN or inf. Likely cause: {cause}. Standardize "
-                         f"the data (z, center, scale = ppl_mixtures.datasets.standardize("
-                         f"points)) and use priors on that scale, e.g. mean_prior_sd=1.0, "
-                         f"obs_sd=1.0 or 'learned'.")
+    cause = (
+        "the data sit far from the priors' scale (see the DataScaleWarning)"
+        if scale_warning
+        else "data far from the priors' scale, or priors at the edge of float64's range"
+    )
+    raise NumericalError(
+        f"engine {result.engine!r} returned non-finite numbers: "
+        f"{', '.join(bad)} are NaN or inf. Likely cause: {cause}. Standardize "
+        f"the data (z, center, scale = ppl_mixtures.datasets.standardize("
+        f"points)) and use priors on that scale, e.g. mean_prior_sd=1.0, "
+        f"obs_sd=1.0 or 'learned'."
+    )

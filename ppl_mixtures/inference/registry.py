@@ -88,8 +88,11 @@ def _engine_modules() -> list[str]:
     names = []
     for package in ENGINE_PACKAGES:
         path = importlib.import_module(package).__path__
-        names += [f"{package}.{info.name}" for info in pkgutil.iter_modules(path)
-                  if not info.name.startswith("_")]
+        names += [
+            f"{package}.{info.name}"
+            for info in pkgutil.iter_modules(path)
+            if not info.name.startswith("_")
+        ]
     return sorted(names, key=lambda name: name.rsplit(".", 1)[1])
 
 
@@ -101,13 +104,16 @@ def _discover() -> dict[str, Engine]:
             module = importlib.import_module(module_name)
         except Exception as err:  # one broken engine must not take the others down
             _IMPORT_ERRORS[info_name] = err
-            logger.warning("engine module %s failed to import: %s: %s",
-                           info_name, type(err).__name__, err)
+            logger.warning(
+                "engine module %s failed to import: %s: %s", info_name, type(err).__name__, err
+            )
             continue
         for engine in getattr(module, "ENGINES", ()):
             if engine.name in registry:
-                raise RuntimeError(f"engine name {engine.name!r} registered twice "
-                                   f"(second time by {module.__name__})")
+                raise RuntimeError(
+                    f"engine name {engine.name!r} registered twice "
+                    f"(second time by {module.__name__})"
+                )
             registry[engine.name] = engine
     return registry
 
@@ -125,8 +131,12 @@ def get_engine(name: str) -> Engine:
     engines = available_engines()
     if not isinstance(name, str) or name not in engines:
         listed = ", ".join(sorted(engines))
-        broken = "".join(f" Engine module {mod!r} failed to import ({type(err).__name__}: {err})."
-                         for mod, err in _IMPORT_ERRORS.items())
-        raise ValueError(f"engine: expected one of {listed}, got {name!r}. "
-                         f"Pick one of those (ppl-mixtures fit --help describes each).{broken}")
+        broken = "".join(
+            f" Engine module {mod!r} failed to import ({type(err).__name__}: {err})."
+            for mod, err in _IMPORT_ERRORS.items()
+        )
+        raise ValueError(
+            f"engine: expected one of {listed}, got {name!r}. "
+            f"Pick one of those (ppl-mixtures fit --help describes each).{broken}"
+        )
     return engines[name]

@@ -14,7 +14,7 @@ The Gamma is in the shape/rate parameterization (mean shape/rate), the same in e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -85,39 +85,79 @@ class MixtureSpec:
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # frozen: normalize fields in place once
-        setattr_(self, "n_components", v.check_int(
-            "n_components", self.n_components, minimum=1,
-            hint="A mixture needs at least one component, e.g. n_components=2"))
+        setattr_(
+            self,
+            "n_components",
+            v.check_int(
+                "n_components",
+                self.n_components,
+                minimum=1,
+                hint="A mixture needs at least one component, e.g. n_components=2",
+            ),
+        )
         # prior bounds (v.PRIOR_SCALE_RANGE, v.PRIOR_LOCATION_MAX): the comment there says
         # why; outside them float64 log-densities overflow and fits come back NaN
-        setattr_(self, "mean_prior_mean", v.check_vector(
-            "mean_prior_mean", self.mean_prior_mean, max_abs=v.PRIOR_LOCATION_MAX))
-        setattr_(self, "mean_prior_sd", v.check_positive_vector(
-            "mean_prior_sd", self.mean_prior_sd, bounds=v.PRIOR_SCALE_RANGE,
-            hint="The prior sd of the means must be > 0, e.g. mean_prior_sd=1.0"))
+        setattr_(
+            self,
+            "mean_prior_mean",
+            v.check_vector("mean_prior_mean", self.mean_prior_mean, max_abs=v.PRIOR_LOCATION_MAX),
+        )
+        setattr_(
+            self,
+            "mean_prior_sd",
+            v.check_positive_vector(
+                "mean_prior_sd",
+                self.mean_prior_sd,
+                bounds=v.PRIOR_SCALE_RANGE,
+                hint="The prior sd of the means must be > 0, e.g. mean_prior_sd=1.0",
+            ),
+        )
         v.check_choice("weights", self.weights, WEIGHTS_CHOICES)
-        setattr_(self, "dirichlet_alpha", v.check_positive_vector(
-            "dirichlet_alpha", self.dirichlet_alpha, bounds=v.PRIOR_SCALE_RANGE,
-            hint="Dirichlet concentrations must be > 0, e.g. dirichlet_alpha=1.0"))
-        if isinstance(self.dirichlet_alpha, tuple) and len(self.dirichlet_alpha) != self.n_components:
-            raise ValueError(f"dirichlet_alpha: expected a scalar or {self.n_components} values "
-                             f"(one per component), got {len(self.dirichlet_alpha)} values. "
-                             f"Pass one concentration per component or a single number.")
+        setattr_(
+            self,
+            "dirichlet_alpha",
+            v.check_positive_vector(
+                "dirichlet_alpha",
+                self.dirichlet_alpha,
+                bounds=v.PRIOR_SCALE_RANGE,
+                hint="Dirichlet concentrations must be > 0, e.g. dirichlet_alpha=1.0",
+            ),
+        )
+        if (
+            isinstance(self.dirichlet_alpha, tuple)
+            and len(self.dirichlet_alpha) != self.n_components
+        ):
+            raise ValueError(
+                f"dirichlet_alpha: expected a scalar or {self.n_components} values "
+                f"(one per component), got {len(self.dirichlet_alpha)} values. "
+                f"Pass one concentration per component or a single number."
+            )
         if isinstance(self.obs_sd, str):
             if self.obs_sd != "learned":
-                raise ValueError(f"obs_sd: expected a positive number, one per feature, or "
-                                 f"'learned', got {self.obs_sd!r}. Use e.g. obs_sd=1.0 or "
-                                 f"obs_sd='learned'.")
+                raise ValueError(
+                    f"obs_sd: expected a positive number, one per feature, or "
+                    f"'learned', got {self.obs_sd!r}. Use e.g. obs_sd=1.0 or "
+                    f"obs_sd='learned'."
+                )
         else:
-            setattr_(self, "obs_sd", v.check_positive_vector(
-                "obs_sd", self.obs_sd, bounds=v.PRIOR_SCALE_RANGE,
-                hint="Observation sds must be > 0, e.g. obs_sd=1.0, or obs_sd='learned'"))
+            setattr_(
+                self,
+                "obs_sd",
+                v.check_positive_vector(
+                    "obs_sd",
+                    self.obs_sd,
+                    bounds=v.PRIOR_SCALE_RANGE,
+                    hint="Observation sds must be > 0, e.g. obs_sd=1.0, or obs_sd='learned'",
+                ),
+            )
         for name in ("precision_prior_shape", "precision_prior_rate"):
             setattr_(self, name, v.check_positive(name, getattr(self, name)))
             v.check_positive_vector(name, getattr(self, name), bounds=v.PRIOR_SCALE_RANGE)
         if not isinstance(self.ordered, bool | np.bool_):
-            raise TypeError(f"ordered: expected True or False, got {v.describe(self.ordered)}. "
-                            f"Pass ordered=True to order components by feature 0.")
+            raise TypeError(
+                f"ordered: expected True or False, got {v.describe(self.ordered)}. "
+                f"Pass ordered=True to order components by feature 0."
+            )
         setattr_(self, "ordered", bool(self.ordered))
         v.check_choice("weights_transform", self.weights_transform, TRANSFORM_CHOICES)
 
@@ -156,9 +196,11 @@ class MixtureSpec:
         ValueError
             When ``obs_sd="learned"`` (there is no known value).
         """
-        if self.learned_obs_sd:
-            raise ValueError("obs_sd: expected a known value, got 'learned'. Read the learned "
-                             "sd from the fit's posterior ('obs_sd') instead.")
+        if isinstance(self.obs_sd, str):  # "learned": there is no known value
+            raise ValueError(
+                "obs_sd: expected a known value, got 'learned'. Read the learned "
+                "sd from the fit's posterior ('obs_sd') instead."
+            )
         per_feature = self._per_feature("obs_sd", self.obs_sd, n_features)
         return np.broadcast_to(per_feature, (self.n_components, n_features)).copy()
 
@@ -173,31 +215,40 @@ class MixtureSpec:
     def _per_feature(name: str, value: float | tuple[float, ...], n_features: int) -> np.ndarray:
         arr = np.asarray(value, dtype=float)
         if arr.ndim == 1 and arr.shape[0] != n_features:
-            raise ValueError(f"{name}: expected a scalar or {n_features} values (one per "
-                             f"feature of the data), got {arr.shape[0]} values. Match the "
-                             f"number of data columns or pass a single number.")
+            raise ValueError(
+                f"{name}: expected a scalar or {n_features} values (one per "
+                f"feature of the data), got {arr.shape[0]} values. Match the "
+                f"number of data columns or pass a single number."
+            )
         return np.broadcast_to(arr, (n_features,)).copy()
 
     def describe(self) -> str:
         """The model in words and formulas, for reports."""
         K = self.n_components
-        lines = [f"K = {K} components, diagonal Gaussian components",
-                 f"means_k ~ Normal({self.mean_prior_mean}, sd={self.mean_prior_sd})"]
+        lines = [
+            f"K = {K} components, diagonal Gaussian components",
+            f"means_k ~ Normal({self.mean_prior_mean}, sd={self.mean_prior_sd})",
+        ]
         if self.fixed_weights:
             lines.append(f"weights fixed at 1/{K}")
         else:
-            lines.append(f"weights ~ Dirichlet({self.dirichlet_alpha}) "
-                         f"[{self.weights_transform} transform]")
+            lines.append(
+                f"weights ~ Dirichlet({self.dirichlet_alpha}) [{self.weights_transform} transform]"
+            )
         if self.learned_obs_sd:
-            lines.append(f"obs_sd_kd = tau_kd^(-1/2), tau_kd ~ Gamma(shape={self.precision_prior_shape}, "
-                         f"rate={self.precision_prior_rate})")
+            lines.append(
+                f"obs_sd_kd = tau_kd^(-1/2), tau_kd ~ Gamma(shape={self.precision_prior_shape}, "
+                f"rate={self.precision_prior_rate})"
+            )
         else:
             lines.append(f"obs_sd = {self.obs_sd} (known)")
         if self.ordered:
             lines.append("components ordered by means[:, 0]")
         return "\n".join(lines)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (round-trips through ``MixtureSpec(**d)``)."""
-        return {name: (list(val) if isinstance(val, tuple) else val)
-                for name, val in self.__dict__.items()}
+        return {
+            name: (list(val) if isinstance(val, tuple) else val)
+            for name, val in self.__dict__.items()
+        }
