@@ -41,8 +41,13 @@ from ppl_mixtures.inference.registry import get_engine
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import ConvergenceWarning, MixtureFit
 
-__all__ = ["COVARIANCES_PLANNED", "COVARIANCES_SERVED", "RHAT_MAX", "BayesianMixture",
-           "n_free_parameters"]
+__all__ = [
+    "COVARIANCES_PLANNED",
+    "COVARIANCES_SERVED",
+    "RHAT_MAX",
+    "BayesianMixture",
+    "n_free_parameters",
+]
 
 #: Covariance structures the estimator fits today.
 COVARIANCES_SERVED = ("diag",)
@@ -127,11 +132,24 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
     not depend on labels.
     """
 
-    def __init__(self, n_components=2, *, covariance="diag", mean_prior_mean=0.0,
-                 mean_prior_sd=1.0, weights="dirichlet", dirichlet_alpha=1.0, obs_sd=1.0,
-                 precision_prior_shape=2.0, precision_prior_rate=2.0, ordered=False,
-                 weights_transform="stick_breaking", engine="cavi", engine_options=None,
-                 random_seed=None):
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        covariance="diag",
+        mean_prior_mean=0.0,
+        mean_prior_sd=1.0,
+        weights="dirichlet",
+        dirichlet_alpha=1.0,
+        obs_sd=1.0,
+        precision_prior_shape=2.0,
+        precision_prior_rate=2.0,
+        ordered=False,
+        weights_transform="stick_breaking",
+        engine="cavi",
+        engine_options=None,
+        random_seed=None,
+    ):
         self.n_components = n_components
         self.covariance = covariance
         self.mean_prior_mean = mean_prior_mean
@@ -161,18 +179,25 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
             raise NotImplementedError(
                 f"covariance: {covariance!r} is not served yet; served: "
                 f"{', '.join(map(repr, COVARIANCES_SERVED))}. Use covariance='diag' (one sd "
-                f"per component and feature with obs_sd='learned').")
+                f"per component and feature with obs_sd='learned')."
+            )
         if covariance not in COVARIANCES_SERVED:
             raise ValueError(
                 f"covariance: expected one of {', '.join(map(repr, COVARIANCES_SERVED))}, got "
-                f"{v.describe(covariance)}. Use covariance='diag'.")
+                f"{v.describe(covariance)}. Use covariance='diag'."
+            )
         return MixtureSpec(
-            n_components=self.n_components, mean_prior_mean=self.mean_prior_mean,
-            mean_prior_sd=self.mean_prior_sd, weights=self.weights,
-            dirichlet_alpha=self.dirichlet_alpha, obs_sd=self.obs_sd,
+            n_components=self.n_components,
+            mean_prior_mean=self.mean_prior_mean,
+            mean_prior_sd=self.mean_prior_sd,
+            weights=self.weights,
+            dirichlet_alpha=self.dirichlet_alpha,
+            obs_sd=self.obs_sd,
             precision_prior_shape=self.precision_prior_shape,
-            precision_prior_rate=self.precision_prior_rate, ordered=self.ordered,
-            weights_transform=self.weights_transform)
+            precision_prior_rate=self.precision_prior_rate,
+            ordered=self.ordered,
+            weights_transform=self.weights_transform,
+        )
 
     def _engine_options(self) -> dict[str, Any]:
         """engine_options plus the seed, checked (the engine checks the names)."""
@@ -180,15 +205,21 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         if options is None:
             options = {}
         if not isinstance(options, Mapping):
-            raise TypeError(f"engine_options: expected a dict of engine options or None, got "
-                            f"{v.describe(options)}. Pass e.g. engine_options={{'n_init': 2}}.")
+            raise TypeError(
+                f"engine_options: expected a dict of engine options or None, got "
+                f"{v.describe(options)}. Pass e.g. engine_options={{'n_init': 2}}."
+            )
         if any(not isinstance(key, str) for key in options):
-            raise TypeError(f"engine_options: expected option names as str keys, got "
-                            f"{sorted(map(repr, options))}. Use e.g. {{'max_iter': 100}}.")
+            raise TypeError(
+                f"engine_options: expected option names as str keys, got "
+                f"{sorted(map(repr, options))}. Use e.g. {{'max_iter': 100}}."
+            )
         if "random_seed" in options:
-            raise ValueError("engine_options: expected no 'random_seed' key, got one. Pass "
-                             "the seed as BayesianMixture(random_seed=...), which also seeds "
-                             "sample().")
+            raise ValueError(
+                "engine_options: expected no 'random_seed' key, got one. Pass "
+                "the seed as BayesianMixture(random_seed=...), which also seeds "
+                "sample()."
+            )
         return {**options, "random_seed": v.check_seed(self.random_seed)}
 
     def fit(self, X, y=None):
@@ -225,8 +256,11 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         self.converged_ = converged
         self.weights_ = _posterior_mean_weights(result)
         self.means_ = result.posterior_mean("means")
-        self.obs_sd_ = (result.posterior_mean("obs_sd") if spec.learned_obs_sd
-                        else spec.known_obs_sd(X.shape[1]))
+        self.obs_sd_ = (
+            result.posterior_mean("obs_sd")
+            if spec.learned_obs_sd
+            else spec.known_obs_sd(X.shape[1])
+        )
         self.labels_ = self._responsibilities(X).argmax(axis=1)
         return self
 
@@ -315,16 +349,17 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
             The component each point came from (in ``fit_``'s labels).
         """
         check_is_fitted(self, "fit_")
-        n_samples = v.check_int("n_samples", n_samples, minimum=1,
-                                hint="Ask for at least one point, e.g. sample(100)")
+        n_samples = v.check_int(
+            "n_samples", n_samples, minimum=1, hint="Ask for at least one point, e.g. sample(100)"
+        )
         rng = np.random.default_rng(v.check_seed(self.random_seed))
         weights, means, obs_sd = _flat_draws(self.fit_)
         draw = rng.integers(weights.shape[0], size=n_samples)
-        cdf = np.cumsum(weights[draw], axis=1)                                # (n, K)
+        cdf = np.cumsum(weights[draw], axis=1)  # (n, K)
         u = rng.random(n_samples)
         # the first k with u < cdf_k (clipped for round-off in the last cumulative sum)
         labels = np.minimum((u[:, None] >= cdf).sum(axis=1), weights.shape[1] - 1)
-        loc = means[draw, labels]                                              # (n, D)
+        loc = means[draw, labels]  # (n, D)
         scale = obs_sd[draw, labels]
         return loc + scale * rng.standard_normal(loc.shape), labels
 
@@ -332,11 +367,13 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
     def _log_likelihood_and_count(self, X) -> tuple[float, int, int]:
         check_is_fitted(self, "fit_")
         if self.fit_.engine != "em":
-            raise ValueError(f"engine: expected 'em' for bic/aic (they need a maximum-"
-                             f"likelihood point estimate), got {self.fit_.engine!r}. Refit with "
-                             f"engine='em' (and obs_sd='learned' to match scikit-learn's "
-                             f"GaussianMixture), or compare models by score() on held-out "
-                             f"data.")
+            raise ValueError(
+                f"engine: expected 'em' for bic/aic (they need a maximum-"
+                f"likelihood point estimate), got {self.fit_.engine!r}. Refit with "
+                f"engine='em' (and obs_sd='learned' to match scikit-learn's "
+                f"GaussianMixture), or compare models by score() on held-out "
+                f"data."
+            )
         X = self._check_X(X)
         total = float(log_likelihood(self.fit_, X).sum())
         return total, n_free_parameters(self.fit_.spec, X.shape[1]), X.shape[0]
@@ -359,14 +396,18 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
 # ---------------------------------------------------------------------- helpers
 def _rhat_converged(result: MixtureFit) -> bool | None:
     """max R-hat after relabeling <= RHAT_MAX (None with one chain); warn when above."""
-    rhat = result.extras.get("relabel", {}).get("rhat_after")
+    rhat = result.relabeling.rhat_after if result.relabeling is not None else None
     if rhat is None or not isinstance(rhat, numbers.Real):
         return None
     if not rhat <= RHAT_MAX:
-        warnings.warn(f"{result.engine}: max R-hat {rhat:.3f} > {RHAT_MAX} after relabeling; "
-                      f"the chains disagree. Draw more (engine_options={{'draws': ..., "
-                      f"'tune': ...}}) or check ppl_mixtures.analysis.diagnostics.mcmc_summary("
-                      f"estimator.fit_).", ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"{result.engine}: max R-hat {rhat:.3f} > {RHAT_MAX} after relabeling; "
+            f"the chains disagree. Draw more (engine_options={{'draws': ..., "
+            f"'tune': ...}}) or check ppl_mixtures.analysis.diagnostics.mcmc_summary("
+            f"estimator.fit_).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
         return False
     return True
 

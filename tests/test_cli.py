@@ -1,13 +1,17 @@
 """The ppl-mixtures command, run in-process with the cheap engines (CAVI, EM)."""
 
+import dataclasses
+import inspect
 import json
+import re
 import sys
 
 import numpy as np
 import pytest
 
 from ppl_mixtures import available_engines, datasets
-from ppl_mixtures.app import cli
+from ppl_mixtures.app import cli, demo, runner
+from ppl_mixtures.app.demo import DemoDataset
 from ppl_mixtures.model.spec import MixtureSpec
 
 CHEAP = [name for name in ("cavi", "em") if name in available_engines()]
@@ -34,19 +38,61 @@ def run(argv, capsys):
     return code, out, err
 
 
+def _option_names(engine):
+    if engine.options is not None:
+        return [f.name for f in dataclasses.fields(engine.options) if f.init]
+    return [
+        name
+        for name, p in inspect.signature(engine.fit).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    ]
+
+
+def _engine_block(text, name):
+    """The lines of ``name``'s entry in the generated engine list (up to the next engine)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {name} ["))
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"  \S", lines[i])), len(lines))
+    return "\n".join(lines[start:end])
+
+
+@pytest.mark.parametrize("argv", [["fit", "--help"], ["compare", "--help"], ["engines"]])
+def test_help_lists_every_registered_engine_with_its_options(argv, capsys):
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    for name, engine in available_engines().items():
+        block = _engine_block(out, name)
+        assert f"[{engine.family}" in block.splitlines()[0]
+        for option in _option_names(engine):
+            assert re.search(rf"^      {option}: ", block, re.MULTILINE), (name, option)
+
+
 def test_help_teaches(capsys):
     code, out, _ = run(["compare", "--help"], capsys)
     assert code == 0
-    for fragment in ("--standardize", "--obs-sd SD|learned", "examples:", "cavi",
-                     "point estimate"):
+    for fragment in ("--standardize", "--obs-sd SD|learned", "examples:", "point estimate"):
         assert fragment in out
     assert run([], capsys)[0] == 2  # a command is required
 
 
 def test_fit_prints_summary_and_writes_report(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "fit"
-    code, out, err = run(["fit", csv_path, "-k", 2, "--engine", "cavi", "--quick",
-                          "--random-seed", 3, "--out", out_dir], capsys)
+    code, out, err = run(
+        [
+            "fit",
+            csv_path,
+            "-k",
+            2,
+            "--engine",
+            "cavi",
+            "--quick",
+            "--random-seed",
+            3,
+            "--out",
+            out_dir,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "MixtureFit(engine='cavi', K=2, D=2" in out
     assert "cavi: done in" in err  # progress on stderr
@@ -59,9 +105,27 @@ def test_fit_prints_summary_and_writes_report(csv_path, tmp_path, capsys):
 
 def test_compare_tables_every_engine(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "cmp"
-    code, out, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", ",".join(CHEAP),
-                          "--reference", "cavi", "--quick", "--columns", "x,y",
-                          "--dirichlet-alpha", 0.5, "--out", out_dir], capsys)
+    code, out, err = run(
+        [
+            "--quiet",
+            "compare",
+            csv_path,
+            "-k",
+            2,
+            "--engines",
+            ",".join(CHEAP),
+            "--reference",
+            "cavi",
+            "--quick",
+            "--columns",
+            "x,y",
+            "--dirichlet-alpha",
+            0.5,
+            "--out",
+            out_dir,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert err == ""  # --quiet
     for name in CHEAP:
@@ -71,14 +135,42 @@ def test_compare_tables_every_engine(csv_path, tmp_path, capsys):
     assert set(dataset["engines"]) == set(CHEAP)
     assert dataset["spec"]["dirichlet_alpha"] == 0.5
     # the same folder again: refused before any fitting, and left as it was
-    code, _, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi", "--reference", "cavi",
-                        "--quiet", "--out", out_dir], capsys)
+    code, _, err = run(
+        [
+            "compare",
+            csv_path,
+            "-k",
+            2,
+            "--engines",
+            "cavi",
+            "--reference",
+            "cavi",
+            "--quiet",
+            "--out",
+            out_dir,
+        ],
+        capsys,
+    )
     assert code == 2 and "--force" in err and err.count("\n") == 1
 
 
 def test_standardize_learned_sd_and_engine_warnings(csv_path, capsys):
-    code, out, err = run(["fit", csv_path, "-k", 2, "--engine", "cavi", "--standardize",
-                          "--obs-sd", "learned", "--option", "max_iter=5"], capsys)
+    code, out, err = run(
+        [
+            "fit",
+            csv_path,
+            "-k",
+            2,
+            "--engine",
+            "cavi",
+            "--standardize",
+            "--obs-sd",
+            "learned",
+            "--option",
+            "max_iter=5",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "obs_sd (mean)" in out and "converged: False after 5 iterations" in out
     assert "cavi: warning:" in err  # the engine's ConvergenceWarning reaches the user
@@ -86,9 +178,26 @@ def test_standardize_learned_sd_and_engine_warnings(csv_path, capsys):
 
 def test_standardize_reports_in_the_datas_units_and_column_names(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "std"
-    code, out, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi,em",
-                          "--reference", "cavi", "--quick", "--standardize", "--obs-sd",
-                          "learned", "--out", out_dir], capsys)
+    code, out, err = run(
+        [
+            "--quiet",
+            "compare",
+            csv_path,
+            "-k",
+            2,
+            "--engines",
+            "cavi,em",
+            "--reference",
+            "cavi",
+            "--quick",
+            "--standardize",
+            "--obs-sd",
+            "learned",
+            "--out",
+            out_dir,
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "The fit ran on standardized data" in out
     raw = np.loadtxt(csv_path, delimiter=",", skiprows=1)
@@ -102,16 +211,19 @@ def test_standardize_reports_in_the_datas_units_and_column_names(csv_path, tmp_p
         mean = fitted[(f"means[{k},{d}]", "cavi")]
         sd = fitted[(f"obs_sd[{k},{d}]", "cavi")]
         # the printed row: center + scale * (standardized mean), sds times the scale
-        assert (f"| means[{k}, {name}] | {center[d] + scale[d] * mean['mean']:.3f} ± "
-                f"{scale[d] * mean['sd']:.3f} |") in out
+        assert (
+            f"| means[{k}, {name}] | {center[d] + scale[d] * mean['mean']:.3f} ± "
+            f"{scale[d] * mean['sd']:.3f} |"
+        ) in out
         assert f"| obs_sd[{k}, {name}] | {scale[d] * sd['mean']:.3f} ± " in out
     weight = fitted[("weights[0]", "cavi")]
     assert f"| weights[0] | {weight['mean']:.3f} ± {weight['sd']:.3f} |" in out  # unit-free
 
 
 def test_fit_with_standardize_adds_a_table_in_data_units(csv_path, capsys):
-    code, out, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "em", "--quick",
-                          "--standardize"], capsys)
+    code, out, err = run(
+        ["--quiet", "fit", csv_path, "-k", 2, "--engine", "em", "--quick", "--standardize"], capsys
+    )
     assert code == 0, err
     assert "means (mean)" in out and "in the data's own units" in out
     assert "| means[0, x] |" in out and "| means[1, y] |" in out
@@ -130,8 +242,9 @@ def test_bad_files_exit_2_with_one_line(kind, tmp_path, capsys):
     path = tmp_path / f"{kind}.csv"
     path.write_text(content)
     out_dir = tmp_path / "out"
-    code, _, err = run(["--quiet", "fit", path, "-k", 2, "--engine", "cavi", "--out", out_dir],
-                       capsys)
+    code, _, err = run(
+        ["--quiet", "fit", path, "-k", 2, "--engine", "cavi", "--out", out_dir], capsys
+    )
     assert code == 2
     assert err.startswith("ppl-mixtures: error: ") and err.count("\n") == 1
     assert word in err.lower() and "Traceback" not in err
@@ -141,23 +254,45 @@ def test_bad_files_exit_2_with_one_line(kind, tmp_path, capsys):
 def test_one_column_with_more_components_than_rows(tmp_path, capsys):
     path = tmp_path / "one.csv"
     path.write_text("1.0\n2.0\n")
-    code, _, err = run(["--quiet", "compare", path, "-k", 3, "--engines", "cavi",
-                        "--reference", "cavi", "--out", tmp_path / "out"], capsys)
+    code, _, err = run(
+        [
+            "--quiet",
+            "compare",
+            path,
+            "-k",
+            3,
+            "--engines",
+            "cavi",
+            "--reference",
+            "cavi",
+            "--out",
+            tmp_path / "out",
+        ],
+        capsys,
+    )
     assert code == 2 and "n_components" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_path_unknown_engine_and_option(csv_path, tmp_path, capsys):
-    code, _, err = run(["--quiet", "fit", tmp_path / "nope.csv", "-k", 2, "--engine", "cavi"],
-                       capsys)
-    assert code == 2 and "nope.csv" in err and err.count("\n") == 1
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "magic"], capsys)
-    assert code == 2 and "engine: expected one of" in err
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi",
-                        "--option", "bogus=1"], capsys)
-    assert code == 2 and "unknown option(s) 'bogus'" in err
-    code, _, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi"], capsys)
-    assert code == 2 and "--reference: expected one of the engines to run (cavi)" in err
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["fit", "{missing}", "-k", 2, "--engine", "cavi"], "nope.csv"),
+        (["fit", "{csv}", "-k", 2, "--engine", "magic"], "engine: expected one of"),
+        (
+            ["fit", "{csv}", "-k", 2, "--engine", "cavi", "--option", "bogus=1"],
+            "unknown option(s) 'bogus'",
+        ),
+        (
+            ["compare", "{csv}", "-k", 2, "--engines", "cavi"],
+            "--reference: expected one of the engines to run (cavi)",
+        ),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, words, csv_path, tmp_path, capsys):
+    paths = {"{csv}": str(csv_path), "{missing}": str(tmp_path / "nope.csv")}
+    code, out, err = run(["--quiet", *(paths.get(a, a) for a in argv)], capsys)
+    assert code == 2 and words in err and err.count("\n") == 1 and out == ""
 
 
 def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
@@ -173,8 +308,10 @@ def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
         return real_fit(points, spec, engine=engine, **options)
 
     monkeypatch.setattr(fit_module, "fit", picky_fit)
-    code, out, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi,nuts",
-                          "--reference", "cavi", "--quick"], capsys)
+    code, out, err = run(
+        ["compare", csv_path, "-k", 2, "--engines", "cavi,nuts", "--reference", "cavi", "--quick"],
+        capsys,
+    )
     assert code == 0 and "not applicable: spec.obs_sd: exact_log_evidence needs" in out
     assert "nuts: not applicable" in err  # the progress line says so too
     code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "nuts"], capsys)
@@ -187,8 +324,7 @@ def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
     code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi"], capsys)
     assert code == 1 and "internal error: RuntimeError: boom" in err and "--debug" in err
     assert "Traceback" not in err
-    code, _, err = run(["--debug", "--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi"],
-                       capsys)
+    code, _, err = run(["--debug", "--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi"], capsys)
     assert code == 1 and "Traceback" in err
 
 
@@ -222,12 +358,7 @@ def _break_engine(monkeypatch, broken, error):
 
 def test_demo_keeps_going_when_an_engine_crashes(tmp_path, capsys, monkeypatch):
     _break_engine(monkeypatch, "em", RuntimeError("em broke"))
-    small = [{"name": "blobs", "points": datasets.advi_notebook_points(30), "large": False,
-              "spec": MixtureSpec(n_components=2), "about": ""}]
-    real_plan = cli.demo_plan
-    monkeypatch.setattr(cli, "demo_datasets", lambda: small)
-    monkeypatch.setattr(cli, "demo_plan", lambda large, quick, seed: [
-        (name, opts) for name, opts in real_plan(large, quick, seed) if name in ("cavi", "em")])
+    _small_demo(monkeypatch, names=("blobs",))
     out_dir = tmp_path / "demo"
     code, out, err = run(["--quiet", "demo", "--quick", "--out", out_dir], capsys)
     assert code == 1
@@ -236,26 +367,48 @@ def test_demo_keeps_going_when_an_engine_crashes(tmp_path, capsys, monkeypatch):
     assert "FAILED (RuntimeError: em broke)" in (out_dir / "report.md").read_text()
 
 
-def test_demo_plan_uses_the_registry():
-    plan = dict(cli.demo_plan(large=False, quick=True, seed=4))
-    assert list(plan) == list(available_engines())
-    for options in plan.values():
-        assert options.get("random_seed", 4) == 4
-        assert options.get("progressbar", False) is False
-    large = dict(cli.demo_plan(large=True, quick=False, seed=None))
+def test_demo_plan_applies_the_demo_settings_to_the_registry():
     registry = available_engines()
+    plan = dict(demo.demo_plan(large=False, quick=True, seed=4))
+    assert list(plan) == list(registry)
+    for name, options in plan.items():
+        assert options["random_seed"] == 4
+        assert options.get("progressbar", False) is False  # the CLI shows its own progress
+        for key, value in demo.QUICK_OPTIONS.get(name, {}).items():
+            assert options[key] == value
+    large = dict(demo.demo_plan(large=True, quick=False, seed=None))
     assert set(large) == {n for n, e in registry.items() if e.scalable} | {"nuts"}
-    for name, engine in registry.items():
-        if name in large:
-            for key, value in engine.large_data_options.items():
-                assert large[name][key] == value
+    for name, options in large.items():
+        expected = {**demo.DEMO_OPTIONS.get(name, {}), **demo.LARGE_DATA_OPTIONS.get(name, {})}
+        if name == "nuts":
+            expected.update(demo.LARGE_DATA_NUTS)
+        assert {key: options[key] for key in expected} == expected, name
+
+
+@pytest.mark.parametrize(
+    "table", ["QUICK_OPTIONS", "DEMO_OPTIONS", "LARGE_DATA_OPTIONS", "MAX_SAMPLES"]
+)
+def test_demo_settings_name_registered_engines_and_their_options(table):
+    from ppl_mixtures.validation import check_engine_options
+
+    registry = available_engines()
+    settings = getattr(demo, table)
+    assert set(settings) <= set(registry)  # a renamed engine would silently lose its settings
+    if table == "MAX_SAMPLES":
+        return
+    for name, options in settings.items():
+        engine = registry[name]
+        check_engine_options(name, engine.options or engine.fit, options)  # TypeError if not
+    if table == "LARGE_DATA_OPTIONS":
+        assert all(registry[name].scalable for name in settings)
 
 
 def test_bench_runs_a_benchmarks_folder(tmp_path, capsys):
     folder = tmp_path / "benchmarks"
     folder.mkdir()
     (folder / "bench_toy.py").write_text(
-        'NAME = "toy"\n\ndef run(quick=False):\n    return f"# toy\\nquick={quick}"\n')
+        'NAME = "toy"\n\ndef run(quick=False):\n    return f"# toy\\nquick={quick}"\n'
+    )
     (folder / "helper.py").write_text("raise RuntimeError('not a benchmark')\n")
     code, _, err = run(["--quiet", "bench", "--quick", "--dir", folder], capsys)
     assert code == 0, err
@@ -264,13 +417,6 @@ def test_bench_runs_a_benchmarks_folder(tmp_path, capsys):
     assert code == 2 and "expected a benchmarks folder" in err
     code, _, err = run(["--quiet", "bench", "--dir", folder, "--only", "nope"], capsys)
     assert code == 2 and "--only" in err
-
-
-def test_engines_lists_the_registry(capsys):
-    code, out, _ = run(["engines"], capsys)
-    assert code == 0
-    for name in available_engines():
-        assert out.count(f"{name} [") >= 1
 
 
 def test_module_entry_point(capsys, monkeypatch):
@@ -284,32 +430,47 @@ def test_module_entry_point(capsys, monkeypatch):
 
 
 def test_demo_skips_engines_above_their_max_samples():
-    from ppl_mixtures.app.cli import _drop_too_slow, demo_plan
-    from ppl_mixtures.inference.registry import available_engines
-
-    plan = demo_plan(large=False, quick=True, seed=1)
-    limited = {name for name, engine in available_engines().items()
-               if engine.max_samples is not None}
+    plan = demo.demo_plan(large=False, quick=True, seed=1)
+    limited = set(demo.MAX_SAMPLES)
     assert "latent_gibbs" in limited
-    kept, skipped = _drop_too_slow(plan, n_samples=1000)
+    kept, skipped = demo.drop_too_slow(plan, n_samples=1000)
     assert set(skipped) == limited
     assert "impractically slow above 150 points (this dataset has 1000)" in skipped["latent_gibbs"]
     assert {name for name, _ in kept} == {name for name, _ in plan} - limited
-    kept_small, skipped_small = _drop_too_slow(plan, n_samples=100)
-    assert skipped_small == {} and kept_small == plan
+    assert demo.drop_too_slow(plan, n_samples=100) == (plan, {})
 
 
-def _small_demo(monkeypatch, engines=CHEAP, line_is_large=False):
-    small = [{"name": "blobs", "points": datasets.advi_notebook_points(40), "large": False,
-              "spec": MixtureSpec(n_components=2, dirichlet_alpha=0.1), "about": ""},
-             {"name": "line", "points": datasets.three_clusters_1d()[0][::20],
-              "large": line_is_large,
-              "spec": MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed"),
-              "about": ""}]
-    real_plan = cli.demo_plan
-    monkeypatch.setattr(cli, "demo_datasets", lambda: small)
-    monkeypatch.setattr(cli, "demo_plan", lambda large, quick, seed: [
-        (name, opts) for name, opts in real_plan(large, quick, seed) if name in engines])
+SMALL_DEMO = {
+    "blobs": lambda large: DemoDataset(
+        "blobs",
+        datasets.advi_notebook_points(40),
+        MixtureSpec(n_components=2, dirichlet_alpha=0.1),
+        large=False,
+        about="",
+    ),
+    "line": lambda large: DemoDataset(
+        "line",
+        datasets.three_clusters_1d()[0][::20],
+        MixtureSpec(n_components=3, mean_prior_sd=10.0, weights="fixed"),
+        large=large,
+        about="",
+    ),
+}
+
+
+def _small_demo(monkeypatch, engines=CHEAP, line_is_large=False, names=("blobs", "line")):
+    """The demo on small data with the cheap engines (the real plans, filtered)."""
+    real_plan = demo.demo_plan
+    monkeypatch.setattr(
+        demo, "demo_datasets", lambda: [SMALL_DEMO[name](line_is_large) for name in names]
+    )
+    monkeypatch.setattr(
+        demo,
+        "demo_plan",
+        lambda large, quick, seed: [
+            (name, opts) for name, opts in real_plan(large, quick, seed) if name in engines
+        ],
+    )
 
 
 def test_demo_in_worker_processes_matches_one_process(tmp_path, capsys, monkeypatch):
@@ -317,21 +478,21 @@ def test_demo_in_worker_processes_matches_one_process(tmp_path, capsys, monkeypa
     tables = {}
     for jobs in (1, 2):
         out_dir = tmp_path / f"demo{jobs}"
-        code, _, err = run(["--quiet", "demo", "--quick", "--jobs", jobs, "--out", out_dir],
-                             capsys)
+        code, _, err = run(["--quiet", "demo", "--quick", "--jobs", jobs, "--out", out_dir], capsys)
         assert code == 0, err
         results = json.loads((out_dir / "results.json").read_text())
-        tables[jobs] = {(dataset, engine): (row["max_mean_shift"], row["sd_ratio"], row["elbo"])
-                        for dataset, comp in results["datasets"].items()
-                        for engine, row in comp["engines"].items()}
+        tables[jobs] = {
+            (dataset, engine): (row["max_mean_shift"], row["sd_ratio"], row["elbo"])
+            for dataset, comp in results["datasets"].items()
+            for engine, row in comp["engines"].items()
+        }
     assert set(tables[1]) == {(d, e) for d in ("blobs", "line") for e in CHEAP}
     assert tables[1] == tables[2]  # same seeds, same numbers, wherever the fit ran
 
 
 def test_demo_jobs_must_be_positive(tmp_path, capsys, monkeypatch):
     _small_demo(monkeypatch)
-    code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 0, "--out", tmp_path / "d"],
-                       capsys)
+    code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 0, "--out", tmp_path / "d"], capsys)
     assert code == 2 and "--jobs: expected a positive number" in err
     assert not (tmp_path / "d").exists()
 
@@ -343,14 +504,16 @@ def test_a_fit_crosses_the_process_boundary():
 
     from ppl_mixtures import fit
 
-    fitted = fit(datasets.advi_notebook_points(30), MixtureSpec(n_components=2), engine="em",
-                 random_seed=2)
+    fitted = fit(
+        datasets.advi_notebook_points(30), MixtureSpec(n_components=2), engine="em", random_seed=2
+    )
     # the pool's pickler, with no registration of ours: MixtureFit pickles itself
     back = pickle.loads(bytes(ForkingPickler.dumps(fitted)))
     assert isinstance(back.options, MappingProxyType)
     assert dict(back.options) == dict(fitted.options)
-    np.testing.assert_array_equal(back.idata["posterior"]["means"].values,
-                                  fitted.idata["posterior"]["means"].values)
+    np.testing.assert_array_equal(
+        back.idata["posterior"]["means"].values, fitted.idata["posterior"]["means"].values
+    )
 
 
 def test_demo_reference_failing_in_a_worker_leaves_nothing(tmp_path, capsys, monkeypatch):
@@ -369,15 +532,23 @@ def test_a_pymc_fit_in_a_worker_draws_what_it_draws_here():
 
     points = datasets.advi_notebook_points(30)
     spec = MixtureSpec(n_components=2, dirichlet_alpha=0.5)
-    options = {"draws": 50, "tune": 50, "chains": 2, "random_seed": 7, "progressbar": False,
-               "log_likelihood": False}
+    options = {
+        "draws": 50,
+        "tune": 50,
+        "chains": 2,
+        "random_seed": 7,
+        "progressbar": False,
+        "log_likelihood": False,
+    }
     here = fit(points, spec, engine="metropolis", **options)
-    with cli._worker_pool(2) as pool:
-        there, notes, seconds = pool.submit(cli._fit_in_worker, points, spec, "metropolis",
-                                            options).result()
-    assert seconds > 0 and isinstance(notes, list)
-    np.testing.assert_array_equal(there.idata["posterior"]["means"].values,
-                                  here.idata["posterior"]["means"].values)
+    with runner.worker_pool(2) as pool:
+        there, _, seconds = pool.submit(
+            runner.timed_fit, points, spec, "metropolis", options
+        ).result()
+    assert seconds > 0
+    np.testing.assert_array_equal(
+        there.idata["posterior"]["means"].values, here.idata["posterior"]["means"].values
+    )
     assert dict(there.options) == dict(here.options)
 
 
@@ -389,10 +560,9 @@ def _cache_entries():
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, monkeypatch,
-                                                              jobs):
+def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, monkeypatch, jobs):
     _small_demo(monkeypatch)
-    monkeypatch.setattr(cli, "DEMO_CACHED_ENGINES", ("em",))  # as the demo caches smc
+    monkeypatch.setattr(demo, "DEMO_CACHED_ENGINES", ("em",))  # as the demo caches smc
     results, errs = [], []
     for run_no in range(2):
         out_dir = tmp_path / f"demo{run_no}"
@@ -405,8 +575,9 @@ def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, m
     assert errs[1].count("loaded from the reference cache") == 4
     assert errs[1].count("em: loaded from the reference cache") == 2
     report = (tmp_path / "demo1" / "report.md").read_text()
-    assert report.count("Loaded from the reference cache, not re-run: cavi (the reference), "
-                        "em (") == 2
+    assert (
+        report.count("Loaded from the reference cache, not re-run: cavi (the reference), em (") == 2
+    )
     assert "loaded from the reference cache" not in (tmp_path / "demo0" / "report.md").read_text()
     for dataset in ("blobs", "line"):  # a hit gives the numbers the run gave
         first, second = (r["datasets"][dataset]["parameters"] for r in results)
@@ -414,8 +585,7 @@ def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, m
 
 
 def test_no_cache_neither_reads_nor_writes_the_cache(csv_path, tmp_path, capsys):
-    argv = ["compare", csv_path, "-k", 2, "--engines", "cavi,em", "--reference", "cavi",
-            "--quick"]
+    argv = ["compare", csv_path, "-k", 2, "--engines", "cavi,em", "--reference", "cavi", "--quick"]
     code, _, err = run([*argv, "--no-cache"], capsys)
     assert code == 0, err
     assert _cache_entries() == []
@@ -436,23 +606,40 @@ def test_compare_against_the_exact_posterior(tmp_path, capsys):
     points = datasets.advi_notebook_points(12)
     path = tmp_path / "tiny.csv"
     np.savetxt(path, points, delimiter=",", header="x,y", comments="")
-    code, out, err = run(["--quiet", "compare", path, "-k", 2, "--engines", "cavi,em",
-                          "--reference", "exact", "--quick"], capsys)
+    code, out, err = run(
+        [
+            "--quiet",
+            "compare",
+            path,
+            "-k",
+            2,
+            "--engines",
+            "cavi,em",
+            "--reference",
+            "exact",
+            "--quick",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "Every engine against the exact posterior" in out
-    exact = evidence.exact_posterior(np.loadtxt(path, delimiter=",", skiprows=1),
-                                     MixtureSpec(n_components=2))
+    exact = evidence.exact_posterior(
+        np.loadtxt(path, delimiter=",", skiprows=1), MixtureSpec(n_components=2)
+    )
     assert f"Exact log evidence log p(x) = {exact.log_evidence:.3f} nats" in out
 
 
-@pytest.mark.parametrize(("extra", "words"), [
-    (["--obs-sd", "learned"], "needs a known obs_sd"),
-    ([], "got K=2, N=60"),
-])
-def test_exact_reference_beyond_its_limit_is_refused_before_fitting(csv_path, capsys, extra,
-                                                                    words):
-    code, _, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi",
-                          "--reference", "exact", *extra], capsys)
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--obs-sd", "learned"], "needs a known obs_sd"),
+        ([], "got K=2, N=60"),
+    ],
+)
+def test_exact_reference_beyond_its_limit_is_refused_before_fitting(csv_path, capsys, extra, words):
+    code, _, err = run(
+        ["compare", csv_path, "-k", 2, "--engines", "cavi", "--reference", "exact", *extra], capsys
+    )
     assert code == 2 and err.startswith("ppl-mixtures: error: --reference: 'exact'")
     assert words in err and err.count("\n") == 1
     assert "done in" not in err  # refused before anything was fitted

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from ppl_mixtures import datasets
-from ppl_mixtures.app import cli
+from ppl_mixtures.app import cli, demo
+from ppl_mixtures.app.errors import UsageError, input_checks, internal, is_input_error
 
 
 @pytest.fixture(autouse=True)
@@ -19,12 +20,10 @@ def _private_reference_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("PPL_MIXTURES_CACHE", str(tmp_path_factory.mktemp("refcache")))
 
 
-
 @pytest.fixture(scope="module")
 def csv_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "points.csv"
-    np.savetxt(path, datasets.advi_notebook_points(40), delimiter=",", header="x,y",
-               comments="")
+    np.savetxt(path, datasets.advi_notebook_points(40), delimiter=",", header="x,y", comments="")
     return path
 
 
@@ -49,8 +48,23 @@ def test_force_on_the_folder_holding_the_input_keeps_both_files(tmp_path, capsys
     np.savetxt(data, datasets.advi_notebook_points(30), delimiter=",")
     (proj / "notes.txt").write_text("my notes")
     before = data.read_bytes()
-    code, out, err = run(["compare", data, "-k", 2, "--engines", "cavi", "--reference", "cavi",
-                          "--quick", "--out", proj, "--force"], capsys)
+    code, out, err = run(
+        [
+            "compare",
+            data,
+            "-k",
+            2,
+            "--engines",
+            "cavi",
+            "--reference",
+            "cavi",
+            "--quick",
+            "--out",
+            proj,
+            "--force",
+        ],
+        capsys,
+    )
     assert code == 2 and one_line(err) and "--out" in err
     assert "does not hold the input data" in err and out == ""  # refused before fitting
     assert data.read_bytes() == before and (proj / "notes.txt").read_text() == "my notes"
@@ -61,8 +75,9 @@ def test_force_on_a_folder_of_other_files_is_refused(csv_path, tmp_path, capsys)
     other = tmp_path / "other"
     other.mkdir()
     (other / "thesis.tex").write_text("years of work")
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", other,
-                        "--force"], capsys)
+    code, _, err = run(
+        ["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", other, "--force"], capsys
+    )
     assert code == 2 and one_line(err) and "--out: expected a ppl-mixtures report" in err
     assert "thesis.tex" in err and (other / "thesis.tex").read_text() == "years of work"
 
@@ -70,8 +85,22 @@ def test_force_on_a_folder_of_other_files_is_refused(csv_path, tmp_path, capsys)
 def test_force_replaces_our_own_report(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "rep"
     for seed in (1, 2):
-        code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--random-seed", seed,
-                            "--out", out_dir, "--force"], capsys)
+        code, _, err = run(
+            [
+                "--quiet",
+                "fit",
+                csv_path,
+                "-k",
+                2,
+                *CHEAP,
+                "--random-seed",
+                seed,
+                "--out",
+                out_dir,
+                "--force",
+            ],
+            capsys,
+        )
         assert code == 0, err
         assert f"--random-seed {seed}" in (out_dir / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
@@ -107,8 +136,9 @@ def test_out_taken_by_someone_else_meanwhile(when, csv_path, tmp_path, capsys, m
             someone_writes()
 
         monkeypatch.setattr(report, "_render", render_while_someone_writes)
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", out_dir,
-                        "--force"], capsys)
+    code, _, err = run(
+        ["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", out_dir, "--force"], capsys
+    )
     assert code == 2 and one_line(err) and "--out" in err, err
     assert [p.name for p in out_dir.iterdir()] == ["theirs.txt"]
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("rep.new-")]
@@ -130,8 +160,9 @@ def _fit_must_not_run(monkeypatch):
     monkeypatch.setattr(fit_module, "fit", no_fitting)
 
 
-@pytest.mark.parametrize("case", ["dot", "cwd", "parent_is_file", "is_file", "read_only",
-                                  "holds_input", "home", "root"])
+@pytest.mark.parametrize(
+    "case", ["dot", "cwd", "parent_is_file", "is_file", "read_only", "holds_input", "home", "root"]
+)
 def test_unusable_out_is_refused_before_fitting(case, csv_path, tmp_path, capsys, monkeypatch):
     _fit_must_not_run(monkeypatch)
     monkeypatch.chdir(tmp_path)
@@ -146,8 +177,22 @@ def test_unusable_out_is_refused_before_fitting(case, csv_path, tmp_path, capsys
         "home": (os.path.expanduser("~"), "your home folder"),
         "root": ("/", "the file system's root"),
     }[case]
-    code, stdout, err = run(["compare", csv_path, "-k", 2, "--engines", "cavi",
-                             "--reference", "cavi", "--out", out, "--force"], capsys)
+    code, stdout, err = run(
+        [
+            "compare",
+            csv_path,
+            "-k",
+            2,
+            "--engines",
+            "cavi",
+            "--reference",
+            "cavi",
+            "--out",
+            out,
+            "--force",
+        ],
+        capsys,
+    )
     assert code == 2 and one_line(err) and "--out" in err and word in err
     assert stdout == "" and (tmp_path / "afile").read_text() == "x"
 
@@ -162,8 +207,10 @@ def test_dropna_says_how_many_rows_of_how_many(tmp_path, capsys):
     code, _, err = run(["--quiet", "fit", path, "-k", 2, *CHEAP, "--dropna"], capsys)
     assert code == 0, err
     lines = [line for line in err.splitlines() if "--dropna" in line]
-    assert lines == ["ppl-mixtures: warning: --dropna: dropped 2 of 12 rows with missing "
-                     "values (lines 4, 9); 10 kept."]
+    assert lines == [
+        "ppl-mixtures: warning: --dropna: dropped 2 of 12 rows with missing "
+        "values (lines 4, 9); 10 kept."
+    ]
 
 
 def test_loader_warnings_reach_the_user_on_one_line(tmp_path, capsys):
@@ -178,27 +225,72 @@ def test_loader_warnings_reach_the_user_on_one_line(tmp_path, capsys):
 
 
 def test_demo_seed_000_prior_is_variance_10():
-    (item,) = [d for d in cli.demo_datasets() if d["name"] == "three_clusters_1d"]
+    (item,) = [d for d in demo.demo_datasets() if d.name == "three_clusters_1d"]
     # Blei et al.'s model (seed 000): mu_k ~ N(0, sigma^2) with sigma^2 = 10, a variance
-    assert item["spec"].mean_prior_sd ** 2 == pytest.approx(10.0, rel=1e-12)
-    assert "variance 10" in item["about"]
+    assert item.spec.mean_prior_sd**2 == pytest.approx(10.0, rel=1e-12)
+    assert "variance 10" in item.about
 
 
 # --------------------------------------------------------------------------- item 9
 def test_an_option_no_selected_engine_accepts_is_an_error(csv_path, capsys):
-    code, out, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi,em",
-                          "--reference", "cavi", "--quick", "--option", "n_inti=50"], capsys)
+    code, out, err = run(
+        [
+            "--quiet",
+            "compare",
+            csv_path,
+            "-k",
+            2,
+            "--engines",
+            "cavi,em",
+            "--reference",
+            "cavi",
+            "--quick",
+            "--option",
+            "n_inti=50",
+        ],
+        capsys,
+    )
     assert code == 2 and one_line(err) and out == ""
-    assert "--option n_inti: expected an option that at least one of the selected engines " \
-           "(cavi, em) accepts" in err
+    assert (
+        "--option n_inti: expected an option that at least one of the selected engines "
+        "(cavi, em) accepts" in err
+    )
     assert "Valid options: backend, init, max_iter" in err and "n_init" in err
-    code, _, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi,em",
-                        "--reference", "cavi", "--draws", 10], capsys)
+    code, _, err = run(
+        [
+            "--quiet",
+            "compare",
+            csv_path,
+            "-k",
+            2,
+            "--engines",
+            "cavi,em",
+            "--reference",
+            "cavi",
+            "--draws",
+            10,
+        ],
+        capsys,
+    )
     assert code == 2 and "--draws: expected an option" in err
     # accepted by one engine only: passed to that one, and fine
-    code, out, err = run(["--quiet", "compare", csv_path, "-k", 2, "--engines", "cavi,em",
-                          "--reference", "cavi", "--quick", "--option", "reg_covar=1e-5"],
-                         capsys)
+    code, out, err = run(
+        [
+            "--quiet",
+            "compare",
+            csv_path,
+            "-k",
+            2,
+            "--engines",
+            "cavi,em",
+            "--reference",
+            "cavi",
+            "--quick",
+            "--option",
+            "reg_covar=1e-5",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "| em |" in out
 
@@ -231,8 +323,9 @@ def test_a_value_error_from_inside_pymc_is_internal(csv_path, capsys, monkeypatc
 
 def test_our_own_checks_inside_an_engine_are_exit_2(csv_path, capsys):
     # svi's own check (a multi-line raise in ppl_mixtures.inference.conjugate.svi) and the spec's
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "svi",
-                        "--option", "kappa=0.1"], capsys)
+    code, _, err = run(
+        ["--quiet", "fit", csv_path, "-k", 2, "--engine", "svi", "--option", "kappa=0.1"], capsys
+    )
     assert code == 2 and one_line(err) and err.startswith("ppl-mixtures: error: kappa:")
     code, _, err = run(["--quiet", "fit", csv_path, "-k", 0, *CHEAP], capsys)
     assert code == 2 and one_line(err) and "n_components" in err
@@ -251,30 +344,46 @@ def test_error_kinds():
     ours = caught(lambda: MixtureSpec(n_components=-1))
     numpy_s = caught(lambda: np.random.default_rng(-1))
     plain = caught(lambda: int("x"))
-    assert cli._is_input_error(ours)
-    assert not cli._is_input_error(numpy_s) and not cli._is_input_error(plain)
-    assert cli._is_input_error(cli._UsageError("--x: expected y, got z."))
-    with pytest.raises(ValueError) as info, cli._input_checks():
+    assert is_input_error(ours)
+    assert not is_input_error(numpy_s) and not is_input_error(plain)
+    assert is_input_error(UsageError("--x: expected y, got z."))
+    with pytest.raises(ValueError) as info, input_checks():
         int("x")  # raised while reading the user's input: that input was refused
-    assert cli._is_input_error(info.value)
-    with pytest.raises(ValueError) as info, cli._internal():
+    assert is_input_error(info.value)
+    with pytest.raises(ValueError) as info, internal():
         MixtureSpec(n_components=-1)  # our own settings (the demo): our failure
-    assert not cli._is_input_error(info.value)
+    assert not is_input_error(info.value)
 
 
 # --------------------------------------------------------------------------- item 13
-@pytest.mark.parametrize("argv, where, word", [
-    (["fit", "x.csv", "-k", "two", "--engine", "cavi"], "ppl-mixtures fit", "-k/--n-components"),
-    (["fit", "x.csv", "--engine", "cavi"], "ppl-mixtures fit", "-k/--n-components"),
-    (["compare", "x.csv", "-k", "2", "--engines", "cavi", "--bogus"], "ppl-mixtures",
-     "--bogus"),
-    (["fitt"], "ppl-mixtures", "invalid choice"),
-    ([], "ppl-mixtures", "COMMAND"),
-    (["fit", "x.csv", "-k", "2", "--engine", "cavi", "--random-seed", "-1"], "ppl-mixtures fit",
-     "--random-seed"),
-    (["fit", "x.csv", "-k", "2", "--engine", "cavi", "--option", "novalue"], "ppl-mixtures fit",
-     "--option"),
-])
+@pytest.mark.parametrize(
+    "argv, where, word",
+    [
+        (
+            ["fit", "x.csv", "-k", "two", "--engine", "cavi"],
+            "ppl-mixtures fit",
+            "-k/--n-components",
+        ),
+        (["fit", "x.csv", "--engine", "cavi"], "ppl-mixtures fit", "-k/--n-components"),
+        (
+            ["compare", "x.csv", "-k", "2", "--engines", "cavi", "--bogus"],
+            "ppl-mixtures",
+            "--bogus",
+        ),
+        (["fitt"], "ppl-mixtures", "invalid choice"),
+        ([], "ppl-mixtures", "COMMAND"),
+        (
+            ["fit", "x.csv", "-k", "2", "--engine", "cavi", "--random-seed", "-1"],
+            "ppl-mixtures fit",
+            "--random-seed",
+        ),
+        (
+            ["fit", "x.csv", "-k", "2", "--engine", "cavi", "--option", "novalue"],
+            "ppl-mixtures fit",
+            "--option",
+        ),
+    ],
+)
 def test_argparse_errors_are_one_line_with_a_pointer_to_help(argv, where, word, capsys):
     code, out, err = run(argv, capsys)
     assert code == 2 and out == "" and one_line(err)

@@ -38,7 +38,7 @@ QUICK_EM = {"n_init": 1, "max_iter": 50, "progressbar": False}
 #: same list is in docs/estimator.md (test_docs_list_every_exclusion).
 NOT_RUN = {
     "check_array_api_input": "runs only when SCIPY_ARRAY_API=1 is set before scipy is "
-                             "imported; test_array_api_check_passes_when_enabled runs it so",
+    "imported; test_array_api_check_passes_when_enabled runs it so",
 }
 
 
@@ -54,8 +54,13 @@ def _quiet_engine_warnings():
 
 def three_clusters(n_samples=300, random_seed=0):
     """Three well-separated 2-D clusters (sd 0.7, centers 4.2+ apart), equal weights."""
-    return datasets.make_mixture(n_samples, [[-3.0, -3.0], [0.0, 3.0], [3.0, -3.0]],
-                                 [1 / 3, 1 / 3, 1 / 3], 0.7, random_seed=random_seed)
+    return datasets.make_mixture(
+        n_samples,
+        [[-3.0, -3.0], [0.0, 3.0], [3.0, -3.0]],
+        [1 / 3, 1 / 3, 1 / 3],
+        0.7,
+        random_seed=random_seed,
+    )
 
 
 def agreement(labels, truth):
@@ -64,10 +69,13 @@ def agreement(labels, truth):
 
 
 # ---------------------------------------------------------------- scikit-learn's checks
-@pytest.mark.parametrize("engine, obs_sd, options", [
-    ("cavi", 1.0, QUICK_CAVI),
-    ("em", "learned", QUICK_EM),
-])
+@pytest.mark.parametrize(
+    "engine, obs_sd, options",
+    [
+        ("cavi", 1.0, QUICK_CAVI),
+        ("em", "learned", QUICK_EM),
+    ],
+)
 def test_check_estimator(engine, obs_sd, options):
     est = BayesianMixture(engine=engine, obs_sd=obs_sd, engine_options=options, random_seed=0)
     results = check_estimator(est, expected_failed_checks={}, on_skip=None, on_fail=None)
@@ -82,16 +90,19 @@ def test_check_estimator(engine, obs_sd, options):
 
 def test_array_api_check_passes_when_enabled():
     # scipy reads SCIPY_ARRAY_API at import, so the check runs in a fresh interpreter
-    code = ("from sklearn.utils.estimator_checks import check_array_api_input as c\n"
-            "from ppl_mixtures import BayesianMixture\n"
-            "import warnings; warnings.simplefilter('ignore')\n"
-            "est = BayesianMixture(random_seed=0, engine_options=dict(n_init=1, max_iter=50, "
-            "n_draws=50, progressbar=False))\n"
-            "c('BayesianMixture', est, array_namespace='numpy', expect_only_array_outputs=False)\n"
-            "print('ok')\n")
+    code = (
+        "from sklearn.utils.estimator_checks import check_array_api_input as c\n"
+        "from ppl_mixtures import BayesianMixture\n"
+        "import warnings; warnings.simplefilter('ignore')\n"
+        "est = BayesianMixture(random_seed=0, engine_options=dict(n_init=1, max_iter=50, "
+        "n_draws=50, progressbar=False))\n"
+        "c('BayesianMixture', est, array_namespace='numpy', expect_only_array_outputs=False)\n"
+        "print('ok')\n"
+    )
     env = {**os.environ, "SCIPY_ARRAY_API": "1"}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
 
@@ -110,11 +121,17 @@ def test_grid_search_over_n_components_picks_three():
     # K=1..4 about -4.8, -3.9, -3.25, -3.30; K=3 beat K=4 by 0.03-0.09 (with Dirichlet
     # weights K=4 ties K=3 within noise, since a redundant component costs the predictive
     # little; docs/estimator.md says so). K=1, 2 lose by > 0.5 nats/point.
-    est = BayesianMixture(mean_prior_sd=3.0, weights="fixed", obs_sd="learned", engine="cavi",
-                          engine_options={"n_init": 2, "max_iter": 300, "n_draws": 200,
-                                          "progressbar": False}, random_seed=0)
-    search = GridSearchCV(est, {"n_components": [1, 2, 3, 4]},
-                          cv=KFold(3, shuffle=True, random_state=0))
+    est = BayesianMixture(
+        mean_prior_sd=3.0,
+        weights="fixed",
+        obs_sd="learned",
+        engine="cavi",
+        engine_options={"n_init": 2, "max_iter": 300, "n_draws": 200, "progressbar": False},
+        random_seed=0,
+    )
+    search = GridSearchCV(
+        est, {"n_components": [1, 2, 3, 4]}, cv=KFold(3, shuffle=True, random_state=0)
+    )
     search.fit(X)
     assert search.best_params_ == {"n_components": 3}
     scores = search.cv_results_["mean_test_score"]
@@ -124,10 +141,21 @@ def test_grid_search_over_n_components_picks_three():
 
 def test_pipeline_with_standard_scaler_on_old_faithful():
     X = datasets.old_faithful()
-    pipe = Pipeline([("scale", StandardScaler()),
-                     ("mix", BayesianMixture(n_components=2, obs_sd="learned", engine="cavi",
-                                             engine_options={"n_init": 2, "progressbar": False},
-                                             random_seed=0))])
+    pipe = Pipeline(
+        [
+            ("scale", StandardScaler()),
+            (
+                "mix",
+                BayesianMixture(
+                    n_components=2,
+                    obs_sd="learned",
+                    engine="cavi",
+                    engine_options={"n_init": 2, "progressbar": False},
+                    random_seed=0,
+                ),
+            ),
+        ]
+    )
     labels = pipe.fit(X).predict(X)
     assert labels.shape == (X.shape[0],) and set(np.unique(labels)) == {0, 1}
     # Old Faithful's two eruption types split at ~3 minutes of duration (column 0); every
@@ -141,8 +169,7 @@ def test_pipeline_with_standard_scaler_on_old_faithful():
 def test_feature_names_from_a_dataframe():
     X, _ = three_clusters(60)
     frame = pd.DataFrame(X, columns=["a", "b"])
-    est = BayesianMixture(3, mean_prior_sd=3.0, engine_options=QUICK_CAVI,
-                          random_seed=0).fit(frame)
+    est = BayesianMixture(3, mean_prior_sd=3.0, engine_options=QUICK_CAVI, random_seed=0).fit(frame)
     assert list(est.feature_names_in_) == ["a", "b"]
     with pytest.warns(UserWarning, match="does not have valid feature names"):
         plain = est.predict(X)
@@ -155,10 +182,14 @@ def cavi_fit():
     X, labels = three_clusters(90, random_seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est = BayesianMixture(3, mean_prior_sd=3.0, obs_sd="learned", engine="cavi",
-                              engine_options={"n_init": 2, "n_draws": 300,
-                                              "progressbar": False},
-                              random_seed=3).fit(X)
+        est = BayesianMixture(
+            3,
+            mean_prior_sd=3.0,
+            obs_sd="learned",
+            engine="cavi",
+            engine_options={"n_init": 2, "n_draws": 300, "progressbar": False},
+            random_seed=3,
+        ).fit(X)
     return est, X, labels
 
 
@@ -177,7 +208,7 @@ def test_predict_proba_is_the_mean_of_per_draw_responsibilities(cavi_fit):
     est, _, _ = cavi_fit
     X_new, _ = three_clusters(25, random_seed=8)
     weights, means, sds = _draws(est.fit_)
-    log_joint = _log_joint(X_new, weights, means, sds)                  # (S, M, K)
+    log_joint = _log_joint(X_new, weights, means, sds)  # (S, M, K)
     resp = np.exp(log_joint - logsumexp(log_joint, axis=2, keepdims=True)).mean(axis=0)
     np.testing.assert_allclose(est.predict_proba(X_new), resp, rtol=1e-10, atol=1e-12)
 
@@ -202,14 +233,15 @@ def test_score_samples_is_the_posterior_predictive_from_the_draws(cavi_fit):
     X_new, _ = three_clusters(30, random_seed=9)
     weights, means, sds = _draws(est.fit_)
     # log (1/S) sum_s sum_k w_sk N(x | mu_sk, sd_sk), computed independently here
-    per_draw = logsumexp(_log_joint(X_new, weights, means, sds), axis=2)     # (S, M)
+    per_draw = logsumexp(_log_joint(X_new, weights, means, sds), axis=2)  # (S, M)
     expected = logsumexp(per_draw, axis=0) - np.log(per_draw.shape[0])
     np.testing.assert_allclose(est.score_samples(X_new), expected, rtol=1e-12)
     assert est.score(X_new) == pytest.approx(expected.mean(), rel=1e-12)
     # and it is not the plug-in density at the posterior mean (which differs by far more
     # than rounding on these 90 points: q's spread of the means is ~0.1)
-    plug_in = logsumexp(_log_joint(X_new, est.weights_[None], est.means_[None],
-                                   est.obs_sd_[None])[0], axis=1)
+    plug_in = logsumexp(
+        _log_joint(X_new, est.weights_[None], est.means_[None], est.obs_sd_[None])[0], axis=1
+    )
     assert np.max(np.abs(plug_in - expected)) > 1e-3
 
 
@@ -252,10 +284,14 @@ def test_n_free_parameters_matches_sklearn_for_learned_sds():
 
 def test_bic_and_aic_match_sklearn_on_the_same_parameters():
     X, _ = three_clusters(200, random_seed=2)
-    est = BayesianMixture(3, obs_sd="learned", engine="em",
-                          engine_options={"n_init": 2, "progressbar": False},
-                          random_seed=0).fit(X)
-    variances = est.obs_sd_ ** 2
+    est = BayesianMixture(
+        3,
+        obs_sd="learned",
+        engine="em",
+        engine_options={"n_init": 2, "progressbar": False},
+        random_seed=0,
+    ).fit(X)
+    variances = est.obs_sd_**2
     gm = GaussianMixture(n_components=3, covariance_type="diag")
     gm.weights_, gm.means_, gm.covariances_ = est.weights_, est.means_, variances
     gm.precisions_cholesky_ = 1.0 / np.sqrt(variances)
@@ -266,8 +302,9 @@ def test_bic_and_aic_match_sklearn_on_the_same_parameters():
     assert est.bic(X_new) == pytest.approx(gm.bic(X_new), rel=1e-10)
     # sklearn's own EM (ML with the same reg_covar) reaches the same optimum on such
     # well-separated clusters: BICs agree to its tol-driven precision
-    fitted = GaussianMixture(3, covariance_type="diag", tol=1e-10, max_iter=1000,
-                             random_state=0).fit(X)
+    fitted = GaussianMixture(
+        3, covariance_type="diag", tol=1e-10, max_iter=1000, random_state=0
+    ).fit(X)
     assert est.bic(X) == pytest.approx(fitted.bic(X), rel=1e-6)
 
 
@@ -282,15 +319,18 @@ def test_bic_refuses_non_em_fits(cavi_fit):
 # ---------------------------------------------------------------- MCMC and label switching
 def test_nuts_fit_predicts_and_is_relabeled():
     X, truth = datasets.make_mixture(80, [[-2.0], [2.0]], [0.5, 0.5], 0.6, random_seed=4)
-    est = BayesianMixture(2, mean_prior_sd=3.0, obs_sd="learned", engine="nuts",
-                          engine_options={"draws": 200, "tune": 200, "chains": 2, "cores": 1,
-                                          "progressbar": False},
-                          random_seed=1)
+    est = BayesianMixture(
+        2,
+        mean_prior_sd=3.0,
+        obs_sd="learned",
+        engine="nuts",
+        engine_options={"draws": 200, "tune": 200, "chains": 2, "cores": 1, "progressbar": False},
+        random_seed=1,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # PyMC's tuning notes and a possible R-hat flag
         est.fit(X)
-    assert "relabel" in est.fit_.extras
-    rhat = est.fit_.extras["relabel"]["rhat_after"]
+    rhat = est.fit_.relabeling.rhat_after  # relabeled at fit
     assert est.converged_ == (rhat <= RHAT_MAX)
     assert agreement(est.predict(X), truth == 1) >= 0.95
     np.testing.assert_allclose(est.predict_proba(X).sum(axis=1), 1.0, atol=1e-12)
@@ -312,12 +352,15 @@ def _switched_chains_fit(points, spec):
 
 def test_label_switched_chains_are_relabeled_before_averaging(monkeypatch):
     X, truth = datasets.make_mixture(60, [[-2.0], [2.0]], [0.5, 0.5], 0.5, random_seed=6)
-    monkeypatch.setattr(estimator_module, "fit_mixture",
-                        lambda points, spec, engine, **options: _switched_chains_fit(points, spec))
+    monkeypatch.setattr(
+        estimator_module,
+        "fit_mixture",
+        lambda points, spec, engine, **options: _switched_chains_fit(points, spec),
+    )
     est = BayesianMixture(2, obs_sd=0.5, engine="nuts", random_seed=0).fit(X)
-    relabel_info = est.fit_.extras["relabel"]
-    assert relabel_info["draws_relabeled"] == 100     # chain 1 moved as a block
-    assert relabel_info["rhat_before"] > 1.5 and est.converged_ is True
+    relabeling = est.fit_.relabeling
+    assert relabeling.draws_relabeled == 100  # chain 1 moved as a block
+    assert relabeling.rhat_before > 1.5 and est.converged_ is True
     proba = est.predict_proba(X)
     # without relabeling, each row would average the two labelings to ~(0.5, 0.5)
     assert np.min(proba.max(axis=1)) > 0.9
@@ -333,17 +376,24 @@ def test_planned_covariances_raise_not_implemented(covariance):
         BayesianMixture(covariance=covariance).fit(X)
 
 
-@pytest.mark.parametrize("params, error, match", [
-    ({"covariance": "ful"}, ValueError, "covariance: expected one of 'diag', got 'ful'"),
-    ({"engine_options": [("n_init", 2)]}, TypeError, "engine_options: expected a dict"),
-    ({"engine_options": {"random_seed": 1}}, ValueError, "engine_options: expected no 'random_seed'"),
-    ({"engine_options": {"draws": 10}}, TypeError, "unknown option.*'draws'"),
-    ({"engine": "gibbs"}, ValueError, "engine: expected one of"),
-    ({"n_components": 0}, ValueError, "n_components"),
-    ({"obs_sd": "estimated"}, ValueError, "obs_sd"),
-    ({"mean_prior_sd": -1.0}, ValueError, "mean_prior_sd"),
-    ({"random_seed": "seven"}, TypeError, "random_seed"),
-])
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"covariance": "ful"}, ValueError, "covariance: expected one of 'diag', got 'ful'"),
+        ({"engine_options": [("n_init", 2)]}, TypeError, "engine_options: expected a dict"),
+        (
+            {"engine_options": {"random_seed": 1}},
+            ValueError,
+            "engine_options: expected no 'random_seed'",
+        ),
+        ({"engine_options": {"draws": 10}}, TypeError, "unknown option.*'draws'"),
+        ({"engine": "gibbs"}, ValueError, "engine: expected one of"),
+        ({"n_components": 0}, ValueError, "n_components"),
+        ({"obs_sd": "estimated"}, ValueError, "obs_sd"),
+        ({"mean_prior_sd": -1.0}, ValueError, "mean_prior_sd"),
+        ({"random_seed": "seven"}, TypeError, "random_seed"),
+    ],
+)
 def test_bad_parameters_are_named_at_fit(params, error, match):
     X, _ = three_clusters(30)
     est = BayesianMixture(**params)  # stored unchanged, never validated in __init__
@@ -386,7 +436,7 @@ def test_disagreeing_chains_are_flagged_not_converged(monkeypatch):
     def shifted_chains(points, spec, engine, **options):
         result = _switched_chains_fit(points, spec)
         means = result.draws("means").copy()
-        means[1] += 0.5          # chain 1 elsewhere: no relabeling can reconcile the chains
+        means[1] += 0.5  # chain 1 elsewhere: no relabeling can reconcile the chains
         idata = make_idata(means, result.draws("weights"), points)
         return result.replace(idata=idata)
 
@@ -395,4 +445,4 @@ def test_disagreeing_chains_are_flagged_not_converged(monkeypatch):
     with pytest.warns(ConvergenceWarning, match=r"R-hat .* > 1\.01 after relabeling"):
         est.fit(X)
     assert est.converged_ is False
-    assert est.fit_.extras["relabel"]["rhat_after"] > RHAT_MAX
+    assert est.fit_.relabeling.rhat_after > RHAT_MAX

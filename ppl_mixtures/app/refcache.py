@@ -78,8 +78,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def cache_key(points: np.ndarray, spec: MixtureSpec, engine: str,
-              options: Mapping[str, Any]) -> str:
+def cache_key(
+    points: np.ndarray, spec: MixtureSpec, engine: str, options: Mapping[str, Any]
+) -> str:
     """The hex SHA-256 that names a fit's entry (see the module docs for what it covers)."""
     points = np.ascontiguousarray(points, dtype=np.float64)
     digest = hashlib.sha256()
@@ -117,9 +118,15 @@ def _store(path: Path, fit: MixtureFit) -> None:
         raise
 
 
-def cached_fit(points: np.ndarray, spec: MixtureSpec, engine: str, options: Mapping[str, Any],
-               run: Callable[[], MixtureFit], *, directory: str | os.PathLike | None = None,
-               ) -> tuple[MixtureFit, bool]:
+def cached_fit(
+    points: np.ndarray,
+    spec: MixtureSpec,
+    engine: str,
+    options: Mapping[str, Any],
+    run: Callable[[], MixtureFit],
+    *,
+    directory: str | os.PathLike | None = None,
+) -> tuple[MixtureFit, bool]:
     """The fit for this (data, spec, engine, options): from the cache, or ``run()`` and store.
 
     Parameters

@@ -1,0 +1,155 @@
+"""The ``fit``, ``compare`` and ``engines`` commands (``demo``: :mod:`.demo`; ``bench``:
+:mod:`.bench`). Each takes the parsed arguments and the :class:`UI` and returns the exit
+code; the input is read and checked first, under :func:`input_checks` (exit 2).
+
+Only the standard library is imported at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ppl_mixtures.app import runner
+from ppl_mixtures.app.demo import QUICK_OPTIONS
+from ppl_mixtures.app.errors import UsageError, input_checks
+from ppl_mixtures.app.inputs import (
+    check_exact_feasible,
+    check_out,
+    engine_list,
+    input_paths,
+    load_points,
+    spec_from_args,
+)
+from ppl_mixtures.app.options import check_known_options, engine_help, engine_options
+from ppl_mixtures.app.ui import UI
+
+__all__ = ["FLAGS", "cli_options", "run_compare", "run_engines", "run_fit"]
+
+#: The engine options with a flag of their own (any other comes from ``--option``).
+FLAGS = {
+    "draws": "--draws",
+    "tune": "--tune",
+    "chains": "--chains",
+    "n_iter": "--n-iter",
+    "max_iter": "--max-iter",
+    "batch_size": "--batch-size",
+    "random_seed": "--random-seed",
+}
+
+
+def cli_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine options the user gave: the dedicated flags, then ``--option`` pairs."""
+    options = {n: getattr(args, n) for n in FLAGS if getattr(args, n, None) is not None}
+    options.update(dict(getattr(args, "option", []) or []))
+    return options
+
+
+def _write(comparison: Any, args: argparse.Namespace, title: str) -> None:
+    from ppl_mixtures.present.report import write_report
+
+    write_report(
+        comparison,
+        args.out,
+        force=args.force,
+        command=args.command_line,
+        title=title,
+        inputs=input_paths(args),
+        name="--out",
+        force_hint="Add --force",
+    )
+
+
+def run_fit(args: argparse.Namespace, ui: UI) -> int:
+    """``fit``: one engine; its summary, and with ``--out`` a report folder."""
+    from ppl_mixtures.inference.registry import get_engine
+    from ppl_mixtures.validation import check_engine_options
+
+    with input_checks():
+        check_out(args)
+        engine = get_engine(args.engine)
+        base = QUICK_OPTIONS.get(args.engine, {}) if args.quick else {}
+        options = engine_options(engine, base, cli_options(args), strict=True)
+        check_engine_options(args.engine, engine.options or engine.fit, options)
+        points, shown = load_points(args)
+        spec = spec_from_args(args)
+    label = Path(args.data).name
+    work = runner.Work(label, points, spec, [(args.engine, options)], reference=args.engine)
+    fits, _ = runner.run_serial(work, ui)
+    ui.result(str(fits[args.engine]))
+    if not args.out and shown["data_transform"] is None:
+        return 0
+    from ppl_mixtures.analysis.compare import compare
+
+    # one comparison serves both the table and the report (k-hat only for the report)
+    comparison = compare(
+        fits,
+        reference=args.engine,
+        name=Path(args.data).stem,
+        khat="auto" if args.out else False,
+        **shown,
+    )
+    if shown["data_transform"] is not None:  # the numbers above are in standardized units
+        ui.result(comparison.parameter_table_markdown())
+    if args.out:
+        _write(comparison, args, title=f"ppl-mixtures fit: {args.engine} on {label}")
+        ui.note(f"report written to {args.out}/report.md")
+    return 0
+
+
+def run_compare(args: argparse.Namespace, ui: UI) -> int:
+    """``compare``: several engines judged against a reference; the table, and a report."""
+    from ppl_mixtures.analysis.compare import compare
+    from ppl_mixtures.inference.registry import get_engine
+
+    with input_checks():
+        check_out(args)
+        names = engine_list(args.engines)
+        if args.reference not in names and args.reference != "exact":
+            raise UsageError(
+                f"--reference: expected one of the engines to run "
+                f"({', '.join(names)}) or 'exact', got {args.reference!r}. Add "
+                f"it to --engines or pick another --reference."
+            )
+        requested = cli_options(args)
+        check_known_options(names, requested, FLAGS)
+        plan = []
+        for name in names:
+            base = QUICK_OPTIONS.get(name, {}) if args.quick else {}
+            # non-strict: each engine gets the options it takes (checked above: each is
+            # taken by at least one)
+            plan.append((name, engine_options(get_engine(name), base, requested, strict=False)))
+        points, shown = load_points(args)
+        spec = spec_from_args(args)
+        if args.reference == "exact":
+            check_exact_feasible(points, spec)
+    label = Path(args.data).name
+    cached = () if args.no_cache else (args.reference,)
+    work = runner.Work(label, points, spec, plan, reference=args.reference, cached=cached)
+    fits, not_applicable = runner.run_serial(work, ui)
+    if not fits:
+        raise UsageError(
+            f"--engines: none of {', '.join(names)} could fit this model "
+            f"({'; '.join(f'{k}: {v}' for k, v in not_applicable.items())}). "
+            f"Pick other --engines."
+        )
+    comparison = compare(
+        fits,
+        reference=args.reference,
+        not_applicable=not_applicable,
+        name=Path(args.data).stem,
+        **shown,
+    )
+    ui.result(comparison.to_markdown())
+    if args.out:
+        with ui.status("writing the report ..."):
+            _write(comparison, args, title=f"ppl-mixtures compare: {label}")
+        ui.note(f"report written to {args.out}/report.md")
+    return 0
+
+
+def run_engines(args: argparse.Namespace, ui: UI) -> int:
+    """``engines``: every registered engine, its family and summary, and its options."""
+    ui.result(engine_help())
+    return 0
