@@ -24,8 +24,10 @@ def _seed_001_generator(n_first=100, n_second=None):
         if n_samples is None:
             break
         zs = np.array([rng.multinomial(1, ps) for _ in range(n_samples)]).T
-        xs = [z[:, np.newaxis] * rng.multivariate_normal(m, np.eye(2), size=n_samples)
-              for z, m in zip(zs, ms, strict=True)]
+        xs = [
+            z[:, np.newaxis] * rng.multivariate_normal(m, np.eye(2), size=n_samples)
+            for z, m in zip(zs, ms, strict=True)
+        ]
         out.append((np.sum(np.dstack(xs), axis=2), zs))
     return out
 
@@ -67,8 +69,7 @@ def test_advi_notebook_large_points_continue_the_same_generator():
 def test_advi_notebook_large_points_default_size_and_proportions():
     points, labels = datasets.advi_notebook_large_points(return_labels=True)
     assert points.shape == (100_000, 2)
-    np.testing.assert_allclose([np.mean(labels == 0), np.mean(labels == 1)], [0.2, 0.8],
-                               atol=0.005)
+    np.testing.assert_allclose([np.mean(labels == 0), np.mean(labels == 1)], [0.2, 0.8], atol=0.005)
     np.testing.assert_array_equal(points[:50], datasets.advi_notebook_large_points()[:50])
 
 
@@ -164,8 +165,9 @@ def _write(tmp_path, name, text):
 
 def test_load_csv_with_header_and_columns(tmp_path):
     path = _write(tmp_path, "d.csv", "id,a,b\nx1,1.5,2\nx2,3,4e1\n")
-    np.testing.assert_array_equal(datasets.load_points(path, columns=["a", "b"]),
-                                  [[1.5, 2.0], [3.0, 40.0]])
+    np.testing.assert_array_equal(
+        datasets.load_points(path, columns=["a", "b"]), [[1.5, 2.0], [3.0, 40.0]]
+    )
     np.testing.assert_array_equal(datasets.load_points(path, columns=[2]), [[2.0], [40.0]])
     np.testing.assert_array_equal(datasets.load_points(str(path), columns="b"), [[2.0], [40.0]])
 
@@ -198,7 +200,9 @@ def test_load_csv_header_with_empty_corner_and_bom(tmp_path):
 def test_load_old_faithful_copy_equals_package_data(tmp_path):
     points = datasets.old_faithful()
     path = tmp_path / "faithful.csv"
-    path.write_text("eruptions,waiting\n" + "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in points))
+    path.write_text(
+        "eruptions,waiting\n" + "\n".join(f"{float(a)!r},{float(b)!r}" for a, b in points)
+    )
     np.testing.assert_array_equal(datasets.load_points(path), points)
 
 
@@ -213,8 +217,9 @@ def test_load_npy(tmp_path):
 
 def test_load_npy_dropna(tmp_path):
     np.save(tmp_path / "a.npy", np.array([[1.0, 2.0], [np.nan, 1.0], [3.0, 3.0]]))
-    np.testing.assert_array_equal(datasets.load_points(tmp_path / "a.npy", dropna=True),
-                                  [[1.0, 2.0], [3.0, 3.0]])
+    np.testing.assert_array_equal(
+        datasets.load_points(tmp_path / "a.npy", dropna=True), [[1.0, 2.0], [3.0, 3.0]]
+    )
 
 
 MISSING_CSV = "a,b\n1,2\n,3\n4,NaN\n5,6\n7,NA\n8,\n9,9\n10,\n"
@@ -227,8 +232,9 @@ def test_load_csv_dropna_drops_and_logs(tmp_path, caplog):
     np.testing.assert_array_equal(out, [[1, 2], [5, 6], [9, 9]])
     assert "dropped 5 rows with missing values (lines 3, 4, 6, 7, 9)" in caplog.text
     # only the chosen columns count
-    np.testing.assert_array_equal(datasets.load_points(path, columns=["a"], dropna=True)[:, 0],
-                                  [1, 4, 5, 7, 8, 9, 10])
+    np.testing.assert_array_equal(
+        datasets.load_points(path, columns=["a"], dropna=True)[:, 0], [1, 4, 5, 7, 8, 9, 10]
+    )
 
 
 # --------------------------------------------------------------- CSV number syntax, header
@@ -237,15 +243,19 @@ def test_numeric_header_row_is_read_as_data_and_said_so(tmp_path, first):
     width = first.count(",") + 1
     body = "\n".join(",".join(f"{0.5 + i + j / 10:.2f}" for j in range(width)) for i in range(3))
     path = _write(tmp_path, "d.csv", f"{first}\n{body}\n")
-    with pytest.warns(UserWarning, match=r"^path: the first line of 'd\.csv' .* is all numbers, "
-                                         r"so it was read as data, but it looks like a header"):
+    with pytest.warns(
+        UserWarning,
+        match=r"^path: the first line of 'd\.csv' .* is all numbers, "
+        r"so it was read as data, but it looks like a header",
+    ):
         out = datasets.load_points(path)
     assert out.shape == (4, width)
     np.testing.assert_array_equal(out[0], [float(c) for c in first.split(",")])
 
 
-@pytest.mark.parametrize("content", ["1,2\n3,4\n", "0.5,1\n1.5,2.5\n", "1,7\n0.1,0.2\n1.3,0.4\n",
-                                     "3\n1.5\n2.5\n"])
+@pytest.mark.parametrize(
+    "content", ["1,2\n3,4\n", "0.5,1\n1.5,2.5\n", "1,7\n0.1,0.2\n1.3,0.4\n", "3\n1.5\n2.5\n"]
+)
 def test_ordinary_first_rows_raise_no_header_warning(tmp_path, content):
     path = _write(tmp_path, "d.csv", content)
     with warnings.catch_warnings():
@@ -254,9 +264,11 @@ def test_ordinary_first_rows_raise_no_header_warning(tmp_path, content):
 
 
 def test_numpy_scalars_are_numbers_in_the_generators():
-    a, _ = datasets.make_mixture(np.int64(20), [0.0, 3.0], [0.5, 0.5], np.float64(1.0),
-                                 random_seed=np.int64(4))
+    a, _ = datasets.make_mixture(
+        np.int64(20), [0.0, 3.0], [0.5, 0.5], np.float64(1.0), random_seed=np.int64(4)
+    )
     b, _ = datasets.make_mixture(20, [0.0, 3.0], [0.5, 0.5], 1.0, random_seed=4)
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(datasets.three_clusters_1d(np.int64(1))[0],
-                                  datasets.three_clusters_1d(1)[0])
+    np.testing.assert_array_equal(
+        datasets.three_clusters_1d(np.int64(1))[0], datasets.three_clusters_1d(1)[0]
+    )

@@ -29,13 +29,18 @@ class _Recorder:
         self.calls = []
 
     def fit(self, points, spec, *, draws=5, random_seed=None, progressbar=True):
-        self.calls.append((points, spec, {"draws": draws, "random_seed": random_seed,
-                                          "progressbar": progressbar}))
+        self.calls.append(
+            (points, spec, {"draws": draws, "random_seed": random_seed, "progressbar": progressbar})
+        )
         K, D = spec.n_components, points.shape[1]
         means = np.zeros((1, 1, K, D))
         weights = np.full((1, 1, K), 1.0 / K)
-        return MixtureFit(engine="toy", spec=spec, idata=make_idata(means, weights, points),
-                          options={"draws": draws, "random_seed": random_seed})
+        return MixtureFit(
+            engine="toy",
+            spec=spec,
+            idata=make_idata(means, weights, points),
+            options={"draws": draws, "random_seed": random_seed},
+        )
 
 
 def _use_engines(monkeypatch, *engines):
@@ -47,9 +52,11 @@ def _use_engines(monkeypatch, *engines):
 @pytest.fixture
 def recorder(monkeypatch):
     rec = _Recorder()
-    _use_engines(monkeypatch,
-                 Engine(name="toy", fit=rec.fit, summary="records its calls", family="point"),
-                 Engine(name="other", fit=rec.fit, summary="same", family="mcmc"))
+    _use_engines(
+        monkeypatch,
+        Engine(name="toy", fit=rec.fit, summary="records its calls", family="point"),
+        Engine(name="other", fit=rec.fit, summary="same", family="mcmc"),
+    )
     return rec
 
 
@@ -129,38 +136,55 @@ class _EMDetails:
     objective_final: float
 
 
-def _broken_engine(monkeypatch, *, means_value=0.0, weights_value=None, elbo=None,
-                   elbo_estimate=None, details=None):
+def _broken_engine(
+    monkeypatch, *, means_value=0.0, weights_value=None, elbo=None, elbo_estimate=None, details=None
+):
     """Register 'broken': an engine returning the given (possibly non-finite) numbers."""
+
     def broken_fit(points, spec, *, random_seed=None, progressbar=True):
         K, D = spec.n_components, points.shape[1]
         weights = np.full((1, 1, K), 1.0 / K if weights_value is None else weights_value)
-        return MixtureFit(engine="broken", spec=spec,
-                          idata=make_idata(np.full((1, 1, K, D), means_value), weights, points),
-                          elbo=elbo, elbo_estimate=elbo_estimate, details=details)
+        return MixtureFit(
+            engine="broken",
+            spec=spec,
+            idata=make_idata(np.full((1, 1, K, D), means_value), weights, points),
+            elbo=elbo,
+            elbo_estimate=elbo_estimate,
+            details=details,
+        )
+
     _use_engines(monkeypatch, Engine(name="broken", fit=broken_fit, summary="s", family="vi"))
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"means_value": np.nan}, r"4 of 4 means values"),
-    ({"weights_value": np.inf}, r"2 of 2 weights values"),
-    ({"elbo": np.array([-10.0, np.nan, -9.0])}, r"1 of 3 ELBO trace entries"),
-    ({"elbo_estimate": Estimate(-np.inf, 0.0)}, r"elbo_estimate\.value=-inf"),
-    ({"details": _EMDetails(np.nan, -1.0)}, r"details\.log_lik_final=nan"),
-    ({"details": _EMDetails(-1.0, np.inf)}, r"details\.objective_final=inf"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"means_value": np.nan}, r"4 of 4 means values"),
+        ({"weights_value": np.inf}, r"2 of 2 weights values"),
+        ({"elbo": np.array([-10.0, np.nan, -9.0])}, r"1 of 3 ELBO trace entries"),
+        ({"elbo_estimate": Estimate(-np.inf, 0.0)}, r"elbo_estimate\.value=-inf"),
+        ({"details": _EMDetails(np.nan, -1.0)}, r"details\.log_lik_final=nan"),
+        ({"details": _EMDetails(-1.0, np.inf)}, r"details\.objective_final=inf"),
+    ],
+)
 def test_non_finite_fits_are_never_returned(monkeypatch, kwargs, named):
     _broken_engine(monkeypatch, **kwargs)
-    with pytest.raises(ppl_mixtures.NumericalError,
-                       match=rf"^engine 'broken' returned non-finite numbers: {named} are NaN "
-                             r"or inf\. Likely cause: data far from the priors' scale.*"
-                             r"standardize"):
+    with pytest.raises(
+        ppl_mixtures.NumericalError,
+        match=rf"^engine 'broken' returned non-finite numbers: {named} are NaN "
+        r"or inf\. Likely cause: data far from the priors' scale.*"
+        r"standardize",
+    ):
         fit(np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]]), SPEC, engine="broken")
 
 
 def test_finite_fit_passes_the_check(monkeypatch):
-    _broken_engine(monkeypatch, elbo=np.array([-3.0, -2.0]), elbo_estimate=Estimate(-2.0, 0.1),
-                   details=_EMDetails(-2.0, -2.5))
+    _broken_engine(
+        monkeypatch,
+        elbo=np.array([-3.0, -2.0]),
+        elbo_estimate=Estimate(-2.0, 0.1),
+        details=_EMDetails(-2.0, -2.5),
+    )
     result = fit(np.array([[0.0, 1.0], [1.0, 0.0]]), SPEC, engine="broken")
     assert result.engine == "broken" and result.elbo_estimate == Estimate(-2.0, 0.1)
 
@@ -171,20 +195,29 @@ def test_finite_fit_passes_the_check(monkeypatch):
 def test_real_engines_raise_numerical_error_on_overflowing_data():
     """Values near 1e200 are finite, but their squares overflow: no NaN fit comes back."""
     points = np.random.default_rng(0).normal(size=(12, 1)) * 1e200
-    for engine, options in (("cavi", {"max_iter": 5}), ("em", {"max_iter": 5}),
-                            ("svi", {"n_iter": 5, "batch_size": 4})):
-        with pytest.warns(ppl_mixtures.DataScaleWarning), \
-                pytest.raises(ppl_mixtures.NumericalError, match=rf"engine '{engine}'.*"
-                                                                  r"standardize"):
-            fit(points, SPEC, engine=engine, n_init=1, random_seed=0, progressbar=False,
-                **options)
+    for engine, options in (
+        ("cavi", {"max_iter": 5}),
+        ("em", {"max_iter": 5}),
+        ("svi", {"n_iter": 5, "batch_size": 4}),
+    ):
+        with (
+            pytest.warns(ppl_mixtures.DataScaleWarning),
+            pytest.raises(
+                ppl_mixtures.NumericalError,
+                match=rf"engine '{engine}'.*"
+                r"standardize",
+            ),
+        ):
+            fit(points, SPEC, engine=engine, n_init=1, random_seed=0, progressbar=False, **options)
 
 
 def test_data_scale_warning_names_standardize_and_the_fit_still_runs(recorder):
     points = np.random.default_rng(1).normal(size=(20, 2)) + 1e9
-    with pytest.warns(ppl_mixtures.DataScaleWarning,
-                      match=r"^points: feature 0 has mean 1e\+09, more than 10 prior sds.*"
-                            r"datasets\.standardize"):
+    with pytest.warns(
+        ppl_mixtures.DataScaleWarning,
+        match=r"^points: feature 0 has mean 1e\+09, more than 10 prior sds.*"
+        r"datasets\.standardize",
+    ):
         fit(points, SPEC, engine="toy")
     assert len(recorder.calls) == 1
 
@@ -193,11 +226,16 @@ def test_no_data_scale_warning_on_the_demo_datasets(recorder):
     import warnings
 
     from ppl_mixtures import datasets
+
     cases = [
-        (datasets.advi_notebook_points(),
-         MixtureSpec(2, mean_prior_sd=1, dirichlet_alpha=0.1, obs_sd=1)),
-        (datasets.three_clusters_1d()[0],
-         MixtureSpec(3, mean_prior_sd=np.sqrt(10), weights="fixed", obs_sd=1)),
+        (
+            datasets.advi_notebook_points(),
+            MixtureSpec(2, mean_prior_sd=1, dirichlet_alpha=0.1, obs_sd=1),
+        ),
+        (
+            datasets.three_clusters_1d()[0],
+            MixtureSpec(3, mean_prior_sd=np.sqrt(10), weights="fixed", obs_sd=1),
+        ),
         (datasets.standardize(datasets.old_faithful())[0], MixtureSpec(2, obs_sd="learned")),
     ]
     for points, spec in cases:

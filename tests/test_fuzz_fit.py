@@ -18,8 +18,21 @@ from ppl_mixtures.validation import check_data_scale, check_points
 
 ENGINES = ("cavi", "em", "svi")
 available_engines()  # import every engine module now (PyTensor raises the recursion limit)
-OPTION_NAMES = {"random_seed", "progressbar", "n_draws", "max_iter", "n_iter", "n_init",
-                "batch_size", "tau", "kappa", "backend", "tol", "prior", "reg_covar"}
+OPTION_NAMES = {
+    "random_seed",
+    "progressbar",
+    "n_draws",
+    "max_iter",
+    "n_iter",
+    "n_init",
+    "batch_size",
+    "tau",
+    "kappa",
+    "backend",
+    "tol",
+    "prior",
+    "reg_covar",
+}
 SPEC_NAMES = {"n_components", "mean_prior_mean", "mean_prior_sd", "obs_sd", "dirichlet_alpha"}
 
 
@@ -30,11 +43,13 @@ def _mostly(good, bad, good_share=0.8):
 
 # values from several magnitudes: unit scale, large, huge (squares overflow), tiny
 ELEMENTS = st.one_of(
-    st.floats(-5, 5, allow_nan=False), st.floats(-1e6, 1e6, allow_nan=False),
+    st.floats(-5, 5, allow_nan=False),
+    st.floats(-1e6, 1e6, allow_nan=False),
     st.sampled_from([0.0, 1e-300, -1e-300, 1e150, -1e150, 1e200, 1.7e308, -1.7e308, 1e9 + 0.5]),
 )
 POINTS = st.tuples(st.integers(1, 12), st.integers(1, 3)).flatmap(
-    lambda shape: hnp.arrays(np.float64, shape, elements=ELEMENTS))
+    lambda shape: hnp.arrays(np.float64, shape, elements=ELEMENTS)
+)
 SPECS = st.builds(
     MixtureSpec,
     n_components=st.integers(1, 3),
@@ -47,8 +62,10 @@ SPECS = st.builds(
     precision_prior_rate=st.sampled_from([2.0, 1e-6, 1e6]),
     ordered=st.booleans(),
 )
-SEEDS = _mostly(st.one_of(st.none(), st.integers(0, 2**31), st.integers(0, 9).map(np.int64)),
-                st.sampled_from([-1, 0.3, True, "1", np.float64(2.0)]))
+SEEDS = _mostly(
+    st.one_of(st.none(), st.integers(0, 2**31), st.integers(0, 9).map(np.int64)),
+    st.sampled_from([-1, 0.3, True, "1", np.float64(2.0)]),
+)
 COMMON = {
     "random_seed": SEEDS,
     "progressbar": _mostly(st.just(False), st.sampled_from([None, "no", 0])),
@@ -56,20 +73,29 @@ COMMON = {
     "backend": _mostly(st.sampled_from(["numpy", "numba"]), st.just("gpu")),
 }
 OPTIONS = {
-    "cavi": st.fixed_dictionaries({**COMMON, "max_iter": st.integers(1, 5),
-                                   "n_draws": _mostly(st.integers(1, 5),
-                                                      st.sampled_from([0, 10**12]))}),
-    "em": st.fixed_dictionaries({**COMMON, "max_iter": st.integers(1, 5),
-                                 "prior": st.sampled_from(["none", "map"])},
-                                optional={"reg_covar": st.sampled_from([0.0, 1e-6, -1.0,
-                                                                        np.float64(1e-3)])}),
-    "svi": st.fixed_dictionaries({**COMMON, "n_iter": st.integers(1, 5),
-                                  "batch_size": st.integers(1, 6),
-                                  "n_draws": _mostly(st.integers(1, 5),
-                                                     st.sampled_from([0, 10**12]))},
-                                 optional={"tau": st.sampled_from([0.0, 1.0, float("inf"),
-                                                                   np.int64(3)]),
-                                           "kappa": st.sampled_from([0.7, 1.0, 0.5, 2.0])}),
+    "cavi": st.fixed_dictionaries(
+        {
+            **COMMON,
+            "max_iter": st.integers(1, 5),
+            "n_draws": _mostly(st.integers(1, 5), st.sampled_from([0, 10**12])),
+        }
+    ),
+    "em": st.fixed_dictionaries(
+        {**COMMON, "max_iter": st.integers(1, 5), "prior": st.sampled_from(["none", "map"])},
+        optional={"reg_covar": st.sampled_from([0.0, 1e-6, -1.0, np.float64(1e-3)])},
+    ),
+    "svi": st.fixed_dictionaries(
+        {
+            **COMMON,
+            "n_iter": st.integers(1, 5),
+            "batch_size": st.integers(1, 6),
+            "n_draws": _mostly(st.integers(1, 5), st.sampled_from([0, 10**12])),
+        },
+        optional={
+            "tau": st.sampled_from([0.0, 1.0, float("inf"), np.int64(3)]),
+            "kappa": st.sampled_from([0.7, 1.0, 0.5, 2.0]),
+        },
+    ),
 }
 
 
@@ -88,14 +114,18 @@ def _check_finite(result):
         assert value is None or np.isfinite(value), name
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow,
-                                                   HealthCheck.filter_too_much])
-@given(st.sampled_from(ENGINES).flatmap(
-    lambda engine: st.tuples(st.just(engine), POINTS, SPECS, OPTIONS[engine])))
+@settings(
+    max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
+@given(
+    st.sampled_from(ENGINES).flatmap(
+        lambda engine: st.tuples(st.just(engine), POINTS, SPECS, OPTIONS[engine])
+    )
+)
 def test_fit_returns_finite_numbers_or_a_documented_error(case):
     engine, points, spec, options = case
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # DataScaleWarning, ConvergenceWarning, overflow
+        warnings.simplefilter("ignore")  # DataScaleWarning, ConvergenceWarning, overflow
         try:
             result = fit(points, spec, engine=engine, **options)
         except NumericalError as err:

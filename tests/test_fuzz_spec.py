@@ -14,16 +14,53 @@ from ppl_mixtures import validation as v
 FIELDS = [f.name for f in dataclasses.fields(MixtureSpec)]
 
 # Numbers from every corner float64 has: tiny, huge, subnormal, signed zero, nan, inf.
-EXTREME = st.sampled_from([0.0, -0.0, 1e-320, 1e-170, 1e-7, 1e-6, 1e6, 1e7, 1e200, 1e300,
-                           -1e300, float("nan"), float("inf"), -float("inf")])
-REAL = st.one_of(st.floats(allow_nan=True, allow_infinity=True), EXTREME,
-                 st.floats(-10, 10), st.floats(1e-3, 1e3))
-NUMPY_SCALAR = st.one_of(REAL.map(np.float64), st.integers(-5, 10).map(np.int64),
-                         st.floats(0.1, 10).map(np.float32))
-ODD = st.sampled_from([None, True, False, "1.0", "learned", b"1", [], [[1.0], [1.0, 2.0]],
-                       [[1.0, 2.0]], np.timedelta64(1, "s"), np.datetime64("2020-01-01"),
-                       1 + 1j, {"a": 1}, np.array([1, 2], dtype="timedelta64[s]"),
-                       np.bool_(True), object()])
+EXTREME = st.sampled_from(
+    [
+        0.0,
+        -0.0,
+        1e-320,
+        1e-170,
+        1e-7,
+        1e-6,
+        1e6,
+        1e7,
+        1e200,
+        1e300,
+        -1e300,
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+    ]
+)
+REAL = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    EXTREME,
+    st.floats(-10, 10),
+    st.floats(1e-3, 1e3),
+)
+NUMPY_SCALAR = st.one_of(
+    REAL.map(np.float64), st.integers(-5, 10).map(np.int64), st.floats(0.1, 10).map(np.float32)
+)
+ODD = st.sampled_from(
+    [
+        None,
+        True,
+        False,
+        "1.0",
+        "learned",
+        b"1",
+        [],
+        [[1.0], [1.0, 2.0]],
+        [[1.0, 2.0]],
+        np.timedelta64(1, "s"),
+        np.datetime64("2020-01-01"),
+        1 + 1j,
+        {"a": 1},
+        np.array([1, 2], dtype="timedelta64[s]"),
+        np.bool_(True),
+        object(),
+    ]
+)
 
 
 def _mostly(good, bad, good_share=0.8):
@@ -33,26 +70,43 @@ def _mostly(good, bad, good_share=0.8):
 
 
 GOOD = st.one_of(st.floats(0.01, 100), st.lists(st.floats(0.01, 100), min_size=1, max_size=3))
-VALUE = _mostly(GOOD, st.one_of(REAL, NUMPY_SCALAR, st.integers(-3, 5), ODD,
-                                st.lists(st.one_of(REAL, st.integers(-2, 3)), max_size=4)))
+VALUE = _mostly(
+    GOOD,
+    st.one_of(
+        REAL,
+        NUMPY_SCALAR,
+        st.integers(-3, 5),
+        ODD,
+        st.lists(st.one_of(REAL, st.integers(-2, 3)), max_size=4),
+    ),
+)
 
 ARGUMENTS = st.fixed_dictionaries(
-    {"n_components": _mostly(st.one_of(st.integers(1, 4), st.integers(1, 4).map(np.int64)),
-                             st.one_of(st.integers(-2, 0), ODD, REAL))},
+    {
+        "n_components": _mostly(
+            st.one_of(st.integers(1, 4), st.integers(1, 4).map(np.int64)),
+            st.one_of(st.integers(-2, 0), ODD, REAL),
+        )
+    },
     optional={
         "mean_prior_mean": VALUE,
         "mean_prior_sd": VALUE,
-        "weights": _mostly(st.sampled_from(["dirichlet", "fixed"]),
-                           st.one_of(st.sampled_from(["Fixed", "dp"]), ODD)),
+        "weights": _mostly(
+            st.sampled_from(["dirichlet", "fixed"]),
+            st.one_of(st.sampled_from(["Fixed", "dp"]), ODD),
+        ),
         "dirichlet_alpha": VALUE,
         "obs_sd": st.one_of(VALUE, st.just("learned")),
         "precision_prior_shape": VALUE,
         "precision_prior_rate": VALUE,
-        "ordered": _mostly(st.one_of(st.booleans(), st.booleans().map(np.bool_)),
-                           st.one_of(ODD, st.integers(0, 1))),
-        "weights_transform": _mostly(st.sampled_from(["stick_breaking", "simplex"]),
-                                     st.one_of(st.just("x"), ODD)),
-    })
+        "ordered": _mostly(
+            st.one_of(st.booleans(), st.booleans().map(np.bool_)), st.one_of(ODD, st.integers(0, 1))
+        ),
+        "weights_transform": _mostly(
+            st.sampled_from(["stick_breaking", "simplex"]), st.one_of(st.just("x"), ODD)
+        ),
+    },
+)
 
 
 def _in_range(values, low, high):

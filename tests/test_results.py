@@ -34,7 +34,9 @@ class _Details:
 
 def _draws(seed=0, learned=True):
     rng = np.random.default_rng(seed)
-    means = np.array([[-2.0, 0.0], [0.0, 1.0], [3.0, -1.0]]) + 0.1 * rng.standard_normal((C, S, K, D))
+    means = np.array([[-2.0, 0.0], [0.0, 1.0], [3.0, -1.0]]) + 0.1 * rng.standard_normal(
+        (C, S, K, D)
+    )
     weights = rng.dirichlet([10.0, 20.0, 30.0], size=(C, S))
     obs_sd = np.exp(0.1 * rng.standard_normal((C, S, K, D))) if learned else None
     points = rng.standard_normal((N, D))
@@ -54,8 +56,15 @@ def _fit(learned=True, **fields):
 def test_make_idata_schema():
     means, weights, obs_sd, points = _draws()
     log_lik = np.random.default_rng(1).standard_normal((C, S, N))
-    tree = make_idata(means, weights, points, obs_sd=obs_sd, log_likelihood=log_lik,
-                      sample_stats={"lp": np.zeros((C, S))}, attrs={"engine": "toy"})
+    tree = make_idata(
+        means,
+        weights,
+        points,
+        obs_sd=obs_sd,
+        log_likelihood=log_lik,
+        sample_stats={"lp": np.zeros((C, S))},
+        attrs={"engine": "toy"},
+    )
     assert set(tree.children) == {"posterior", "observed_data", "log_likelihood", "sample_stats"}
     post = tree["posterior"]
     assert post["means"].dims == ("chain", "draw", "component", "feature")
@@ -84,8 +93,12 @@ def test_make_idata_optional_groups_absent():
 
 def test_make_idata_one_feature_one_draw():
     tree = make_idata(np.zeros((1, 1, 2, 1)), np.full((1, 1, 2), 0.5), np.zeros((5, 1)))
-    assert dict(tree["posterior"]["means"].sizes) == {"chain": 1, "draw": 1, "component": 2,
-                                                      "feature": 1}
+    assert dict(tree["posterior"]["means"].sizes) == {
+        "chain": 1,
+        "draw": 1,
+        "component": 2,
+        "feature": 1,
+    }
 
 
 # ----------------------------------------------------------------------------- views
@@ -119,9 +132,11 @@ def test_summary_two_chains():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # arviz must not warn on a well-formed fit
         table = _fit().summary()
-    expected = ([f"means[{k}, {d}]" for k in range(K) for d in range(D)]
-                + [f"weights[{k}]" for k in range(K)]
-                + [f"obs_sd[{k}, {d}]" for k in range(K) for d in range(D)])
+    expected = (
+        [f"means[{k}, {d}]" for k in range(K) for d in range(D)]
+        + [f"weights[{k}]" for k in range(K)]
+        + [f"obs_sd[{k}, {d}]" for k in range(K) for d in range(D)]
+    )
     assert list(table.index) == expected
     assert {"mean", "sd", "r_hat", "ess_bulk"} <= set(table.columns)
     means, *_ = _draws()
@@ -133,8 +148,14 @@ def test_summary_two_chains():
 
 
 def test_str_and_repr():
-    text = str(_fit(elbo=[-12.3456, -1.23456], converged=False, n_iter=2,
-                    timings=Timings(build=0.5, run=0.25)))
+    text = str(
+        _fit(
+            elbo=[-12.3456, -1.23456],
+            converged=False,
+            n_iter=2,
+            timings=Timings(build=0.5, run=0.25),
+        )
+    )
     assert text.startswith("MixtureFit(engine='toy', K=3, D=2, chains=2, draws=40)")
     assert "time: build 0.50 s, run 0.25 s" in text
     assert "final ELBO: -1.235 nats" in text
@@ -168,17 +189,35 @@ def test_pickle_round_trip_keeps_every_field_and_read_only_mappings():
     from types import MappingProxyType
 
     evidence = EvidenceEstimate(-5.0, 0.2, "SMC", runs=(-5.1, -4.9), flags=("below_elbo",))
-    fit = _fit(elbo=np.array([-3.0, -1.0]), options={"random_seed": 1}, converged=True,
-               n_iter=2, family="vi", timings=Timings(build=1.0, run=2.0),
-               elbo_estimate=Estimate(-1.0, 0.05), evidence=evidence,
-               restarts=(Restart(1, -1.0, "elbo", kept=True), Restart(2, -3.0, "elbo")),
-               details=_Details(starts=(0.5, 1.5)))
+    fit = _fit(
+        elbo=np.array([-3.0, -1.0]),
+        options={"random_seed": 1},
+        converged=True,
+        n_iter=2,
+        family="vi",
+        timings=Timings(build=1.0, run=2.0),
+        elbo_estimate=Estimate(-1.0, 0.05),
+        evidence=evidence,
+        restarts=(Restart(1, -1.0, "elbo", kept=True), Restart(2, -3.0, "elbo")),
+        details=_Details(starts=(0.5, 1.5)),
+    )
     for dumps in (pickle.dumps, lambda obj: bytes(ForkingPickler.dumps(obj))):
         back = pickle.loads(dumps(fit))
         assert isinstance(back.options, MappingProxyType)
         assert dict(back.options) == dict(fit.options)
-        fields = ("engine", "spec", "converged", "n_iter", "family", "timings", "elbo_estimate",
-                  "evidence", "restarts", "details", "from_cache")
+        fields = (
+            "engine",
+            "spec",
+            "converged",
+            "n_iter",
+            "family",
+            "timings",
+            "elbo_estimate",
+            "evidence",
+            "restarts",
+            "details",
+            "from_cache",
+        )
         assert [getattr(back, f) for f in fields] == [getattr(fit, f) for f in fields]
         np.testing.assert_array_equal(back.elbo, fit.elbo)
         np.testing.assert_array_equal(back.draws("means"), fit.draws("means"))
@@ -224,8 +263,9 @@ def test_fingerprint_identifies_spec_and_data():
     spec = MixtureSpec(n_components=K, obs_sd="learned")
 
     def fit_of(pts, spec=spec, engine="toy"):
-        return MixtureFit(engine=engine, spec=spec,
-                          idata=make_idata(means, weights, pts, obs_sd=obs_sd))
+        return MixtureFit(
+            engine=engine, spec=spec, idata=make_idata(means, weights, pts, obs_sd=obs_sd)
+        )
 
     base = fit_of(points)
     # equal values in another array, another engine, other draws: the same question
@@ -235,14 +275,16 @@ def test_fingerprint_identifies_spec_and_data():
     nudged[2, 1] = np.nextafter(nudged[2, 1], np.inf)  # one ulp
     assert fit_of(nudged).data_fingerprint != base.data_fingerprint
     assert fit_of(nudged).spec_fingerprint == base.spec_fingerprint
-    other_prior = fit_of(points, spec=MixtureSpec(n_components=K, obs_sd="learned",
-                                                  mean_prior_sd=2.0))
+    other_prior = fit_of(
+        points, spec=MixtureSpec(n_components=K, obs_sd="learned", mean_prior_sd=2.0)
+    )
     assert other_prior.spec_fingerprint != base.spec_fingerprint
     assert other_prior.data_fingerprint == base.data_fingerprint
     assert other_prior.fingerprint != base.fingerprint
     # a different transform of the weights is the same model
-    simplex = fit_of(points, spec=MixtureSpec(n_components=K, obs_sd="learned",
-                                              weights_transform="simplex"))
+    simplex = fit_of(
+        points, spec=MixtureSpec(n_components=K, obs_sd="learned", weights_transform="simplex")
+    )
     assert simplex.fingerprint == base.fingerprint
 
 
@@ -250,11 +292,13 @@ def test_fingerprint_sees_the_shape_not_only_the_bytes():
     means = np.zeros((1, 1, 2, 2))
     weights = np.full((1, 1, 2), 0.5)
     six = np.arange(12.0)
-    a = MixtureFit(engine="t", spec=MixtureSpec(2), idata=make_idata(means, weights,
-                                                                      six.reshape(6, 2)))
+    a = MixtureFit(
+        engine="t", spec=MixtureSpec(2), idata=make_idata(means, weights, six.reshape(6, 2))
+    )
     means3 = np.zeros((1, 1, 2, 3))
-    b = MixtureFit(engine="t", spec=MixtureSpec(2), idata=make_idata(means3, weights,
-                                                                      six.reshape(4, 3)))
+    b = MixtureFit(
+        engine="t", spec=MixtureSpec(2), idata=make_idata(means3, weights, six.reshape(4, 3))
+    )
     assert a.points.tobytes() == b.points.tobytes()
     assert a.data_fingerprint != b.data_fingerprint
 
@@ -286,8 +330,7 @@ def test_plot_methods_draw_this_fit_and_pass_options_through():
     other = np.arange(8.0).reshape(4, 2)
     assert np.allclose(fit.plot_data(other).axes[0].collections[0].get_offsets(), other)
     marginals = fit.plot_marginals(parameters=["means[2,1]"], units="cm")
-    assert [a.get_xlabel() for a in marginals.axes if a.get_visible()] == [
-        "mean of feature 1 (cm)"]
+    assert [a.get_xlabel() for a in marginals.axes if a.get_visible()] == ["mean of feature 1 (cm)"]
     trace = fit.plot_trace(max_parameters=2, title="toy trace")
     assert trace._suptitle.get_text() == "toy trace" and len(trace.axes) == 2 * 2
     assert [a.get_ylabel() for a in trace.axes[::2]] == ["means[0,0]", "means[0,1]"]

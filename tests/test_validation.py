@@ -42,8 +42,13 @@ def test_pandas_input_accepted():
     assert v.check_points(pd.Series([1.0, 2.0])).shape == (2, 1)
 
 
-@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=6),
-                  elements=st.floats(-1e6, 1e6)))
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=6),
+        elements=st.floats(-1e6, 1e6),
+    )
+)
 def test_check_points_shapes_property(arr):
     before = arr.copy()
     out = v.check_points(arr)
@@ -54,9 +59,14 @@ def test_check_points_shapes_property(arr):
     assert not np.shares_memory(out, arr)
 
 
-@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
-                  elements=st.floats(-10, 10)),
-       st.data())
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6),
+        elements=st.floats(-10, 10),
+    ),
+    st.data(),
+)
 def test_check_points_reports_the_first_bad_row(arr, data):
     row = data.draw(st.integers(0, arr.shape[0] - 1))
     col = data.draw(st.integers(0, arr.shape[1] - 1))
@@ -65,8 +75,13 @@ def test_check_points_reports_the_first_bad_row(arr, data):
         v.check_points(arr)
 
 
-@given(hnp.arrays(np.float64, st.tuples(st.integers(3, 5), st.integers(1, 3), st.integers(1, 3)),
-                  elements=st.floats(-1, 1)))
+@given(
+    hnp.arrays(
+        np.float64,
+        st.tuples(st.integers(3, 5), st.integers(1, 3), st.integers(1, 3)),
+        elements=st.floats(-1, 1),
+    )
+)
 def test_check_points_rejects_every_3d_shape(arr):
     with pytest.raises(ValueError, match=r"expected a 1-D or 2-D array"):
         v.check_points(arr)
@@ -77,8 +92,11 @@ def test_check_points_rejects_every_3d_shape(arr):
 
 
 def test_integer_checks_return_python_ints():
-    for check in (lambda x: v.check_int("draws", x, minimum=1), v.check_seed,
-                  lambda x: v.check_draws("n_draws", x, values_per_draw=10)):
+    for check in (
+        lambda x: v.check_int("draws", x, minimum=1),
+        v.check_seed,
+        lambda x: v.check_draws("n_draws", x, values_per_draw=10),
+    ):
         out = check(np.int64(5))
         assert out == 5 and type(out) is int
     assert v.check_seed(None) is None and v.check_seed(0) == 0 and v.check_seed(np.uint8(3)) == 3
@@ -90,10 +108,12 @@ def test_integer_checks_return_python_ints():
 
 
 def test_real_checks_return_python_floats():
-    for out, expected in ((v.check_positive("lr", 1), 1.0),
-                          (v.check_real("tau", np.int64(2), minimum=0), 2.0),
-                          (v.check_real("tau", 0.0, minimum=0, maximum=1), 0.0),
-                          (v.check_fraction("target_accept", np.float32(0.5), example="0.9"), 0.5)):
+    for out, expected in (
+        (v.check_positive("lr", 1), 1.0),
+        (v.check_real("tau", np.int64(2), minimum=0), 2.0),
+        (v.check_real("tau", 0.0, minimum=0, maximum=1), 0.0),
+        (v.check_fraction("target_accept", np.float32(0.5), example="0.9"), 0.5),
+    ):
         assert out == expected and type(out) is float
     assert v.check_bool("progressbar", np.bool_(False)) is False
 
@@ -147,8 +167,14 @@ def test_text_numbers_must_be_plain_ascii(text):
 
 
 def test_plain_ascii_float_text_is_accepted():
-    for text, value in (("-1.5e3", -1500.0), (".5", 0.5), ("3.", 3.0), ("+2", 2.0),
-                        (" 7 ", 7.0), ("1E-2", 0.01)):
+    for text, value in (
+        ("-1.5e3", -1500.0),
+        (".5", 0.5),
+        ("3.", 3.0),
+        ("+2", 2.0),
+        (" 7 ", 7.0),
+        ("1E-2", 0.01),
+    ):
         assert v.parse_float_text(text) == value
     np.testing.assert_array_equal(v.check_points(np.array(["1.5", "2"])), [[1.5], [2.0]])
 
@@ -166,13 +192,20 @@ def test_numpy_scalar_entries_are_numbers():
 # --------------------------------------------------------------- data scale (issue 11.6, 18.8)
 def _demo_cases():
     from ppl_mixtures import MixtureSpec, datasets
+
     return [
-        (datasets.advi_notebook_points(),
-         MixtureSpec(2, mean_prior_sd=1, dirichlet_alpha=0.1, obs_sd=1)),
-        (datasets.advi_notebook_large_points(20_000),
-         MixtureSpec(2, mean_prior_sd=np.sqrt(10), dirichlet_alpha=0.1, obs_sd=1)),
-        (datasets.three_clusters_1d()[0],
-         MixtureSpec(3, mean_prior_sd=np.sqrt(10), weights="fixed", obs_sd=1)),
+        (
+            datasets.advi_notebook_points(),
+            MixtureSpec(2, mean_prior_sd=1, dirichlet_alpha=0.1, obs_sd=1),
+        ),
+        (
+            datasets.advi_notebook_large_points(20_000),
+            MixtureSpec(2, mean_prior_sd=np.sqrt(10), dirichlet_alpha=0.1, obs_sd=1),
+        ),
+        (
+            datasets.three_clusters_1d()[0],
+            MixtureSpec(3, mean_prior_sd=np.sqrt(10), weights="fixed", obs_sd=1),
+        ),
         (datasets.standardize(datasets.old_faithful())[0], MixtureSpec(2, obs_sd="learned")),
     ]
 
@@ -189,6 +222,7 @@ def test_data_scale_flags_shifted_scaled_and_squashed_data():
             message = v.check_data_scale(moved, spec)
             assert message.startswith("points: ") and "standardize" in message
     from ppl_mixtures import MixtureSpec, datasets
+
     message = v.check_data_scale(datasets.old_faithful(), MixtureSpec(2, obs_sd="learned"))
     assert "feature 1 has mean 70.9" in message
     # a constant feature (sd 0) is not flagged as squashed
@@ -197,11 +231,12 @@ def test_data_scale_flags_shifted_scaled_and_squashed_data():
 
 def test_data_scale_rule_thresholds():
     from ppl_mixtures import MixtureSpec
-    spec = MixtureSpec(1, mean_prior_sd=3.0, obs_sd=4.0)     # prior scale sqrt(9 + 16) = 5
-    base = np.array([[-1.0], [1.0]])                          # mean 0, sd 1
+
+    spec = MixtureSpec(1, mean_prior_sd=3.0, obs_sd=4.0)  # prior scale sqrt(9 + 16) = 5
+    base = np.array([[-1.0], [1.0]])  # mean 0, sd 1
     assert v.check_data_scale(base + 49.9, spec) is None
     assert "more than 10 prior sds" in v.check_data_scale(base + 50.1, spec)
     assert v.check_data_scale(base * 499, spec) is None
     assert "more than 100 times" in v.check_data_scale(base * 501, spec)
-    assert v.check_data_scale(base * 0.041, spec) is None    # obs_sd / 100 = 0.04
+    assert v.check_data_scale(base * 0.041, spec) is None  # obs_sd / 100 = 0.04
     assert "less than 1/100" in v.check_data_scale(base * 0.039, spec)
