@@ -72,8 +72,13 @@ def _run(args: list[str], compiledir: Path, refcache: Path) -> Run:
     load_before = os.getloadavg()
     start = time.perf_counter()
     last_fit, hits, fits = None, {}, 0
-    proc = subprocess.Popen([sys.executable, "-m", "ppl_mixtures", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppl_mixtures", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     tail: list[str] = []
     for line in proc.stderr:  # progress lines: "[dataset] engine: done in 1.2 s"
         finished = ": done in " in line or _HIT in line
@@ -95,9 +100,11 @@ def _run(args: list[str], compiledir: Path, refcache: Path) -> Run:
 def _engine_times(results_json: Path) -> dict[tuple[str, str], tuple[float, float]]:
     """{(dataset, engine): (build seconds, run seconds)} from a demo's results.json."""
     data = json.loads(results_json.read_text())
-    return {(dataset, engine): (row["build_s"], row["run_s"])
-            for dataset, comp in data["datasets"].items()
-            for engine, row in comp["engines"].items()}
+    return {
+        (dataset, engine): (row["build_s"], row["run_s"])
+        for dataset, comp in data["datasets"].items()
+        for engine, row in comp["engines"].items()
+    }
 
 
 def _load(avg: tuple[float, float, float]) -> str:
@@ -107,17 +114,22 @@ def _load(avg: tuple[float, float, float]) -> str:
 def _load_times(run: Run) -> str:
     if not run.hits:
         return "none of them (every fit ran)"
-    return (f"{len(run.hits)} fits, {min(run.hits.values()):.1f}-{max(run.hits.values()):.1f} s "
-            "each from start to loaded")
+    return (
+        f"{len(run.hits)} fits, {min(run.hits.values()):.1f}-{max(run.hits.values()):.1f} s "
+        "each from start to loaded"
+    )
 
 
 def _row(label: str, run: Run, peer: float, goal: float) -> str:
-    split = "– | –" if run.last_fit is None else \
-        f"{run.last_fit:.1f} | {run.wall - run.last_fit:.1f}"
+    split = (
+        "– | –" if run.last_fit is None else f"{run.last_fit:.1f} | {run.wall - run.last_fit:.1f}"
+    )
     met = "yes" if run.wall <= goal else "no"
-    return (f"| {label} | {run.wall:.1f} | {split} | {len(run.hits)} of {run.fits} | "
-            f"{peer:.1f} | {run.wall / peer:.1f}x | {goal:.0f} | {met} | "
-            f"{_load(run.load_before)} | {_load(run.load_after)} |")
+    return (
+        f"| {label} | {run.wall:.1f} | {split} | {len(run.hits)} of {run.fits} | "
+        f"{peer:.1f} | {run.wall / peer:.1f}x | {goal:.0f} | {met} | "
+        f"{_load(run.load_before)} | {_load(run.load_after)} |"
+    )
 
 
 def _measure(quick: bool, serial: bool) -> dict:
@@ -130,14 +142,24 @@ def _measure(quick: bool, serial: bool) -> dict:
     runs: dict = {}
     with tempfile.TemporaryDirectory(prefix="bench_demo_") as tmp:
         tmp_path = Path(tmp)
-        compiledir, ref_a, ref_b, ref_peer = (tmp_path / n for n in
-                                              ("pytensor", "refs_a", "refs_b", "refs_peer"))
+        compiledir, ref_a, ref_b, ref_peer = (
+            tmp_path / n for n in ("pytensor", "refs_a", "refs_b", "refs_peer")
+        )
         for folder in (compiledir, ref_a, ref_b, ref_peer):
             folder.mkdir()
         data = tmp_path / "points.npy"
         np.save(data, datasets.advi_notebook_points(100))
-        peer_args = ["--quiet", "fit", str(data), "-k", "2", "--engine", "nuts",
-                     "--dirichlet-alpha", "0.1"] + (["--quick"] if quick else [])
+        peer_args = [
+            "--quiet",
+            "fit",
+            str(data),
+            "-k",
+            "2",
+            "--engine",
+            "nuts",
+            "--dirichlet-alpha",
+            "0.1",
+        ] + (["--quick"] if quick else [])
         out = ["--out", str(tmp_path / "demo")]
         runs["cold"] = _run([*demo_args, *out], compiledir, ref_a)
         runs["cold_fits"] = _engine_times(tmp_path / "demo" / "results.json")
@@ -152,11 +174,10 @@ def _measure(quick: bool, serial: bool) -> dict:
 
 
 def _defaults(engine) -> dict:
-    """The keyword defaults of an engine's fit function."""
-    import inspect
+    """The defaults of an engine's options (its Options dataclass, or its fit's keywords)."""
+    from ppl_mixtures.app.options import option_defaults
 
-    return {k: p.default for k, p in inspect.signature(engine.fit).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+    return option_defaults(engine)
 
 
 def _mcmc(options: dict) -> str:
@@ -165,28 +186,30 @@ def _mcmc(options: dict) -> str:
 
 def _prose(jobs: int) -> list[str]:
     """What the demo runs and what makes it fast, read from the code as it stands."""
-    from ppl_mixtures.app import cli
+    from ppl_mixtures.app import demo
     from ppl_mixtures.inference.pymc import advi, smc
     from ppl_mixtures.inference.registry import available_engines
 
     engines = available_engines()
-    nuts = {**_defaults(engines["nuts"]), **engines["nuts"].demo_options}
+    nuts = {**_defaults(engines["nuts"]), **demo.DEMO_OPTIONS.get("nuts", {})}
     smc_runs = _defaults(engines["smc"])["runs"] or smc.DEFAULT_RUNS
     starts = {n: _defaults(engines[n])["n_init"] for n in ("cavi", "em", "svi") if n in engines}
     contrast = []
     for name in ("latent_gibbs", "metropolis"):
         if name in engines:
             default = _defaults(engines[name])
-            ran = {**default, **engines[name].demo_options}
-            contrast.append(f"{name} {_mcmc(ran)}" + ("" if ran == default else
-                                                      f" (its default: {_mcmc(default)})"))
+            ran = {**default, **demo.DEMO_OPTIONS.get(name, {})}
+            contrast.append(
+                f"{name} {_mcmc(ran)}"
+                + ("" if ran == default else f" (its default: {_mcmc(default)})")
+            )
     return [
-        "What the demo runs (the report's settings table lists every option each fit ran "
-        "with):", "",
+        "What the demo runs (the report's settings table lists every option each fit ran with):",
+        "",
         f"- NUTS, the reference: {_mcmc(nuts)} on the small datasets and "
-        f"{_mcmc(cli.LARGE_DATA_NUTS)} on the 100,000 points (each gradient touches every "
+        f"{_mcmc(demo.LARGE_DATA_NUTS)} on the 100,000 points (each gradient touches every "
         "point: the demo's longest fit).",
-        f"- Each dataset's reference and its {', '.join(cli.DEMO_CACHED_ENGINES).upper()} "
+        f"- Each dataset's reference and its {', '.join(demo.DEMO_CACHED_ENGINES).upper()} "
         "fit go through the reference cache (`ppl_mixtures.app.refcache`, folder "
         "`$PPL_MIXTURES_CACHE`, default `~/.cache/ppl-mixtures/fits`; `demo --no-cache` "
         "skips it): an entry is reused only for the same data, spec, engine, options, "
@@ -196,12 +219,15 @@ def _prose(jobs: int) -> list[str]:
         "standard error.",
         f"- ADVI and full-rank ADVI with their defaults: {advi.describe_defaults()}. On the "
         "100,000 points only the minibatch is set "
-        f"({dict(engines['advi'].large_data_options)}).",
-        "- " + ", ".join(f"{n.upper()} {k} starts" for n, k in starts.items())
+        f"({dict(demo.LARGE_DATA_OPTIONS.get('advi', {}))}).",
+        "- "
+        + ", ".join(f"{n.upper()} {k} starts" for n, k in starts.items())
         + " (`n_init`, their defaults), the best kept.",
         f"- Contrast MCMC engines: {'; '.join(contrast)}. `ppl-mixtures fit` defaults are "
-        "unchanged.", "",
-        "What makes it fit in the goal:", "",
+        "unchanged.",
+        "",
+        "What makes it fit in the goal:",
+        "",
         f"- Fits run side by side in worker processes (`--jobs`, default the CPUs, at most 2; "
         f"here {jobs}; forked, so they start with the package already imported). Each "
         "dataset's comparison and report section (figures, netCDF) starts in a worker as "
@@ -214,19 +240,21 @@ def _prose(jobs: int) -> list[str]:
         "- The demo's fits skip the pointwise log-likelihood (the report neither uses nor "
         "stores it), and the workers switch off PyTensor's graph-creation tracebacks.",
         "- The models' density is a fused numba Op whose kernels numba caches once, so "
-        "PyTensor's numba backend has less to compile per model.", "",
+        "PyTensor's numba backend has less to compile per model.",
+        "",
         "Where the cold time goes: numba compiles PyTensor's step graphs once per distinct "
         "model (ADVI and full-rank ADVI steps, NUTS's log p for the first model in a "
         "process, a Metropolis step per variable); two workers compile in parallel. With an "
-        "empty reference cache the 100k NUTS reference and the SMC fits run as well.", "",
+        "empty reference cache the 100k NUTS reference and the SMC fits run as well.",
+        "",
     ]
 
 
 def report(runs: dict, quick: bool) -> str:
     """The markdown report of :func:`_measure`'s runs."""
-    from ppl_mixtures.app import cli
+    from ppl_mixtures.app.runner import default_jobs
 
-    jobs = cli._default_jobs()
+    jobs = default_jobs()
     peer_cold, peer_warm = runs["peer_cold"].wall, runs["peer_warm"].wall
     mode = "`--quick` settings" if quick else "default settings"
     table = [
@@ -234,18 +262,24 @@ def report(runs: dict, quick: bool) -> str:
         "peer: `fit --engine nuts` (s) | demo / peer | goal (s) | met | load before "
         "(1 / 5 / 15 min) | load after |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        _row("cold: empty compile cache, empty reference cache", runs["cold"], peer_cold,
-             GOAL_COLD_S),
-        _row("warm: both caches filled (the same command again)", runs["warm"], peer_warm,
-             GOAL_WARM_S),
-        _row("warm compile cache, empty reference cache", runs["warm_noref"], peer_warm,
-             GOAL_WARM_S),
+        _row(
+            "cold: empty compile cache, empty reference cache", runs["cold"], peer_cold, GOAL_COLD_S
+        ),
+        _row(
+            "warm: both caches filled (the same command again)",
+            runs["warm"],
+            peer_warm,
+            GOAL_WARM_S,
+        ),
+        _row(
+            "warm compile cache, empty reference cache", runs["warm_noref"], peer_warm, GOAL_WARM_S
+        ),
     ]
     if "serial" in runs:
-        table.append(_row("warm (both caches), `--jobs 1`", runs["serial"], peer_warm,
-                          GOAL_WARM_S))
+        table.append(_row("warm (both caches), `--jobs 1`", runs["serial"], peer_warm, GOAL_WARM_S))
     lines = [
-        f"# Benchmark: `ppl-mixtures demo` wall time ({mode})", "",
+        f"# Benchmark: `ppl-mixtures demo` wall time ({mode})",
+        "",
         "Each number is one run of a fresh process (`python -m ppl_mixtures demo ...`), in "
         "the order of the table. Compile cache: `PYTENSOR_FLAGS=base_compiledir` "
         "(PyTensor's numba cache lives there); the numba kernels our own modules compile "
@@ -255,40 +289,54 @@ def report(runs: dict, quick: bool) -> str:
         "(from the progress lines); 'after' the rest (the last dataset's comparison and "
         "report section, and report.md). The demo ran with its default `--jobs "
         f"{jobs}` (worker processes) unless the row says otherwise. Load averages are "
-        "those `uptime` prints, taken just before and just after each run.", "",
-        *table, "",
+        "those `uptime` prints, taken just before and just after each run.",
+        "",
+        *table,
+        "",
         f"Peer runs: cold {peer_cold:.1f} s (after the cold demo had already compiled the "
         f"NUTS model of the 100-point data, so close to warm), warm {peer_warm:.1f} s. "
-        "'demo / peer' divides by the warm peer except on the cold row.", "",
+        "'demo / peer' divides by the warm peer except on the cold row.",
+        "",
     ]
     if "serial" not in runs:
         lines += ["The `--jobs 1` row was not measured in this run (`--no-serial`).", ""]
     lines += _prose(jobs)
-    lines += ["Where the time goes (seconds per fit, from the results.json of the cold run "
-              "and of the run with a warm compile cache and an empty reference cache, where "
-              "every fit ran; with two workers two fits run at a time). The warm run loaded "
-              "the fits marked 'cached' from the reference cache, "
-              f"{_load_times(runs['warm'])}.", "",
-              "| dataset | engine | cold: build/compile | cold: run | warm compile: "
-              "build/compile | warm compile: run |", "|---|---|---|---|---|---|"]
+    lines += [
+        "Where the time goes (seconds per fit, from the results.json of the cold run "
+        "and of the run with a warm compile cache and an empty reference cache, where "
+        "every fit ran; with two workers two fits run at a time). The warm run loaded "
+        "the fits marked 'cached' from the reference cache, "
+        f"{_load_times(runs['warm'])}.",
+        "",
+        "| dataset | engine | cold: build/compile | cold: run | warm compile: "
+        "build/compile | warm compile: run |",
+        "|---|---|---|---|---|---|",
+    ]
     cold, noref = runs["cold_fits"], runs["noref_fits"]
     for key in noref:
         name = f"{key[1]} (cached)" if key in runs["warm"].hits else key[1]
         c_build, c_run = cold.get(key, (float("nan"), float("nan")))
-        lines.append(f"| {key[0]} | {name} | {c_build:.1f} | {c_run:.1f} | "
-                     f"{noref[key][0]:.1f} | {noref[key][1]:.1f} |")
-    lines += ["", f"Machine: {platform.platform()}, {os.cpu_count()} CPU(s) (nproc "
-              f"{len(os.sched_getaffinity(0))}), Python {platform.python_version()}. The "
-              "machine is shared, so absolute times are noisy; the demo/peer ratio is the "
-              "steadier number.", ""]
+        lines.append(
+            f"| {key[0]} | {name} | {c_build:.1f} | {c_run:.1f} | "
+            f"{noref[key][0]:.1f} | {noref[key][1]:.1f} |"
+        )
+    lines += [
+        "",
+        f"Machine: {platform.platform()}, {os.cpu_count()} CPU(s) (nproc "
+        f"{len(os.sched_getaffinity(0))}), Python {platform.python_version()}. The "
+        "machine is shared, so absolute times are noisy; the demo/peer ratio is the "
+        "steadier number.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the demo's --quick settings")
-    parser.add_argument("--no-serial", action="store_true",
-                        help="skip the warm --jobs 1 run (saves about a minute)")
+    parser.add_argument(
+        "--no-serial", action="store_true", help="skip the warm --jobs 1 run (saves about a minute)"
+    )
     args = parser.parse_args(argv)
     text = report(_measure(args.quick, serial=not args.no_serial), args.quick)
     target = Path(__file__).resolve().parent.parent / "reports" / "benchmarks" / f"{NAME}.md"

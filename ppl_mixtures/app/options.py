@@ -111,6 +111,24 @@ def option_docs(engine: Any) -> list[OptionDoc] | None:
     return docs
 
 
+def option_defaults(engine: Any) -> dict[str, Any]:
+    """{option: its default} for the options ``engine`` declares with a default."""
+    if engine.options is not None and dataclasses.is_dataclass(engine.options):
+        defaults = {}
+        for f in dataclasses.fields(engine.options):
+            if f.default is not dataclasses.MISSING:
+                defaults[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                defaults[f.name] = f.default_factory()
+        return defaults
+    params = inspect.signature(engine.fit).parameters.values()
+    return {
+        p.name: p.default
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not p.empty
+    }
+
+
 def accepted_options(engine: Any) -> set[str] | None:
     """The option names ``engine`` accepts (None when it takes any keyword)."""
     docs = option_docs(engine)
