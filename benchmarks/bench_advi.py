@@ -13,7 +13,7 @@ Seed 001's large data (N = 100,000 points, K = 2, D = 2; ``--quick``: 20,000), s
   cached ("warm");
 - runs that must report ``converged=False``: ``n_iter=300``, ``n_iter=3000``, and the old
   constant-step recipe (adagrad_window(0.01), 10,000 iterations, last iterate);
-- full-rank vs mean-field final ELBO on every demo dataset (``cli.demo_datasets()``, with
+- full-rank vs mean-field final ELBO on every demo dataset (``app.demo.demo_datasets()``, with
   seed 000's prior sd set to sqrt(10));
 - speed: steady-state iterations per second, seed 001's own 1500-iteration recipe repeated
   vs PyMC's ``pm.fit`` on the same model (which recompiles on every call).
@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 
 NAME = "advi"
-REFERENCE_CACHE = Path(__file__).resolve().parents[1] / "reports" / "benchmarks" / (
-    "advi_reference.json")
+REFERENCE_CACHE = (
+    Path(__file__).resolve().parents[1] / "reports" / "benchmarks" / ("advi_reference.json")
+)
 
 NUTS_OPTIONS = {"draws": 1000, "tune": 1000, "chains": 4, "random_seed": 20261130}
 #: The family's best: full data, many iterations, the default decay + averaging.
@@ -45,23 +46,37 @@ BEST_OPTIONS = {"batch_size": None, "n_iter": 20_000, "elbo_draws": 2000, "draws
 BEST_SEEDS = (101, 102)
 SEEDS = (1, 2, 3)
 
-GOAL_SHIFT_SD = 0.5        # means within 0.5 NUTS posterior sd of NUTS
-GOAL_ELBO_GAP = 2.0        # nats below the mean-field family's best
-GOAL_WARM_SECONDS = 3.0    # the default 100k minibatch fit, compiled objective cached
+GOAL_SHIFT_SD = 0.5  # means within 0.5 NUTS posterior sd of NUTS
+GOAL_ELBO_GAP = 2.0  # nats below the mean-field family's best
+GOAL_WARM_SECONDS = 3.0  # the default 100k minibatch fit, compiled objective cached
 GOAL_FULLRANK_SLACK = 1.0  # full-rank's ELBO >= mean-field's - 1 nat
 
-SEED_RECIPE = {"batch_size": 200, "n_iter": 1500, "optimizer": "adagrad", "learning_rate": 0.1,
-               "schedule": "constant", "average": 0, "elbo_draws": 100}
-OLD_DEFAULTS = {"batch_size": 200, "n_iter": 10_000, "optimizer": "adagrad_window",
-                "learning_rate": 0.01, "schedule": "constant", "average": 0}
+SEED_RECIPE = {
+    "batch_size": 200,
+    "n_iter": 1500,
+    "optimizer": "adagrad",
+    "learning_rate": 0.1,
+    "schedule": "constant",
+    "average": 0,
+    "elbo_draws": 100,
+}
+OLD_DEFAULTS = {
+    "batch_size": 200,
+    "n_iter": 10_000,
+    "optimizer": "adagrad_window",
+    "learning_rate": 0.01,
+    "schedule": "constant",
+    "average": 0,
+}
 
 
 def _spec():
     from ppl_mixtures import MixtureSpec
 
     # seed 001's large model: means ~ MvNormal(0, tau=0.1 I) (sd sqrt(10)), Dirichlet(0.1)
-    return MixtureSpec(n_components=2, mean_prior_sd=float(np.sqrt(10.0)),
-                       dirichlet_alpha=0.1, obs_sd=1.0)
+    return MixtureSpec(
+        n_components=2, mean_prior_sd=float(np.sqrt(10.0)), dirichlet_alpha=0.1, obs_sd=1.0
+    )
 
 
 def _key(kind: str, points: np.ndarray, spec, options: dict) -> str:
@@ -85,6 +100,7 @@ def _cached(kind: str, points: np.ndarray, spec, options: dict, compute) -> dict
 
 def nuts_reference(points: np.ndarray, spec) -> dict:
     """NUTS posterior means and sds of the means (components sorted by feature 0)."""
+
     def compute():
         import arviz as az
 
@@ -93,24 +109,29 @@ def nuts_reference(points: np.ndarray, spec) -> dict:
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            nuts = fit(points, spec, engine="nuts", progressbar=False, log_likelihood=False,
-                       **NUTS_OPTIONS)
+            nuts = fit(
+                points, spec, engine="nuts", progressbar=False, log_likelihood=False, **NUTS_OPTIONS
+            )
         aligned = relabel(nuts)
         means = aligned.draws("means").reshape(-1, *aligned.posterior_mean("means").shape)
         order = np.argsort(means.mean(0)[:, 0])
         rhat = az.rhat(aligned.idata)
         ess = az.ess(aligned.idata, method="bulk")
-        return {"means": means.mean(0)[order].tolist(),
-                "sd": means.std(0, ddof=1)[order].tolist(),
-                "rhat_max": float(max(np.nanmax(rhat[v].values) for v in ("means", "weights"))),
-                "ess_bulk_min": float(min(np.nanmin(ess[v].values)
-                                          for v in ("means", "weights"))),
-                "options": NUTS_OPTIONS, "seconds": time.perf_counter() - start}
+        return {
+            "means": means.mean(0)[order].tolist(),
+            "sd": means.std(0, ddof=1)[order].tolist(),
+            "rhat_max": float(max(np.nanmax(rhat[v].values) for v in ("means", "weights"))),
+            "ess_bulk_min": float(min(np.nanmin(ess[v].values) for v in ("means", "weights"))),
+            "options": NUTS_OPTIONS,
+            "seconds": time.perf_counter() - start,
+        }
+
     return _cached("nuts", points, spec, NUTS_OPTIONS, compute)
 
 
 def family_best(points: np.ndarray, spec, method: str = "advi") -> dict:
     """Long full-data runs of ``method``; their final ELBOs and means (sorted)."""
+
     def compute():
         from ppl_mixtures import fit
 
@@ -119,16 +140,23 @@ def family_best(points: np.ndarray, spec, method: str = "advi") -> dict:
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = fit(points, spec, engine=method, random_seed=seed, progressbar=False,
-                             **BEST_OPTIONS)
+                result = fit(
+                    points, spec, engine=method, random_seed=seed, progressbar=False, **BEST_OPTIONS
+                )
             means = result.posterior_mean("means")
-            runs.append({"random_seed": seed, "elbo": result.extras["elbo_final"],
-                         "elbo_se": result.extras["elbo_final_se"],
-                         "converged": bool(result.converged),
-                         "param_se": result.extras["convergence"]["param_se"],
-                         "means": means[np.argsort(means[:, 0])].tolist(),
-                         "seconds": time.perf_counter() - start})
+            runs.append(
+                {
+                    "random_seed": seed,
+                    "elbo": result.elbo_estimate.value,
+                    "elbo_se": result.elbo_estimate.se,
+                    "converged": bool(result.converged),
+                    "param_se": result.details.convergence["param_se"],
+                    "means": means[np.argsort(means[:, 0])].tolist(),
+                    "seconds": time.perf_counter() - start,
+                }
+            )
         return {"runs": runs, "options": BEST_OPTIONS}
+
     return _cached(f"best-{method}", points, spec, BEST_OPTIONS, compute)
 
 
@@ -180,32 +208,41 @@ def _pymc_fit(points, spec, seed: int) -> float:
         warnings.simplefilter("ignore")
         model = build_marginal_model(points, spec, batch_size=200)
         with model:
-            approx = pm.fit(1500, method="advi", obj_optimizer=pm.adagrad(learning_rate=0.1),
-                            random_seed=seed, progressbar=False)
+            approx = pm.fit(
+                1500,
+                method="advi",
+                obj_optimizer=pm.adagrad(learning_rate=0.1),
+                random_seed=seed,
+                progressbar=False,
+            )
         approx.sample(1000, random_seed=seed)
     return time.perf_counter() - start
 
 
 def _demo_rows() -> list[str]:
-    from ppl_mixtures.app.cli import demo_datasets
+    from ppl_mixtures.app.demo import demo_datasets
 
     rows = []
     for data in demo_datasets():
-        spec = data["spec"]
-        if data["name"] == "three_clusters_1d" and spec.mean_prior_sd != np.sqrt(10.0):
+        spec = data.spec
+        if data.name == "three_clusters_1d" and spec.mean_prior_sd != np.sqrt(10.0):
             spec = dataclasses.replace(spec, mean_prior_sd=float(np.sqrt(10.0)))
-        options = {"batch_size": 200} if data["large"] else {}
-        fits = {engine: _fit(data["points"], spec, engine, random_seed=1, **options)[0]
-                for engine in ("advi", "fullrank_advi")}
-        mf, fr = fits["advi"].extras, fits["fullrank_advi"].extras
-        diff = fr["elbo_final"] - mf["elbo_final"]
+        options = {"batch_size": 200} if data.large else {}
+        fits = {
+            engine: _fit(data.points, spec, engine, random_seed=1, **options)[0]
+            for engine in ("advi", "fullrank_advi")
+        }
+        mf, fr = fits["advi"].elbo_estimate, fits["fullrank_advi"].elbo_estimate
+        diff = fr.value - mf.value
         ok = diff >= -GOAL_FULLRANK_SLACK
-        rows.append(f"| {data['name']} (N = {len(data['points']):,}"
-                    f"{', batch 200' if data['large'] else ''}) | "
-                    f"{mf['elbo_final']:,.2f} ± {mf['elbo_final_se']:.2f} | "
-                    f"{fr['elbo_final']:,.2f} ± {fr['elbo_final_se']:.2f} | {diff:+.2f} | "
-                    f"{fits['advi'].converged} / {fits['fullrank_advi'].converged} | "
-                    f"{'**met**' if ok else '**not met**'} |")
+        rows.append(
+            f"| {data.name} (N = {len(data.points):,}"
+            f"{', batch 200' if data.large else ''}) | "
+            f"{mf.value:,.2f} ± {mf.se:.2f} | "
+            f"{fr.value:,.2f} ± {fr.se:.2f} | {diff:+.2f} | "
+            f"{fits['advi'].converged} / {fits['fullrank_advi'].converged} | "
+            f"{'**met**' if ok else '**not met**'} |"
+        )
     return rows
 
 
@@ -221,8 +258,14 @@ def run(quick: bool = False) -> str:
     best = family_best(points, spec)
     best_elbo = max(r["elbo"] for r in best["runs"])
     best_se = max(r["elbo_se"] for r in best["runs"])
-    best_shift = max(float(np.max(np.abs(np.asarray(r["means"]) - np.asarray(nuts["means"]))
-                                  / np.asarray(nuts["sd"]))) for r in best["runs"])
+    best_shift = max(
+        float(
+            np.max(
+                np.abs(np.asarray(r["means"]) - np.asarray(nuts["means"])) / np.asarray(nuts["sd"])
+            )
+        )
+        for r in best["runs"]
+    )
 
     # warm-up: compile the default objective once (not timed), then the timed seeds
     first, first_s, _ = _fit(points, spec, random_seed=0, batch_size=200)
@@ -233,42 +276,49 @@ def run(quick: bool = False) -> str:
         result, seconds, messages = _fit(points, spec, random_seed=seed, batch_size=200)
         cpu = _LAST_CPU[0]
         again, seconds_again, _ = _fit(points, spec, random_seed=seed, batch_size=200)
-        assert again.extras["elbo_final"] == result.extras["elbo_final"]
+        assert again.elbo_estimate.value == result.elbo_estimate.value
         if seconds_again < seconds:
             result, seconds, cpu = again, seconds_again, _LAST_CPU[0]
         _LAST_CPU[0] = cpu
-        test = result.extras["convergence"]
-        shift, gap = _shift(result, nuts), best_elbo - result.extras["elbo_final"]
+        test = result.details.convergence
+        shift, gap = _shift(result, nuts), best_elbo - result.elbo_estimate.value
         shifts.append(shift), gaps.append(gap), flags.append(result.converged)
         walls.append(seconds), cpus.append(_LAST_CPU[0])
         seed_rows.append(
             f"| {seed} | {shift:.2f} | {_width(result, nuts)} | {gap:+.2f} ± "
-            f"{np.hypot(result.extras['elbo_final_se'], best_se):.2f} | {result.converged} "
+            f"{np.hypot(result.elbo_estimate.se, best_se):.2f} | {result.converged} "
             f"({'no warning' if not messages else 'warned'}) | {test['param_se']:.3f} | "
             f"{test['param_change']:.3f} (allowed {test['param_change_allowed']:.3f}) | "
             f"{test['elbo_change']:+.2f} ± {test['elbo_change_se']:.2f} | {seconds:.2f} "
-            f"({result.extras['optimize_seconds']:.2f} optimising) | {_LAST_CPU[0]:.2f} |")
-    its = float(np.median([first.extras["iterations_per_second"]]))
+            f"({result.details.optimize_seconds:.2f} optimising) | {_LAST_CPU[0]:.2f} |"
+        )
+    its = float(np.median([first.details.iterations_per_second]))
 
     fail_rows, fail_flags = [], []
-    for label, options in [("n_iter=300", {"n_iter": 300}),
-                           ("n_iter=3000", {"n_iter": 3000}),
-                           ("old constant step: adagrad_window(0.01), 10,000 iterations, "
-                            "last iterate", OLD_DEFAULTS)]:
-        result, seconds, messages = _fit(points, spec, random_seed=1,
-                                         **{"batch_size": 200, **options})
+    for label, options in [
+        ("n_iter=300", {"n_iter": 300}),
+        ("n_iter=3000", {"n_iter": 3000}),
+        ("old constant step: adagrad_window(0.01), 10,000 iterations, last iterate", OLD_DEFAULTS),
+    ]:
+        result, seconds, messages = _fit(
+            points, spec, random_seed=1, **{"batch_size": 200, **options}
+        )
         fail_flags.append((label, result.converged, bool(messages)))
-        gap = best_elbo - result.extras["elbo_final"]
-        fail_rows.append(f"| {label} | {_shift(result, nuts):.2f} | {gap:+,.1f} | "
-                         f"{result.converged} | {'yes' if messages else 'no'}: "
-                         f"{result.extras['convergence']['reason']} |")
+        gap = best_elbo - result.elbo_estimate.value
+        fail_rows.append(
+            f"| {label} | {_shift(result, nuts):.2f} | {gap:+,.1f} | "
+            f"{result.converged} | {'yes' if messages else 'no'}: "
+            f"{result.details.convergence['reason']} |"
+        )
 
     _fit(points, spec, "fullrank_advi", random_seed=1, batch_size=200)  # compiles
     fullrank, fr_s, _ = _fit(points, spec, "fullrank_advi", random_seed=2, batch_size=200)
-    fr_row = (f"| full-rank, default, batch 200 (seed 2, warm) | {_shift(fullrank, nuts):.2f} | "
-              f"{_width(fullrank, nuts)} | "
-              f"{best_elbo - fullrank.extras['elbo_final']:+.2f} | {fullrank.converged} | "
-              f"{fr_s:.2f} s |")
+    fr_row = (
+        f"| full-rank, default, batch 200 (seed 2, warm) | {_shift(fullrank, nuts):.2f} | "
+        f"{_width(fullrank, nuts)} | "
+        f"{best_elbo - fullrank.elbo_estimate.value:+.2f} | {fullrank.converged} | "
+        f"{fr_s:.2f} s |"
+    )
 
     demo_rows = _demo_rows()
 
@@ -300,11 +350,13 @@ def run(quick: bool = False) -> str:
         f"- The mean-field family's best: {len(BEST_SEEDS)} full-data runs (no minibatch "
         f"noise; {BEST_OPTIONS['n_iter']:,} iterations of the default decayed step, the last "
         f"{advi.AVERAGE:.0%} averaged; ELBO from {BEST_OPTIONS['elbo_draws']} draws): "
-        + ", ".join(f"seed {r['random_seed']}: {r['elbo']:,.2f} ± {r['elbo_se']:.2f} "
-                    f"(converged {r['converged']}, param se {r['param_se']:.3f} sd)"
-                    for r in best["runs"])
+        + ", ".join(
+            f"seed {r['random_seed']}: {r['elbo']:,.2f} ± {r['elbo_se']:.2f} "
+            f"(converged {r['converged']}, param se {r['param_se']:.3f} sd)"
+            for r in best["runs"]
+        )
         + f". Best: **{best_elbo:,.2f}**. Its means sit {best_shift:.2f} NUTS sd from NUTS "
-          f"at most (the mean-field family's own bias).",
+        f"at most (the mean-field family's own bias).",
         "",
         "## The default minibatch fit (batch 200, every other option at its default)",
         "",
