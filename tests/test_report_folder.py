@@ -12,7 +12,8 @@ import pytest
 
 from ppl_mixtures import MixtureSpec
 from ppl_mixtures.analysis.compare import compare
-from ppl_mixtures.present import report
+from ppl_mixtures.present import folder_swap, report_folder
+from ppl_mixtures.present.folder_swap import exchange
 from ppl_mixtures.present.report import (
     MARKER,
     ReportConflictError,
@@ -32,15 +33,19 @@ def _fit(engine, seed):
     rng = np.random.default_rng(seed)
     means = np.array([[-2.0, -2.0], [2.0, 2.0]]) + 0.1 * rng.standard_normal((1, 20, 2, 2))
     weights = np.full((1, 20, 2), 0.5)
-    return MixtureFit(engine=engine, spec=MixtureSpec(n_components=2), timings=Timings(0.1, 0.2),
-                      idata=make_idata(means, weights, POINTS, attrs={"engine": engine}),
-                      options={"random_seed": seed})
+    return MixtureFit(
+        engine=engine,
+        spec=MixtureSpec(n_components=2),
+        timings=Timings(0.1, 0.2),
+        idata=make_idata(means, weights, POINTS, attrs={"engine": engine}),
+        options={"random_seed": seed},
+        family={"cavi": "vi", "em": "point"}[engine],
+    )
 
 
 @pytest.fixture(scope="module")
 def comparison():
-    return compare({"cavi": _fit("cavi", 1), "em": _fit("em", 2)}, reference="cavi",
-                   name="tiny")
+    return compare({"cavi": _fit("cavi", 1), "em": _fit("em", 2)}, reference="cavi", name="tiny")
 
 
 def _write(comparison, out, **kwargs):
@@ -110,8 +115,12 @@ def test_out_may_not_hold_the_input_or_the_current_folder(comparison, tmp_path, 
         with pytest.raises(ValueError, match="does not hold the input data"):
             check_out_dir(out, True, name="--out", inputs=[data])
     monkeypatch.chdir(proj / "sub")
-    for out, why in ((".", "the current folder"), ("..", "a folder holding the current"),
-                     (os.path.expanduser("~"), None), ("/", None)):
+    for out, why in (
+        (".", "the current folder"),
+        ("..", "a folder holding the current"),
+        (os.path.expanduser("~"), None),
+        ("/", None),
+    ):
         with pytest.raises(ValueError, match=why or "expected a folder of its own"):
             check_out_dir(out, True, name="--out")
     assert data.read_text() == "1\n"
@@ -132,9 +141,12 @@ def test_unusable_out_paths_are_refused_before_any_work(tmp_path):
 
 def test_a_folder_that_refuses_writes_is_found_early(tmp_path):
     # sysfs refuses new folders to every user, root included (EPERM, or EROFS read-only)
-    with pytest.raises(PermissionError, match=r"^--out: expected a place where the report "
-                                              r"folder can be created, got '/sys/rep', but "
-                                              r"'/sys' refuses \("):
+    with pytest.raises(
+        PermissionError,
+        match=r"^--out: expected a place where the report "
+        r"folder can be created, got '/sys/rep', but "
+        r"'/sys' refuses \(",
+    ):
         check_out_dir("/sys/rep", False, name="--out")
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -157,15 +169,15 @@ def test_exchange_swaps_two_folders_in_one_step(tmp_path):
     out.mkdir()
     (new / "which").write_text("new")
     (out / "which").write_text("old")
-    old_place = report.exchange(new, out)
+    old_place = exchange(new, out)
     assert (out / "which").read_text() == "new"
     assert (old_place / "which").read_text() == "old"
-    if report._renameat2() is not None:  # Linux: RENAME_EXCHANGE leaves the old one at `new`
+    if folder_swap._renameat2() is not None:  # Linux: RENAME_EXCHANGE leaves the old one at `new`
         assert old_place == new
 
 
 def test_swap_without_renameat2_restores_the_old_report_on_failure(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "_renameat2", lambda: None)
+    monkeypatch.setattr(folder_swap, "_renameat2", lambda: None)  # a system without it
     new, out = tmp_path / "new", tmp_path / "out"
     new.mkdir()
     out.mkdir()
@@ -179,14 +191,14 @@ def test_swap_without_renameat2_restores_the_old_report_on_failure(tmp_path, mon
             raise OSError(28, "No space left on device")
         real_rename(src, dst)
 
-    monkeypatch.setattr(report.os, "rename", second_rename_fails)
+    monkeypatch.setattr(folder_swap.os, "rename", second_rename_fails)
     with pytest.raises(OSError, match="No space left"):
-        report.exchange(new, out)
+        exchange(new, out)
     assert (out / "which").read_text() == "old"  # restored by the third rename
     assert (new / "which").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"]
-    monkeypatch.setattr(report.os, "rename", real_rename)
-    aside = report.exchange(new, out)
+    monkeypatch.setattr(folder_swap.os, "rename", real_rename)
+    aside = exchange(new, out)
     assert aside.name.startswith(f".out.old-{os.getpid()}-")
     assert (out / "which").read_text() == "new" and (aside / "which").read_text() == "old"
 
@@ -203,8 +215,10 @@ def test_target_created_by_someone_else_during_the_fits(comparison, tmp_path):
     stage = ReportStage(out, force=True, figures=False, name="--out")
     out.mkdir()  # another program writes there while our fits run
     (out / "theirs.txt").write_text("theirs")
-    with stage, pytest.raises(ReportConflictError, match="--out: expected to put the report") \
-            as caught:
+    with (
+        stage,
+        pytest.raises(ReportConflictError, match="--out: expected to put the report") as caught,
+    ):
         stage.finish({"tiny": comparison}, title="t")
     assert (out / "theirs.txt").read_text() == "theirs" and len(list(out.iterdir())) == 1
     kept = caught.value.kept
@@ -219,8 +233,12 @@ def test_two_runs_on_one_out_without_force_do_not_replace_each_other(comparison,
     second = ReportStage(out, figures=False)
     with second:
         second.finish({"tiny": comparison}, title="second")
-    with first, pytest.raises(ReportConflictError, match="is a ppl-mixtures report, and "
-                                                         "force was not given"):
+    with (
+        first,
+        pytest.raises(
+            ReportConflictError, match="is a ppl-mixtures report, and force was not given"
+        ),
+    ):
         first.finish({"tiny": comparison}, title="first")
     assert "# second" in (out / "report.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir())[0] == "rep"
@@ -231,17 +249,17 @@ def test_target_appearing_at_the_very_moment_of_the_swap(comparison, tmp_path, m
     """Between the last look and the rename: RENAME_NOREPLACE refuses, then the re-check."""
     out = tmp_path / "rep"
     stage = ReportStage(out, figures=False)
-    real_target = ReportStage._target
+    real_target = report_folder.target_state
     looks = []
 
-    def look_then_race(self):
-        looks.append(real_target(self))
+    def look_then_race(path):
+        looks.append(real_target(path))
         if len(looks) == 1:
             out.mkdir()
             (out / "theirs.txt").write_text("theirs")
         return looks[-1]
 
-    monkeypatch.setattr(ReportStage, "_target", look_then_race)
+    monkeypatch.setattr(report_folder, "target_state", look_then_race)
     with stage, pytest.raises(ReportConflictError, match="is not a ppl-mixtures report"):
         stage.finish({"tiny": comparison}, title="t")
     assert looks == ["absent", "foreign"]
@@ -258,10 +276,12 @@ def test_stale_temporary_folders_of_dead_processes_are_cleaned(comparison, tmp_p
     for folder in (ours_dead, ours_alive, not_ours, other_host):
         folder.mkdir()
     for folder in (ours_dead, ours_alive):
-        (folder / MARKER).write_text(json.dumps({"generator": "ppl-mixtures",
-                                                 "host": socket.gethostname()}))
-    (other_host / MARKER).write_text(json.dumps({"generator": "ppl-mixtures",
-                                                 "host": socket.gethostname() + "-other"}))
+        (folder / MARKER).write_text(
+            json.dumps({"generator": "ppl-mixtures", "host": socket.gethostname()})
+        )
+    (other_host / MARKER).write_text(
+        json.dumps({"generator": "ppl-mixtures", "host": socket.gethostname() + "-other"})
+    )
     (not_ours / "data.csv").write_text("someone's")
     out = _write(comparison, tmp_path / "rep")  # each run cleans first
     assert not ours_dead.exists()
