@@ -34,7 +34,6 @@ from ppl_mixtures.analysis.references import (
     grade_khats,
 )
 from ppl_mixtures.analysis.summaries import align, engine_row, parameter_rows
-from ppl_mixtures.analysis.summaries import split_parameter as _split_parameter  # noqa: F401
 from ppl_mixtures.analysis.verdicts import (
     ELBO_GAP_TOL,
     ELBO_SE_Z,
