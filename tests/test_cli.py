@@ -63,8 +63,12 @@ def test_help_lists_every_registered_engine_with_its_options(argv, capsys):
     for name, engine in available_engines().items():
         block = _engine_block(out, name)
         assert f"[{engine.family}" in block.splitlines()[0]
+        flat = " ".join(block.split())  # the list is wrapped to the terminal's width
+        assert " ".join(engine.summary.split()) in flat
         for option in _option_names(engine):
             assert re.search(rf"^      {option}: ", block, re.MULTILINE), (name, option)
+        for field in dataclasses.fields(engine.options) if engine.options else ():
+            assert " ".join(field.metadata.get("help", "").split()) in flat, (name, field.name)
 
 
 def test_help_teaches(capsys):
