@@ -14,11 +14,40 @@ from ppl_mixtures import datasets
 # ----------------------------------------------------------------------------- seed 001
 
 
+#: Seed 001's notebook: its component means and weights, as its code writes them.
+SEED_001_MEANS = [[-1, -1.5], [1, 1]]
+SEED_001_WEIGHTS = [0.2, 0.8]
+#: Tolerances are Z standard errors: |estimate - truth| > 4 SE has probability < 1e-4 for a
+#: correct generator under any seed (a normal tail), so a failure means a wrong generator.
+Z = 4.0
+
+
+def _se_mean(sd, n):
+    """Standard error of a sample mean of n draws with standard deviation sd."""
+    return np.asarray(sd) / np.sqrt(n)
+
+
+def _se_proportion(p, n):
+    """Standard error of a sample proportion (binomial)."""
+    return np.sqrt(np.asarray(p) * (1 - np.asarray(p)) / n)
+
+
+def _rel_se_sd(n):
+    """Relative standard error of a normal sample's sd: sd(s) / sigma ~ 1 / sqrt(2 (n - 1))."""
+    return 1 / np.sqrt(2 * (n - 1))
+
+
+def _assert_within(estimate, truth, tolerance):
+    """|estimate - truth| <= tolerance entrywise (tolerance may differ per entry)."""
+    error = np.abs(np.asarray(estimate) - np.asarray(truth))
+    assert np.all(error <= tolerance), (estimate, truth, tolerance)
+
+
 def _seed_001_generator(n_first=100, n_second=None):
     """The notebook's code, verbatim (the oracle for bit-for-bit reproduction)."""
     rng = np.random.RandomState(123)
-    ms = np.array([[-1, -1.5], [1, 1]])
-    ps = np.array([0.2, 0.8])
+    ms = np.array(SEED_001_MEANS)
+    ps = np.array(SEED_001_WEIGHTS)
     out = []
     for n_samples in (n_first, n_second):
         if n_samples is None:
@@ -45,13 +74,18 @@ def test_advi_notebook_proportions_as_printed_in_the_seed():
     _, labels = datasets.advi_notebook_points(100, return_labels=True)
     # seed 001 prints zs[0].mean(), zs[1].mean() == (0.13, 0.87); component 0 = (-1, -1.5)
     assert (np.mean(labels == 0), np.mean(labels == 1)) == (0.13, 0.87)
-    np.testing.assert_array_equal(datasets.ADVI_NOTEBOOK_MEANS, [[-1, -1.5], [1, 1]])
-    np.testing.assert_array_equal(datasets.ADVI_NOTEBOOK_WEIGHTS, [0.2, 0.8])
-    # each point sits nearer its own component's mean on average
+    np.testing.assert_array_equal(datasets.ADVI_NOTEBOOK_MEANS, SEED_001_MEANS)
+    np.testing.assert_array_equal(datasets.ADVI_NOTEBOOK_WEIGHTS, SEED_001_WEIGHTS)
+    # each component's points centre on its mean: identity covariance, so each coordinate
+    # of the centre has standard error 1 / sqrt(n_k)
     points = datasets.advi_notebook_points(100)
     for k in (0, 1):
-        centre = points[labels == k].mean(axis=0)
-        assert np.linalg.norm(centre - datasets.ADVI_NOTEBOOK_MEANS[k]) < 0.6
+        cluster = points[labels == k]
+        _assert_within(
+            cluster.mean(axis=0),
+            datasets.ADVI_NOTEBOOK_MEANS[k],
+            Z * _se_mean(datasets.ADVI_NOTEBOOK_OBS_SD, len(cluster)),
+        )
 
 
 def test_truth_constants_are_read_only():
@@ -69,7 +103,11 @@ def test_advi_notebook_large_points_continue_the_same_generator():
 def test_advi_notebook_large_points_default_size_and_proportions():
     points, labels = datasets.advi_notebook_large_points(return_labels=True)
     assert points.shape == (100_000, 2)
-    np.testing.assert_allclose([np.mean(labels == 0), np.mean(labels == 1)], [0.2, 0.8], atol=0.005)
+    _assert_within(
+        [np.mean(labels == 0), np.mean(labels == 1)],
+        SEED_001_WEIGHTS,
+        Z * _se_proportion(0.2, len(labels)),
+    )
     np.testing.assert_array_equal(points[:50], datasets.advi_notebook_large_points()[:50])
 
 
@@ -81,8 +119,9 @@ def test_three_clusters_1d():
     assert points.shape == (1000,) and labels.shape == (1000,)
     np.testing.assert_array_equal(np.bincount(labels), [333, 333, 334])
     for k, mean in enumerate(datasets.THREE_CLUSTERS_1D_MEANS):
-        assert abs(points[labels == k].mean() - mean) < 0.2
-        assert abs(points[labels == k].std() - 1.0) < 0.1
+        cluster = points[labels == k]  # sd 1 each
+        _assert_within(cluster.mean(), mean, Z * _se_mean(1.0, cluster.size))
+        np.testing.assert_allclose(cluster.std(), 1.0, rtol=Z * _rel_se_sd(cluster.size))
     np.testing.assert_array_equal(points, datasets.three_clusters_1d()[0])
     assert not np.array_equal(points, datasets.three_clusters_1d(random_seed=1)[0])
 
@@ -93,8 +132,11 @@ def test_three_clusters_2d():
     np.testing.assert_array_equal(np.bincount(labels), datasets.THREE_CLUSTERS_2D_SIZES)
     for k in range(3):
         cluster = points[labels == k]
-        np.testing.assert_allclose(cluster.mean(0), datasets.THREE_CLUSTERS_2D_MEANS[k], atol=0.35)
-        np.testing.assert_allclose(cluster.std(0), datasets.THREE_CLUSTERS_2D_OBS_SD[k], rtol=0.25)
+        sd = datasets.THREE_CLUSTERS_2D_OBS_SD[k]
+        _assert_within(
+            cluster.mean(0), datasets.THREE_CLUSTERS_2D_MEANS[k], Z * _se_mean(sd, len(cluster))
+        )
+        np.testing.assert_allclose(cluster.std(0), sd, rtol=Z * _rel_se_sd(len(cluster)))
     np.testing.assert_array_equal(points, datasets.three_clusters_2d()[0])
 
 
@@ -106,10 +148,12 @@ def test_make_mixture_recovers_its_parameters():
     sds = [[0.5, 1.0], [1.0, 2.0], [0.2, 0.3]]
     points, labels = datasets.make_mixture(20_000, means, [0.5, 0.3, 0.2], sds, random_seed=3)
     assert points.shape == (20_000, 2) and labels.dtype.kind == "i"
-    np.testing.assert_allclose(np.bincount(labels) / 20_000, [0.5, 0.3, 0.2], atol=0.015)
+    weights = [0.5, 0.3, 0.2]
+    _assert_within(np.bincount(labels) / 20_000, weights, Z * _se_proportion(weights, 20_000))
     for k in range(3):
-        np.testing.assert_allclose(points[labels == k].mean(0), means[k], atol=0.06)
-        np.testing.assert_allclose(points[labels == k].std(0), sds[k], rtol=0.05)
+        cluster = points[labels == k]
+        _assert_within(cluster.mean(0), means[k], Z * _se_mean(sds[k], len(cluster)))
+        np.testing.assert_allclose(cluster.std(0), sds[k], rtol=Z * _rel_se_sd(len(cluster)))
 
 
 def test_make_mixture_seeded_and_shapes():
@@ -120,8 +164,9 @@ def test_make_mixture_seeded_and_shapes():
     one_d, labels = datasets.make_mixture(400, [-5.0, 5.0], [0.5, 0.5], [0.1, 1.0], random_seed=0)
     assert one_d.shape == (400,)
     # 1-D means with a (K,) obs_sd: one sd per component
-    np.testing.assert_allclose(one_d[labels == 0].std(), 0.1, rtol=0.15)
-    np.testing.assert_allclose(one_d[labels == 1].std(), 1.0, rtol=0.15)
+    for k, sd in enumerate([0.1, 1.0]):
+        cluster = one_d[labels == k]
+        np.testing.assert_allclose(cluster.std(), sd, rtol=Z * _rel_se_sd(cluster.size))
     per_feature, _ = datasets.make_mixture(10, [[0, 0, 0]], [1.0], [1.0, 2.0, 3.0], random_seed=0)
     assert per_feature.shape == (10, 3)
 

@@ -332,5 +332,5 @@ def test_plot_methods_draw_this_fit_and_pass_options_through():
     marginals = fit.plot_marginals(parameters=["means[2,1]"], units="cm")
     assert [a.get_xlabel() for a in marginals.axes if a.get_visible()] == ["mean of feature 1 (cm)"]
     trace = fit.plot_trace(max_parameters=2, title="toy trace")
-    assert trace._suptitle.get_text() == "toy trace" and len(trace.axes) == 2 * 2
+    assert trace.get_suptitle() == "toy trace" and len(trace.axes) == 2 * 2
     assert [a.get_ylabel() for a in trace.axes[::2]] == ["means[0,0]", "means[0,1]"]
