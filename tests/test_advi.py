@@ -83,6 +83,19 @@ def test_shared_schema_and_typed_results(name, request, points):
     assert list(details.approximation.index) == details.unconstrained_labels
 
 
+def test_fit_pickles_with_its_details(full_rank):
+    """The CLI's parallel runner sends fits between processes."""
+    import pickle
+
+    again = pickle.loads(pickle.dumps(full_rank))
+    assert again.elbo_estimate == full_rank.elbo_estimate and again.restarts == full_rank.restarts
+    assert again.details.correlation.equals(full_rank.details.correlation)
+    np.testing.assert_array_equal(
+        again.details.unconstrained_chol, full_rank.details.unconstrained_chol
+    )
+    assert advi.format_approximation(again) == advi.format_approximation(full_rank)
+
+
 # --------------------------------------------------------------------------- ELBO
 def _numpy_elbo(result, points, n_draws=4000, seed=0):
     """Eq. (1) by an independent route: scipy densities, numpy stick-breaking, exact H[q]."""

@@ -192,7 +192,7 @@ class Options:
                     "tolerance", self.tolerance, hint="Use e.g. tolerance=0.001, or None"
                 ),
             )
-            if self.schedule != "constant" or self.average > 0:
+            if self.schedule != "constant" or (self.average or 0.0) > 0:
                 raise ValueError(
                     f"tolerance: early stopping on the relative ELBO change works only with "
                     f"schedule='constant' and average=0 (the decay schedule and the averaging "

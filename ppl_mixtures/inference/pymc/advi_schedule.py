@@ -134,7 +134,7 @@ def window_mean(block_sums: BlockSums, first_block: int, last_block: int) -> dic
     """Mean of the iterates of blocks ``first_block .. last_block - 1``, by raw name."""
     blocks = block_sums[first_block:last_block]
     count = sum(c for c, _ in blocks)
-    return {name: sum(s[name] for _, s in blocks) / count for name in blocks[0][1]}
+    return {name: np.asarray(sum(s[name] for _, s in blocks)) / count for name in blocks[0][1]}
 
 
 def optimize(
