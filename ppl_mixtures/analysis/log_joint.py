@@ -1,0 +1,147 @@
+"""log p(x, theta) in numpy: the prior and likelihood terms, and
+:func:`unconstrained_log_joint`, the density ADVI's q approximates (the p of ADVI's k-hat)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ppl_mixtures.analysis.draws import chunks, sd_slice
+from ppl_mixtures.model.density import mixture_logp
+
+if TYPE_CHECKING:
+    from ppl_mixtures.model.spec import MixtureSpec
+
+__all__ = [
+    "log_dirichlet",
+    "log_gamma",
+    "log_likelihood_sum",
+    "log_prior_means",
+    "unconstrained_log_joint",
+]
+
+
+def log_prior_means(means: np.ndarray, spec: MixtureSpec, n_features: int) -> np.ndarray:
+    """sum_kd log N(means_kd | m0_d, s0_d^2), means (S, K, D) -> (S,)."""
+    from scipy.stats import norm
+
+    return norm.logpdf(means, spec.prior_mean(n_features), spec.prior_sd(n_features)).sum(
+        axis=(1, 2)
+    )
+
+
+def log_dirichlet(log_w: np.ndarray, conc: np.ndarray) -> np.ndarray:
+    """log Dirichlet(w | conc) from log w (S, K), w.r.t. Lebesgue measure on w_1..w_{K-1}."""
+    from scipy.special import gammaln
+
+    return gammaln(conc.sum()) - gammaln(conc).sum() + ((conc - 1.0) * log_w).sum(axis=-1)
+
+
+def log_gamma(
+    tau: np.ndarray, log_tau: np.ndarray, shape: np.ndarray | float, rate: np.ndarray | float
+) -> np.ndarray:
+    """sum over (K, D) of log Gamma(tau | shape, rate), tau (S, K, D) -> (S,)."""
+    from scipy.special import gammaln
+
+    return (shape * np.log(rate) - gammaln(shape) + (shape - 1.0) * log_tau - rate * tau).sum(
+        axis=(1, 2)
+    )
+
+
+def log_likelihood_sum(
+    data: np.ndarray, weights: np.ndarray, means: np.ndarray, obs_sd: np.ndarray
+) -> np.ndarray:
+    """sum_i log p(x_i | theta_s), (S,), in chunks of draws."""
+    n_total = weights.shape[0]
+    out = np.empty(n_total)
+    for chunk in chunks(n_total, data.shape[0] * weights.shape[1]):
+        out[chunk] = mixture_logp(data, weights[chunk], means[chunk], sd_slice(obs_sd, chunk)).sum(
+            axis=-1
+        )
+    return out
+
+
+def _simplex_log_jac_det(y: np.ndarray) -> np.ndarray:
+    """log abs(det J) of PyMC's SimplexTransform.backward at y (S, K-1) -> (S,) (PyMC's formula)."""
+    from scipy.special import logsumexp
+
+    n = y.shape[-1] + 1
+    total = y.sum(axis=-1, keepdims=True)
+    expanded = np.concatenate([y + total, np.zeros_like(total)], axis=-1)
+    return (np.log(n) + n * total - n * logsumexp(expanded, axis=-1, keepdims=True))[..., 0]
+
+
+def _unconstrained_blocks(labels: list[str], theta: np.ndarray) -> dict[str, np.ndarray]:
+    """Split (S, d) draws into value variables by label ("means[0,1]" -> "means"), (S, n)."""
+    names = [label.split("[")[0] for label in labels]
+    return {
+        name: theta[:, [i for i, n in enumerate(names) if n == name]]
+        for name in dict.fromkeys(names)
+    }
+
+
+def unconstrained_log_joint(
+    theta: np.ndarray, labels: list[str], spec: MixtureSpec, points: np.ndarray
+) -> np.ndarray:
+    """log p(x, theta) + log abs(det J(theta)) at unconstrained points, in numpy, (S,).
+
+    The density ADVI's q approximates (``models.build_marginal_model`` with
+    ``logp(jacobian=True)``), for every parameterization the models use: free ``means``, or
+    ``means_first`` through PyMC's ordered transform (x_0 = y_0, x_k = x_(k-1) + exp(y_k),
+    log abs(det J) = sum_(k>=1) y_k) plus ``means_rest``; weights through our stick-breaking
+    (:mod:`ppl_mixtures.model.transforms`) or PyMC's simplex transform; learned precisions through
+    log (log abs(det J) = sum y).
+
+    Parameters
+    ----------
+    theta : ndarray of shape (n_draws, d)
+    labels : list of str, length d
+        ADVI's ``fit.details.unconstrained_labels`` (value-variable names with indices, C order).
+    spec : MixtureSpec
+    points : ndarray of shape (n_samples, n_features)
+    """
+    from ppl_mixtures.model.transforms import stick_breaking_backward, stick_breaking_log_jac_det
+
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    n_draws = theta.shape[0]
+    n_components, n_features = spec.n_components, points.shape[1]
+    blocks = _unconstrained_blocks(labels, theta)
+    log_jac = np.zeros(n_draws)
+    if "means" in blocks:
+        means = blocks["means"].reshape(n_draws, n_components, n_features)
+    else:
+        y = blocks["means_first_ordered__"]
+        first = np.cumsum(np.concatenate([y[:, :1], np.exp(y[:, 1:])], axis=1), axis=1)
+        log_jac += y[:, 1:].sum(axis=1)
+        rest = blocks.get("means_rest", np.zeros((n_draws, 0)))
+        means = np.concatenate(
+            [first[:, :, None], rest.reshape(n_draws, n_components, n_features - 1)], axis=2
+        )
+    log_p = log_prior_means(means, spec, n_features)
+    if spec.fixed_weights:
+        weights = np.broadcast_to(spec.fixed_weight_values(), (n_draws, n_components))
+    else:
+        if "weights_stickbreaking__" in blocks:
+            y = blocks["weights_stickbreaking__"]
+            weights = stick_breaking_backward(y)
+            log_jac += stick_breaking_log_jac_det(y)
+        else:
+            from ppl_mixtures.inference.pymc.advi import simplex_backward
+
+            y = blocks["weights_simplex__"]
+            weights = simplex_backward(y)
+            log_jac += _simplex_log_jac_det(y)
+        with np.errstate(divide="ignore"):
+            log_p = log_p + log_dirichlet(np.log(weights), spec.alpha())
+    if spec.learned_obs_sd:
+        log_tau = blocks["obs_precision_log__"].reshape(n_draws, n_components, n_features)
+        tau = np.exp(log_tau)
+        log_jac += log_tau.sum(axis=(1, 2))
+        log_p = log_p + log_gamma(
+            tau, log_tau, spec.precision_prior_shape, spec.precision_prior_rate
+        )
+        obs_sd = np.exp(-0.5 * log_tau)
+    else:
+        obs_sd = spec.known_obs_sd(n_features)
+    return log_p + log_jac + log_likelihood_sum(points, weights, means, obs_sd)
