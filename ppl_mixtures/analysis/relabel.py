@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ppl_mixtures.results import MixtureFit
+from ppl_mixtures.results import MixtureFit, Relabeling
 
 __all__ = ["align_permutations", "apply_permutations", "relabel"]
 
@@ -71,9 +71,9 @@ def _assign_enumerated(cost: np.ndarray) -> np.ndarray:
     perms = np.empty((n, n_components), dtype=np.intp)
     step = max(1, _CHUNK_ELEMENTS // (candidates.size))
     for start in range(0, n, step):
-        block = cost[start:start + step]                              # (b, K, K)
-        total = block[:, rows, candidates].sum(-1)                    # (b, K!)
-        perms[start:start + step] = candidates[np.argmin(total, axis=-1)]
+        block = cost[start : start + step]  # (b, K, K)
+        total = block[:, rows, candidates].sum(-1)  # (b, K!)
+        perms[start : start + step] = candidates[np.argmin(total, axis=-1)]
     return perms
 
 
@@ -88,9 +88,13 @@ def _assign_hungarian(cost: np.ndarray) -> np.ndarray:
 def _assign(means: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Permutations (n_chains, n_draws, K) taking every draw's means closest to ``reference``."""
     n_chains, n_draws, n_components, _ = means.shape
-    cost = ((reference[None, :, None, :] - means.reshape(-1, n_components, 1,
-                                                         means.shape[-1]).swapaxes(1, 2)) ** 2
-            ).sum(-1)                                                 # (n, K_ref, K)
+    cost = (
+        (
+            reference[None, :, None, :]
+            - means.reshape(-1, n_components, 1, means.shape[-1]).swapaxes(1, 2)
+        )
+        ** 2
+    ).sum(-1)  # (n, K_ref, K)
     solve = _assign_enumerated if n_components <= _MAX_ENUMERATED_K else _assign_hungarian
     return solve(cost).reshape(n_chains, n_draws, n_components)
 
@@ -101,8 +105,9 @@ def _permute(draws: np.ndarray, perms: np.ndarray) -> np.ndarray:
     return np.take_along_axis(draws, index, axis=2)
 
 
-def align_permutations(means: np.ndarray, reference: np.ndarray | None = None,
-                       max_iter: int = 20) -> np.ndarray:
+def align_permutations(
+    means: np.ndarray, reference: np.ndarray | None = None, max_iter: int = 20
+) -> np.ndarray:
     """Permutations that align every draw's components to a reference.
 
     Parameters
@@ -128,8 +133,10 @@ def align_permutations(means: np.ndarray, reference: np.ndarray | None = None,
     """
     means = np.asarray(means, dtype=np.float64)
     if means.ndim != 4:
-        raise ValueError(f"means: expected an array of shape (n_chains, n_draws, n_components, "
-                         f"n_features), got shape {means.shape}. Pass fit.draws('means').")
+        raise ValueError(
+            f"means: expected an array of shape (n_chains, n_draws, n_components, "
+            f"n_features), got shape {means.shape}. Pass fit.draws('means')."
+        )
     n_chains, n_draws, n_components, _ = means.shape
     if n_components == 1:
         return np.zeros((n_chains, n_draws, 1), dtype=np.intp)
@@ -202,28 +209,33 @@ def relabel(fit: MixtureFit, reference: MixtureFit | np.ndarray | None = None) -
     Returns
     -------
     MixtureFit
-        Same engine, timings and options; ``extras["relabel"]`` holds the permutations
-        (n_chains, n_draws, n_components), how many draws changed labels, and the max
-        R-hat over the parameters before and after (None with one chain). The input fit
+        Same engine, timings and options; ``relabeling`` (a
+        :class:`~ppl_mixtures.results.Relabeling`) holds the permutations (n_chains,
+        n_draws, n_components), how many draws changed labels, and the max R-hat over
+        the parameters before and after (None with one chain). The input fit
         is not modified; when no draw moves, the posterior values are the original ones.
 
     Examples
     --------
     >>> aligned = relabel(fit)                                   # doctest: +SKIP
-    >>> aligned.extras["relabel"]["rhat_before"], aligned.extras["relabel"]["rhat_after"]
+    >>> aligned.relabeling.rhat_before, aligned.relabeling.rhat_after
     """
     if not isinstance(fit, MixtureFit):
-        raise TypeError(f"fit: expected a MixtureFit, got {type(fit).__name__}. Pass the result "
-                        f"of ppl_mixtures.fit(...).")
+        raise TypeError(
+            f"fit: expected a MixtureFit, got {type(fit).__name__}. Pass the result "
+            f"of ppl_mixtures.fit(...)."
+        )
     if isinstance(reference, MixtureFit):
         reference = reference.posterior_mean("means")
     means = fit.draws("means")
     if reference is not None:
         reference = np.asarray(reference, dtype=float)
         if reference.shape != means.shape[2:]:
-            raise ValueError(f"reference: expected means of shape {means.shape[2:]} "
-                             f"(n_components, n_features), got {reference.shape}. Align fits "
-                             f"of the same K and data.")
+            raise ValueError(
+                f"reference: expected means of shape {means.shape[2:]} "
+                f"(n_components, n_features), got {reference.shape}. Align fits "
+                f"of the same K and data."
+            )
     perms = align_permutations(means, reference)
     identity = np.arange(fit.n_components)
     n_moved = int((perms != identity).any(-1).sum())
@@ -231,8 +243,17 @@ def relabel(fit: MixtureFit, reference: MixtureFit | np.ndarray | None = None) -
     if n_moved:
         idata["posterior"] = apply_permutations(fit.idata["posterior"].to_dataset(), perms)
     relabeled = fit.replace(idata=idata)
-    info = {"permutations": perms, "draws_relabeled": n_moved,
-            "rhat_before": _rhat_max(fit), "rhat_after": _rhat_max(relabeled)}
-    logger.debug("relabel %s: %d draws relabeled, rhat %s -> %s", fit.engine, n_moved,
-                 info["rhat_before"], info["rhat_after"])
-    return relabeled.replace(extras={**fit.extras, "relabel": info})
+    info = Relabeling(
+        permutations=perms,
+        draws_relabeled=n_moved,
+        rhat_before=_rhat_max(fit),
+        rhat_after=_rhat_max(relabeled),
+    )
+    logger.debug(
+        "relabel %s: %d draws relabeled, rhat %s -> %s",
+        fit.engine,
+        n_moved,
+        info.rhat_before,
+        info.rhat_after,
+    )
+    return relabeled.replace(relabeling=info)
