@@ -27,8 +27,13 @@ def _oracle_by_covariance(points, spec):
 
 
 def test_single_point_is_the_prior_predictive_mixture():
-    spec = MixtureSpec(n_components=3, mean_prior_mean=(0.5, -1.0), mean_prior_sd=(2.0, 0.7),
-                       dirichlet_alpha=(1.0, 2.0, 0.5), obs_sd=(1.5, 0.3))
+    spec = MixtureSpec(
+        n_components=3,
+        mean_prior_mean=(0.5, -1.0),
+        mean_prior_sd=(2.0, 0.7),
+        dirichlet_alpha=(1.0, 2.0, 0.5),
+        obs_sd=(1.5, 0.3),
+    )
     x = np.array([[0.3, -2.0]])
     scale = np.sqrt(np.array([2.0, 0.7]) ** 2 + np.array([1.5, 0.3]) ** 2)
     per_component = norm(loc=[0.5, -1.0], scale=scale).logpdf(x).sum()
@@ -39,8 +44,9 @@ def test_single_point_is_the_prior_predictive_mixture():
 def test_one_component_is_the_conjugate_marginal_likelihood():
     rng = np.random.default_rng(3)
     points = rng.normal(size=(7, 2)) * [1.0, 3.0] + [2.0, -1.0]
-    spec = MixtureSpec(n_components=1, mean_prior_mean=(1.0, 0.0), mean_prior_sd=(2.0, 0.5),
-                       obs_sd=(0.8, 2.5))
+    spec = MixtureSpec(
+        n_components=1, mean_prior_mean=(1.0, 0.0), mean_prior_sd=(2.0, 0.5), obs_sd=(0.8, 2.5)
+    )
     expected = 0.0
     for f, (m0, s0, sd) in enumerate([(1.0, 2.0, 0.8), (0.0, 0.5, 2.5)]):
         cov = s0**2 * np.ones((7, 7)) + sd**2 * np.eye(7)
@@ -52,35 +58,69 @@ def test_one_component_is_the_conjugate_marginal_likelihood():
 def test_matches_the_covariance_oracle(weights):
     rng = np.random.default_rng(5)
     points = rng.normal(size=(5, 2)) * 2.0
-    spec = MixtureSpec(n_components=3, mean_prior_mean=0.3, mean_prior_sd=(1.5, 2.5),
-                       weights=weights, dirichlet_alpha=(0.5, 1.0, 3.0), obs_sd=(1.0, 0.6))
-    assert exact_log_evidence(points, spec) == pytest.approx(_oracle_by_covariance(points, spec),
-                                                             rel=1e-11)
+    spec = MixtureSpec(
+        n_components=3,
+        mean_prior_mean=0.3,
+        mean_prior_sd=(1.5, 2.5),
+        weights=weights,
+        dirichlet_alpha=(0.5, 1.0, 3.0),
+        obs_sd=(1.0, 0.6),
+    )
+    assert exact_log_evidence(points, spec) == pytest.approx(
+        _oracle_by_covariance(points, spec), rel=1e-11
+    )
+
+
+def _one_pass(points, spec):
+    """log p(x, z) for all K^N assignments at once, (K^N,), and the assignments (K^N, N).
+
+    Each component's mean integrates out by Bayes' identity p(y) = p(y | m) p(m) / p(m | y)
+    at m = the posterior mean (an independent route to the closed form: no completing of the
+    square), per component and feature; p(z) is the Dirichlet-multinomial of one labelled
+    sequence.
+    """
+    n, d = points.shape
+    k = spec.n_components
+    z = np.stack(np.meshgrid(*[np.arange(k)] * n, indexing="ij"), axis=-1).reshape(-1, n)
+    one_hot = (z[..., None] == np.arange(k)).astype(float)  # (A, N, K)
+    counts = one_hot.sum(1)[..., None]  # (A, K, 1)
+    s1 = np.einsum("ank,nd->akd", one_hot, points)
+    s2 = np.einsum("ank,nd->akd", one_hot, points**2)
+    m0, tau2 = spec.prior_mean(d), spec.prior_sd(d) ** 2
+    sigma2 = spec.known_obs_sd(d) ** 2  # (K, D)
+    post_var = 1.0 / (1.0 / tau2 + counts / sigma2)
+    post_mean = post_var * (m0 / tau2 + s1 / sigma2)
+    log_lik = -0.5 * counts * np.log(2 * np.pi * sigma2) - (
+        s2 - 2 * post_mean * s1 + counts * post_mean**2
+    ) / (2 * sigma2)
+    log_prior = norm.logpdf(post_mean, m0, np.sqrt(tau2))
+    log_post = -0.5 * np.log(2 * np.pi * post_var)  # at its mean
+    alpha = spec.alpha()
+    log_pz = (
+        gammaln(alpha.sum())
+        - gammaln(alpha.sum() + n)
+        + (gammaln(alpha + counts[..., 0]) - gammaln(alpha)).sum(-1)
+    )
+    return log_pz + (log_lik + log_prior - log_post).sum((1, 2)), z
 
 
 def test_blocks_agree_with_one_pass():
-    # K^N = 3^11 = 177147 > the 65536-assignment block: exercises the blockwise logsumexp
+    # K^N = 3^11 = 177 147 assignments, more than one block of 65 536: the blockwise
+    # logsumexp (exact_log_evidence) and the running-max accumulation (exact_posterior) must
+    # give the one-pass answer over every assignment at once
     rng = np.random.default_rng(0)
-    points = rng.normal(size=11)
+    points = rng.normal(size=(11, 1)) * 2.0
     spec = MixtureSpec(n_components=3, mean_prior_sd=2.0, dirichlet_alpha=0.7, obs_sd=1.0)
-    whole = exact_log_evidence(points, spec)
-    # permuting the points leaves the evidence unchanged (exchangeability)
-    assert exact_log_evidence(points[::-1], spec) == pytest.approx(whole, rel=1e-12)
-    assert np.isfinite(whole)
-
-
-def test_refuses_learned_obs_sd():
-    spec = MixtureSpec(n_components=2, obs_sd="learned")
-    with pytest.raises(NotImplementedError, match="exact_log_evidence needs a known obs_sd"):
-        exact_log_evidence([0.0, 1.0], spec)
-
-
-def test_refuses_too_many_assignments():
-    spec = MixtureSpec(n_components=3)
-    assert 3**14 > MAX_ASSIGNMENTS
-    with pytest.raises(ValueError, match=r"expected at most 2000000 assignments .* got 3\*\*14.*"
-                                         r"points\[:13\]"):
-        exact_log_evidence(np.zeros(14), spec)
+    log_joint, z = _one_pass(points, spec)
+    log_z = logsumexp(log_joint)
+    # rel 1e-12: float64 sums of 1.8e5 terms of size ~20 nats round to ~1e-14 relative
+    assert exact_log_evidence(points, spec) == pytest.approx(log_z, rel=1e-12)
+    post = exact_posterior(points, spec)
+    assert post.log_evidence == pytest.approx(log_z, rel=1e-12)
+    weight = np.exp(log_joint - log_z)  # p(z | x)
+    same = z[:, :, None] == z[:, None, :]  # (A, N, N)
+    expected = np.einsum("a,aij->ij", weight, same)
+    np.testing.assert_allclose(post.coclustering, expected, rtol=0, atol=1e-12)
 
 
 # ------------------------------------------------------------------ exact_posterior
@@ -98,13 +138,19 @@ def _brute_force(points, spec):
         if spec.fixed_weights:
             log_pz = -n * np.log(k)
         else:
-            log_pz = (gammaln(alpha.sum()) - gammaln(alpha.sum() + n)
-                      + np.sum(gammaln(alpha + counts) - gammaln(alpha)))
+            log_pz = (
+                gammaln(alpha.sum())
+                - gammaln(alpha.sum() + n)
+                + np.sum(gammaln(alpha + counts) - gammaln(alpha))
+            )
         same = (z[:, None] == z[None, :]).astype(float)
-        log_px = sum(multivariate_normal(np.full(n, spec.prior_mean(d)[f]),
-                                         np.diag(obs_sd[z, f] ** 2)
-                                         + spec.prior_sd(d)[f] ** 2 * same).logpdf(points[:, f])
-                     for f in range(d))
+        log_px = sum(
+            multivariate_normal(
+                np.full(n, spec.prior_mean(d)[f]),
+                np.diag(obs_sd[z, f] ** 2) + spec.prior_sd(d)[f] ** 2 * same,
+            ).logpdf(points[:, f])
+            for f in range(d)
+        )
         out.append((z, log_pz + log_px))
     return out
 
@@ -121,9 +167,14 @@ def _case(n, k, d, weights, seed=7):
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=2.0, size=(k, d))
     points = centers[rng.integers(k, size=n)] + rng.normal(scale=0.7, size=(n, d))
-    spec = MixtureSpec(n_components=k, mean_prior_mean=0.2, mean_prior_sd=1.8,
-                       weights=weights, dirichlet_alpha=tuple(np.linspace(0.5, 2.0, k)),
-                       obs_sd=tuple(np.linspace(0.6, 1.1, d)))
+    spec = MixtureSpec(
+        n_components=k,
+        mean_prior_mean=0.2,
+        mean_prior_sd=1.8,
+        weights=weights,
+        dirichlet_alpha=tuple(np.linspace(0.5, 2.0, k)),
+        obs_sd=tuple(np.linspace(0.6, 1.1, d)),
+    )
     return points, spec
 
 
@@ -147,8 +198,10 @@ def test_predictive_is_the_evidence_ratio(n, k, d, weights):
     post = exact_posterior(points, spec)
     new = np.random.default_rng(1).normal(scale=2.5, size=(3, d))
     log_z = logsumexp([lp for _, lp in _brute_force(points, spec)])
-    expected = [logsumexp([lp for _, lp in _brute_force(np.vstack([points, row]), spec)]) - log_z
-                for row in new]
+    expected = [
+        logsumexp([lp for _, lp in _brute_force(np.vstack([points, row]), spec)]) - log_z
+        for row in new
+    ]
     got = post.predictive_logpdf(new)
     assert got.shape == (3,)
     np.testing.assert_allclose(got, expected, rtol=1e-10)
@@ -163,7 +216,9 @@ def test_coclustering_is_a_probability_matrix():
     assert not c.flags.writeable
     # two far-apart pairs: together with their partner, apart from the others
     far = np.array([-6.0, -5.8, 6.1, 5.9])
-    c = exact_posterior(far, MixtureSpec(n_components=2, mean_prior_sd=5.0, obs_sd=0.5)).coclustering
+    c = exact_posterior(
+        far, MixtureSpec(n_components=2, mean_prior_sd=5.0, obs_sd=0.5)
+    ).coclustering
     assert c[0, 1] > 0.99 and c[2, 3] > 0.99 and c[0, 2] < 0.01
 
 
@@ -181,19 +236,48 @@ def test_exact_feasible_states_the_limit():
         assert k**n <= MAX_ASSIGNMENTS < k ** (n + 1)
         assert exact_feasible(n, k) and not exact_feasible(n + 1, k)
     assert exact_feasible(10**6, 1)
-    with pytest.raises(ValueError, match=r"^n_samples: expected an integer >= 1, got 0"):
-        exact_feasible(0, 2)
-    with pytest.raises(TypeError, match=r"^n_components: expected an integer, got"):
-        exact_feasible(5, 2.5)
 
 
-def test_exact_posterior_refuses_what_it_cannot_do():
-    with pytest.raises(NotImplementedError, match="exact_posterior needs a known obs_sd"):
-        exact_posterior([0.0, 1.0], MixtureSpec(n_components=2, obs_sd="learned"))
-    with pytest.raises(ValueError, match=r"got 2\*\*21"):
-        exact_posterior(np.zeros(21), MixtureSpec(n_components=2))
-    post = exact_posterior([0.0, 1.0, 3.0], MixtureSpec(n_components=2))
-    with pytest.raises(ValueError, match=r"^new_points: expected 1 features .* got 2"):
-        post.predictive_logpdf(np.zeros((4, 2)))
-    with pytest.raises(TypeError, match=r"^spec: expected a MixtureSpec"):
-        exact_posterior([0.0, 1.0], {"n_components": 2})
+BAD_INPUT = [  # (call, error, pinned message)
+    (
+        lambda: exact_log_evidence([0.0, 1.0], MixtureSpec(n_components=2, obs_sd="learned")),
+        NotImplementedError,
+        "exact_log_evidence needs a known obs_sd",
+    ),
+    (
+        lambda: exact_posterior([0.0, 1.0], MixtureSpec(n_components=2, obs_sd="learned")),
+        NotImplementedError,
+        "exact_posterior needs a known obs_sd",
+    ),
+    # 3**14 = 4 782 969 > MAX_ASSIGNMENTS = 2 000 000 >= 3**13
+    (
+        lambda: exact_log_evidence(np.zeros(14), MixtureSpec(n_components=3)),
+        ValueError,
+        r"expected at most 2000000 assignments .* got 3\*\*14.*points\[:13\]",
+    ),
+    (
+        lambda: exact_posterior(np.zeros(21), MixtureSpec(n_components=2)),
+        ValueError,
+        r"got 2\*\*21.*points\[:20\]",
+    ),
+    (
+        lambda: exact_posterior([0.0, 1.0, 3.0], MixtureSpec(n_components=2)).predictive_logpdf(
+            np.zeros((4, 2))
+        ),
+        ValueError,
+        r"^new_points: expected 1 features .* got 2",
+    ),
+    (
+        lambda: exact_posterior([0.0, 1.0], {"n_components": 2}),
+        TypeError,
+        r"^spec: expected a MixtureSpec",
+    ),
+    (lambda: exact_feasible(0, 2), ValueError, r"^n_samples: expected an integer >= 1, got 0"),
+    (lambda: exact_feasible(5, 2.5), TypeError, r"^n_components: expected an integer, got"),
+]
+
+
+@pytest.mark.parametrize("call, error, message", BAD_INPUT)
+def test_bad_input_is_refused_with_a_message_that_teaches(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

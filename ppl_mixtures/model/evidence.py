@@ -23,28 +23,42 @@ The limit: :func:`exact_feasible` says whether K^N <= :data:`MAX_ASSIGNMENTS`
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.special import gammaln, logsumexp
 
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.validation import check_int, check_points
 
-__all__ = ["MAX_ASSIGNMENTS", "ExactPosterior", "exact_feasible", "exact_log_evidence",
-           "exact_posterior"]
+__all__ = [
+    "MAX_ASSIGNMENTS",
+    "ExactPosterior",
+    "exact_feasible",
+    "exact_log_evidence",
+    "exact_posterior",
+]
 
 #: Largest number of assignments K^N that the exact functions enumerate.
 MAX_ASSIGNMENTS = 2_000_000
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
-_CHUNK = 65_536          # assignments per vectorized block (bounds memory to a few MB)
+_CHUNK = 65_536  # assignments per vectorized block (bounds memory to a few MB)
 _CHUNK_ELEMENTS = 2**22  # floats of the largest (assignments, new points, K) block
 
 
 # ------------------------------------------------------------------ conjugate pieces
-def _log_marginal_normal(n, s1, s2, prior_mean, prior_var, obs_var):
+def _log_marginal_normal(
+    n: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    prior_mean: ArrayLike,
+    prior_var: ArrayLike,
+    obs_var: ArrayLike,
+) -> np.ndarray:
     """log p(y_1..y_n) for y_j ~ N(mu, obs_var), mu ~ N(prior_mean, prior_var), mu integrated.
 
     Parameters
@@ -70,10 +84,12 @@ def _log_marginal_normal(n, s1, s2, prior_mean, prior_var, obs_var):
     """
     sum_c = s1 - n * prior_mean
     sum_c2 = s2 - 2.0 * prior_mean * s1 + n * prior_mean**2
-    return (-0.5 * n * (_LOG_2PI + np.log(obs_var))
-            - 0.5 * np.log1p(n * prior_var / obs_var)
-            - 0.5 * sum_c2 / obs_var
-            + 0.5 * prior_var * sum_c**2 / (obs_var * (obs_var + n * prior_var)))
+    return (
+        -0.5 * n * (_LOG_2PI + np.log(obs_var))
+        - 0.5 * np.log1p(n * prior_var / obs_var)
+        - 0.5 * sum_c2 / obs_var
+        + 0.5 * prior_var * sum_c**2 / (obs_var * (obs_var + n * prior_var))
+    )
 
 
 def _assignments(start: int, stop: int, n_samples: int, n_components: int) -> np.ndarray:
@@ -88,7 +104,9 @@ def _one_hot(z: np.ndarray, n_components: int) -> np.ndarray:
     return (z[:, :, None] == np.arange(n_components)).astype(np.float64)
 
 
-def _block_stats(one_hot: np.ndarray, points: np.ndarray):
+def _block_stats(
+    one_hot: np.ndarray, points: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """counts (A, K), sums s1 (A, K, D) and sums of squares s2 (A, K, D) per assignment."""
     n_assign, n_samples, n_components = one_hot.shape
     rows = one_hot.transpose(0, 2, 1).reshape(n_assign * n_components, n_samples)  # one GEMM
@@ -102,26 +120,42 @@ def _log_prior_z(counts: np.ndarray, n_samples: int, spec: MixtureSpec) -> np.nd
     if spec.fixed_weights:
         return -n_samples * np.log(spec.n_components)
     alpha = spec.alpha()  # Dirichlet-multinomial: B(alpha + n(z)) / B(alpha)
-    return (gammaln(alpha.sum()) - gammaln(alpha.sum() + n_samples)
-            + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=1))
+    return (
+        gammaln(alpha.sum())
+        - gammaln(alpha.sum() + n_samples)
+        + (gammaln(alpha + counts) - gammaln(alpha)).sum(axis=1)
+    )
 
 
-def _log_joint_from_stats(counts, s1, s2, n_samples, spec, n_features):
+def _log_joint_from_stats(
+    counts: np.ndarray,
+    s1: np.ndarray,
+    s2: np.ndarray,
+    n_samples: int,
+    spec: MixtureSpec,
+    n_features: int,
+) -> np.ndarray:
     """Eq. (1): log p(z) + log p(x | z), means (and weights) integrated, shape (A,)."""
-    obs_var = spec.known_obs_sd(n_features) ** 2                             # (K, D)
-    log_lik = _log_marginal_normal(counts[:, :, None], s1, s2, spec.prior_mean(n_features),
-                                   spec.prior_sd(n_features) ** 2, obs_var).sum(axis=(1, 2))
+    obs_var = spec.known_obs_sd(n_features) ** 2  # (K, D)
+    log_lik = _log_marginal_normal(
+        counts[:, :, None],
+        s1,
+        s2,
+        spec.prior_mean(n_features),
+        spec.prior_sd(n_features) ** 2,
+        obs_var,
+    ).sum(axis=(1, 2))
     return _log_prior_z(counts, n_samples, spec) + log_lik
 
 
-def _log_joint_block(z, points, spec):
+def _log_joint_block(z: np.ndarray, points: np.ndarray, spec: MixtureSpec) -> np.ndarray:
     """log p(z) + log p(x | z) with means (and weights) integrated, shape (n_assign,)."""
     n_samples, n_features = points.shape
     counts, s1, s2 = _block_stats(_one_hot(z, spec.n_components), points)
     return _log_joint_from_stats(counts, s1, s2, n_samples, spec, n_features)
 
 
-def _blocks(n_samples: int, n_components: int, chunk: int = _CHUNK):
+def _blocks(n_samples: int, n_components: int, chunk: int = _CHUNK) -> Iterator[np.ndarray]:
     """Consecutive assignment blocks (A, N) covering all K^N assignments."""
     total = n_components**n_samples
     for start in range(0, total, chunk):
@@ -162,25 +196,31 @@ def exact_feasible(n_samples: int, n_components: int) -> bool:
 
 def _check(points: Any, spec: Any, who: str) -> np.ndarray:
     if not isinstance(spec, MixtureSpec):
-        raise TypeError(f"spec: expected a MixtureSpec, got {type(spec).__name__}. "
-                        f"Build one with MixtureSpec(n_components=...).")
+        raise TypeError(
+            f"spec: expected a MixtureSpec, got {type(spec).__name__}. "
+            f"Build one with MixtureSpec(n_components=...)."
+        )
     if spec.learned_obs_sd:
-        raise NotImplementedError(f"spec.obs_sd: {who} needs a known obs_sd, got "
-                                  f"'learned'. Use a known obs_sd, or an estimate of the "
-                                  f"evidence (the 'smc' engine, or the 'cavi' ELBO as a bound).")
+        raise NotImplementedError(
+            f"spec.obs_sd: {who} needs a known obs_sd, got "
+            f"'learned'. Use a known obs_sd, or an estimate of the "
+            f"evidence (the 'smc' engine, or the 'cavi' ELBO as a bound)."
+        )
     points = check_points(points)
     spec.check_features(points.shape[1])
     n_samples = points.shape[0]
     n_components = spec.n_components
     if not exact_feasible(n_samples, n_components):
-        raise ValueError(f"points: expected at most {MAX_ASSIGNMENTS} assignments "
-                         f"(n_components ** n_samples), got {n_components}**{n_samples}. "
-                         f"Enumerate fewer points (e.g. points[:{_max_n(n_components)}]).")
+        raise ValueError(
+            f"points: expected at most {MAX_ASSIGNMENTS} assignments "
+            f"(n_components ** n_samples), got {n_components}**{n_samples}. "
+            f"Enumerate fewer points (e.g. points[:{_max_n(n_components)}])."
+        )
     return points
 
 
 # ------------------------------------------------------------------ log evidence
-def exact_log_evidence(points, spec: MixtureSpec) -> float:
+def exact_log_evidence(points: ArrayLike, spec: MixtureSpec) -> float:
     """The exact log marginal likelihood log p(x) of ``spec``, by enumeration.
 
     Parameters
@@ -222,8 +262,9 @@ def exact_log_evidence(points, spec: MixtureSpec) -> float:
     """
     points = _check(points, spec, "exact_log_evidence")
     n_samples = points.shape[0]
-    blocks = [logsumexp(_log_joint_block(z, points, spec))
-              for z in _blocks(n_samples, spec.n_components)]
+    blocks = [
+        logsumexp(_log_joint_block(z, points, spec)) for z in _blocks(n_samples, spec.n_components)
+    ]
     return float(logsumexp(blocks))
 
 
@@ -251,7 +292,7 @@ class ExactPosterior:
     points: np.ndarray
     spec: MixtureSpec
 
-    def predictive_logpdf(self, new_points) -> np.ndarray:
+    def predictive_logpdf(self, new_points: ArrayLike) -> np.ndarray:
         """The posterior predictive log density log p(x_new | x) at each new point, exactly.
 
         Parameters
@@ -281,40 +322,46 @@ class ExactPosterior:
         new = check_points(new_points, name="new_points")
         n_samples, n_features = self.points.shape
         if new.shape[1] != n_features:
-            raise ValueError(f"new_points: expected {n_features} features (the data's), got "
-                             f"{new.shape[1]}. Pass points with the columns of the data.")
+            raise ValueError(
+                f"new_points: expected {n_features} features (the data's), got "
+                f"{new.shape[1]}. Pass points with the columns of the data."
+            )
         spec = self.spec
         n_components = spec.n_components
         chunk = max(1, _CHUNK_ELEMENTS // (new.shape[0] * n_components * n_features))
         out = np.full(new.shape[0], -np.inf)
         for z in _blocks(n_samples, n_components, min(chunk, _CHUNK)):
             counts, s1, s2 = _block_stats(_one_hot(z, n_components), self.points)
-            log_post = (_log_joint_from_stats(counts, s1, s2, n_samples, spec, n_features)
-                        - self.log_evidence)                                  # (A,) eq. (3)
+            log_post = (
+                _log_joint_from_stats(counts, s1, s2, n_samples, spec, n_features)
+                - self.log_evidence
+            )  # (A,) eq. (3)
             log_pred = _log_predictive_given_z(new, counts, s1, n_samples, spec)  # (A, M)
             out = np.logaddexp(out, logsumexp(log_post[:, None] + log_pred, axis=0))
         return out
 
 
-def _log_predictive_given_z(new, counts, s1, n_samples, spec) -> np.ndarray:
+def _log_predictive_given_z(
+    new: np.ndarray, counts: np.ndarray, s1: np.ndarray, n_samples: int, spec: MixtureSpec
+) -> np.ndarray:
     """log p(x_new | z, x) for every assignment and new point, shape (A, M)."""
     n_features = new.shape[1]
-    prior_prec = spec.prior_sd(n_features) ** -2.0                          # (D,)
-    obs_var = spec.known_obs_sd(n_features) ** 2                            # (K, D)
-    lam = prior_prec + counts[:, :, None] / obs_var                         # (A, K, D)
+    prior_prec = spec.prior_sd(n_features) ** -2.0  # (D,)
+    obs_var = spec.known_obs_sd(n_features) ** 2  # (K, D)
+    lam = prior_prec + counts[:, :, None] / obs_var  # (A, K, D)
     mean = (spec.prior_mean(n_features) * prior_prec + s1 / obs_var) / lam
     var = 1.0 / lam + obs_var
     if spec.fixed_weights:
         log_w = np.full(counts.shape, -np.log(spec.n_components))
     else:
         alpha = spec.alpha()
-        log_w = np.log(alpha + counts) - np.log(alpha.sum() + n_samples)    # (A, K)
-    diff = new[None, :, None, :] - mean[:, None, :, :]                      # (A, M, K, D)
+        log_w = np.log(alpha + counts) - np.log(alpha.sum() + n_samples)  # (A, K)
+    diff = new[None, :, None, :] - mean[:, None, :, :]  # (A, M, K, D)
     log_norm = -0.5 * (np.log(2.0 * np.pi * var)[:, None] + diff**2 / var[:, None]).sum(-1)
     return logsumexp(log_w[:, None, :] + log_norm, axis=-1)
 
 
-def exact_posterior(points, spec: MixtureSpec) -> ExactPosterior:
+def exact_posterior(points: ArrayLike, spec: MixtureSpec) -> ExactPosterior:
     """Log evidence, co-clustering and posterior predictive of ``spec``, by enumeration.
 
     Parameters
@@ -354,26 +401,33 @@ def exact_posterior(points, spec: MixtureSpec) -> ExactPosterior:
     points = _check(points, spec, "exact_posterior")
     n_samples, n_features = points.shape
     n_components = spec.n_components
-    scale = -np.inf                       # log of the factor the accumulators are divided by
-    total = 0.0                           # sum_z exp(log p(x, z) - scale)
+    scale = -np.inf  # log of the factor the accumulators are divided by
+    total = 0.0  # sum_z exp(log p(x, z) - scale)
     pairs = np.zeros((n_samples, n_samples))
     for z in _blocks(n_samples, n_components):
         one_hot = _one_hot(z, n_components)
-        log_joint = _log_joint_from_stats(*_block_stats(one_hot, points), n_samples, spec,
-                                          n_features)
+        log_joint = _log_joint_from_stats(
+            *_block_stats(one_hot, points), n_samples, spec, n_features
+        )
         new_scale = max(scale, float(log_joint.max()))
         shrink = np.exp(scale - new_scale) if np.isfinite(scale) else 0.0
-        weight = np.exp(log_joint - new_scale)                                # (A,)
+        weight = np.exp(log_joint - new_scale)  # (A,)
         total = total * shrink + weight.sum()
-        pairs = pairs * shrink + sum((one_hot[:, :, k] * weight[:, None]).T @ one_hot[:, :, k]
-                                     for k in range(n_components))          # (N, N)
+        pairs = pairs * shrink + sum(
+            (one_hot[:, :, k] * weight[:, None]).T @ one_hot[:, :, k] for k in range(n_components)
+        )  # (N, N)
         scale = new_scale
     coclustering = pairs / total
-    coclustering = 0.5 * (coclustering + coclustering.T)    # exact symmetry against round-off
+    coclustering = 0.5 * (coclustering + coclustering.T)  # exact symmetry against round-off
     np.fill_diagonal(coclustering, 1.0)
     coclustering = np.clip(coclustering, 0.0, 1.0)
     coclustering.setflags(write=False)
     data = points.copy()
     data.setflags(write=False)
-    return ExactPosterior(log_evidence=float(scale + np.log(total)), coclustering=coclustering,
-                          n_assignments=int(n_components**n_samples), points=data, spec=spec)
+    return ExactPosterior(
+        log_evidence=float(scale + np.log(total)),
+        coclustering=coclustering,
+        n_assignments=int(n_components**n_samples),
+        points=data,
+        spec=spec,
+    )
