@@ -1,13 +1,14 @@
 """Stochastic variational inference (SVI) for the MixtureSpec model: CAVI's family on minibatches.
 
 Hoffman, Blei, Wang & Paisley (2013, JMLR 14, §2; also Blei et al. 2017, §4.3). Same
-mean-field q as ``cavi`` (``_conjugate.VariationalParams``). One step:
+mean-field q as ``cavi`` (``meanfield.VariationalParams``). One step:
 
 1. draw a minibatch B of S points uniformly (with replacement) from the N points;
-2. local step: the optimal q(z_i) for i in B given the current global factors (one fused
-   pass over the batch, ``_kernels.one_pass``);
-3. intermediate globals lambda-hat: the CAVI update computed as if the data were the
-   batch repeated N/S times (the batch statistics scaled by N/S);
+2. local step: the optimal q(z_i) for i in B given the current global factors, reduced to
+   the batch's sufficient statistics (``stats.one_pass``);
+3. intermediate globals lambda-hat: the CAVI update (``meanfield.update_globals``) computed
+   as if the data were the batch repeated N/S times (``stats.scaled``: N_k, the entropy
+   and the log-normalizer scale by N/S; x̄_k and S_k, being averages, do not);
 4. a natural-gradient step on each global factor's natural parameters,
    lambda <- (1 - rho_t) lambda + rho_t lambda-hat, with the Robbins-Monro schedule
    rho_t = (t + tau)^-kappa, tau >= 0 (delay), kappa in (0.5, 1] (forgetting rate).
@@ -19,26 +20,38 @@ m/s2; for q(w) = Dir(conc), conc; for q(tau_kd) = Gamma(shape, rate), shape and 
 
 The ELBO trace holds, at each step, an unbiased estimate in full-data nats of the ELBO of
 the *current* globals with every q(z_i) at its optimum: the global terms exactly, plus
-N/S times the batch's local terms (E[log p(x_i, z_i | ...)] + entropy of q(z_i)).
-``extras["elbo_final"]`` is the exact ELBO of the returned q, from one full pass.
+N/S times the batch's local terms. ``fit.elbo_estimate`` is the exact ELBO of the
+returned q, from one full pass.
 """
 
 from __future__ import annotations
 
-import numbers
-import warnings
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ppl_mixtures import validation as v
-from ppl_mixtures.inference.conjugate import common as conj
+from ppl_mixtures.inference.conjugate import driver
+from ppl_mixtures.inference.conjugate import meanfield as mf
+from ppl_mixtures.inference.conjugate.elbo import elbo
+from ppl_mixtures.inference.conjugate.stats import one_pass, scaled
 from ppl_mixtures.inference.registry import Engine
-from ppl_mixtures.kernels import estep as kernels
+from ppl_mixtures.kernels.estep import warm_up
 from ppl_mixtures.model.spec import MixtureSpec
-from ppl_mixtures.results import ConvergenceWarning, MixtureFit, Timings, make_idata, stopwatch
+from ppl_mixtures.results import Estimate, MixtureFit, Timings, make_idata, stopwatch
 
-__all__ = ["ENGINES", "SviInfo", "SviState", "exact_elbo", "fit", "init", "step"]
+__all__ = [
+    "ENGINES",
+    "Options",
+    "SviDetails",
+    "SviInfo",
+    "SviState",
+    "exact_elbo",
+    "fit",
+    "init",
+    "step",
+]
 
 
 class SviState(NamedTuple):
@@ -46,7 +59,7 @@ class SviState(NamedTuple):
 
     Attributes
     ----------
-    params : _conjugate.VariationalParams
+    params : meanfield.VariationalParams
         The global factors of q.
     n_iter : int
         Steps taken (t); step t + 1 uses rho = (t + 1 + tau)^-kappa.
@@ -55,7 +68,7 @@ class SviState(NamedTuple):
         a step is a pure function of its inputs.
     """
 
-    params: conj.VariationalParams
+    params: mf.VariationalParams
     n_iter: int
     batch_seed: int
 
@@ -79,9 +92,77 @@ class SviInfo(NamedTuple):
     counts: np.ndarray
 
 
-def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None,
-         init: str = "kmeans++") -> SviState:
-    """Start from the same q as ``cavi.init`` (centers, hard assignments, global update).
+@dataclass(frozen=True, kw_only=True)
+class Options(driver.RestartOptions):
+    """SVI's options (``fit(points, spec, **options)``); shared ones in RestartOptions."""
+
+    n_iter: int = field(default=2000, metadata={"help": "minibatch steps per restart"})
+    batch_size: int = field(
+        default=1000,
+        metadata={"help": "points per minibatch (drawn with replacement; capped at n_samples)"},
+    )
+    tau: float = field(
+        default=1.0, metadata={"help": "delay >= 0 of the step sizes rho_t = (t + tau)^-kappa"}
+    )
+    kappa: float = field(default=0.7, metadata={"help": "forgetting rate in (0.5, 1]"})
+    tol: float | None = field(
+        default=None,
+        metadata={
+            "help": "stop when an epoch's mean ELBO estimate changes by at most tol (relative); "
+            "None: run all n_iter steps"
+        },
+    )
+    n_draws: int = field(default=1000, metadata={"help": "draws from q stored in the posterior"})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        set_ = object.__setattr__
+        set_(self, "n_iter", v.check_int("n_iter", self.n_iter, minimum=1))
+        set_(self, "batch_size", v.check_int("batch_size", self.batch_size, minimum=1))
+        set_(
+            self,
+            "tau",
+            v.check_real(
+                "tau",
+                self.tau,
+                minimum=0.0,
+                hint="Use e.g. tau=1.0 (tau is the delay of the step-size schedule)",
+            ),
+        )
+        set_(self, "kappa", v.check_positive("kappa", self.kappa))
+        if not 0.5 < self.kappa <= 1.0:
+            raise ValueError(
+                f"kappa: expected a forgetting rate in (0.5, 1], got {self.kappa!r}. "
+                f"Use e.g. kappa=0.7 (the Robbins-Monro conditions need > 0.5)."
+            )
+        if self.tol is not None:
+            set_(self, "tol", v.check_positive("tol", self.tol))
+        set_(self, "n_draws", v.check_int("n_draws", self.n_draws, minimum=1))
+
+
+@dataclass(frozen=True, eq=False)
+class SviDetails:
+    """SVI's own results (``fit.details``).
+
+    Attributes
+    ----------
+    variational_params : dict of str -> ndarray
+        The kept q's parameters (see ``meanfield.VariationalParams``; None entries left out).
+    step_sizes : ndarray of shape (n_iter,)
+        rho_t of every step of the kept restart.
+    elbo_estimator : str
+        What ``fit.elbo`` holds, in words.
+    """
+
+    variational_params: dict[str, np.ndarray]
+    step_sizes: np.ndarray
+    elbo_estimator: str
+
+
+def init(
+    points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None, init: str = "kmeans++"
+) -> SviState:
+    """Start from the same kind of q as ``cavi.init`` (centers, hard assignments, update).
 
     Parameters
     ----------
@@ -96,36 +177,42 @@ def init(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = Non
     SviState
     """
     random_seed = v.check_seed(random_seed)
-    v.check_choice("init", init, tuple(kernels.INITS))
-    center_seed, batch_seed = kernels.restart_seeds(random_seed, 2)
-    centers = kernels.INITS[init](points, spec.n_components, np.random.default_rng(center_seed))
-    return SviState(conj.initial_params(points, spec, centers), 0, batch_seed)
+    v.check_choice("init", init, tuple(driver.INITS))
+    center_seed, batch_seed = driver.restart_seeds(random_seed, 2)
+    centers = driver.INITS[init](points, spec.n_components, np.random.default_rng(center_seed))
+    return SviState(mf.initial_params(points, spec, centers), 0, batch_seed)
 
 
-def _scaled(stats: kernels.PassStats, factor: float) -> kernels.PassStats:
-    return kernels.PassStats(stats.counts * factor, stats.sum_dev * factor,
-                             stats.sum_sq_dev * factor, stats.sum_r_log_r * factor,
-                             stats.sum_log_norm * factor)
-
-
-def _natural_step(old: conj.VariationalParams, target: conj.VariationalParams,
-                  rho: float) -> conj.VariationalParams:
+def _natural_step(
+    old: mf.VariationalParams, target: mf.VariationalParams, rho: float
+) -> mf.VariationalParams:
     """(1 - rho) old + rho target in each factor's natural parameters."""
     old_prec, target_prec = 1.0 / old.mean_var, 1.0 / target.mean_var
     prec = (1.0 - rho) * old_prec + rho * target_prec
     loc = ((1.0 - rho) * old_prec * old.mean_loc + rho * target_prec * target.mean_loc) / prec
 
-    def mix(a, b):
-        return None if a is None else (1.0 - rho) * a + rho * b
+    def mix(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None or b is None else (1.0 - rho) * a + rho * b
 
-    return conj.VariationalParams(loc, 1.0 / prec, mix(old.weight_conc, target.weight_conc),
-                                  mix(old.prec_shape, target.prec_shape),
-                                  mix(old.prec_rate, target.prec_rate))
+    return mf.VariationalParams(
+        loc,
+        1.0 / prec,
+        mix(old.weight_conc, target.weight_conc),
+        mix(old.prec_shape, target.prec_shape),
+        mix(old.prec_rate, target.prec_rate),
+    )
 
 
-def step(points: np.ndarray, spec: MixtureSpec, state: SviState, *, batch_size: int = 1000,
-         tau: float = 1.0, kappa: float = 0.7, backend: str = "numba_parallel",
-         ) -> tuple[SviState, SviInfo]:
+def step(
+    points: np.ndarray,
+    spec: MixtureSpec,
+    state: SviState,
+    *,
+    batch_size: int = 1000,
+    tau: float = 1.0,
+    kappa: float = 0.7,
+    backend: str = "numba_parallel",
+) -> tuple[SviState, SviInfo]:
     """One SVI step on a fresh minibatch (see the module docstring).
 
     Parameters
@@ -140,9 +227,7 @@ def step(points: np.ndarray, spec: MixtureSpec, state: SviState, *, batch_size: 
     kappa : float
         Forgetting rate in (0.5, 1].
     backend : {"numba_parallel", "numba", "numpy"}
-        The fused one-pass kernel on all numba threads from 200,000 points (one thread
-        below; the default), on one thread always (``"numba"``: faster on a machine whose
-        cores are busy), or the plain numpy reference (same numbers to ~1e-13).
+        As for ``cavi.step``.
 
     Returns
     -------
@@ -153,159 +238,157 @@ def step(points: np.ndarray, spec: MixtureSpec, state: SviState, *, batch_size: 
     rng = np.random.default_rng((state.batch_seed, t))
     batch = points[np.sort(rng.integers(0, n_samples, size=batch_size))]
     params = state.params
-    expect = conj.expectations(params, spec)
-    stats = _scaled(kernels.one_pass(backend, batch, conj.log_rho_constants(params, expect),
-                                     params.mean_loc, expect.prec), n_samples / batch_size)
-    estimate = conj.elbo(stats, params.mean_loc, params, spec)
-    target = conj.update_globals(stats, params.mean_loc, spec, expect.prec,
-                                 spec.learned_obs_sd, params.weight_conc is not None)
+    expect = mf.expectations(params, spec)
+    stats = scaled(
+        one_pass(
+            backend, batch, mf.log_rho_constants(params, expect), params.mean_loc, expect.prec
+        ),
+        n_samples / batch_size,
+    )
+    estimate = elbo(stats, params, spec)
+    target = mf.update_globals(stats, spec, expect.prec)
     rho = float((t + tau) ** -kappa)
     new_state = SviState(_natural_step(params, target, rho), t, state.batch_seed)
     return new_state, SviInfo(estimate, rho, stats.counts)
 
 
-def exact_elbo(points: np.ndarray, spec: MixtureSpec, params: conj.VariationalParams, *,
-               backend: str = "numba_parallel") -> float:
+def exact_elbo(
+    points: np.ndarray,
+    spec: MixtureSpec,
+    params: mf.VariationalParams,
+    *,
+    backend: str = "numba_parallel",
+) -> float:
     """The exact ELBO (nats) of the global factors ``params`` with the optimal q(z): one pass."""
-    expect = conj.expectations(params, spec)
-    stats = kernels.one_pass(backend, points, conj.log_rho_constants(params, expect),
-                             params.mean_loc, expect.prec)
-    return conj.elbo(stats, params.mean_loc, params, spec)
+    expect = mf.expectations(params, spec)
+    stats = one_pass(
+        backend, points, mf.log_rho_constants(params, expect), params.mean_loc, expect.prec
+    )
+    return elbo(stats, params, spec)
 
 
-def _run(points, spec, seed, *, init_method, n_iter, batch_size, tau, kappa, tol, backend,
-         progress, task):
-    state = init(points, spec, random_seed=seed, init=init_method)
-    steps_per_epoch = max(1, int(np.ceil(points.shape[0] / batch_size)))
-    trace, converged, previous_epoch = [], False, None
-    for _ in range(n_iter):
-        state, info = step(points, spec, state, batch_size=batch_size, tau=tau, kappa=kappa,
-                           backend=backend)
-        trace.append(info.elbo_estimate)
-        progress.update(task, advance=1, status=f"ELBO~ {info.elbo_estimate:.4f}")
-        if tol is not None and len(trace) % steps_per_epoch == 0:
-            epoch = float(np.mean(trace[-steps_per_epoch:]))
-            if previous_epoch is not None and abs(epoch - previous_epoch) <= tol * abs(epoch):
-                converged = True
-                break
-            previous_epoch = epoch
-    return state, np.array(trace), converged
-
-
-def fit(points: np.ndarray, spec: MixtureSpec, *, random_seed: int | None = None,
-        n_iter: int = 2000, batch_size: int = 1000, tau: float = 1.0, kappa: float = 0.7,
-        tol: float | None = None, n_init: int = 5, init: str = "kmeans++",
-        n_draws: int = 1000, backend: str = "numba_parallel", progressbar: bool = True) -> MixtureFit:
+def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     """Fit ``spec`` by SVI; keep the restart with the highest exact final ELBO.
 
     Parameters
     ----------
     points : ndarray of shape (n_samples, n_features)
     spec : MixtureSpec
-    random_seed : int or None
-    n_iter : int
-        Minibatch steps per restart (SVI's max_iter).
-    batch_size : int
-        Points per minibatch; capped at n_samples.
-    tau : float
-        Delay in rho_t = (t + tau)^-kappa, finite and >= 0.
-    kappa : float
-        Forgetting rate in (0.5, 1] (the Robbins-Monro conditions need kappa > 0.5).
-    tol : float or None
-        None (default): run all n_iter steps. Otherwise stop when the mean ELBO estimate
-        of an epoch (N / batch_size steps) changes by at most tol relative to the last one.
-    n_init : int
-        Starts from different centers (default 5: a single start can stop in a poor local
-        optimum); the restart with the highest exact final ELBO (one full pass) is kept,
-        all are reported in ``extras["restarts"]``. Restart j is seeded by the j-th of
-        ``kernels.restart_seeds(random_seed, n_init + 1)`` (the last seeds the draws), so
-        a seed fixes every number. ``n_init=1`` is a single start.
-    init : {"kmeans++", "random_points"}
-    n_draws : int
-        Draws from q stored as one chain (at most ``validation.MAX_STORED_VALUES`` stored
-        floats in all).
-    backend : {"numba_parallel", "numba", "numpy"}
-        The fused one-pass kernel on all numba threads from 200,000 points (one thread
-        below; the default), on one thread always (``"numba"``: faster on a machine whose
-        cores are busy), or the plain numpy reference (same numbers to ~1e-13).
-    progressbar : bool
+    **options
+        The fields of :class:`Options`: ``random_seed``, ``n_iter`` (minibatch steps per
+        restart), ``batch_size`` (capped at n_samples), ``tau``, ``kappa``, ``tol``,
+        ``n_init`` (default 5; ranked by the exact ELBO of each restart's q, one full pass;
+        restart j is seeded by the j-th of ``driver.restart_seeds(random_seed, n_init + 1)``,
+        the last seeds the draws), ``init``, ``n_draws``, ``backend``, ``progressbar``.
 
     Returns
     -------
     MixtureFit
-        ``elbo``: the trace of minibatch estimates (full-data nats); ``extras``:
-        ``elbo_final`` (exact, one full pass) and ``elbo_final_se`` = 0.0,
-        ``variational_params``, ``step_sizes``, ``restarts``.
+        ``elbo``: the trace of minibatch estimates (full-data nats); ``elbo_estimate``:
+        the exact ELBO of the returned q (se 0); ``restarts``; ``details``: :class:`SviDetails`.
+        ``converged`` is None unless ``tol`` is given.
 
     Warns
     -----
     ConvergenceWarning
         When ``tol`` is given and was not met within ``n_iter`` steps.
     """
-    random_seed = v.check_seed(random_seed)
-    n_iter = v.check_int("n_iter", n_iter, minimum=1)
-    batch_size = min(v.check_int("batch_size", batch_size, minimum=1), points.shape[0])
-    if (isinstance(tau, bool | np.bool_) or not isinstance(tau, numbers.Real)
-            or not 0 <= tau < np.inf):
-        raise ValueError(f"tau: expected a finite number >= 0 (the delay of the step-size "
-                         f"schedule), got {v.describe(tau)}. Use e.g. tau=1.0.")
-    kappa = v.check_positive("kappa", kappa)
-    if not 0.5 < kappa <= 1.0:
-        raise ValueError(f"kappa: expected a forgetting rate in (0.5, 1], got {kappa!r}. "
-                         f"Use e.g. kappa=0.7 (the Robbins-Monro conditions need > 0.5).")
-    tol = None if tol is None else v.check_positive("tol", tol)
-    n_init = v.check_int("n_init", n_init, minimum=1)
-    n_draws = v.check_draws("n_draws", n_draws,
-                            values_per_draw=kernels.values_per_draw(points, spec))
-    v.check_choice("init", init, tuple(kernels.INITS))
-    v.check_choice("backend", backend, kernels.BACKENDS)
-    progressbar = v.check_bool("progressbar", progressbar)
-    seeds = kernels.restart_seeds(random_seed, n_init + 1)
+    opts = v.build_options("svi", Options, options)
+    batch_size = min(opts.batch_size, points.shape[0])
+    n_draws = v.check_draws(
+        "n_draws", opts.n_draws, values_per_draw=spec.n_components * (2 * points.shape[1] + 1)
+    )
+    seeds = driver.restart_seeds(opts.random_seed, opts.n_init + 1)
+    steps_per_epoch = max(1, int(np.ceil(points.shape[0] / batch_size)))
     with stopwatch() as build:
-        kernels.warm_up(backend, *points.shape, spec.n_components)  # compile or load
-    runs = []
-    with stopwatch() as run, kernels.progress_bar(progressbar) as progress:
-        for seed in seeds[:n_init]:
-            task = progress.add_task(f"svi seed {seed}", total=n_iter, status="")
-            state, trace, converged = _run(
-                points, spec, seed, init_method=init, n_iter=n_iter, batch_size=batch_size,
-                tau=float(tau), kappa=kappa, tol=tol, backend=backend, progress=progress,
-                task=task)
-            final = exact_elbo(points, spec, state.params, backend=backend)
-            runs.append((seed, state, trace, converged, final))
-    best = kernels.best_restart([run_[4] for run_ in runs])
-    seed, state, trace, converged, final = runs[best]
-    kernels.check_finite("svi", state.params._asdict(), final, "ELBO")
-    if tol is not None and not converged:
-        warnings.warn(f"svi: the epoch-mean ELBO estimate did not settle within n_iter={n_iter} "
-                      f"steps (tol={tol:g}). Increase n_iter or batch_size, or loosen tol.",
-                      ConvergenceWarning, stacklevel=2)
-    params = conj.sorted_by_first_feature(state.params) if spec.ordered else state.params
-    means, weights, obs_sd = conj.draws_from_q(params, spec, n_draws,
-                                               np.random.default_rng(seeds[-1]))
-    idata = make_idata(means, weights, points, obs_sd=obs_sd, attrs={"engine": "svi"})
-    steps = np.arange(1, state.n_iter + 1)
-    extras = {"variational_params": {k: val for k, val in params._asdict().items()
-                                     if val is not None},
-              "elbo_final": float(final), "elbo_final_se": 0.0,
-              "step_sizes": (steps + float(tau)) ** -kappa,
-              "elbo_estimator": "minibatch, unbiased, globals before each step, optimal q(z)",
-              "restarts": [{"random_seed": s, "elbo": float(f), "n_iter": st.n_iter,
-                            "converged": bool(c)} for s, st, _, c, f in runs]}
-    options = {"random_seed": random_seed, "n_iter": n_iter, "batch_size": batch_size,
-               "tau": float(tau), "kappa": kappa, "tol": tol, "n_init": n_init, "init": init,
-               "n_draws": n_draws, "backend": backend}
-    return MixtureFit(engine="svi", spec=spec, idata=idata,
-                      timings=Timings(build=build.seconds, run=run.seconds), elbo=trace,
-                      converged=converged if tol is not None else None, n_iter=state.n_iter,
-                      extras=extras, options=options)
+        warm_up(opts.backend, *points.shape, spec.n_components)  # compile or load
+
+    def one_step(state: SviState) -> tuple[SviState, float]:
+        new_state, info = step(
+            points,
+            spec,
+            state,
+            batch_size=batch_size,
+            tau=opts.tau,
+            kappa=opts.kappa,
+            backend=opts.backend,
+        )
+        return new_state, info.elbo_estimate
+
+    def run_one(seed: int, report: Any) -> driver.Run:
+        state, trace, converged = driver.iterate(
+            one_step,
+            init(points, spec, random_seed=seed, init=opts.init),
+            max_iter=opts.n_iter,
+            report=report,
+            converged_when=(
+                None
+                if opts.tol is None
+                else driver.epoch_mean_change_below(opts.tol, steps_per_epoch)
+            ),
+        )
+        final = exact_elbo(points, spec, state.params, backend=opts.backend)
+        return driver.Run(seed, state, trace, converged, final)
+
+    with stopwatch() as run:
+        kept, restarts = driver.fit_restarts(
+            "svi",
+            seeds[: opts.n_init],
+            run_one,
+            total=opts.n_iter,
+            progressbar=opts.progressbar,
+            objective_name="elbo",
+            arrays=lambda state: state.params._asdict(),
+            not_converged=lambda r: (
+                f"svi: the epoch-mean ELBO estimate did not settle within n_iter={opts.n_iter} "
+                f"steps (tol={opts.tol:g}). Increase n_iter or batch_size, or loosen tol."
+            ),
+        )
+    params = mf.sorted_by_first_feature(kept.state.params) if spec.ordered else kept.state.params
+    means, weights, obs_sd = mf.draws_from_q(
+        params, spec, n_draws, np.random.default_rng(seeds[-1])
+    )
+    details = SviDetails(
+        variational_params={k: val for k, val in params._asdict().items() if val is not None},
+        step_sizes=(np.arange(1, kept.n_iter + 1) + opts.tau) ** -opts.kappa,
+        elbo_estimator="minibatch, unbiased, globals before each step, optimal q(z)",
+    )
+    recorded = {
+        "random_seed": opts.random_seed,
+        "n_iter": opts.n_iter,
+        "batch_size": batch_size,
+        "tau": opts.tau,
+        "kappa": opts.kappa,
+        "tol": opts.tol,
+        "n_init": opts.n_init,
+        "init": opts.init,
+        "n_draws": n_draws,
+        "backend": opts.backend,
+    }
+    return MixtureFit(
+        engine="svi",
+        spec=spec,
+        family="vi",
+        idata=make_idata(means, weights, points, obs_sd=obs_sd, attrs={"engine": "svi"}),
+        timings=Timings(build=build.seconds, run=run.seconds),
+        elbo=kept.trace,
+        converged=kept.converged,
+        n_iter=kept.n_iter,
+        elbo_estimate=Estimate(float(kept.objective), 0.0),
+        restarts=restarts,
+        details=details,
+        options=recorded,
+    )
 
 
 ENGINES = (
-    Engine(name="svi", fit=fit, family="vi", scalable=True,
-           summary="Stochastic VI (Hoffman et al. 2013): natural-gradient minibatch steps on "
-                   "CAVI's family",
-           quick_options={"n_iter": 300, "batch_size": 50, "n_draws": 200, "n_init": 2,
-                          "progressbar": False},
-           large_data_options={"n_iter": 2000, "batch_size": 1000}),
+    Engine(
+        name="svi",
+        fit=fit,
+        options=Options,
+        family="vi",
+        scalable=True,
+        summary="Stochastic VI (Hoffman et al. 2013): natural-gradient minibatch steps on "
+        "CAVI's family",
+    ),
 )

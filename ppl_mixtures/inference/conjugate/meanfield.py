@@ -1,0 +1,234 @@
+"""The conjugate mean-field family of CAVI and SVI: q's expectations and its coordinate updates.
+
+The model (``model/spec.py``), diagonal Gaussian components::
+
+    mu_kd ~ N(m0_d, s0_d^2)     w ~ Dirichlet(alpha) or w = 1/K     tau_kd ~ Gamma(a0, b0) or known
+    z_i ~ Cat(w)                x_id | z_i = k ~ N(mu_kd, 1/tau_kd)
+
+The family (Blei et al. 2017, §2.3 and the Gaussian-mixture example of §3; Bishop 2006,
+§10.2)::
+
+    q(z, mu, w, tau) = prod_i Cat(z_i | r_i) prod_kd N(mu_kd | m_kd, s2_kd)
+                       x Dir(w | alpha_hat) x prod_kd Gamma(tau_kd | a_kd, b_kd)
+
+Each factor's optimum given the others is q_j* ∝ exp E_{-j}[log p(x, all)] (Bishop 2006,
+eq. 10.9). Read in this order:
+
+1. :func:`expectations`: E[log w], E[tau], E[log tau] under q;
+2. :func:`log_rho_constants`: the local step's constants; ``stats.py`` turns them into r
+   and the :class:`~ppl_mixtures.kernels.estep.SufficientStats` N_k, x̄_k, S_k;
+3. :func:`update_weights`, :func:`update_means`, :func:`update_precisions`: the global
+   factors from those statistics (composed by :func:`update_globals`);
+4. ``elbo.py``: the objective as named terms.
+
+Deviation from Bishop §10.2: his Gaussian-Wishart prior ties mu to the precision, so
+q(mu, Lambda) stays jointly conjugate. Our prior on mu is independent of tau
+(semi-conjugate), so q(mu) q(tau) are two coordinates, each the textbook conjugate update
+(Bishop 2006, §2.3.6, eqs. 2.141-2.142 and 2.150-2.151) with the data counted r_ik times
+and the other factor's expectation in place of its value.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import digamma
+
+from ppl_mixtures.inference.conjugate.stats import (
+    SufficientStats,
+    hard_assignment_stats,
+    weighted_sq_dev,
+)
+from ppl_mixtures.model.density import LOG_2PI
+from ppl_mixtures.model.spec import MixtureSpec
+
+__all__ = [
+    "Expectations",
+    "VariationalParams",
+    "draws_from_q",
+    "expectations",
+    "initial_params",
+    "log_rho_constants",
+    "sorted_by_first_feature",
+    "update_globals",
+    "update_means",
+    "update_precisions",
+    "update_weights",
+]
+
+
+class VariationalParams(NamedTuple):
+    """The parameters of the global factors of q (the local q(z_i) are implied by them).
+
+    Attributes
+    ----------
+    mean_loc, mean_var : ndarray of shape (n_components, n_features)
+        q(mu_kd) = N(mean_loc_kd, mean_var_kd).
+    weight_conc : ndarray of shape (n_components,) or None
+        q(w) = Dirichlet(weight_conc); None when the spec fixes the weights at 1/K.
+    prec_shape, prec_rate : ndarray of shape (n_components, n_features) or None
+        q(tau_kd) = Gamma(shape, rate) on the precisions; None when obs_sd is known.
+    """
+
+    mean_loc: np.ndarray
+    mean_var: np.ndarray
+    weight_conc: np.ndarray | None
+    prec_shape: np.ndarray | None
+    prec_rate: np.ndarray | None
+
+
+# ----------------------------------------------------------------- 1. expectations under q
+class Expectations(NamedTuple):
+    """E[log w_k] (n_components,), E[tau_kd] and E[log tau_kd] (n_components, n_features)."""
+
+    log_weights: np.ndarray
+    prec: np.ndarray
+    log_prec: np.ndarray
+
+
+def expectations(params: VariationalParams, spec: MixtureSpec) -> Expectations:
+    """E[log w], E[tau], E[log tau] under q (Bishop 2006, eqs. 10.66 and B.27, B.30).
+
+    E[log w_k] = psi(alpha_hat_k) - psi(sum_j alpha_hat_j); for Gamma(a, b): E[tau] = a / b,
+    E[log tau] = psi(a) - log b. Fixed weights and a known obs_sd give their plain values.
+    """
+    n_features = params.mean_loc.shape[1]
+    if params.weight_conc is None:
+        log_weights = np.log(spec.fixed_weight_values())
+    else:
+        log_weights = digamma(params.weight_conc) - digamma(params.weight_conc.sum())
+    if params.prec_shape is None or params.prec_rate is None:
+        prec = spec.known_obs_sd(n_features) ** -2.0
+        log_prec = np.log(prec)
+    else:
+        prec = params.prec_shape / params.prec_rate
+        log_prec = digamma(params.prec_shape) - np.log(params.prec_rate)
+    return Expectations(log_weights, prec, log_prec)
+
+
+# ----------------------------------------------------------------- 2. the local step
+def log_rho_constants(params: VariationalParams, expect: Expectations) -> np.ndarray:
+    """log_const_k of the local step (*) of ``stats.py``, shape (n_components,).
+
+    The optimal q(z_i) (Bishop 2006, eq. 10.46 with a diagonal Gaussian) is r_ik ∝ rho_ik::
+
+        log rho_ik = E[log w_k] + sum_d ( 1/2 E[log tau_kd] - 1/2 log 2 pi
+                                          - 1/2 E[tau_kd] ((x_id - m_kd)^2 + s2_kd) )
+
+    (E_q(mu)[(x - mu)^2] = (x - m)^2 + s2). The pass adds -1/2 E[tau] (x - m)^2 with
+    center = m and prec = E[tau]; everything else is this constant. -1/2 log 2 pi cancels
+    in r but is kept so that sum_i logsumexp_k log rho_ik is a proper log-density term.
+    """
+    per_feature = 0.5 * expect.log_prec - 0.5 * LOG_2PI - 0.5 * expect.prec * params.mean_var
+    return expect.log_weights + per_feature.sum(axis=1)
+
+
+# ----------------------------------------------------------------- 3. the global updates
+def update_weights(stats: SufficientStats, spec: MixtureSpec) -> np.ndarray | None:
+    """q(w) = Dirichlet(alpha + N) (Bishop 2006, eq. 10.58); None for fixed weights."""
+    if spec.fixed_weights:
+        return None
+    return spec.alpha() + stats.counts
+
+
+def update_means(
+    stats: SufficientStats, prec: np.ndarray, spec: MixtureSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """q(mu_kd) = N(m_kd, s2_kd) given E[tau] = ``prec``; returns (m, s2), each (K, D).
+
+    The posterior of a Gaussian mean with known precision (Bishop 2006, eqs. 2.141-2.142)
+    with point i counted r_ik times and E[tau] for the precision::
+
+        1 / s2_kd = 1 / s0_d^2 + E[tau_kd] N_k
+        m_kd      = s2_kd (m0_d / s0_d^2 + E[tau_kd] N_k x̄_kd)
+
+    (Blei et al. 2017, §3: the same update with s0 = sigma, m0 = 0 and E[tau] = 1). EM's
+    MAP step uses it too, with the point estimate of tau (``em.py``).
+    """
+    n_features = stats.means.shape[1]
+    prior_prec = spec.prior_sd(n_features) ** -2.0
+    post_prec = prior_prec + prec * stats.counts[:, None]
+    data_pull = prec * stats.counts[:, None] * stats.means
+    return (spec.prior_mean(n_features) * prior_prec + data_pull) / post_prec, 1.0 / post_prec
+
+
+def update_precisions(
+    stats: SufficientStats, mean_loc: np.ndarray, mean_var: np.ndarray, spec: MixtureSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """q(tau_kd) = Gamma(a_kd, b_kd) given q(mu) = N(mean_loc, mean_var); returns (a, b).
+
+    The posterior of a Gaussian precision with known mean (Bishop 2006, eqs. 2.150-2.151),
+    point i counted r_ik times and (x - mu)^2 replaced by its expectation under q(mu)::
+
+        a_kd = a0 + N_k / 2
+        b_kd = b0 + 1/2 sum_i r_ik E[(x_id - mu_kd)^2]
+             = b0 + 1/2 N_k (S_kd + (x̄_kd - m_kd)^2 + s2_kd)
+
+    Called with the *new* q(mu), so one sweep updates q(mu) then q(tau).
+    """
+    counts = stats.counts[:, None]
+    shape = spec.precision_prior_shape + 0.5 * counts * np.ones_like(mean_loc)
+    rate = spec.precision_prior_rate + 0.5 * (weighted_sq_dev(stats, mean_loc) + counts * mean_var)
+    return shape, rate
+
+
+def update_globals(
+    stats: SufficientStats, spec: MixtureSpec, prec: np.ndarray
+) -> VariationalParams:
+    """q(w), then q(mu) given E[tau] = ``prec`` (the current q(tau)), then q(tau) given q(mu)."""
+    weight_conc = update_weights(stats, spec)
+    mean_loc, mean_var = update_means(stats, prec, spec)
+    if not spec.learned_obs_sd:
+        return VariationalParams(mean_loc, mean_var, weight_conc, None, None)
+    prec_shape, prec_rate = update_precisions(stats, mean_loc, mean_var, spec)
+    return VariationalParams(mean_loc, mean_var, weight_conc, prec_shape, prec_rate)
+
+
+def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -> VariationalParams:
+    """The global factors after hard-assigning every point to its nearest center.
+
+    Parameters
+    ----------
+    points : ndarray of shape (n_samples, n_features)
+    centers : ndarray of shape (n_components, n_features)
+
+    Notes
+    -----
+    r_ik = [k is the nearest center] plays the role of sklearn's k-means responsibilities;
+    one global update turns it into a q that respects the priors. The q(mu) update needs
+    E[tau]: the prior mean a0/b0 when learned, the known precision otherwise.
+    """
+    if spec.learned_obs_sd:
+        start_prec = np.full_like(centers, spec.precision_prior_shape / spec.precision_prior_rate)
+    else:
+        start_prec = spec.known_obs_sd(points.shape[1]) ** -2.0
+    return update_globals(hard_assignment_stats(points, centers), spec, start_prec)
+
+
+# ----------------------------------------------------------------- draws and labels
+def draws_from_q(
+    params: VariationalParams, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Draws of means (1, S, K, D), weights (1, S, K) and obs_sd (1, S, K, D) or None."""
+    n_components, n_features = params.mean_loc.shape
+    means = rng.normal(
+        params.mean_loc, np.sqrt(params.mean_var), size=(1, n_draws, n_components, n_features)
+    )
+    if params.weight_conc is None:
+        weights = np.broadcast_to(spec.fixed_weight_values(), (1, n_draws, n_components)).copy()
+    else:
+        weights = rng.dirichlet(params.weight_conc, size=(1, n_draws))
+    obs_sd = None
+    if params.prec_shape is not None and params.prec_rate is not None:
+        tau = rng.gamma(
+            params.prec_shape, 1.0 / params.prec_rate, size=(1, n_draws, n_components, n_features)
+        )
+        obs_sd = tau**-0.5
+    return means, weights, obs_sd
+
+
+def sorted_by_first_feature(params: VariationalParams) -> VariationalParams:
+    """The same q with components relabelled so that mean_loc[:, 0] increases."""
+    order = np.argsort(params.mean_loc[:, 0], kind="stable")
+    return VariationalParams(*(None if p is None else p[order] for p in params))
