@@ -145,14 +145,37 @@ def test_failure_leaves_nothing_behind(comparisons, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old"]
 
 
-def test_bad_arguments(comparisons, tmp_path):
-    with pytest.raises(TypeError, match="comparison: expected a Comparison or a non-empty"):
-        write_report({}, tmp_path / "x")
-    with pytest.raises(TypeError, match=r"comparison\['a'\]: expected a Comparison, got int"):
-        write_report({"a": 1}, tmp_path / "x")
+BAD_REPORT_ARGUMENTS = [  # (call given the comparisons and a folder, error, message)
+    (
+        lambda c, d: write_report({}, d / "x"),
+        TypeError,
+        r"^comparison: expected a Comparison or a non-empty mapping of dataset name -> "
+        r"Comparison, got dict\. Build one with ppl_mixtures\.compare\(fits\)\.$",
+    ),
+    (
+        lambda c, d: write_report({"a": 1}, d / "x"),
+        TypeError,
+        r"^comparison\['a'\]: expected a Comparison, got int\. Build one with",
+    ),
+    (
+        lambda c, d: headline_table([c["again"]]),
+        TypeError,
+        "comparison: expected a Comparison or a non-empty mapping .* got list",
+    ),
+    (
+        lambda c, d: write_report(c["again"], d / "file"),
+        FileExistsError,
+        "expected a folder, got the file",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "match"), BAD_REPORT_ARGUMENTS)
+def test_bad_arguments(comparisons, tmp_path, call, error, match):
     (tmp_path / "file").write_text("")
-    with pytest.raises(FileExistsError, match="expected a folder, got the file"):
-        write_report(comparisons["again"], tmp_path / "file")
+    with pytest.raises(error, match=match):
+        call(comparisons, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
 
 
 def test_sections_rendered_by_worker_processes_match(comparisons, tmp_path):

@@ -106,37 +106,45 @@ def test_a_report_without_the_marker_is_recognised_only_by_its_files(comparison,
         _write(comparison, lookalike, force=True)
 
 
-def test_out_may_not_hold_the_input_or_the_current_folder(comparison, tmp_path, monkeypatch):
-    proj = tmp_path / "proj"
-    (proj / "sub").mkdir(parents=True)
-    data = proj / "sub" / "data.csv"
-    data.write_text("1\n")
-    for out in (proj, proj / "sub", data):
-        with pytest.raises(ValueError, match="does not hold the input data"):
-            check_out_dir(out, True, name="--out", inputs=[data])
-    monkeypatch.chdir(proj / "sub")
-    for out, why in (
-        (".", "the current folder"),
-        ("..", "a folder holding the current"),
-        (os.path.expanduser("~"), None),
-        ("/", None),
-    ):
-        with pytest.raises(ValueError, match=why or "expected a folder of its own"):
-            check_out_dir(out, True, name="--out")
-    assert data.read_text() == "1\n"
-
-
-def test_unusable_out_paths_are_refused_before_any_work(tmp_path):
+@pytest.fixture
+def layout(tmp_path, monkeypatch):
+    """tmp/proj/sub/data.csv (the input), tmp/afile, tmp/link -> tmp/elsewhere; the current
+    folder tmp/cwd/here."""
+    for folder in ("proj/sub", "cwd/here", "elsewhere"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "proj" / "sub" / "data.csv").write_text("1\n")
     (tmp_path / "afile").write_text("x")
-    with pytest.raises(FileExistsError, match="expected a folder, got the file"):
-        check_out_dir(tmp_path / "afile", True, name="--out")
-    with pytest.raises(NotADirectoryError, match="is a file"):
-        check_out_dir(tmp_path / "afile" / "deeper" / "rep", True, name="--out")
-    (tmp_path / "link").symlink_to(tmp_path)
-    with pytest.raises(FileExistsError, match="symbolic link"):
-        check_out_dir(tmp_path / "link", True, name="--out")
-    check_out_dir(tmp_path / "new" / "deep" / "rep", False, name="--out")  # fine: created later
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "link"]  # nothing made
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    monkeypatch.chdir(tmp_path / "cwd" / "here")
+    return tmp_path
+
+
+REFUSED_OUT = [  # (--out, given the layout; error; message)
+    (lambda t: t / "proj", ValueError, "does not hold the input data"),
+    (lambda t: t / "proj" / "sub", ValueError, "does not hold the input data"),
+    (lambda t: t / "proj" / "sub" / "data.csv", ValueError, "does not hold the input data"),
+    (lambda t: ".", ValueError, "which is the current folder"),
+    (lambda t: "..", ValueError, "which is a folder holding the current folder"),
+    (lambda t: os.path.expanduser("~"), ValueError, "expected a folder of its own"),
+    (lambda t: "/", ValueError, "expected a folder of its own"),
+    (lambda t: t / "afile", FileExistsError, "expected a folder, got the file"),
+    (lambda t: t / "afile" / "deeper" / "rep", NotADirectoryError, "is a file"),
+    (lambda t: t / "link", FileExistsError, "symbolic link"),
+]
+
+
+@pytest.mark.parametrize(("out", "error", "match"), REFUSED_OUT)
+def test_unusable_out_paths_are_refused_before_any_work(layout, out, error, match):
+    before = sorted(str(p.relative_to(layout)) for p in layout.rglob("*"))
+    with pytest.raises(error, match=match):
+        check_out_dir(out(layout), True, name="--out", inputs=[layout / "proj/sub/data.csv"])
+    assert sorted(str(p.relative_to(layout)) for p in layout.rglob("*")) == before
+    assert (layout / "proj" / "sub" / "data.csv").read_text() == "1\n"
+
+
+def test_a_new_nested_out_is_accepted_and_nothing_is_made_yet(layout):
+    check_out_dir(layout / "new" / "deep" / "rep", False, name="--out")  # created later
+    assert not (layout / "new").exists()
 
 
 def test_a_folder_that_refuses_writes_is_found_early(tmp_path):

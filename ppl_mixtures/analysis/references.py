@@ -89,7 +89,9 @@ def exact_posterior(fit: MixtureFit) -> Any:
     return evidence.exact_posterior(fit.points, fit.spec)
 
 
-def _evidence_parts(row: dict[str, Any], exact_log_evidence: float) -> tuple[float, float, list]:
+def _evidence_parts(
+    row: dict[str, Any], exact_log_evidence: float
+) -> tuple[float, float, list[str]]:
     """The fit's log p(x) estimate (else its ELBO) minus the exact value, its se, and the
     verdict phrases when that difference is impossible or beyond EVIDENCE_Z se."""
     parts: list[str] = []
