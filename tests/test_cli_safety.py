@@ -129,13 +129,14 @@ def test_out_taken_by_someone_else_meanwhile(when, csv_path, tmp_path, capsys, m
 
         monkeypatch.setattr(fit_module, "fit", fit_while_someone_writes)
     else:
-        real_render = report._render
+        real_render = report.render_report  # report.md's text, rendered before the swap
 
         def render_while_someone_writes(*args, **kwargs):
-            real_render(*args, **kwargs)
+            text = real_render(*args, **kwargs)
             someone_writes()
+            return text
 
-        monkeypatch.setattr(report, "_render", render_while_someone_writes)
+        monkeypatch.setattr(report, "render_report", render_while_someone_writes)
     code, _, err = run(
         ["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", out_dir, "--force"], capsys
     )
