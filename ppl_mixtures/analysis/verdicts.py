@@ -37,6 +37,7 @@ __all__ = [
     "mark_elbo_shortfalls",
     "reference_weakness",
     "thresholds",
+    "variational_family",
     "verdict",
     "verdict_rules",
 ]

@@ -195,7 +195,7 @@ def _dataset_section(dataset: str, comparison: Comparison, folder: Path, figures
     return render_section(dataset, comparison, drawn, posterior_files)
 
 
-def _write_documents(
+def _render(
     comparisons: Mapping[str, Comparison],
     sections: Mapping[str, str],
     folder: Path,
@@ -203,7 +203,8 @@ def _write_documents(
     title: str,
     command: str | None,
 ) -> None:
-    """report.md and results.json into ``folder``."""
+    """Write report.md and results.json into ``folder`` (:func:`render_report` and
+    :func:`results_document` with this run's versions, time and machine)."""
     versions = _versions()
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.platform()}, {os.cpu_count()} CPU(s)"
@@ -307,7 +308,7 @@ class ReportStage:
             name: value if isinstance(value, str) else value.result()
             for name, value in self._sections.items()
         }
-        _write_documents(comparisons, sections, self.folder, title=title, command=command)
+        _render(comparisons, sections, self.folder, title=title, command=command)
         self._staged.install(command)
         self._finished = True
         logger.info("report written to %s", self.out)
