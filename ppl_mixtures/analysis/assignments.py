@@ -54,8 +54,8 @@ def responsibilities(
 
     Examples
     --------
-    >>> resp = responsibilities(relabel(nuts_fit))                # doctest: +SKIP
-    >>> resp.argmax(1)                                            # hard assignments
+    >>> resp = responsibilities(relabel(nuts_fit))  # doctest: +SKIP
+    >>> hard = resp.argmax(1)  # hard assignments, (n_samples,)  # doctest: +SKIP
     """
     fit = check_fit(fit)
     data = check_fit_points(fit, points)

@@ -218,7 +218,7 @@ def relabel(fit: MixtureFit, reference: MixtureFit | np.ndarray | None = None) -
     Examples
     --------
     >>> aligned = relabel(fit)                                   # doctest: +SKIP
-    >>> aligned.relabeling.rhat_before, aligned.relabeling.rhat_after
+    >>> aligned.relabeling.rhat_before, aligned.relabeling.rhat_after  # doctest: +SKIP
     """
     if not isinstance(fit, MixtureFit):
         raise TypeError(
