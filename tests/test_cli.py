@@ -647,3 +647,58 @@ def test_exact_reference_beyond_its_limit_is_refused_before_fitting(csv_path, ca
     assert code == 2 and err.startswith("ppl-mixtures: error: --reference: 'exact'")
     assert words in err and err.count("\n") == 1
     assert "done in" not in err  # refused before anything was fitted
+
+
+# --------------------------------------------------------------------------- option docs
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _ToyOptions:
+    draws: int = dataclasses.field(default=10, metadata={"help": "kept draws per chain"})
+    tags: tuple = dataclasses.field(default_factory=tuple, metadata={"help": "labels"})
+
+
+def _toy_with_options(points, spec, **options):
+    raise AssertionError("never fitted")
+
+
+def _toy_with_keywords(points, spec, *, draws: int = 10, tags: tuple = ()):
+    """Toy.
+
+    Parameters
+    ----------
+    draws : int
+        Kept draws per chain. More text.
+    tags : {"a", "b"}
+        Labels.
+    """
+    raise AssertionError("never fitted")
+
+
+@pytest.mark.parametrize(
+    ("fit_function", "options", "types", "helps"),
+    [
+        (_toy_with_options, _ToyOptions, ["int", "tuple"], ["kept draws per chain", "labels"]),
+        (_toy_with_keywords, None, ["int", '{"a", "b"}'], ["Kept draws per chain.", "Labels."]),
+    ],
+)
+def test_options_come_from_the_dataclass_or_else_the_keywords(fit_function, options, types, helps):
+    from ppl_mixtures.app.options import accepted_options, engine_options, option_docs
+    from ppl_mixtures.inference.registry import Engine
+
+    engine = Engine(name="toy", fit=fit_function, summary="toy", family="mcmc", options=options)
+    docs = option_docs(engine)
+    assert [(d.name, d.type, d.default, d.help) for d in docs] == [
+        ("draws", types[0], "10", helps[0]),
+        ("tags", types[1], "()", helps[1]),
+    ]
+    assert accepted_options(engine) == {"draws", "tags"}
+    # non-strict: what the engine does not take is dropped (compare passes options on)
+    assert engine_options(engine, {"draws": 5}, {"chains": 2}, strict=False) == {"draws": 5}
+
+
+def test_an_engine_taking_any_keyword_accepts_every_option():
+    from ppl_mixtures.app.options import accepted_options, engine_options, option_docs
+    from ppl_mixtures.inference.registry import Engine
+
+    engine = Engine(name="toy", fit=_toy_with_options, summary="toy", family="mcmc")
+    assert option_docs(engine) is None and accepted_options(engine) is None
+    assert engine_options(engine, {}, {"chains": 2}, strict=False) == {"chains": 2}

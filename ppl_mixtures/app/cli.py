@@ -18,12 +18,12 @@ engines and options they list are exactly the registered ones.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ppl_mixtures.app.argtypes import columns, key_value, obs_sd, seed
 from ppl_mixtures.app.bench import run_bench
 from ppl_mixtures.app.commands import run_compare, run_engines, run_fit
 from ppl_mixtures.app.demo import run_demo
@@ -114,51 +114,6 @@ def _registry_epilog(text: str) -> Callable[[], str]:
     return build
 
 
-# --------------------------------------------------------------------------- value types
-def _option_value(text: str) -> Any:
-    """``--option key=value`` values: JSON numbers/booleans/null, else the string."""
-    lowered = {"true": True, "false": False, "none": None, "null": None}
-    if text.lower() in lowered:
-        return lowered[text.lower()]
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _key_value(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
-    return key.strip().replace("-", "_"), _option_value(value.strip())
-
-
-def _obs_sd(text: str) -> float | str:
-    if text == "learned":
-        return text
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number or 'learned', got {text!r}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
-    return value
-
-
-def _columns(text: str) -> list[str | int]:
-    return [int(c) if c.strip().isdigit() else c.strip() for c in text.split(",") if c.strip()]
-
-
 # --------------------------------------------------------------------------- arguments
 def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA", help="CSV or .npy file with the points.")
@@ -172,7 +127,7 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--columns",
-        type=_columns,
+        type=columns,
         default=None,
         metavar="A,B",
         help="columns to use, by header name or 0-based index (default: all).",
@@ -210,7 +165,7 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     )
     prior.add_argument(
         "--obs-sd",
-        type=_obs_sd,
+        type=obs_sd,
         default=None,
         metavar="SD|learned",
         help="known observation sd of every component (default 1), or "
@@ -236,13 +191,13 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--batch-size", type=int, help="minibatch size, for large data.")
     g.add_argument(
         "--random-seed",
-        type=_seed,
+        type=seed,
         default=1,
         help="seed for every engine (default 1): same seed, same numbers.",
     )
     g.add_argument(
         "--option",
-        type=_key_value,
+        type=key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",
@@ -316,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="each engine's quick settings: a rough run in a fraction of the time.",
     )
-    demo.add_argument("--random-seed", type=_seed, default=1, help="seed for every engine.")
+    demo.add_argument("--random-seed", type=seed, default=1, help="seed for every engine.")
     demo.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     demo.add_argument(
         "--jobs",
