@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-from numpy.typing import ArrayLike
 from scipy.special import gammaln, logsumexp
 
 from ppl_mixtures.model.spec import MixtureSpec
@@ -38,9 +37,9 @@ def log_marginal_normal(
     n: np.ndarray,
     s1: np.ndarray,
     s2: np.ndarray,
-    prior_mean: ArrayLike,
-    prior_var: ArrayLike,
-    obs_var: ArrayLike,
+    prior_mean: np.ndarray | float,
+    prior_var: np.ndarray | float,
+    obs_var: np.ndarray | float,
 ) -> np.ndarray:
     """log p(y_1..y_n) for y_j ~ N(mu, obs_var), mu ~ N(prior_mean, prior_var), mu integrated.
 
