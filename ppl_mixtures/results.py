@@ -266,7 +266,7 @@ class MixtureFit:
         The options the engine ran with, including ``random_seed``, for reproduction.
     family : {"mcmc", "vi", "point"} or None
         The engine's family (samplers, variational methods, point estimators); None when
-        not recorded (``compare`` then asks the engine registry by ``engine``).
+        not recorded (``compare`` then treats it as an unknown family; ``fit()`` always sets it).
     elbo_estimate : Estimate or None
         The ELBO of the returned q (VI engines), with its Monte Carlo standard error.
     evidence : EvidenceEstimate or None
@@ -470,8 +470,10 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
                obs_sd: np.ndarray | None = None,
                sample_stats: Mapping[str, np.ndarray] | None = None,
                log_likelihood: np.ndarray | None = None,
-               attrs: Mapping[str, Any] | None = None) -> xr.DataTree:
-    """Build a DataTree in the shared schema from numpy draws.
+               attrs: Mapping[str, Any] | None = None,
+               extra_posterior: xr.Dataset | None = None) -> xr.DataTree:
+    """Build a DataTree in the shared schema from numpy draws: the one schema builder of
+    every engine (the PyMC engines reach it through ``inference.pymc.sampling.to_mixture_fit``).
 
     Parameters
     ----------
@@ -485,6 +487,11 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
     log_likelihood : ndarray of shape (n_chains, n_draws, n_samples), optional
     attrs : mapping, optional
         Attributes set on the posterior group (e.g. ``{"engine": "cavi"}``).
+    extra_posterior : xarray.Dataset, optional
+        More posterior variables with leading dims (chain, draw) of the same sizes (e.g.
+        PyMC's ``means_first``, ``obs_precision``, ``z``), added as they are after the
+        schema's; their chain/draw coords become the schema's integers and coords that
+        are not dimensions are dropped.
 
     Returns
     -------
@@ -529,6 +536,15 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
         groups["log_likelihood"] = {"x": np.asarray(log_likelihood, dtype=np.float64)}
     # dims are matched from the left: log_likelihood.x (chain, draw, n) gets ("obs",)
     tree = from_dict(groups, coords=coords, dims=dims)
+    if extra_posterior is not None:
+        import xarray as xr
+
+        schema = tree["posterior"].to_dataset()
+        extra = extra_posterior.drop_vars([c for c in extra_posterior.coords
+                                           if c not in extra_posterior.dims])
+        extra = extra.assign_coords(chain=schema["chain"].values, draw=schema["draw"].values)
+        merged = xr.merge([schema, extra], compat="override", join="override")
+        tree["posterior"] = xr.DataTree(merged)
     if attrs:
         tree["posterior"].attrs.update(dict(attrs))
     return tree
