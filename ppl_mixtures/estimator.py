@@ -20,6 +20,9 @@ posterior draws::
 - ``bic`` / ``aic``: for the point-estimating engine ``"em"`` only.
 
 docs/estimator.md lists the scikit-learn checks that do not apply and why.
+
+The module is one class (scikit-learn's API with numpydoc on every method) and its few
+helpers, a little over 400 lines; the math it calls lives in ``analysis.diagnostics``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -166,7 +170,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         self.random_seed = random_seed
 
     # ------------------------------------------------------------------ tags
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_seed is None
         return tags
@@ -222,7 +226,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
             )
         return {**options, "random_seed": v.check_seed(self.random_seed)}
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: None = None) -> BayesianMixture:
         """Fit the mixture to X.
 
         Parameters
@@ -265,14 +269,14 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         return self
 
     # ------------------------------------------------------------------ predictions
-    def _check_X(self, X) -> np.ndarray:
+    def _check_X(self, X: ArrayLike) -> np.ndarray:
         check_is_fitted(self, "fit_")
         return validate_data(self, X, dtype=np.float64, reset=False)
 
     def _responsibilities(self, X: np.ndarray) -> np.ndarray:
         return responsibilities(self.fit_, X)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Posterior mean responsibilities p(z = k | x, data).
 
         The mean over the posterior draws theta_s of w_k N(x | mu_k, sd_k^2) / sum_j w_j
@@ -290,7 +294,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         """
         return self._responsibilities(self._check_X(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The most probable component of each point: argmax of :meth:`predict_proba`.
 
         Returns
@@ -299,7 +303,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         """
         return self.predict_proba(X).argmax(axis=1)
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
         """Posterior predictive log density log p(x | data) of each point, in nats.
 
         log (1/S) sum_s p(x | theta_s) over the fit's S posterior draws (logsumexp), with
@@ -318,7 +322,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         X = self._check_X(X)
         return predictive_logpdf(self.fit_, X)
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: None = None) -> float:
         """Mean posterior predictive log density of X (nats per point; higher is better).
 
         On held-out data this is the log predictive density that ``GridSearchCV`` maximizes
@@ -330,7 +334,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         """
         return float(np.mean(self.score_samples(X)))
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw points from the posterior predictive.
 
         For each point: a posterior draw theta_s = (weights, means, obs_sd) chosen uniformly
@@ -364,7 +368,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         return loc + scale * rng.standard_normal(loc.shape), labels
 
     # ------------------------------------------------------------------ information criteria
-    def _log_likelihood_and_count(self, X) -> tuple[float, int, int]:
+    def _log_likelihood_and_count(self, X: ArrayLike) -> tuple[float, int, int]:
         check_is_fitted(self, "fit_")
         if self.fit_.engine != "em":
             raise ValueError(
@@ -378,16 +382,16 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         total = float(log_likelihood(self.fit_, X).sum())
         return total, n_free_parameters(self.fit_.spec, X.shape[1]), X.shape[0]
 
-    def bic(self, X):
+    def bic(self, X: ArrayLike) -> float:
         """Bayesian information criterion -2 log L + p log n (lower is better).
 
         log L is the log-likelihood of X at the EM estimate, p :func:`n_free_parameters`,
         n the number of rows of X. Only for ``engine="em"`` (ValueError otherwise).
         """
         log_lik, n_params, n_samples = self._log_likelihood_and_count(X)
-        return -2.0 * log_lik + n_params * np.log(n_samples)
+        return float(-2.0 * log_lik + n_params * np.log(n_samples))
 
-    def aic(self, X):
+    def aic(self, X: ArrayLike) -> float:
         """Akaike information criterion -2 log L + 2 p (lower is better); ``engine="em"`` only."""
         log_lik, n_params, _ = self._log_likelihood_and_count(X)
         return -2.0 * log_lik + 2.0 * n_params
