@@ -142,14 +142,12 @@ def align_permutations(
         return np.zeros((n_chains, n_draws, 1), dtype=np.intp)
     if reference is not None:
         return _assign(means, np.asarray(reference, dtype=np.float64))
-    ref = means[0, n_draws // 2]
-    perms = None
-    for _ in range(max_iter):
-        new_perms = _assign(means, ref)
-        if perms is not None and np.array_equal(new_perms, perms):
+    perms = _assign(means, means[0, n_draws // 2])
+    for _ in range(max_iter - 1):  # max_iter assignments in all, the first from one draw
+        new_perms = _assign(means, _permute(means, perms).mean(axis=(0, 1)))
+        if np.array_equal(new_perms, perms):
             break
         perms = new_perms
-        ref = _permute(means, perms).mean(axis=(0, 1))
     return perms
 
 

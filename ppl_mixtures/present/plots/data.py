@@ -206,11 +206,11 @@ def _plot_data_2d(
     )
     lows, highs = [shown.min(axis=0)], [shown.max(axis=0)]
     for ax, name in zip(axes.ravel(), names, strict=False):
-        low, high = _draw_data_panel(
+        panel_lows, panel_highs = _draw_data_panel(
             ax, fits[name], shown, features, colors[name], None if name == reference else ref_means
         )
-        lows += low
-        highs += high
+        lows += panel_lows
+        highs += panel_highs
         point = " (point estimate)" if is_point_estimate(fits[name]) else ""
         ax.set_title(f"{name}{point}", fontsize="medium")
     low, high = np.min(lows, axis=0), np.max(highs, axis=0)
