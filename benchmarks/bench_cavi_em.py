@@ -27,11 +27,11 @@ import numpy as np
 
 NAME = "cavi_em"
 
-GOAL_CAVI_SECONDS = 0.010     # <= 10 ms per CAVI iteration at N = 1e6
-GOAL_CAVI_VS_BGM = 50.0       # >= 50x sklearn BayesianGaussianMixture
-GOAL_EM_VS_GM = 20.0          # >= 20x sklearn GaussianMixture
-GOAL_LOG_LIK_REL = 1e-8       # same final log-likelihood from the same start
-ROUNDS = 7                    # interleaved rounds of every measurement
+GOAL_CAVI_SECONDS = 0.010  # <= 10 ms per CAVI iteration at N = 1e6
+GOAL_CAVI_VS_BGM = 50.0  # >= 50x sklearn BayesianGaussianMixture
+GOAL_EM_VS_GM = 20.0  # >= 20x sklearn GaussianMixture
+GOAL_LOG_LIK_REL = 1e-8  # same final log-likelihood from the same start
+ROUNDS = 7  # interleaved rounds of every measurement
 
 
 def _data(n_samples: int) -> np.ndarray:
@@ -87,6 +87,8 @@ def run(quick: bool = False) -> str:
 
     from ppl_mixtures import MixtureSpec
     from ppl_mixtures.inference.conjugate import cavi, em
+    from ppl_mixtures.inference.conjugate.pointmass import log_const
+    from ppl_mixtures.inference.conjugate.stats import one_pass
     from ppl_mixtures.kernels import estep as kernels
 
     n_samples = 100_000 if quick else 1_000_000
@@ -101,28 +103,41 @@ def run(quick: bool = False) -> str:
     n_rounds = 2 if quick else ROUNDS
     max_threads = numba.config.NUMBA_NUM_THREADS
     # below PARALLEL_MIN_SAMPLES the pass runs in one thread whatever the setting
-    thread_counts = (sorted({1, max_threads}) if n_samples >= kernels.PARALLEL_MIN_SAMPLES
-                     else [1])
+    thread_counts = sorted({1, max_threads}) if n_samples >= kernels.PARALLEL_MIN_SAMPLES else [1]
     best_backend = "numba" if max(thread_counts) == 1 else "numba_parallel"
-    data = kernels.feature_major(points)      # the layout cavi.fit / em.fit pass (one copy)
+    data = kernels.feature_major(points)  # the layout cavi.fit / em.fit pass (one copy)
     m1, m2 = (2, 6) if quick else (2, 5)
     start = em.init(points, spec, random_seed=1)
 
     def gaussian_mixture(m):
-        return GaussianMixture(3, covariance_type="diag", reg_covar=1e-6, max_iter=m, tol=0.0,
-                               means_init=start.means, weights_init=start.weights,
-                               precisions_init=1.0 / start.variances).fit(points)
+        return GaussianMixture(
+            3,
+            covariance_type="diag",
+            reg_covar=1e-6,
+            max_iter=m,
+            tol=0.0,
+            means_init=start.means,
+            weights_init=start.weights,
+            precisions_init=1.0 / start.variances,
+        ).fit(points)
 
     def bayesian_gaussian_mixture(m):
         return BayesianGaussianMixture(
-            n_components=3, covariance_type="diag", max_iter=m, tol=0.0, n_init=1,
-            init_params="random_from_data", random_state=0).fit(points)
+            n_components=3,
+            covariance_type="diag",
+            max_iter=m,
+            tol=0.0,
+            n_init=1,
+            init_params="random_from_data",
+            random_state=0,
+        ).fit(points)
 
     def our_step_times(engine, backend, threads, array):
         numba.set_num_threads(threads)
         state = engine.init(points, spec, random_seed=0)
-        times, _ = _our_steps(lambda s: engine.step(array, spec, s, backend=backend), state,
-                              n_steps)
+        times, _ = _our_steps(
+            lambda s: engine.step(array, spec, s, backend=backend), state, n_steps
+        )
         numba.set_num_threads(max_threads)
         return times
 
@@ -131,8 +146,9 @@ def run(quick: bool = False) -> str:
     measure = {}
     for threads in thread_counts:
         backend = "numba" if threads == 1 else "numba_parallel"
-        measure[f"cavi_numba_{threads}"] = (
-            lambda b=backend, t=threads: our_step_times(cavi, b, t, data))
+        measure[f"cavi_numba_{threads}"] = lambda b=backend, t=threads: our_step_times(
+            cavi, b, t, data
+        )
         measure[f"em_numba_{threads}"] = lambda b=backend, t=threads: our_step_times(em, b, t, data)
     measure["cavi_c_order"] = lambda: our_step_times(cavi, best_backend, max_threads, points)
     measure["bgm"] = lambda: _per_iteration(bayesian_gaussian_mixture, m1, m2)
@@ -141,11 +157,12 @@ def run(quick: bool = False) -> str:
     for _ in range(n_rounds):
         for key, fn in measure.items():
             per_round[key].append(fn())
-    per_round = {key: np.array(val) for key, val in per_round.items()}    # (rounds, 2)
+    per_round = {key: np.array(val) for key, val in per_round.items()}  # (rounds, 2)
     rows = {key: np.median(val, axis=0) for key, val in per_round.items()}
     state = cavi.init(points, spec, random_seed=0)
-    rows["cavi_numpy"], _ = _our_steps(lambda s: cavi.step(points, spec, s, backend="numpy"),
-                                       state, 2)
+    rows["cavi_numpy"], _ = _our_steps(
+        lambda s: cavi.step(points, spec, s, backend="numpy"), state, 2
+    )
 
     def ratios(peer: str, key: str) -> np.ndarray:
         """peer's wall time / ours, round by round."""
@@ -159,8 +176,9 @@ def run(quick: bool = False) -> str:
     state = start
     for _ in range(n_em):
         state, _ = em.step(points, spec, state)
-    ours = kernels.one_pass("numba", points, em._log_const(state), state.means,
-                            1.0 / state.variances).sum_log_norm
+    ours = one_pass(
+        "numba", points, log_const(state), state.means, 1.0 / state.variances
+    ).sum_log_norm
     theirs = float(gm.score(points)) * n_samples
     log_lik_rel = abs(ours - theirs) / abs(theirs)
     load_after = os.getloadavg()[0]
@@ -185,8 +203,10 @@ def run(quick: bool = False) -> str:
             versus = f"{wall / rows[peer][0]:.1f}x slower than {peer_name}"
         else:
             r = ratios(peer, key)
-            versus = (f"{np.median(r):.0f}x faster than {peer_name} "
-                      f"(rounds: {r.min():.0f}-{r.max():.0f}x)")
+            versus = (
+                f"{np.median(r):.0f}x faster than {peer_name} "
+                f"(rounds: {r.min():.0f}-{r.max():.0f}x)"
+            )
         return f"| {label} | {ms(wall)} | {ms(cpu)} | {wall / floor[0]:.1f}x | {versus} |"
 
     lines = [
@@ -200,16 +220,34 @@ def run(quick: bool = False) -> str:
     ]
     for threads in thread_counts:
         backend = "numba" if threads == 1 else "numba_parallel"
-        lines.append(row(f"our CAVI, `backend={backend}` ({threads} thread(s))",
-                         f"cavi_numba_{threads}", "bgm", "BGM"))
-    lines.append(row(f"our CAVI, `backend={best_backend}`, `step` on the C-ordered array",
-                     "cavi_c_order", "bgm", "BGM"))
+        lines.append(
+            row(
+                f"our CAVI, `backend={backend}` ({threads} thread(s))",
+                f"cavi_numba_{threads}",
+                "bgm",
+                "BGM",
+            )
+        )
+    lines.append(
+        row(
+            f"our CAVI, `backend={best_backend}`, `step` on the C-ordered array",
+            "cavi_c_order",
+            "bgm",
+            "BGM",
+        )
+    )
     lines.append(row("our CAVI, `backend=numpy` (reference)", "cavi_numpy", "bgm", "BGM"))
     lines.append(row("sklearn BayesianGaussianMixture(diag)", "bgm"))
     for threads in thread_counts:
         backend = "numba" if threads == 1 else "numba_parallel"
-        lines.append(row(f"our EM, `backend={backend}` ({threads} thread(s))",
-                         f"em_numba_{threads}", "gm", "GM"))
+        lines.append(
+            row(
+                f"our EM, `backend={backend}` ({threads} thread(s))",
+                f"em_numba_{threads}",
+                "gm",
+                "GM",
+            )
+        )
     lines.append(row("sklearn GaussianMixture(diag)", "gm"))
     lines += [
         "",

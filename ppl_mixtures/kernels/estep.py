@@ -345,22 +345,50 @@ def pass_numba(
     counts, sum_dev, sum_sq_dev, scalars = _run(
         points, log_const, centers, precisions, parallel and points.shape[0] >= PARALLEL_MIN_SAMPLES
     )
-    counts = counts.sum(axis=0)
-    sum_r_l, sum_best, sum_log_total = scalars.sum(axis=0)
-    # the sums about the center c become x̄ and S: x̄ - c = sum r (x - c) / N and
-    # S = sum r (x - c)^2 / N - (x̄ - c)^2; an empty component (N = 0, both sums 0) gets
-    # x̄ = c and S = 0
-    divisor = np.where(counts > 0.0, counts, 1.0)[:, None]
-    shift = sum_dev.sum(axis=0) / divisor
-    scatter = np.maximum(sum_sq_dev.sum(axis=0) / divisor - shift * shift, 0.0)
+    counts, means, scatter, (sum_r_l, sum_best, sum_log_total) = _reduce_chunks(
+        counts, sum_dev, sum_sq_dev, scalars, np.asarray(centers, dtype=np.float64)
+    )
     # -sum_ik r log r = sum_i log total_i - sum_ik r (log rho - max)   (sum_k r_ik = 1)
     return SufficientStats(
         counts,
-        centers + shift,
+        means,
         scatter,
         float(sum_log_total - LN2 * sum_r_l),
         float(LN2 * sum_best + sum_log_total),
     )
+
+
+@numba.njit(cache=True)
+def _reduce_chunks(counts, sum_dev, sum_sq_dev, scalars, centers):
+    """Add the chunks' rows in order, then turn the sums about the center c into x̄ and S.
+
+    x̄ - c = sum r (x - c) / N and S = sum r (x - c)^2 / N - (x̄ - c)^2 (>= 0 up to
+    rounding, clipped); an empty component (N = 0, both sums 0) gets x̄ = c and S = 0.
+    One compiled call: the same dozen numpy calls on (K, D) arrays cost ~20 us per pass.
+    """
+    n_chunks, n_components = counts.shape
+    n_features = centers.shape[1]
+    total = np.zeros(n_components)
+    means = np.empty((n_components, n_features))
+    scatter = np.empty((n_components, n_features))
+    sums = np.zeros(3)
+    for c in range(n_chunks):
+        for k in range(n_components):
+            total[k] += counts[c, k]
+        for j in range(3):
+            sums[j] += scalars[c, j]
+    for k in range(n_components):
+        divisor = total[k] if total[k] > 0.0 else 1.0
+        for d in range(n_features):
+            first = 0.0
+            second = 0.0
+            for c in range(n_chunks):
+                first += sum_dev[c, k, d]
+                second += sum_sq_dev[c, k, d]
+            shift = first / divisor
+            means[k, d] = centers[k, d] + shift
+            scatter[k, d] = max(second / divisor - shift * shift, 0.0)
+    return total, means, scatter, sums
 
 
 def _run(points, log_const, centers, precisions, parallel):
@@ -400,6 +428,7 @@ def warm_up(backend: str, n_samples: int, n_features: int, n_components: int) ->
         return
     parallel = backend == "numba_parallel" and n_samples >= PARALLEL_MIN_SAMPLES
     centers = np.zeros((n_components, n_features))
-    _run(
+    sums = _run(
         np.zeros((2, n_features)), np.zeros(n_components), centers, np.ones_like(centers), parallel
     )
+    _reduce_chunks(*sums, centers)

@@ -65,8 +65,9 @@ def dirichlet_log_prior(mean_log_weights: np.ndarray, alpha: np.ndarray) -> floa
     = log Gamma(sum alpha) - sum log Gamma(alpha) + sum (alpha - 1) E[log w]; a term with
     alpha_k = 1 is 0 even where log w_k = -inf (EM's emptied components).
     """
-    with np.errstate(invalid="ignore"):
-        weighted = np.where(alpha != 1.0, (alpha - 1.0) * mean_log_weights, 0.0)
+    weighted = np.multiply(
+        alpha - 1.0, mean_log_weights, out=np.zeros_like(alpha), where=alpha != 1.0
+    )
     return float(gammaln(alpha.sum()) - gammaln(alpha).sum() + weighted.sum())
 
 
