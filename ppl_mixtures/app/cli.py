@@ -28,7 +28,6 @@ from ppl_mixtures.app.bench import run_bench
 from ppl_mixtures.app.commands import run_compare, run_engines, run_fit
 from ppl_mixtures.app.demo import run_demo
 from ppl_mixtures.app.errors import Signalled, exit_code, quiet_library_logs, signals_unwind
-from ppl_mixtures.app.runner import worker_pool as _worker_pool  # noqa: F401  (tests/test_report.py)
 from ppl_mixtures.app.ui import PROG, UI
 
 __all__ = ["build_parser", "main"]
