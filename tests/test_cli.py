@@ -71,6 +71,23 @@ def test_help_lists_every_registered_engine_with_its_options(argv, capsys):
             assert " ".join(field.metadata.get("help", "").split()) in flat, (name, field.name)
 
 
+def test_top_level_and_demo_help_load_no_engine():
+    """``ppl-mixtures --help`` and ``demo --help`` stay instant: no PyMC, PyTensor or
+    matplotlib (a fresh process, so nothing an earlier test imported counts)."""
+    import subprocess
+
+    code = (
+        "import contextlib, io, sys\n"
+        "from ppl_mixtures.app import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    codes = [cli.main(['--help']), cli.main(['demo', '--help'])]\n"
+        "heavy = [m for m in ('pymc', 'pytensor', 'matplotlib') if m in sys.modules]\n"
+        "print(codes, heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[0, 0] []", done.stderr
+
+
 def test_help_teaches(capsys):
     code, out, _ = run(["compare", "--help"], capsys)
     assert code == 0
