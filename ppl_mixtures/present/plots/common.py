@@ -1,8 +1,8 @@
 """What every figure shares: the figure and legend helpers, colours, and feature axes.
 
 :class:`FeatureAxes` turns ``feature_names``, ``units`` and ``data_transform`` into axis
-labels and data units (see :mod:`ppl_mixtures.present.plots`). The helpers here are the
-package's own (not re-exported): each figure module imports what it draws with.
+labels and data units (see :mod:`ppl_mixtures.present.plots`). It and :func:`engine_colors`
+are re-exported by the package; the other helpers are the figure modules' own.
 """
 
 from __future__ import annotations
