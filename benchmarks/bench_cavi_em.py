@@ -200,7 +200,12 @@ def run(quick: bool = False) -> str:
         if peer is None:
             versus = ""
         elif key not in per_round:
-            versus = f"{wall / rows[peer][0]:.1f}x slower than {peer_name}"
+            slower = wall / rows[peer][0]
+            versus = (
+                f"{slower:.1f}x slower than {peer_name}"
+                if slower >= 1
+                else f"{1 / slower:.1f}x faster than {peer_name}"
+            )
         else:
             r = ratios(peer, key)
             versus = (

@@ -428,7 +428,7 @@ def warm_up(backend: str, n_samples: int, n_features: int, n_components: int) ->
         return
     parallel = backend == "numba_parallel" and n_samples >= PARALLEL_MIN_SAMPLES
     centers = np.zeros((n_components, n_features))
-    sums = _run(
+    counts, sum_dev, sum_sq_dev, scalars = _run(
         np.zeros((2, n_features)), np.zeros(n_components), centers, np.ones_like(centers), parallel
     )
-    _reduce_chunks(*sums, centers)
+    _reduce_chunks(counts, sum_dev, sum_sq_dev, scalars, centers)

@@ -213,11 +213,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     """
     opts = v.build_options("cavi", Options, options)
     n_draws = v.check_draws(
-        "n_draws", opts.n_draws, values_per_draw=spec.n_components * (2 * points.shape[1] + 1)
+        "n_draws", opts.n_draws, values_per_draw=mf.values_per_draw(spec, points.shape[1])
     )
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init + 1)
     with stopwatch() as build:
-        warm_up(opts.backend, *points.shape, spec.n_components)  # compile or load
+        # compile the pass (first run of a fresh install) or load it from numba's cache
+        warm_up(opts.backend, points.shape[0], points.shape[1], spec.n_components)
         data = feature_major(points)  # read in place by the pass
 
     def run_one(seed: int, report: Any) -> driver.Run:

@@ -287,8 +287,8 @@ class _NoProgress:
     def __enter__(self) -> _NoProgress:
         return self
 
-    def __exit__(self, *exc: object) -> bool:
-        return False
+    def __exit__(self, *exc: object) -> None:
+        return None
 
     def add_task(self, *args: Any, **kwargs: Any) -> int:
         return 0

@@ -267,7 +267,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     opts = v.build_options("em", Options, options)
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init)
     with stopwatch() as build:
-        warm_up(opts.backend, *points.shape, spec.n_components)  # compile or load
+        # compile the pass (first run of a fresh install) or load it from numba's cache
+        warm_up(opts.backend, points.shape[0], points.shape[1], spec.n_components)
         data = feature_major(points)  # read in place by the pass
 
     def one_step(state: EmState) -> tuple[EmState, float]:

@@ -55,6 +55,7 @@ __all__ = [
     "update_means",
     "update_precisions",
     "update_weights",
+    "values_per_draw",
 ]
 
 
@@ -207,6 +208,11 @@ def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -
 
 
 # ----------------------------------------------------------------- draws and labels
+def values_per_draw(spec: MixtureSpec, n_features: int) -> int:
+    """Floats one stored draw from q holds: means (K, D), weights (K), obs_sd (K, D)."""
+    return spec.n_components * (2 * n_features + 1)
+
+
 def draws_from_q(
     params: VariationalParams, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -231,4 +237,14 @@ def draws_from_q(
 def sorted_by_first_feature(params: VariationalParams) -> VariationalParams:
     """The same q with components relabelled so that mean_loc[:, 0] increases."""
     order = np.argsort(params.mean_loc[:, 0], kind="stable")
-    return VariationalParams(*(None if p is None else p[order] for p in params))
+
+    def sort(values: np.ndarray | None) -> np.ndarray | None:
+        return None if values is None else values[order]
+
+    return VariationalParams(
+        params.mean_loc[order],
+        params.mean_var[order],
+        sort(params.weight_conc),
+        sort(params.prec_shape),
+        sort(params.prec_rate),
+    )

@@ -296,12 +296,13 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     opts = v.build_options("svi", Options, options)
     batch_size = min(opts.batch_size, points.shape[0])
     n_draws = v.check_draws(
-        "n_draws", opts.n_draws, values_per_draw=spec.n_components * (2 * points.shape[1] + 1)
+        "n_draws", opts.n_draws, values_per_draw=mf.values_per_draw(spec, points.shape[1])
     )
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init + 1)
     steps_per_epoch = max(1, int(np.ceil(points.shape[0] / batch_size)))
     with stopwatch() as build:
-        warm_up(opts.backend, *points.shape, spec.n_components)  # compile or load
+        # compile the pass (first run of a fresh install) or load it from numba's cache
+        warm_up(opts.backend, points.shape[0], points.shape[1], spec.n_components)
 
     def one_step(state: SviState) -> tuple[SviState, float]:
         new_state, info = step(
