@@ -145,7 +145,7 @@ def update_means(
         m_kd      = s2_kd (m0_d / s0_d^2 + E[tau_kd] N_k x̄_kd)
 
     (Blei et al. 2017, §3: the same update with s0 = sigma, m0 = 0 and E[tau] = 1). EM's
-    MAP step uses it too, with the point estimate of tau (``em.py``).
+    MAP step uses it too, with the point estimate of tau (``pointmass.m_step``).
     """
     n_features = stats.means.shape[1]
     prior_prec = spec.prior_sd(n_features) ** -2.0
