@@ -33,6 +33,9 @@ def _private_reference_cache(tmp_path_factory, monkeypatch):
 
 
 def run(argv, capsys):
+    """``ppl-mixtures ARGV`` in-process: (exit code, stdout, stderr). A string is split on
+    whitespace, as a shell would split it (the paths here have no spaces)."""
+    argv = argv.split() if isinstance(argv, str) else argv
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -89,29 +92,17 @@ def test_top_level_and_demo_help_load_no_engine():
 
 
 def test_help_teaches(capsys):
-    code, out, _ = run(["compare", "--help"], capsys)
+    code, out, _ = run("compare --help", capsys)
     assert code == 0
     for fragment in ("--standardize", "--obs-sd SD|learned", "examples:", "point estimate"):
         assert fragment in out
-    assert run([], capsys)[0] == 2  # a command is required
+    assert run("", capsys)[0] == 2  # a command is required
 
 
 def test_fit_prints_summary_and_writes_report(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "fit"
     code, out, err = run(
-        [
-            "fit",
-            csv_path,
-            "-k",
-            2,
-            "--engine",
-            "cavi",
-            "--quick",
-            "--random-seed",
-            3,
-            "--out",
-            out_dir,
-        ],
+        f"fit {csv_path} -k 2 --engine cavi --quick --random-seed 3 --out {out_dir}",
         capsys,
     )
     assert code == 0, err
@@ -127,24 +118,7 @@ def test_fit_prints_summary_and_writes_report(csv_path, tmp_path, capsys):
 def test_compare_tables_every_engine(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "cmp"
     code, out, err = run(
-        [
-            "--quiet",
-            "compare",
-            csv_path,
-            "-k",
-            2,
-            "--engines",
-            ",".join(CHEAP),
-            "--reference",
-            "cavi",
-            "--quick",
-            "--columns",
-            "x,y",
-            "--dirichlet-alpha",
-            0.5,
-            "--out",
-            out_dir,
-        ],
+        f"--quiet compare {csv_path} -k 2 --engines {','.join(CHEAP)} --reference cavi --quick --columns x,y --dirichlet-alpha 0.5 --out {out_dir}",
         capsys,
     )
     assert code == 0, err
@@ -157,19 +131,7 @@ def test_compare_tables_every_engine(csv_path, tmp_path, capsys):
     assert dataset["spec"]["dirichlet_alpha"] == 0.5
     # the same folder again: refused before any fitting, and left as it was
     code, _, err = run(
-        [
-            "compare",
-            csv_path,
-            "-k",
-            2,
-            "--engines",
-            "cavi",
-            "--reference",
-            "cavi",
-            "--quiet",
-            "--out",
-            out_dir,
-        ],
+        f"compare {csv_path} -k 2 --engines cavi --reference cavi --quiet --out {out_dir}",
         capsys,
     )
     assert code == 2 and "--force" in err and err.count("\n") == 1
@@ -177,19 +139,7 @@ def test_compare_tables_every_engine(csv_path, tmp_path, capsys):
 
 def test_standardize_learned_sd_and_engine_warnings(csv_path, capsys):
     code, out, err = run(
-        [
-            "fit",
-            csv_path,
-            "-k",
-            2,
-            "--engine",
-            "cavi",
-            "--standardize",
-            "--obs-sd",
-            "learned",
-            "--option",
-            "max_iter=5",
-        ],
+        f"fit {csv_path} -k 2 --engine cavi --standardize --obs-sd learned --option max_iter=5",
         capsys,
     )
     assert code == 0, err
@@ -200,23 +150,7 @@ def test_standardize_learned_sd_and_engine_warnings(csv_path, capsys):
 def test_standardize_reports_in_the_datas_units_and_column_names(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "std"
     code, out, err = run(
-        [
-            "--quiet",
-            "compare",
-            csv_path,
-            "-k",
-            2,
-            "--engines",
-            "cavi,em",
-            "--reference",
-            "cavi",
-            "--quick",
-            "--standardize",
-            "--obs-sd",
-            "learned",
-            "--out",
-            out_dir,
-        ],
+        f"--quiet compare {csv_path} -k 2 --engines cavi,em --reference cavi --quick --standardize --obs-sd learned --out {out_dir}",
         capsys,
     )
     assert code == 0, err
@@ -242,9 +176,7 @@ def test_standardize_reports_in_the_datas_units_and_column_names(csv_path, tmp_p
 
 
 def test_fit_with_standardize_adds_a_table_in_data_units(csv_path, capsys):
-    code, out, err = run(
-        ["--quiet", "fit", csv_path, "-k", 2, "--engine", "em", "--quick", "--standardize"], capsys
-    )
+    code, out, err = run(f"--quiet fit {csv_path} -k 2 --engine em --quick --standardize", capsys)
     assert code == 0, err
     assert "means (mean)" in out and "in the data's own units" in out
     assert "| means[0, x] |" in out and "| means[1, y] |" in out
@@ -263,9 +195,7 @@ def test_bad_files_exit_2_with_one_line(kind, tmp_path, capsys):
     path = tmp_path / f"{kind}.csv"
     path.write_text(content)
     out_dir = tmp_path / "out"
-    code, _, err = run(
-        ["--quiet", "fit", path, "-k", 2, "--engine", "cavi", "--out", out_dir], capsys
-    )
+    code, _, err = run(f"--quiet fit {path} -k 2 --engine cavi --out {out_dir}", capsys)
     assert code == 2
     assert err.startswith("ppl-mixtures: error: ") and err.count("\n") == 1
     assert word in err.lower() and "Traceback" not in err
@@ -276,19 +206,7 @@ def test_one_column_with_more_components_than_rows(tmp_path, capsys):
     path = tmp_path / "one.csv"
     path.write_text("1.0\n2.0\n")
     code, _, err = run(
-        [
-            "--quiet",
-            "compare",
-            path,
-            "-k",
-            3,
-            "--engines",
-            "cavi",
-            "--reference",
-            "cavi",
-            "--out",
-            tmp_path / "out",
-        ],
+        f"--quiet compare {path} -k 3 --engines cavi --reference cavi --out {tmp_path / 'out'}",
         capsys,
     )
     assert code == 2 and "n_components" in err and err.count("\n") == 1
@@ -330,29 +248,29 @@ def test_not_applicable_and_internal_failure(csv_path, capsys, monkeypatch):
 
     monkeypatch.setattr(fit_module, "fit", picky_fit)
     code, out, err = run(
-        ["compare", csv_path, "-k", 2, "--engines", "cavi,nuts", "--reference", "cavi", "--quick"],
+        f"compare {csv_path} -k 2 --engines cavi,nuts --reference cavi --quick",
         capsys,
     )
     assert code == 0 and "not applicable: spec.obs_sd: exact_log_evidence needs" in out
     assert "nuts: not applicable" in err  # the progress line says so too
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "nuts"], capsys)
+    code, _, err = run(f"--quiet fit {csv_path} -k 2 --engine nuts", capsys)
     assert code == 2 and "needs a known obs_sd" in err
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(fit_module, "fit", broken)
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi"], capsys)
+    code, _, err = run(f"--quiet fit {csv_path} -k 2 --engine cavi", capsys)
     assert code == 1 and "internal error: RuntimeError: boom" in err and "--debug" in err
     assert "Traceback" not in err
-    code, _, err = run(["--debug", "--quiet", "fit", csv_path, "-k", 2, "--engine", "cavi"], capsys)
+    code, _, err = run(f"--debug --quiet fit {csv_path} -k 2 --engine cavi", capsys)
     assert code == 1 and "Traceback" in err
 
 
 def test_demo_writes_every_dataset_section(tmp_path, capsys, monkeypatch):
     _small_demo(monkeypatch, line_is_large=True)
     out_dir = tmp_path / "demo"
-    code, out, err = run(["demo", "--quick", "--out", out_dir], capsys)
+    code, out, err = run(f"demo --quick --out {out_dir}", capsys)
     assert code == 0, err
     assert out.startswith("| dataset | engine |")
     for name in CHEAP:
@@ -360,7 +278,7 @@ def test_demo_writes_every_dataset_section(tmp_path, capsys, monkeypatch):
     report = (out_dir / "report.md").read_text()
     assert "## blobs" in report and "## line" in report
     assert f"ppl-mixtures demo --quick --out {out_dir}" in report
-    code, _, err = run(["demo", "--quick", "--out", out_dir], capsys)
+    code, _, err = run(f"demo --quick --out {out_dir}", capsys)
     assert code == 2 and "--force" in err
 
 
@@ -381,7 +299,7 @@ def test_demo_keeps_going_when_an_engine_crashes(tmp_path, capsys, monkeypatch):
     _break_engine(monkeypatch, "em", RuntimeError("em broke"))
     _small_demo(monkeypatch, names=("blobs",))
     out_dir = tmp_path / "demo"
-    code, out, err = run(["--quiet", "demo", "--quick", "--out", out_dir], capsys)
+    code, out, err = run(f"--quiet demo --quick --out {out_dir}", capsys)
     assert code == 1
     assert "1 engine run(s) failed (blobs/em: RuntimeError: em broke)" in err
     assert "| blobs | cavi |" in out
@@ -431,12 +349,12 @@ def test_bench_runs_a_benchmarks_folder(tmp_path, capsys):
         'NAME = "toy"\n\ndef run(quick=False):\n    return f"# toy\\nquick={quick}"\n'
     )
     (folder / "helper.py").write_text("raise RuntimeError('not a benchmark')\n")
-    code, _, err = run(["--quiet", "bench", "--quick", "--dir", folder], capsys)
+    code, _, err = run(f"--quiet bench --quick --dir {folder}", capsys)
     assert code == 0, err
     assert (tmp_path / "reports" / "benchmarks" / "toy.md").read_text() == "# toy\nquick=True\n"
-    code, _, err = run(["--quiet", "bench", "--dir", tmp_path / "absent"], capsys)
+    code, _, err = run(f"--quiet bench --dir {tmp_path / 'absent'}", capsys)
     assert code == 2 and "expected a benchmarks folder" in err
-    code, _, err = run(["--quiet", "bench", "--dir", folder, "--only", "nope"], capsys)
+    code, _, err = run(f"--quiet bench --dir {folder} --only nope", capsys)
     assert code == 2 and "--only" in err
 
 
@@ -499,7 +417,7 @@ def test_demo_in_worker_processes_matches_one_process(tmp_path, capsys, monkeypa
     tables = {}
     for jobs in (1, 2):
         out_dir = tmp_path / f"demo{jobs}"
-        code, _, err = run(["--quiet", "demo", "--quick", "--jobs", jobs, "--out", out_dir], capsys)
+        code, _, err = run(f"--quiet demo --quick --jobs {jobs} --out {out_dir}", capsys)
         assert code == 0, err
         results = json.loads((out_dir / "results.json").read_text())
         tables[jobs] = {
@@ -513,7 +431,7 @@ def test_demo_in_worker_processes_matches_one_process(tmp_path, capsys, monkeypa
 
 def test_demo_jobs_must_be_positive(tmp_path, capsys, monkeypatch):
     _small_demo(monkeypatch)
-    code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 0, "--out", tmp_path / "d"], capsys)
+    code, _, err = run(f"--quiet demo --quick --jobs 0 --out {tmp_path / 'd'}", capsys)
     assert code == 2 and "--jobs: expected a positive number" in err
     assert not (tmp_path / "d").exists()
 
@@ -542,7 +460,7 @@ def test_demo_reference_failing_in_a_worker_leaves_nothing(tmp_path, capsys, mon
     _break_engine(monkeypatch, "cavi", ValueError("cavi: expected good data, got bad. Try again."))
     _small_demo(monkeypatch)
     out_dir = tmp_path / "reports" / "demo"
-    code, _, err = run(["--quiet", "demo", "--quick", "--jobs", 2, "--out", out_dir], capsys)
+    code, _, err = run(f"--quiet demo --quick --jobs 2 --out {out_dir}", capsys)
     # the demo's data and settings are built in: an engine refusing them is our failure
     assert code == 1 and "internal error: ValueError: cavi: expected good data" in err
     assert not (tmp_path / "reports").exists()  # no report, no temporary folder, no parent
@@ -587,7 +505,7 @@ def test_demo_reference_comes_from_the_cache_the_second_time(tmp_path, capsys, m
     results, errs = [], []
     for run_no in range(2):
         out_dir = tmp_path / f"demo{run_no}"
-        code, _, err = run(["demo", "--quick", "--jobs", jobs, "--out", out_dir], capsys)
+        code, _, err = run(f"demo --quick --jobs {jobs} --out {out_dir}", capsys)
         assert code == 0, err
         errs.append(err)
         results.append(json.loads((out_dir / "results.json").read_text()))
@@ -628,18 +546,7 @@ def test_compare_against_the_exact_posterior(tmp_path, capsys):
     path = tmp_path / "tiny.csv"
     np.savetxt(path, points, delimiter=",", header="x,y", comments="")
     code, out, err = run(
-        [
-            "--quiet",
-            "compare",
-            path,
-            "-k",
-            2,
-            "--engines",
-            "cavi,em",
-            "--reference",
-            "exact",
-            "--quick",
-        ],
+        f"--quiet compare {path} -k 2 --engines cavi,em --reference exact --quick",
         capsys,
     )
     assert code == 0, err

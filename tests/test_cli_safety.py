@@ -28,6 +28,9 @@ def csv_path(tmp_path_factory):
 
 
 def run(argv, capsys):
+    """``ppl-mixtures ARGV`` in-process: (exit code, stdout, stderr). A string is split on
+    whitespace, as a shell would split it (the paths here have no spaces)."""
+    argv = argv.split() if isinstance(argv, str) else argv
     code = cli.main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
@@ -37,7 +40,7 @@ def one_line(err):
     return err.count("\n") == 1 and "Traceback" not in err
 
 
-CHEAP = ["--engine", "cavi", "--max-iter", 3]
+CHEAP = "--engine cavi --max-iter 3"
 
 
 # --------------------------------------------------------------------------- item 1
@@ -49,20 +52,7 @@ def test_force_on_the_folder_holding_the_input_keeps_both_files(tmp_path, capsys
     (proj / "notes.txt").write_text("my notes")
     before = data.read_bytes()
     code, out, err = run(
-        [
-            "compare",
-            data,
-            "-k",
-            2,
-            "--engines",
-            "cavi",
-            "--reference",
-            "cavi",
-            "--quick",
-            "--out",
-            proj,
-            "--force",
-        ],
+        f"compare {data} -k 2 --engines cavi --reference cavi --quick --out {proj} --force",
         capsys,
     )
     assert code == 2 and one_line(err) and "--out" in err
@@ -75,9 +65,7 @@ def test_force_on_a_folder_of_other_files_is_refused(csv_path, tmp_path, capsys)
     other = tmp_path / "other"
     other.mkdir()
     (other / "thesis.tex").write_text("years of work")
-    code, _, err = run(
-        ["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", other, "--force"], capsys
-    )
+    code, _, err = run(f"--quiet fit {csv_path} -k 2 {CHEAP} --out {other} --force", capsys)
     assert code == 2 and one_line(err) and "--out: expected a ppl-mixtures report" in err
     assert "thesis.tex" in err and (other / "thesis.tex").read_text() == "years of work"
 
@@ -86,19 +74,7 @@ def test_force_replaces_our_own_report(csv_path, tmp_path, capsys):
     out_dir = tmp_path / "rep"
     for seed in (1, 2):
         code, _, err = run(
-            [
-                "--quiet",
-                "fit",
-                csv_path,
-                "-k",
-                2,
-                *CHEAP,
-                "--random-seed",
-                seed,
-                "--out",
-                out_dir,
-                "--force",
-            ],
+            f"--quiet fit {csv_path} -k 2 {CHEAP} --random-seed {seed} --out {out_dir} --force",
             capsys,
         )
         assert code == 0, err
@@ -137,9 +113,7 @@ def test_out_taken_by_someone_else_meanwhile(when, csv_path, tmp_path, capsys, m
             return text
 
         monkeypatch.setattr(report, "render_report", render_while_someone_writes)
-    code, _, err = run(
-        ["--quiet", "fit", csv_path, "-k", 2, *CHEAP, "--out", out_dir, "--force"], capsys
-    )
+    code, _, err = run(f"--quiet fit {csv_path} -k 2 {CHEAP} --out {out_dir} --force", capsys)
     assert code == 2 and one_line(err) and "--out" in err, err
     assert [p.name for p in out_dir.iterdir()] == ["theirs.txt"]
     kept = [p for p in tmp_path.iterdir() if p.name.startswith("rep.new-")]
@@ -179,19 +153,7 @@ def test_unusable_out_is_refused_before_fitting(case, csv_path, tmp_path, capsys
         "root": ("/", "the file system's root"),
     }[case]
     code, stdout, err = run(
-        [
-            "compare",
-            csv_path,
-            "-k",
-            2,
-            "--engines",
-            "cavi",
-            "--reference",
-            "cavi",
-            "--out",
-            out,
-            "--force",
-        ],
+        f"compare {csv_path} -k 2 --engines cavi --reference cavi --out {out} --force",
         capsys,
     )
     assert code == 2 and one_line(err) and "--out" in err and word in err
@@ -205,7 +167,7 @@ def test_dropna_says_how_many_rows_of_how_many(tmp_path, capsys):
     text = ["x,y"] + [f"{a},{b}" for a, b in rows]
     text[3], text[8] = "nan,1.0", "2.0,"
     path.write_text("\n".join(text) + "\n")
-    code, _, err = run(["--quiet", "fit", path, "-k", 2, *CHEAP, "--dropna"], capsys)
+    code, _, err = run(f"--quiet fit {path} -k 2 {CHEAP} --dropna", capsys)
     assert code == 0, err
     lines = [line for line in err.splitlines() if "--dropna" in line]
     assert lines == [
@@ -218,7 +180,7 @@ def test_loader_warnings_reach_the_user_on_one_line(tmp_path, capsys):
     path = tmp_path / "d.csv"
     body = "\n".join(f"{0.5 + i:.2f},{1.5 + i / 10:.2f}" for i in range(6))
     path.write_text(f"0,1\n{body}\n")  # a numeric header row: read as data, and said so
-    code, _, err = run(["--quiet", "fit", path, "-k", 2, *CHEAP], capsys)
+    code, _, err = run(f"--quiet fit {path} -k 2 {CHEAP}", capsys)
     assert code == 0, err
     (line,) = [line for line in err.splitlines() if "first line" in line]
     assert line.startswith("ppl-mixtures: warning: path: the first line of 'd.csv'")
@@ -235,20 +197,7 @@ def test_demo_seed_000_prior_is_variance_10():
 # --------------------------------------------------------------------------- item 9
 def test_an_option_no_selected_engine_accepts_is_an_error(csv_path, capsys):
     code, out, err = run(
-        [
-            "--quiet",
-            "compare",
-            csv_path,
-            "-k",
-            2,
-            "--engines",
-            "cavi,em",
-            "--reference",
-            "cavi",
-            "--quick",
-            "--option",
-            "n_inti=50",
-        ],
+        f"--quiet compare {csv_path} -k 2 --engines cavi,em --reference cavi --quick --option n_inti=50",
         capsys,
     )
     assert code == 2 and one_line(err) and out == ""
@@ -258,38 +207,13 @@ def test_an_option_no_selected_engine_accepts_is_an_error(csv_path, capsys):
     )
     assert "Valid options: backend, init, max_iter" in err and "n_init" in err
     code, _, err = run(
-        [
-            "--quiet",
-            "compare",
-            csv_path,
-            "-k",
-            2,
-            "--engines",
-            "cavi,em",
-            "--reference",
-            "cavi",
-            "--draws",
-            10,
-        ],
+        f"--quiet compare {csv_path} -k 2 --engines cavi,em --reference cavi --draws 10",
         capsys,
     )
     assert code == 2 and "--draws: expected an option" in err
     # accepted by one engine only: passed to that one, and fine
     code, out, err = run(
-        [
-            "--quiet",
-            "compare",
-            csv_path,
-            "-k",
-            2,
-            "--engines",
-            "cavi,em",
-            "--reference",
-            "cavi",
-            "--quick",
-            "--option",
-            "reg_covar=1e-5",
-        ],
+        f"--quiet compare {csv_path} -k 2 --engines cavi,em --reference cavi --quick --option reg_covar=1e-5",
         capsys,
     )
     assert code == 0, err
@@ -314,21 +238,19 @@ def _engine_raises_inside_pymc(monkeypatch):
 
 def test_a_value_error_from_inside_pymc_is_internal(csv_path, capsys, monkeypatch):
     _engine_raises_inside_pymc(monkeypatch)
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 2, *CHEAP], capsys)
+    code, _, err = run(f"--quiet fit {csv_path} -k 2 {CHEAP}", capsys)
     assert code == 1 and one_line(err)
     assert err.startswith("ppl-mixtures: internal error: ValueError: Could not broadcast")
     assert "(run with --debug for the traceback)" in err
-    code, _, err = run(["--debug", "--quiet", "fit", csv_path, "-k", 2, *CHEAP], capsys)
+    code, _, err = run(f"--debug --quiet fit {csv_path} -k 2 {CHEAP}", capsys)
     assert code == 1 and "Traceback" in err and "pytensor" in err
 
 
 def test_our_own_checks_inside_an_engine_are_exit_2(csv_path, capsys):
     # svi's own check (a multi-line raise in ppl_mixtures.inference.conjugate.svi) and the spec's
-    code, _, err = run(
-        ["--quiet", "fit", csv_path, "-k", 2, "--engine", "svi", "--option", "kappa=0.1"], capsys
-    )
+    code, _, err = run(f"--quiet fit {csv_path} -k 2 --engine svi --option kappa=0.1", capsys)
     assert code == 2 and one_line(err) and err.startswith("ppl-mixtures: error: kappa:")
-    code, _, err = run(["--quiet", "fit", csv_path, "-k", 0, *CHEAP], capsys)
+    code, _, err = run(f"--quiet fit {csv_path} -k 0 {CHEAP}", capsys)
     assert code == 2 and one_line(err) and "n_components" in err
 
 
