@@ -292,19 +292,6 @@ def test_plot_data_1d_is_a_histogram_with_densities_and_intervals(comparison_1d)
     assert {"nuts density", "cavi density", "mean ± 2 posterior sd (thick)"} <= set(_texts(legend))
 
 
-def test_feature_arguments_are_checked(comparison_2d):
-    with pytest.raises(ValueError, match="feature_names: expected a sequence of 2 names"):
-        comparison_2d.plot_data(feature_names=["only one"])
-    with pytest.raises(ValueError, match="units: expected one string or 2 strings"):
-        comparison_2d.plot_forest(units=["min"])
-    with pytest.raises(ValueError, match="data_transform: expected finite centers and positive"):
-        comparison_2d.plot_marginals(data_transform=(0.0, -1.0))
-    with pytest.raises(ValueError, match="feature_names: expected a sequence of 2 names"):
-        comparison_2d.plot_elbo(feature_names="ab")
-    with pytest.raises(ValueError, match="n_draws: expected a positive int or None"):
-        comparison_2d.plot_forest(n_draws=0)
-
-
 # --------------------------------------------------------------------------- ELBO
 def test_plot_elbo_smooths_noisy_traces_and_marks_the_evidence(comparison_2d):
     fig = comparison_2d.plot_elbo()
@@ -359,11 +346,6 @@ def test_plot_elbo_marks_each_final_elbo(faithful):
     finals = sorted(ln.get_ydata()[0] for ln in dots)
     expected = sorted(comparison.fits[n].elbo_estimate.value for n in ("cavi", "svi"))
     assert finals == pytest.approx(expected)
-
-
-def test_plot_elbo_without_any_trace_says_so(comparison_1d):
-    with pytest.raises(ValueError, match="expected at least one fit with an ELBO trace"):
-        comparison_1d.plot_elbo()
 
 
 # --------------------------------------------------------------------------- marginals, forest
@@ -441,8 +423,6 @@ def test_plot_trace_has_a_chain_key_and_leaves_fixed_parameters_out(comparison_2
     ]
     short = plots.plot_trace(comparison_2d.fits["nuts"], max_parameters=3)
     _check(short, title_part="first 3 of 10 parameters")
-    with pytest.raises(ValueError, match="expected draws that vary"):
-        comparison_2d.plot_trace("em")
 
 
 def test_plot_responsibilities_2d_and_1d(comparison_2d, comparison_1d, faithful):
@@ -543,10 +523,6 @@ def test_fit_plot_data_takes_other_points_names_and_units(single_fits):
         moved.axes[0].collections[0].get_offsets(),
         [10.0, 50.0] + np.array([2.0, 5.0]) * cavi.points,
     )
-    with pytest.raises(ValueError, match=r"points: expected shape \(n_samples, 2\)"):
-        cavi.plot_data(held_out[:, :1])
-    with pytest.raises(ValueError, match="feature_names: expected a sequence of 2 names"):
-        cavi.plot_data(feature_names=["one"])
 
 
 @pytest.mark.parametrize("engine", ["em", "cavi", "nuts"])
@@ -601,8 +577,6 @@ def test_fit_plot_marginals_arguments(single_fits, comparison_1d):
     grid = means.axes[0].get_lines()[0].get_xdata()
     draws = 1.0 + 3.0 * nuts.draws("means")[:, :, 0, 0]
     assert grid.min() < np.median(draws) < grid.max()  # drawn in data units
-    with pytest.raises(ValueError, match=r"parameters: expected labels of this fit's"):
-        nuts.plot_marginals(parameters=["means[9,9]"])
     # fixed weights do not vary: left out, as in the comparison's figure
     synthetic = comparison_1d.fits["nuts"]
     titles = [ax.get_title() for ax in synthetic.plot_marginals().axes if ax.get_visible()]
@@ -623,7 +597,44 @@ def test_fit_plot_trace_per_engine(single_fits):
     cavi = single_fits["cavi"].plot_trace(max_parameters=4)
     (legend,) = _check(cavi, title_part="cavi (1 chain x 1000 draws; first 4 of 10 parameters")
     assert _texts(legend) == ["chain 0"]
-    with pytest.raises(ValueError, match="expected draws that vary"):
-        single_fits["em"].plot_trace()
-    with pytest.raises(ValueError, match="units: expected one string or 2 strings"):
-        nuts.plot_trace(units=["min"])
+
+
+# --------------------------------------------------------------------------- bad input
+NAMES = "feature_names: expected a sequence of 2 names"
+UNITS = "units: expected one string or 2 strings"
+BAD_INPUT = [  # (fixture, call on it, pinned message); every one a ValueError
+    ("comparison_2d", lambda c: c.plot_data(feature_names=["only one"]), NAMES),
+    ("comparison_2d", lambda c: c.plot_elbo(feature_names="ab"), NAMES),
+    ("comparison_2d", lambda c: c.plot_forest(units=["min"]), UNITS),
+    (
+        "comparison_2d",
+        lambda c: c.plot_marginals(data_transform=(0.0, -1.0)),
+        "data_transform: expected finite centers and positive",
+    ),
+    (
+        "comparison_2d",
+        lambda c: c.plot_forest(n_draws=0),
+        "n_draws: expected a positive int or None",
+    ),
+    ("comparison_2d", lambda c: c.plot_trace("em"), "expected draws that vary"),
+    ("comparison_1d", lambda c: c.plot_elbo(), "expected at least one fit with an ELBO trace"),
+    (
+        "single_fits",
+        lambda f: f["cavi"].plot_data(np.zeros((25, 1))),
+        r"points: expected shape \(n_samples, 2\)",
+    ),
+    ("single_fits", lambda f: f["cavi"].plot_data(feature_names=["one"]), NAMES),
+    (
+        "single_fits",
+        lambda f: f["nuts"].plot_marginals(parameters=["means[9,9]"]),
+        r"parameters: expected labels of this fit's",
+    ),
+    ("single_fits", lambda f: f["em"].plot_trace(), "expected draws that vary"),
+    ("single_fits", lambda f: f["nuts"].plot_trace(units=["min"]), UNITS),
+]
+
+
+@pytest.mark.parametrize("fixture, call, message", BAD_INPUT)
+def test_bad_input_is_refused_with_a_message_that_teaches(request, fixture, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(request.getfixturevalue(fixture))
