@@ -62,7 +62,7 @@ _CHUNK = 16_384
 PARALLEL_MIN_SAMPLES = 200_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SufficientStats:
     """What the global step of CAVI, SVI and EM needs from the responsibilities r.
 
@@ -318,7 +318,8 @@ def pass_numba(
     ----------
     points : ndarray of shape (n_samples, n_features)
         Fortran order (:func:`feature_major`, what the engines' ``fit`` pass) is read in
-        place; C-ordered data are transposed block by block (about a third slower).
+        place; C-ordered data are transposed block by block (slower: see the C-order row of
+        reports/benchmarks/cavi_em.md).
     log_const : ndarray of shape (n_components,)
     centers, precisions : ndarray of shape (n_components, n_features)
 
