@@ -31,34 +31,50 @@ N_ROWS = 30
 def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli_hypothesis")
     data = folder / "points.csv"
-    np.savetxt(data, datasets.advi_notebook_points(N_ROWS), delimiter=",", header="x,y",
-               comments="")
+    np.savetxt(
+        data, datasets.advi_notebook_points(N_ROWS), delimiter=",", header="x,y", comments=""
+    )
     return {"data": data, "folder": folder}
 
 
 def _valid(draw):
     """The parts of a valid command line (cheap: tiny data, at most 5 iterations)."""
     command = draw(st.sampled_from(["fit", "compare"]))
-    parts = {"command": [command], "k": ["-k", str(draw(st.integers(1, 3)))],
-             "max_iter": ["--max-iter", str(draw(st.integers(1, 5)))]}
+    parts = {
+        "command": [command],
+        "k": ["-k", str(draw(st.integers(1, 3)))],
+        "max_iter": ["--max-iter", str(draw(st.integers(1, 5)))],
+    }
     if command == "fit":
         parts["engine"] = ["--engine", draw(st.sampled_from(["cavi", "em"]))]
     else:
-        names = draw(st.lists(st.sampled_from(["cavi", "em"]), min_size=1, max_size=2,
-                              unique=True))
-        parts["engine"] = ["--engines", ",".join(names),
-                           "--reference", draw(st.sampled_from(names))]
-    flags = draw(st.lists(st.sampled_from(["--standardize", "--dropna", "--fixed-weights",
-                                           "--ordered", "--quiet", "--quick"]), unique=True))
+        names = draw(st.lists(st.sampled_from(["cavi", "em"]), min_size=1, max_size=2, unique=True))
+        parts["engine"] = [
+            "--engines",
+            ",".join(names),
+            "--reference",
+            draw(st.sampled_from(names)),
+        ]
+    flags = draw(
+        st.lists(
+            st.sampled_from(
+                ["--standardize", "--dropna", "--fixed-weights", "--ordered", "--quiet", "--quick"]
+            ),
+            unique=True,
+        )
+    )
     parts["flags"] = flags
     if draw(st.booleans()):
         parts["obs_sd"] = ["--obs-sd", draw(st.sampled_from(["learned", "1.5", "0.5"]))]
     if draw(st.booleans()):
-        parts["prior"] = ["--mean-prior-sd", draw(st.sampled_from(["0.5", "3", "10"])),
-                          "--dirichlet-alpha", draw(st.sampled_from(["0.1", "1", "5"]))]
+        parts["prior"] = [
+            "--mean-prior-sd",
+            draw(st.sampled_from(["0.5", "3", "10"])),
+            "--dirichlet-alpha",
+            draw(st.sampled_from(["0.1", "1", "5"])),
+        ]
     if draw(st.booleans()):
-        parts["option"] = ["--option", draw(st.sampled_from(["tol=1e-3", "n_init=1",
-                                                              "tol=0.01"]))]
+        parts["option"] = ["--option", draw(st.sampled_from(["tol=1e-3", "n_init=1", "tol=0.01"]))]
     parts["seed"] = ["--random-seed", str(draw(st.integers(0, 2**32 - 1)))]
     if draw(st.booleans()):
         parts["columns"] = ["--columns", draw(st.sampled_from(["x,y", "0,1", "y", "1"]))]
@@ -69,35 +85,60 @@ def _valid(draw):
 #: which the error must mention)
 BREAKS = {
     "missing_file": ("data", lambda f: [str(f["folder"] / "nope.csv")], ["nope.csv"]),
-    "k_out_of_range": ("k", st.sampled_from(["0", "-1", str(N_ROWS + 1), "1000"]),
-                       ["n_components", "-k"]),
+    "k_out_of_range": (
+        "k",
+        st.sampled_from(["0", "-1", str(N_ROWS + 1), "1000"]),
+        ["n_components", "-k"],
+    ),
     "k_not_a_number": ("k", st.sampled_from(["two", "1.5", ""]), ["-k/--n-components"]),
-    "max_iter_out_of_range": ("max_iter", st.sampled_from(["0", "-3"]),
-                              ["max_iter", "--max-iter"]),
+    "max_iter_out_of_range": ("max_iter", st.sampled_from(["0", "-3"]), ["max_iter", "--max-iter"]),
     "max_iter_not_a_number": ("max_iter", st.sampled_from(["x", "2.5"]), ["--max-iter"]),
     "unknown_engine": ("engine", None, ["engine"]),
-    "unknown_option": ("option", st.sampled_from(["n_inti=50", "bogus=1", "max_iterr=3"]),
-                       ["n_inti", "bogus", "max_iterr"]),
-    "bad_option_value": ("option", st.sampled_from(["tol=-1", "tol=\"abc\"", "n_init=0",
-                                                    "max_iter=0"]),
-                         ["tol", "n_init", "max_iter"]),
-    "bad_mean_prior_sd": ("prior", st.sampled_from(["0", "-1", "nan", "inf", "-inf", "x"]),
-                          ["mean_prior_sd", "--mean-prior-sd"]),
-    "bad_dirichlet_alpha": ("prior", st.sampled_from(["0", "-2", "nan", "inf"]),
-                            ["dirichlet_alpha", "--dirichlet-alpha"]),
+    "unknown_option": (
+        "option",
+        st.sampled_from(["n_inti=50", "bogus=1", "max_iterr=3"]),
+        ["n_inti", "bogus", "max_iterr"],
+    ),
+    "bad_option_value": (
+        "option",
+        st.sampled_from(["tol=-1", 'tol="abc"', "n_init=0", "max_iter=0"]),
+        ["tol", "n_init", "max_iter"],
+    ),
+    "bad_mean_prior_sd": (
+        "prior",
+        st.sampled_from(["0", "-1", "nan", "inf", "-inf", "x"]),
+        ["mean_prior_sd", "--mean-prior-sd"],
+    ),
+    "bad_dirichlet_alpha": (
+        "prior",
+        st.sampled_from(["0", "-2", "nan", "inf"]),
+        ["dirichlet_alpha", "--dirichlet-alpha"],
+    ),
     "bad_obs_sd": ("obs_sd", st.sampled_from(["-1", "0", "abc", "nan", "learn"]), ["--obs-sd"]),
     "bad_seed": ("seed", st.sampled_from(["-1", "0.5", "x", "-99"]), ["--random-seed"]),
     "bad_columns": ("columns", st.sampled_from(["z", "7", "x,q"]), ["columns"]),
     "bad_out": ("out", None, ["--out"]),
-    "unknown_flag": ("extra", st.sampled_from(["--bogus", "--draw", "-z"]),
-                     ["--bogus", "--draw", "-z"]),
-    "option_for_no_engine": ("extra", st.sampled_from(["--batch-size", "--draws", "--tune"]),
-                             ["batch_size", "--batch-size", "draws", "--draws", "tune",
-                              "--tune"]),
+    "unknown_flag": (
+        "extra",
+        st.sampled_from(["--bogus", "--draw", "-z"]),
+        ["--bogus", "--draw", "-z"],
+    ),
+    "option_for_no_engine": (
+        "extra",
+        st.sampled_from(["--batch-size", "--draws", "--tune"]),
+        ["batch_size", "--batch-size", "draws", "--draws", "tune", "--tune"],
+    ),
 }
 
-PREFIX = {"k": "-k", "max_iter": "--max-iter", "option": "--option", "obs_sd": "--obs-sd",
-          "seed": "--random-seed", "columns": "--columns", "out": "--out"}
+PREFIX = {
+    "k": "-k",
+    "max_iter": "--max-iter",
+    "option": "--option",
+    "obs_sd": "--obs-sd",
+    "seed": "--random-seed",
+    "columns": "--columns",
+    "out": "--out",
+}
 
 
 @st.composite
@@ -110,12 +151,18 @@ def command_lines(draw, files, broken_kinds):
         where, make, names = BREAKS[broken]
         if broken == "unknown_engine":
             bad = draw(st.sampled_from(["magic", "cavii", "EM"]))
-            parts["engine"] = (["--engine", bad] if parts["command"] == ["fit"]
-                               else ["--engines", f"cavi,{bad}", "--reference", "cavi"])
+            parts["engine"] = (
+                ["--engine", bad]
+                if parts["command"] == ["fit"]
+                else ["--engines", f"cavi,{bad}", "--reference", "cavi"]
+            )
         elif broken == "bad_out":
             choice = draw(st.sampled_from(["file", "folder", ".", "/", "file/sub"]))
-            target = {"file": str(files["data"]), "folder": str(files["folder"]),
-                      "file/sub": str(files["data"] / "sub")}.get(choice, choice)
+            target = {
+                "file": str(files["data"]),
+                "folder": str(files["folder"]),
+                "file/sub": str(files["data"] / "sub"),
+            }.get(choice, choice)
             parts["out"] = ["--out", target, *(["--force"] if draw(st.booleans()) else [])]
         elif broken == "missing_file":
             parts["data"] = make(files)
@@ -128,8 +175,21 @@ def command_lines(draw, files, broken_kinds):
             parts["extra"] = [value, "10"] if broken == "option_for_no_engine" else [value]
         else:
             parts[where] = [PREFIX[where], draw(make)]
-    order = ["command", "data", "k", "engine", "max_iter", "flags", "obs_sd", "prior",
-             "option", "seed", "columns", "out", "extra"]
+    order = [
+        "command",
+        "data",
+        "k",
+        "engine",
+        "max_iter",
+        "flags",
+        "obs_sd",
+        "prior",
+        "option",
+        "seed",
+        "columns",
+        "out",
+        "extra",
+    ]
     argv = [token for key in order for token in parts.get(key, [])]
     return argv, broken, names
 
@@ -141,8 +201,11 @@ def _run(argv):
     return code, out.getvalue(), err.getvalue()
 
 
-SETTINGS = {"deadline": None, "derandomize": True,
-            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
+SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+}
 
 
 @settings(max_examples=60, **SETTINGS)

@@ -72,14 +72,36 @@ def _wait_for(condition, what):
 def _start_demo(folder, jobs):
     """``python -m ppl_mixtures demo --quick --out X`` in ``folder``, once it is fitting:
     its temporary folder exists and, with workers, the workers are up (returns them)."""
-    proc = subprocess.Popen([sys.executable, "-m", "ppl_mixtures", "demo", "--quick",
-                             "--jobs", str(jobs), "--out", "X"], cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: glob.glob(str(folder / ".X.tmp-*")) or proc.poll() is not None,
-              "the report's temporary folder")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ppl_mixtures",
+            "demo",
+            "--quick",
+            "--jobs",
+            str(jobs),
+            "--out",
+            "X",
+        ],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(
+        lambda: glob.glob(str(folder / ".X.tmp-*")) or proc.poll() is not None,
+        "the report's temporary folder",
+    )
     assert proc.poll() is None, proc.communicate()[1]
-    workers = _wait_for(lambda: (lambda kids: kids if len(kids) >= jobs else None)(
-        _children(proc.pid)) if jobs > 1 else [0], "the workers")
+    workers = _wait_for(
+        lambda: (
+            (lambda kids: kids if len(kids) >= jobs else None)(_children(proc.pid))
+            if jobs > 1
+            else [0]
+        ),
+        "the workers",
+    )
     time.sleep(2.0)  # the fits run now (demo datasets are handed out right after start-up)
     return proc, [w for w in workers if w]
 
@@ -113,7 +135,20 @@ def test_sigkill_workers_die_and_the_next_run_cleans_up(tmp_path, monkeypatch, c
     data = tmp_path.parent / f"{tmp_path.name}_points.csv"
     np.savetxt(data, datasets.advi_notebook_points(30), delimiter=",")
     monkeypatch.chdir(tmp_path)
-    code = cli.main(["--quiet", "fit", str(data), "-k", "2", "--engine", "cavi",
-                     "--max-iter", "3", "--out", "X"])
+    code = cli.main(
+        [
+            "--quiet",
+            "fit",
+            str(data),
+            "-k",
+            "2",
+            "--engine",
+            "cavi",
+            "--max-iter",
+            "3",
+            "--out",
+            "X",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert os.listdir(tmp_path) == ["X"] and (tmp_path / "X" / "report.md").exists()
