@@ -5,6 +5,7 @@ Every tolerance below is a round-off bound derived in a comment (float64, eps = 
 an exact identity. (A little over 400 lines: the derivations take the space.)
 """
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -15,7 +16,7 @@ from scipy.special import digamma, gammaln
 from scipy.stats import dirichlet, gamma, norm
 
 from ppl_mixtures import ConvergenceWarning, MixtureSpec
-from ppl_mixtures.inference.conjugate import driver, em
+from ppl_mixtures.inference.conjugate import cavi, driver, em, svi
 from ppl_mixtures.inference.conjugate import meanfield as mf
 from ppl_mixtures.inference.conjugate import stats as cs
 from ppl_mixtures.inference.conjugate.elbo import elbo, elbo_terms
@@ -426,3 +427,27 @@ def test_driver_warns_for_an_unconverged_kept_run_and_refuses_nan():
 def test_restart_seeds_are_reproducible_and_distinct():
     assert driver.restart_seeds(7, 5) == driver.restart_seeds(np.int64(7), 5)
     assert len(set(driver.restart_seeds(7, 50))) == 50
+
+
+# ----------------------------------------------------------------- options and reproduction
+@pytest.mark.parametrize("engine", [cavi, svi, em], ids=["cavi", "svi", "em"])
+def test_options_document_themselves_and_fit_options_reproduce_the_fit(engine):
+    # the CLI's help comes from the Options fields: each needs a line of help
+    for option in dataclasses.fields(engine.Options):
+        assert option.metadata.get("help"), option.name
+    assert engine.ENGINES[0].options is engine.Options
+    points = np.random.default_rng(0).normal(size=(60, 2)) + np.array([[0.0], [4.0]]).repeat(
+        30, axis=0
+    )
+    spec = MixtureSpec(n_components=2, obs_sd="learned")
+    small = {
+        "cavi": {"max_iter": 50, "n_draws": 20},
+        "svi": {"n_iter": 30, "n_draws": 20},
+        "em": {"max_iter": 50},
+    }[engine.__name__.rsplit(".", 1)[1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        first = engine.fit(points, spec, random_seed=3, n_init=2, progressbar=False, **small)
+        again = engine.fit(points, spec, progressbar=False, **first.options)
+    np.testing.assert_array_equal(first.draws("means"), again.draws("means"))
+    assert [r.objective for r in first.restarts] == [r.objective for r in again.restarts]
