@@ -16,6 +16,7 @@ from ppl_mixtures.analysis.log_joint import (
     log_prior_means,
     unconstrained_log_joint,
 )
+from ppl_mixtures.model.density import LOG_2PI
 from ppl_mixtures.results import MixtureFit
 from ppl_mixtures.validation import check_int
 
@@ -218,9 +219,5 @@ def _advi_log_ratios(
     mean, chol, labels = _advi_q(fit)
     eps = rng.standard_normal((n_draws, mean.size))
     theta = mean + eps @ chol.T
-    log_q = (
-        -0.5 * (eps**2).sum(axis=1)
-        - np.log(np.diag(chol)).sum()
-        - 0.5 * mean.size * np.log(2.0 * np.pi)
-    )
+    log_q = -0.5 * (eps**2).sum(axis=1) - np.log(np.diag(chol)).sum() - 0.5 * mean.size * LOG_2PI
     return unconstrained_log_joint(theta, labels, fit.spec, data) - log_q

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
+from ppl_mixtures.model.density import LOG_2PI
 from ppl_mixtures.model.spec import MixtureSpec
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "one_hot",
 ]
 
-_LOG_2PI = float(np.log(2.0 * np.pi))
 #: Assignments per vectorized block (bounds memory to a few MB).
 CHUNK = 65_536
 
@@ -67,7 +67,7 @@ def log_marginal_normal(
     sum_c = s1 - n * prior_mean
     sum_c2 = s2 - 2.0 * prior_mean * s1 + n * prior_mean**2
     return (
-        -0.5 * n * (_LOG_2PI + np.log(obs_var))
+        -0.5 * n * (LOG_2PI + np.log(obs_var))
         - 0.5 * np.log1p(n * prior_var / obs_var)
         - 0.5 * sum_c2 / obs_var
         + 0.5 * prior_var * sum_c**2 / (obs_var * (obs_var + n * prior_var))
