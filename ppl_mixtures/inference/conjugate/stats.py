@@ -1,7 +1,8 @@
 """The local step shared by CAVI, SVI and EM, in plain numpy: responsibilities -> statistics.
 
 Read this module first; ``meanfield.py`` (the global updates), ``elbo.py`` (the objective)
-and ``em.py`` (the point-mass case) all start from the :class:`SufficientStats` built here.
+and ``pointmass.py`` (EM, the point-mass case) all start from the :class:`SufficientStats`
+built here.
 
 Every engine writes its local step in one form (Bishop 2006, eqs. 10.46-10.49 for CAVI;
 eq. 9.23 for EM)::
