@@ -70,7 +70,7 @@ def load_points(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
+    handler.emit = records.append  # type: ignore[method-assign, assignment]
     package = logging.getLogger("ppl_mixtures")
     previous, propagate = logging.root.manager.disable, package.propagate
     logging.disable(logging.NOTSET)  # quiet_library_logs turned records off

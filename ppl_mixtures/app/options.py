@@ -161,10 +161,12 @@ def check_known_options(
     """
     from ppl_mixtures.inference.registry import get_engine
 
-    accepted = [accepted_options(get_engine(name)) for name in names]
-    if any(a is None for a in accepted):  # an engine taking **kwargs accepts anything
-        return
-    valid = set().union(*accepted)
+    valid: set[str] = set()
+    for name in names:
+        accepted = accepted_options(get_engine(name))
+        if accepted is None:  # an engine taking **options accepts anything
+            return
+        valid |= accepted
     unknown = [key for key in requested if key not in valid]
     if unknown:
         given = ", ".join(flags.get(k, f"--option {k}") for k in unknown)
@@ -187,13 +189,13 @@ def engine_help(width: int = 90) -> str:
     from ppl_mixtures.inference.registry import available_engines
 
     lines = []
-    wrap = dict(width=width, break_on_hyphens=False)
     for name, engine in available_engines().items():
         lines += textwrap.wrap(
             f"{name} [{_family(engine)}]: {engine.summary}",
             initial_indent="  ",
             subsequent_indent="      ",
-            **wrap,
+            width=width,
+            break_on_hyphens=False,
         )
         docs = option_docs(engine)
         if docs is None:
@@ -202,6 +204,10 @@ def engine_help(width: int = 90) -> str:
         for doc in docs:
             text = f"{doc.name}: {doc.type} = {doc.default}" + (f"  {doc.help}" if doc.help else "")
             lines += textwrap.wrap(
-                text, initial_indent="      ", subsequent_indent="          ", **wrap
+                text,
+                initial_indent="      ",
+                subsequent_indent="          ",
+                width=width,
+                break_on_hyphens=False,
             )
     return "\n".join(lines)

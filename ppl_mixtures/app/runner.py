@@ -49,7 +49,7 @@ class Work:
     points: Any
     spec: Any
     plan: Plan
-    reference: str | None
+    reference: str
     cached: Sequence[str] = ()
     large: bool = False
 
