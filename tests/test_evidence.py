@@ -1,5 +1,12 @@
 """exact_log_evidence and exact_posterior against independent oracles: itertools.product over
-assignments with scipy multivariate normals on the collapsed marginal, and quadrature."""
+assignments with scipy multivariate normals on the collapsed marginal, and quadrature.
+
+Tolerances: both sides compute the same exact number in float64 by different routes, so
+they differ by round-off only: ~1e-16 relative per operation, grown by sums of up to 1e5
+terms and by scipy's Cholesky factorizations to ~1e-13; rel 1e-12 (1e-11 through the
+N x N covariances) leaves room for that and still fails on any wrong term (a missing
+constant or a wrong count moves log p(x) by > 1e-3 nats of ~20).
+"""
 
 import itertools
 
