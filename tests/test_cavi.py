@@ -140,7 +140,10 @@ def test_elbo_is_below_the_exact_evidence_and_close_when_separated(spec):
     points = centers[np.arange(9) % spec.n_components] + 0.5 * rng.normal(size=(9, n_features))
     log_evidence = exact_log_evidence(points, spec)
     fitted = cavi.fit(points, spec, random_seed=0, n_init=4, progressbar=False)
-    # CAVI's q covers one of the K! label-permuted modes: the bound sits log K! below
+    # CAVI's q covers one of the K! label-permuted modes: the bound sits log K! below.
+    # With clusters 16 sds apart the posterior inside one mode is nearly a product of
+    # independent factors, so mean-field loses little more: 0.1 nats is that allowance
+    # (a dropped constant or a wrong update would move the ELBO by nats)
     log_k_factorial = np.sum(np.log(np.arange(1, spec.n_components + 1)))
     assert fitted.final_elbo <= log_evidence
     assert fitted.final_elbo >= log_evidence - log_k_factorial - 0.1
