@@ -25,19 +25,25 @@ def _max_relative_error(ours, exact):
 
 def test_exp2_matches_numpy_to_two_ulp_and_is_exact_at_integers():
     rng = np.random.default_rng(0)
-    t = np.concatenate([-rng.uniform(0, 1, 200_000), -rng.uniform(0, 1020, 200_000),
-                        -np.arange(0.0, 1021.0), [-0.5, -1e-300, -0.0]])
+    t = np.concatenate(
+        [
+            -rng.uniform(0, 1, 200_000),
+            -rng.uniform(0, 1020, 200_000),
+            -np.arange(0.0, 1021.0),
+            [-0.5, -1e-300, -0.0],
+        ]
+    )
     ours = _apply(0, t)
     assert _max_relative_error(ours, np.exp2(t)) <= 5e-16
     np.testing.assert_array_equal(_apply(0, -np.arange(0.0, 1021.0)), np.exp2(-np.arange(1021.0)))
-    assert _apply(0, np.array([0.0]))[0] == 1.0               # the max term is exactly 1
+    assert _apply(0, np.array([0.0]))[0] == 1.0  # the max term is exactly 1
 
 
 def test_exp2_is_zero_at_and_below_its_floor_never_subnormal():
     t = np.array([nm.EXP2_FLOOR, nm.EXP2_FLOOR - 0.5, -1074.0, -1e5, -np.inf])
     np.testing.assert_array_equal(_apply(0, t), 0.0)
     just_above = _apply(0, np.array([nm.EXP2_FLOOR + 1e-9]))[0]
-    assert just_above >= np.finfo(np.float64).tiny               # normal, not subnormal
+    assert just_above >= np.finfo(np.float64).tiny  # normal, not subnormal
 
 
 def test_exp_matches_numpy_and_passes_nan_and_minus_inf():
@@ -52,8 +58,13 @@ def test_exp_matches_numpy_and_passes_nan_and_minus_inf():
 
 def test_log_matches_numpy_to_two_ulp():
     rng = np.random.default_rng(2)
-    t = np.concatenate([rng.uniform(1, 3, 100_000), 10.0 ** rng.uniform(-300, 300, 100_000),
-                        [1.0, 2.0, np.sqrt(2.0), np.finfo(np.float64).tiny]])
+    t = np.concatenate(
+        [
+            rng.uniform(1, 3, 100_000),
+            10.0 ** rng.uniform(-300, 300, 100_000),
+            [1.0, 2.0, np.sqrt(2.0), np.finfo(np.float64).tiny],
+        ]
+    )
     ours = _apply(2, t)
     exact = np.log(t)
     nonzero = exact != 0

@@ -23,9 +23,15 @@ def test_numpy_round_trip_from_simplex(batch, n_components, seed):
     np.testing.assert_allclose(stick_breaking_backward(y), weights, rtol=1e-9, atol=1e-15)
 
 
-@given(y=st.integers(1, 5).flatmap(lambda k: arrays(
-    np.float64, st.tuples(st.integers(1, 3), st.just(k)),
-    elements=st.floats(-20, 20, allow_nan=False))))
+@given(
+    y=st.integers(1, 5).flatmap(
+        lambda k: arrays(
+            np.float64,
+            st.tuples(st.integers(1, 3), st.just(k)),
+            elements=st.floats(-20, 20, allow_nan=False),
+        )
+    )
+)
 def test_numpy_round_trip_from_reals(y):
     weights = stick_breaking_backward(y)
     assert weights.shape == (*y.shape[:-1], y.shape[-1] + 1)
@@ -46,16 +52,17 @@ def _numerical_log_jac_det(y, eps=1e-6):
     for j in range(n):
         step = np.zeros(n)
         step[j] = eps
-        jac[:, j] = (stick_breaking_backward(y + step)[:-1]
-                     - stick_breaking_backward(y - step)[:-1]) / (2 * eps)
+        jac[:, j] = (
+            stick_breaking_backward(y + step)[:-1] - stick_breaking_backward(y - step)[:-1]
+        ) / (2 * eps)
     return np.linalg.slogdet(jac)[1]
 
 
-@pytest.mark.parametrize("y", [np.array([0.3]), np.array([0.3, -1.2, 2.0]),
-                               np.array([4.0, -3.0, 0.5, -0.1, 1.5])])
+@pytest.mark.parametrize(
+    "y", [np.array([0.3]), np.array([0.3, -1.2, 2.0]), np.array([4.0, -3.0, 0.5, -0.1, 1.5])]
+)
 def test_log_jac_det_matches_numerical_jacobian(y):
-    np.testing.assert_allclose(stick_breaking_log_jac_det(y), _numerical_log_jac_det(y),
-                               rtol=1e-6)
+    np.testing.assert_allclose(stick_breaking_log_jac_det(y), _numerical_log_jac_det(y), rtol=1e-6)
 
 
 def test_extreme_values_stay_finite():
@@ -119,8 +126,15 @@ def test_prior_only_nuts_recovers_dirichlet_moments():
     alpha = np.array([0.5, 2.0, 4.0])
     with pm.Model() as model:
         pm.Dirichlet("weights", a=alpha, default_transform=StickBreaking())
-        idata = pm.sample(draws=1000, tune=500, chains=2, cores=1, random_seed=11,
-                          progressbar=False, compute_convergence_checks=False)
+        idata = pm.sample(
+            draws=1000,
+            tune=500,
+            chains=2,
+            cores=1,
+            random_seed=11,
+            progressbar=False,
+            compute_convergence_checks=False,
+        )
     assert [v.name for v in model.value_vars] == ["weights_stickbreaking__"]
     draws = idata["posterior"]["weights"]
     mean = alpha / alpha.sum()
@@ -130,6 +144,5 @@ def test_prior_only_nuts_recovers_dirichlet_moments():
     # the variance: MCSE of the second central moment, from the squared deviations
     sq_dev = (draws - mean) ** 2
     mcse_var = az.mcse(sq_dev).values
-    np.testing.assert_array_less(np.abs(sq_dev.mean(("chain", "draw")).values - var),
-                                 4 * mcse_var)
+    np.testing.assert_array_less(np.abs(sq_dev.mean(("chain", "draw")).values - var), 4 * mcse_var)
     assert int(idata["sample_stats"]["diverging"].sum()) == 0

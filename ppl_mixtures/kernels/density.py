@@ -23,6 +23,8 @@ x^2 - 2 x mu + mu^2), so data far from the origin lose no precision.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 
@@ -31,7 +33,7 @@ from ppl_mixtures.kernels.numba_math import exp_nonpositive, log_positive
 LOG_2PI = float(np.log(2.0 * np.pi))
 BLOCK = 512
 
-_JIT = dict(cache=True, error_model="numpy")  # numpy errors: no branch per division
+_JIT: dict[str, Any] = dict(cache=True, error_model="numpy")  # numpy errors: no branch per division
 
 
 @numba.njit(**_JIT)
@@ -148,7 +150,7 @@ def _block_accumulate(n_rows, means, xb, joint, total, s0, s1, s2):
         row = joint[k]
         lane0 = s0[k]
         for j in range(n_rows):
-            row[j] *= total[j]                  # g_i r_ik
+            row[j] *= total[j]  # g_i r_ik
             lane0[j] += row[j]
         for d in range(means.shape[1]):
             mu = means[k, d]
@@ -189,9 +191,9 @@ def _gradients_and_maybe_logp(x, log_w, means, obs_sd, g, with_logp):
     out = np.empty(n_samples if with_logp else 0)
     # per-lane partial sums (reduced once at the end): the row loops stay vectorizable
     # (a scalar float accumulator would need reassociation, i.e. fastmath)
-    s0 = np.zeros((n_components, BLOCK))               # sum_i g_i r_ik
-    s1 = np.zeros((n_components, n_features, BLOCK))   # sum_i g_i r_ik (x_id - mu_kd)
-    s2 = np.zeros((n_components, n_features, BLOCK))   # sum_i g_i r_ik (x_id - mu_kd)^2
+    s0 = np.zeros((n_components, BLOCK))  # sum_i g_i r_ik
+    s1 = np.zeros((n_components, n_features, BLOCK))  # sum_i g_i r_ik (x_id - mu_kd)
+    s2 = np.zeros((n_components, n_features, BLOCK))  # sum_i g_i r_ik (x_id - mu_kd)^2
     for start in range(0, n_samples, BLOCK):
         n_rows = min(BLOCK, n_samples - start)
         _block_logp(x, start, n_rows, means, const, half_prec, xb, joint, top, total, raw_top)
@@ -240,7 +242,7 @@ def grad_value_kernel(x, log_w, means, obs_sd, g):
         _block_cotangent_over_total(g, start, n_rows, tot)
         for d in range(n_features):
             column = xb[d]
-            acc = top                                       # reused as scratch: sum over k
+            acc = top  # reused as scratch: sum over k
             for j in range(n_rows):
                 acc[j] = 0.0
             for k in range(n_components):
@@ -248,7 +250,7 @@ def grad_value_kernel(x, log_w, means, obs_sd, g):
                 mu = means[k, d]
                 prec = 2.0 * half_prec[k, d]
                 for j in range(n_rows):
-                    acc[j] -= row[j] * tot[j] * (column[j] - mu) * prec   # g_i r_ik ...
+                    acc[j] -= row[j] * tot[j] * (column[j] - mu) * prec  # g_i r_ik ...
             for j in range(n_rows):
                 g_x[start + j, d] = acc[j]
     return g_x

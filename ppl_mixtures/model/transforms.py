@@ -72,8 +72,10 @@ def stick_breaking_forward(weights) -> np.ndarray:
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim == 0 or w.shape[-1] < 2:
-        raise ValueError(f"weights: expected an array whose last axis has >= 2 entries, got "
-                         f"shape {w.shape}. Pass the K weights of a K >= 2 mixture.")
+        raise ValueError(
+            f"weights: expected an array whose last axis has >= 2 entries, got "
+            f"shape {w.shape}. Pass the K weights of a K >= 2 mixture."
+        )
     tail = np.cumsum(w[..., ::-1], axis=-1)[..., ::-1][..., 1:]  # sum_{j>k} w_j, (..., K-1)
     with np.errstate(divide="ignore"):
         return np.log(w[..., :-1]) - np.log(tail) + _offsets(w.shape[-1])
@@ -93,8 +95,10 @@ def stick_breaking_backward(y) -> np.ndarray:
     """
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 0 or y.shape[-1] < 1:
-        raise ValueError(f"y: expected an array whose last axis has >= 1 entries, got shape "
-                         f"{y.shape}. Pass the K-1 unconstrained coordinates.")
+        raise ValueError(
+            f"y: expected an array whose last axis has >= 1 entries, got shape "
+            f"{y.shape}. Pass the K-1 unconstrained coordinates."
+        )
     log_z, log_1mz, log_left = _np_log_pieces(y)
     log_last = log_left[..., -1:] + log_1mz[..., -1:]  # the stick that is left, w_K
     return np.exp(np.concatenate([log_z + log_left, log_last], axis=-1))
@@ -113,8 +117,10 @@ def stick_breaking_log_jac_det(y) -> np.ndarray:
     """
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 0 or y.shape[-1] < 1:
-        raise ValueError(f"y: expected an array whose last axis has >= 1 entries, got shape "
-                         f"{y.shape}. Pass the K-1 unconstrained coordinates.")
+        raise ValueError(
+            f"y: expected an array whose last axis has >= 1 entries, got shape "
+            f"{y.shape}. Pass the K-1 unconstrained coordinates."
+        )
     log_z, log_1mz, log_left = _np_log_pieces(y)
     return np.sum(log_z + log_1mz + log_left, axis=-1)
 

@@ -1,5 +1,8 @@
 """The compiled ADVI objective, built once per model shape and reused across fits.
 
+(Longer than our ~400-line guide: one class and its builder, whose compiled pieces share
+the same shared variables; splitting them would pass a dozen of those between modules.)
+
 ``pm.fit`` rebuilds the whole optimisation graph on every call: it creates the
 approximation, differentiates the ELBO, rewrites the graph and asks numba for the compiled
 step function. Even with a warm on-disk cache that costs seconds, while one step of the
@@ -10,7 +13,9 @@ that does not depend on the data values or the random seed:
   approximation (``pm.MeanField`` / ``pm.FullRank``);
 - the step function (one optimiser update, returning the single-draw loss), compiled with
   the data and the learning rate as *shared variables*, so new data of the same shape and
-  a new learning rate need no recompilation;
+  a new learning rate need no recompilation. The model's own data variable
+  (:func:`ppl_mixtures.inference.pymc.models.observed_data`) is substituted by the
+  objective's, which :meth:`CompiledObjective.reset` sets to each fit's data;
 - small helper functions: unconstrained point -> constrained ``means`` / ``weights`` /
   ``obs_sd``, constrained start values -> unconstrained point, and the full-data
   ``log p(x, theta)`` (with log|J|) for the final ELBO.
@@ -93,44 +98,12 @@ def element_labels(name: str, shape: tuple[int, ...]) -> list[str]:
     return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
 
 
-def _find_data_constant(model, points: np.ndarray):
-    """The graph variable holding the observed data (a constant or a shared variable)."""
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.basic import Constant
-    from pytensor.graph.traversal import ancestors
-
-    obs_value = model.rvs_to_values[model["x"]]
-    for var in ancestors([obs_value]):
-        if isinstance(var, Constant | SharedVariable):
-            value = var.data if isinstance(var, Constant) else var.get_value(borrow=True)
-            if getattr(value, "shape", None) == points.shape:
-                return var
-    raise RuntimeError("could not find the observed data in the model graph; the "
-                       "ppl_mixtures.inference.pymc.models builder changed shape")
-
-
-def _data_replacements(model, points: np.ndarray, data) -> dict:
-    """{variable -> data} for every graph variable that holds the observed data.
-
-    That is the constant (or shared variable) of the model graph and, for a constant, the
-    shared variable the fused density reads in its place (``density.shared_data``). Both
-    must be replaced, or a cached objective would keep fitting the data it was built with.
-    """
-    from pytensor.graph.basic import Constant
-
-    from ppl_mixtures.model.density import shared_data
-
-    var = _find_data_constant(model, points)
-    if isinstance(var, Constant):
-        return {var: data, shared_data(var): data}
-    return {var: data}
-
-
 def _make_optimizer(name: str, learning_rate):
     import pymc as pm
 
-    return {"adagrad_window": pm.adagrad_window, "adagrad": pm.adagrad,
-            "adam": pm.adam}[name](learning_rate=learning_rate)
+    return {"adagrad_window": pm.adagrad_window, "adagrad": pm.adagrad, "adam": pm.adam}[name](
+        learning_rate=learning_rate
+    )
 
 
 @dataclass
@@ -186,8 +159,9 @@ class CompiledObjective:
     def ndim(self) -> int:
         return len(self.labels)
 
-    def reset(self, points: np.ndarray, start: np.ndarray, rates: np.ndarray,
-              random_seed: int) -> None:
+    def reset(
+        self, points: np.ndarray, start: np.ndarray, rates: np.ndarray, random_seed: int
+    ) -> None:
         """Put the objective in the state of a fresh build, with new data and seed.
 
         Parameters
@@ -222,7 +196,8 @@ class CompiledObjective:
         self.noise.set_value(self._rng.standard_normal((BLOCK, self.ndim)))
         if self.batch_rows is not None:
             self.batch_rows.set_value(
-                self._rng.integers(0, self.n_samples, size=(BLOCK, self.batch_size)))
+                self._rng.integers(0, self.n_samples, size=(BLOCK, self.batch_size))
+            )
         index = np.minimum(np.arange(self._t, self._t + BLOCK), self._rate_plan.size - 1)
         self.rates.set_value(self._rate_plan[index])
         self.counter.set_value(np.int64(0))
@@ -298,17 +273,24 @@ class CompiledObjective:
         if self._constrain_batched:
             outs = [np.asarray(o) for o in self._constrain_fn(theta)]
             # a variable that does not depend on theta (fixed weights) comes back unbatched
-            return {name: (o if o.ndim > _NDIM[name] else
-                           np.broadcast_to(o, (theta.shape[0], *o.shape)).copy())
-                    for name, o in zip(self.constrained_names, outs, strict=True)}
+            return {
+                name: (
+                    o
+                    if o.ndim > _NDIM[name]
+                    else np.broadcast_to(o, (theta.shape[0], *o.shape)).copy()
+                )
+                for name, o in zip(self.constrained_names, outs, strict=True)
+            }
         outs = [self._constrain_fn(row) for row in theta]
-        return {name: np.stack([o[i] for o in outs])
-                for i, name in enumerate(self.constrained_names)}
+        return {
+            name: np.stack([o[i] for o in outs]) for i, name in enumerate(self.constrained_names)
+        }
 
     def unconstrain(self, start: dict[str, np.ndarray]) -> np.ndarray:
         """Constrained start values (by free-variable name) -> flat unconstrained point (ndim,)."""
-        parts = self._unconstrain_fn(*[np.asarray(start[name], dtype=np.float64)
-                                       for name in self.free_names])
+        parts = self._unconstrain_fn(
+            *[np.asarray(start[name], dtype=np.float64) for name in self.free_names]
+        )
         return np.concatenate([np.ravel(p) for p in parts])
 
     def log_joint(self, theta: np.ndarray) -> np.ndarray:
@@ -316,8 +298,9 @@ class CompiledObjective:
         return np.array([float(self._logp_fn(row)) for row in np.atleast_2d(theta)])
 
 
-def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int | None,
-           optimizer: str) -> CompiledObjective:
+def _build(
+    points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int | None, optimizer: str
+) -> CompiledObjective:
     import pymc as pm
     import pytensor
     import pytensor.tensor as pt
@@ -325,12 +308,13 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     from pytensor.graph.replace import graph_replace, vectorize_graph
     from pytensor.tensor.random.type import RandomType
 
-    from ppl_mixtures.inference.pymc.models import build_marginal_model
+    from ppl_mixtures.inference.pymc.models import build_marginal_model, observed_data
 
     n_samples, n_features = points.shape
-    model = build_marginal_model(points, spec, batch_size=batch_size)
-    data = pytensor.shared(np.array(points, dtype=np.float64), name="advi_points",
-                           shape=points.shape)
+    model = build_marginal_model(points, spec, batch_size=batch_size, check_input=False)
+    data = pytensor.shared(
+        np.array(points, dtype=np.float64), name="advi_points", shape=points.shape
+    )
     rates = pytensor.shared(np.full(BLOCK, 0.01), name="advi_rates", shape=(BLOCK,))
     with model:
         approx = pm.MeanField() if method == "advi" else pm.FullRank()
@@ -339,18 +323,23 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     group = approx.groups[0]
     # pre-drawn randomness (module docs): q's noise and the minibatch rows, by counter
     counter = pytensor.shared(np.int64(0), name="advi_counter")
-    noise = pytensor.shared(np.zeros((BLOCK, group.ddim)), name="advi_noise",
-                            shape=(BLOCK, group.ddim))
-    replacements = {**_data_replacements(model, points, data),
-                    group.symbolic_initial: noise[counter][None, :]}
+    noise = pytensor.shared(
+        np.zeros((BLOCK, group.ddim)), name="advi_noise", shape=(BLOCK, group.ddim)
+    )
+    replacements = {observed_data(model): data, group.symbolic_initial: noise[counter][None, :]}
     batch_rows = None
     if batch_size is not None:
-        batch_rows = pytensor.shared(np.zeros((BLOCK, batch_size), dtype=np.int64),
-                                     name="advi_batch_rows", shape=(BLOCK, batch_size))
+        batch_rows = pytensor.shared(
+            np.zeros((BLOCK, batch_size), dtype=np.int64),
+            name="advi_batch_rows",
+            shape=(BLOCK, batch_size),
+        )
         replacements[model.rvs_to_values[model["x"]]] = data[batch_rows[counter]]
     updates = inference.objective.updates(
         obj_optimizer=_make_optimizer(optimizer, rates[counter]),
-        more_replacements=replacements, more_updates={counter: counter + 1})
+        more_replacements=replacements,
+        more_updates={counter: counter + 1},
+    )
     # running sums of the updated parameters (Polyak-Ruppert averages; module docs)
     sums = {}
     for param in approx.params:
@@ -360,10 +349,15 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     step = pm.compile([], updates.loss, updates=updates)
     rngs = [v for v in step.get_shared() if isinstance(v.type, RandomType)]
     skip = {data, rates, noise, counter, batch_rows, *sums.values()}
-    resets = [(v, np.array(v.get_value(), copy=True)) for v in step.get_shared()
-              if not isinstance(v.type, RandomType) and v not in skip]
-    ordering = [(name, slc, tuple(int(s) for s in shape))
-                for name, slc, shape, _dtype in group.ordering.values()]
+    resets = [
+        (v, np.array(v.get_value(), copy=True))
+        for v in step.get_shared()
+        if not isinstance(v.type, RandomType) and v not in skip
+    ]
+    ordering = [
+        (name, slc, tuple(int(s) for s in shape))
+        for name, slc, shape, _dtype in group.ordering.values()
+    ]
     labels = [lab for name, _slc, shape in ordering for lab in element_labels(name, shape)]
     values_by_name = {v.name: v for v in model.value_vars}
     free_rvs = [model.values_to_rvs[values_by_name[name]] for name, _s, _sh in ordering]
@@ -382,14 +376,16 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     thetas = pt.matrix("thetas", dtype="float64")
     try:
         batched = vectorize_graph(constrained, {theta: thetas})
-        constrain_fn = pytensor.function([thetas], batched, on_unused_input="ignore",
-                                         mode=_HELPER_MODE)
+        constrain_fn = pytensor.function(
+            [thetas], batched, on_unused_input="ignore", mode=_HELPER_MODE
+        )
         constrain_fn(np.zeros((2, len(labels))))
         constrain_batched = True
     except Exception as err:  # fall back to the row-by-row helper
         logger.debug("constrain helper not vectorized (%s); row by row", err)
-        constrain_fn = pytensor.function([theta], constrained, on_unused_input="ignore",
-                                         mode=_HELPER_MODE)
+        constrain_fn = pytensor.function(
+            [theta], constrained, on_unused_input="ignore", mode=_HELPER_MODE
+        )
         constrain_batched = False
 
     # constrained start -> theta pieces
@@ -399,16 +395,23 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
         transform = model.rvs_to_transforms.get(rv)
         pieces.append(value if transform is None else transform.forward(value, *rv.owner.inputs))
         inputs.append(value)
-    unconstrain_fn = pytensor.function(inputs, pieces, on_unused_input="ignore",
-                                       mode=_HELPER_MODE)
+    unconstrain_fn = pytensor.function(inputs, pieces, on_unused_input="ignore", mode=_HELPER_MODE)
 
     # full-data log p(x, theta), log|J| included, on the shared data
-    full = model if batch_size is None else build_marginal_model(points, spec, batch_size=None)
+    full = (
+        model
+        if batch_size is None
+        else build_marginal_model(points, spec, batch_size=None, check_input=False)
+    )
     full_values = {v.name: v for v in full.value_vars}
-    full_logp = graph_replace(full.logp(jacobian=True),
-                              {**_data_replacements(full, points, data),
-                               **{full_values[name]: theta[slc].reshape(shape)
-                                  for name, slc, shape in ordering}}, strict=False)
+    full_logp = graph_replace(
+        full.logp(jacobian=True),
+        {
+            observed_data(full): data,
+            **{full_values[name]: theta[slc].reshape(shape) for name, slc, shape in ordering},
+        },
+        strict=False,
+    )
     logp_fn = pytensor.function([theta], full_logp, mode=_HELPER_MODE)
 
     # JIT-compile everything now (numba compiles on the first call), so build time is
@@ -418,17 +421,43 @@ def _build(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int |
     logp_fn(point)
 
     return CompiledObjective(
-        method=method, spec=spec, n_samples=n_samples, n_features=n_features,
-        batch_size=batch_size, optimizer=optimizer, model=model, approx=approx, step=step,
-        data=data, rates=rates, sums=sums, resets=resets, rngs=rngs, noise=noise,
-        batch_rows=batch_rows, counter=counter, ordering=ordering,
-        labels=labels, free_names=free_names, constrained_names=names,
-        _constrain_fn=constrain_fn, _constrain_batched=constrain_batched,
-        _unconstrain_fn=unconstrain_fn, _logp_fn=logp_fn)
+        method=method,
+        spec=spec,
+        n_samples=n_samples,
+        n_features=n_features,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        model=model,
+        approx=approx,
+        step=step,
+        data=data,
+        rates=rates,
+        sums=sums,
+        resets=resets,
+        rngs=rngs,
+        noise=noise,
+        batch_rows=batch_rows,
+        counter=counter,
+        ordering=ordering,
+        labels=labels,
+        free_names=free_names,
+        constrained_names=names,
+        _constrain_fn=constrain_fn,
+        _constrain_batched=constrain_batched,
+        _unconstrain_fn=unconstrain_fn,
+        _logp_fn=logp_fn,
+    )
 
 
-def get_objective(points: np.ndarray, spec: MixtureSpec, method: str, batch_size: int | None,
-                  optimizer: str, *, use_cache: bool = True) -> tuple[CompiledObjective, bool]:
+def get_objective(
+    points: np.ndarray,
+    spec: MixtureSpec,
+    method: str,
+    batch_size: int | None,
+    optimizer: str,
+    *,
+    use_cache: bool = True,
+) -> tuple[CompiledObjective, bool]:
     """The compiled objective for this problem, from the cache when possible.
 
     Parameters

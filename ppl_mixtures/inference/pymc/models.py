@@ -1,5 +1,9 @@
 """PyMC builders for the mixture of :class:`~ppl_mixtures.model.spec.MixtureSpec`.
 
+(Longer than our ~400-line guide: the three builders and the start values belong together,
+since the start values are keyed by the builders' variable names and transforms and every
+engine needs both; the numbers live in numpydoc blocks, not in code.)
+
 Three models of the same data and priors, with the same variable names:
 
 - :func:`build_marginal_model` — the assignments z summed out by our density
@@ -24,6 +28,16 @@ name               dims                        when
 ``x``              (obs, feature)              the observed data
 =================  ==========================  =============================================
 
+The marginal model observes its data through a shared variable named :data:`DATA_NAME`
+(the numba backend passes it by reference instead of embedding a constant array in every
+compiled function); :func:`observed_data` returns it, so code that reuses a compiled graph
+on new data (ADVI's cached objective) substitutes exactly that variable.
+
+Input checks: the builders and start-value functions validate ``points`` and the spec's
+dimension, like any public function. Engines receive data that ``ppl_mixtures.fit`` has
+validated already, and pass ``check_input=False`` (scikit-learn's name for the same switch)
+so a fit checks its data once.
+
 Do not set model-level ``initval=`` (it breaks ``pm.compute_log_likelihood``); engines pass
 :func:`initial_point` as ``pm.sample(initvals=...)`` or ``pm.fit(start=...)`` instead
 (:func:`initial_points`: one overdispersed start per chain, for samplers). The
@@ -36,8 +50,13 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
+from numpy.typing import ArrayLike
 from pymc.distributions.transforms import ordered
+from pytensor.compile.sharedvalue import SharedVariable
+from pytensor.graph.basic import Variable
+from pytensor.graph.traversal import ancestors
 
 from ppl_mixtures.model.density import mixture_logp_pt
 from ppl_mixtures.model.spec import MixtureSpec
@@ -45,6 +64,7 @@ from ppl_mixtures.model.transforms import StickBreaking
 from ppl_mixtures.validation import check_int, check_points
 
 __all__ = [
+    "DATA_NAME",
     "SIGNATURE",
     "build_builtin_model",
     "build_latent_model",
@@ -52,17 +72,32 @@ __all__ = [
     "initial_point",
     "initial_points",
     "mixture_random",
+    "observed_data",
 ]
 
 #: gufunc signature of the observed CustomDist: weights (K), means (K, D), obs_sd (K, D).
 SIGNATURE = "(k),(k,d),(k,d)->(d)"
+#: Name of the shared variable through which the marginal model observes its data.
+DATA_NAME = "x_data"
 
 
 # --------------------------------------------------------------------------- shared pieces
+def _checked(points: ArrayLike, spec: MixtureSpec, check_input: bool) -> np.ndarray:
+    """``points`` validated (float64, (n_samples, n_features)) when ``check_input``; else as
+    given (the caller validated it)."""
+    if not check_input:
+        return points
+    points = check_points(points, n_components=spec.n_components)
+    spec.check_features(points.shape[1])
+    return points
+
+
 def _coords(points: np.ndarray, spec: MixtureSpec, *, with_obs: bool = True) -> dict:
     n_samples, n_features = points.shape
-    coords: dict[str, Any] = {"component": np.arange(spec.n_components),
-                              "feature": np.arange(n_features)}
+    coords: dict[str, Any] = {
+        "component": np.arange(spec.n_components),
+        "feature": np.arange(n_features),
+    }
     if spec.ordered and n_features > 1:
         coords["feature_rest"] = np.arange(1, n_features)
     if with_obs:
@@ -70,49 +105,67 @@ def _coords(points: np.ndarray, spec: MixtureSpec, *, with_obs: bool = True) -> 
     return coords
 
 
-def _add_means(spec: MixtureSpec, n_features: int):
+def _add_means(spec: MixtureSpec, n_features: int) -> Variable:
     """The component means, (K, D); feature 0 ordered when ``spec.ordered``."""
     prior_mean, prior_sd = spec.prior_mean(n_features), spec.prior_sd(n_features)
     if not spec.ordered:
         return pm.Normal("means", mu=prior_mean, sigma=prior_sd, dims=("component", "feature"))
     # Ordering a (K, D) array would order the D features of each component (API_NOTES §2);
     # order feature 0 along K and leave the others free.
-    first = pm.Normal("means_first", mu=prior_mean[0], sigma=prior_sd[0], dims="component",
-                      transform=ordered)
+    first = pm.Normal(
+        "means_first", mu=prior_mean[0], sigma=prior_sd[0], dims="component", transform=ordered
+    )
     columns = [first[:, None]]
     if n_features > 1:
-        columns.append(pm.Normal("means_rest", mu=prior_mean[1:], sigma=prior_sd[1:],
-                                 dims=("component", "feature_rest")))
-    return pm.Deterministic("means", pt.concatenate(columns, axis=1),
-                            dims=("component", "feature"))
+        columns.append(
+            pm.Normal(
+                "means_rest",
+                mu=prior_mean[1:],
+                sigma=prior_sd[1:],
+                dims=("component", "feature_rest"),
+            )
+        )
+    return pm.Deterministic("means", pt.concatenate(columns, axis=1), dims=("component", "feature"))
 
 
-def _add_weights(spec: MixtureSpec):
+def _add_weights(spec: MixtureSpec) -> Variable:
     """The mixture weights, (K,)."""
     if spec.fixed_weights:
-        return pm.Deterministic("weights", pt.as_tensor(spec.fixed_weight_values()),
-                                dims="component")
+        return pm.Deterministic(
+            "weights", pt.as_tensor(spec.fixed_weight_values()), dims="component"
+        )
     if spec.weights_transform == "stick_breaking":
-        return pm.Dirichlet("weights", a=spec.alpha(), dims="component",
-                            default_transform=StickBreaking())
+        return pm.Dirichlet(
+            "weights", a=spec.alpha(), dims="component", default_transform=StickBreaking()
+        )
     return pm.Dirichlet("weights", a=spec.alpha(), dims="component")  # PyMC's simplex
 
 
-def _add_obs_sd(spec: MixtureSpec, n_features: int):
+def _add_obs_sd(spec: MixtureSpec, n_features: int) -> Variable:
     """The observation sds, (K, D): a constant, or precision^(-1/2) with a Gamma prior."""
     if not spec.learned_obs_sd:
         return pt.as_tensor(spec.known_obs_sd(n_features))
-    precision = pm.Gamma("obs_precision", alpha=spec.precision_prior_shape,
-                         beta=spec.precision_prior_rate, dims=("component", "feature"))
+    precision = pm.Gamma(
+        "obs_precision",
+        alpha=spec.precision_prior_shape,
+        beta=spec.precision_prior_rate,
+        dims=("component", "feature"),
+    )
     return pm.Deterministic("obs_sd", 1.0 / pt.sqrt(precision), dims=("component", "feature"))
 
 
-def _add_parameters(points: np.ndarray, spec: MixtureSpec):
+def _add_parameters(points: np.ndarray, spec: MixtureSpec) -> tuple[Variable, Variable, Variable]:
     n_features = points.shape[1]
     return _add_weights(spec), _add_means(spec, n_features), _add_obs_sd(spec, n_features)
 
 
-def mixture_random(weights, means, obs_sd, rng=None, size=None) -> np.ndarray:
+def mixture_random(
+    weights: ArrayLike,
+    means: ArrayLike,
+    obs_sd: ArrayLike,
+    rng: np.random.Generator | int | None = None,
+    size: int | tuple[int, ...] | None = None,
+) -> np.ndarray:
     """Draw observations from the mixture (the ``random`` of the observed CustomDist).
 
     Parameters
@@ -145,7 +198,9 @@ def mixture_random(weights, means, obs_sd, rng=None, size=None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- builders
-def build_marginal_model(points, spec: MixtureSpec, batch_size: int | None = None) -> pm.Model:
+def build_marginal_model(
+    points: ArrayLike, spec: MixtureSpec, batch_size: int | None = None, *, check_input: bool = True
+) -> pm.Model:
     """The mixture with z marginalized by our density; what the PyMC engines fit.
 
     Parameters
@@ -156,6 +211,8 @@ def build_marginal_model(points, spec: MixtureSpec, batch_size: int | None = Non
         When given, the observed variable sees ``pm.Minibatch(points, batch_size=...)``
         with ``total_size=n_samples``, so its logp is rescaled to the full data (for
         ADVI/SVI). The model then has no ``obs`` dimension on ``x``.
+    check_input : bool
+        False skips validating ``points`` (the engines pass validated data).
 
     Returns
     -------
@@ -163,57 +220,105 @@ def build_marginal_model(points, spec: MixtureSpec, batch_size: int | None = Non
         Variables as in the module table; ``x`` is a ``pm.CustomDist`` whose logp is
         :func:`~ppl_mixtures.model.density.mixture_logp_pt` (one value per observation) and whose
         ``random`` is :func:`mixture_random`, so ``pm.compute_log_likelihood`` and
-        ``pm.sample_posterior_predictive`` work.
+        ``pm.sample_posterior_predictive`` work. The data are the shared variable
+        :func:`observed_data` returns (all rows, also when minibatched).
     """
-    points = check_points(points, n_components=spec.n_components)
-    spec.check_features(points.shape[1])
+    points = _checked(points, spec, check_input)
     n_samples = points.shape[0]
     if batch_size is not None:
-        batch_size = check_int("batch_size", batch_size, minimum=1, maximum=n_samples,
-                               hint="Use a batch no larger than the data, or batch_size=None")
+        batch_size = check_int(
+            "batch_size",
+            batch_size,
+            minimum=1,
+            maximum=n_samples,
+            hint="Use a batch no larger than the data, or batch_size=None",
+        )
+    # borrowed, not copied: the model reads the caller's (validated) array
+    data = pytensor.shared(points, name=DATA_NAME, borrow=True, shape=points.shape)
     with pm.Model(coords=_coords(points, spec, with_obs=batch_size is None)) as model:
         weights, means, obs_sd = _add_parameters(points, spec)
         common = dict(logp=mixture_logp_pt, random=mixture_random, signature=SIGNATURE)
         if batch_size is None:
-            pm.CustomDist("x", weights, means, obs_sd, observed=points, dims=("obs", "feature"),
-                          **common)
+            pm.CustomDist(
+                "x", weights, means, obs_sd, observed=data, dims=("obs", "feature"), **common
+            )
         else:
-            batch = pm.Minibatch(points, batch_size=batch_size)
-            pm.CustomDist("x", weights, means, obs_sd, observed=batch, total_size=n_samples,
-                          **common)
+            batch = pm.Minibatch(data, batch_size=batch_size)
+            pm.CustomDist(
+                "x", weights, means, obs_sd, observed=batch, total_size=n_samples, **common
+            )
     return model
 
 
-def build_builtin_model(points, spec: MixtureSpec) -> pm.Model:
+def observed_data(model: pm.Model) -> SharedVariable:
+    """The shared variable holding the data a :func:`build_marginal_model` model observes.
+
+    Every row of the data, also when the model observes minibatches of it. To evaluate a
+    compiled graph of the model on other data of the same shape, substitute this variable
+    (``graph_replace(graph, {observed_data(model): new_data})``) or ``set_value`` it.
+
+    Raises
+    ------
+    ValueError
+        When ``model`` was not built by :func:`build_marginal_model`.
+    """
+    observed = model.rvs_to_values.get(model.named_vars.get("x"))
+    if observed is not None:
+        for var in ancestors([observed]):
+            if isinstance(var, SharedVariable) and var.name == DATA_NAME:
+                return var
+    raise ValueError(
+        f"model: expected a model from build_marginal_model (its observed 'x' "
+        f"reads the shared variable {DATA_NAME!r}), got one without it. Build "
+        f"the model with ppl_mixtures.inference.pymc.models.build_marginal_model."
+    )
+
+
+def build_builtin_model(
+    points: ArrayLike, spec: MixtureSpec, *, check_input: bool = True
+) -> pm.Model:
     """The same model with PyMC's own mixture likelihood (the oracle).
 
     D = 1 uses ``pm.NormalMixture`` (observed ``x`` of dims (obs,)); D > 1 uses
     ``pm.Mixture`` over a batch of K diagonal ``pm.MvNormal`` components (observed ``x`` of
-    dims (obs, feature)). Parameters and priors are those of :func:`build_marginal_model`.
+    dims (obs, feature)). Parameters and priors are those of :func:`build_marginal_model`;
+    ``check_input=False`` skips validating ``points``.
     """
-    points = check_points(points, n_components=spec.n_components)
-    spec.check_features(points.shape[1])
+    points = _checked(points, spec, check_input)
     n_features = points.shape[1]
     with pm.Model(coords=_coords(points, spec)) as model:
         weights, means, obs_sd = _add_parameters(points, spec)
         if n_features == 1:
-            pm.NormalMixture("x", w=weights, mu=means[:, 0], sigma=obs_sd[:, 0],
-                             observed=points[:, 0], dims="obs")
+            pm.NormalMixture(
+                "x",
+                w=weights,
+                mu=means[:, 0],
+                sigma=obs_sd[:, 0],
+                observed=points[:, 0],
+                dims="obs",
+            )
         else:
-            cov = pt.eye(n_features) * (obs_sd**2)[:, :, None]        # (K, D, D), diagonal
-            pm.Mixture("x", w=weights, comp_dists=pm.MvNormal.dist(mu=means, cov=cov),
-                       observed=points, dims=("obs", "feature"))
+            cov = pt.eye(n_features) * (obs_sd**2)[:, :, None]  # (K, D, D), diagonal
+            pm.Mixture(
+                "x",
+                w=weights,
+                comp_dists=pm.MvNormal.dist(mu=means, cov=cov),
+                observed=points,
+                dims=("obs", "feature"),
+            )
     return model
 
 
-def build_latent_model(points, spec: MixtureSpec) -> pm.Model:
+def build_latent_model(
+    points: ArrayLike, spec: MixtureSpec, *, check_input: bool = True
+) -> pm.Model:
     """The mixture with explicit assignments ``z`` (dims obs), for teaching.
 
     ``z_i ~ Categorical(weights)`` and ``x_id ~ Normal(means[z_i, d], obs_sd[z_i, d])``.
     Gradient samplers cannot move ``z``; sample it with ``pm.CategoricalGibbsMetropolis``.
+    ``check_input=False`` skips validating ``points``.
     """
-    points = check_points(points, n_components=spec.n_components)
-    spec.check_features(points.shape[1])
+    points = _checked(points, spec, check_input)
     with pm.Model(coords=_coords(points, spec)) as model:
         weights, means, obs_sd = _add_parameters(points, spec)
         z = pm.Categorical("z", p=weights, dims="obs")
@@ -222,7 +327,13 @@ def build_latent_model(points, spec: MixtureSpec) -> pm.Model:
 
 
 # --------------------------------------------------------------------------- start values
-def initial_point(spec: MixtureSpec, points, random_seed: int | None = None) -> dict[str, np.ndarray]:
+def initial_point(
+    spec: MixtureSpec,
+    points: ArrayLike,
+    random_seed: int | None = None,
+    *,
+    check_input: bool = True,
+) -> dict[str, np.ndarray]:
     """Constrained starting values, valid for every spec (including ``ordered``).
 
     The means start at K data points spread along feature 0 (the points at the
@@ -235,6 +346,8 @@ def initial_point(spec: MixtureSpec, points, random_seed: int | None = None) -> 
     spec : MixtureSpec
     points : array-like of shape (n_samples, n_features) or (n_samples,)
     random_seed : int, optional
+    check_input : bool
+        False skips validating ``points``.
 
     Returns
     -------
@@ -242,7 +355,7 @@ def initial_point(spec: MixtureSpec, points, random_seed: int | None = None) -> 
         By free-variable name (``means`` or ``means_first``/``means_rest``, ``weights``,
         ``obs_precision``), for ``pm.sample(initvals=...)`` / ``pm.fit(start=...)``.
     """
-    points = check_points(points, n_components=spec.n_components)
+    points = _checked(points, spec, check_input)
     n_samples, n_features = points.shape
     K = spec.n_components
     by_first = np.argsort(points[:, 0], kind="stable")
@@ -281,8 +394,7 @@ def _ordered_means(means: np.ndarray, points: np.ndarray) -> np.ndarray:
     return means
 
 
-def _kmeans_pp_rows(points: np.ndarray, n_components: int, rng: np.random.Generator
-                    ) -> np.ndarray:
+def _kmeans_pp_rows(points: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
     """K row indices chosen by k-means++ seeding (D^2 sampling), shape (K,).
 
     The first row is uniform; each next row is drawn with probability proportional to its
@@ -311,8 +423,7 @@ _KMEANS_ROWS = 10_000
 _JITTER_SCALE = 0.25
 
 
-def _kmeans_centers(points: np.ndarray, n_components: int, rng: np.random.Generator
-                    ) -> np.ndarray:
+def _kmeans_centers(points: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
     """k-means centers (K, D): k-means++ seeds, then ``_KMEANS_ITERS`` Lloyd iterations.
 
     Runs on at most ``_KMEANS_ROWS`` rows drawn with ``rng`` (cheap at any N); an empty
@@ -322,7 +433,7 @@ def _kmeans_centers(points: np.ndarray, n_components: int, rng: np.random.Genera
         points = points[rng.choice(points.shape[0], size=_KMEANS_ROWS, replace=False)]
     centers = points[_kmeans_pp_rows(points, n_components, rng)].copy()
     for _ in range(_KMEANS_ITERS):
-        dist2 = ((points[:, None, :] - centers[None]) ** 2).sum(-1)       # (n, K)
+        dist2 = ((points[:, None, :] - centers[None]) ** 2).sum(-1)  # (n, K)
         label = dist2.argmin(1)
         for k in range(n_components):
             members = points[label == k]
@@ -331,8 +442,14 @@ def _kmeans_centers(points: np.ndarray, n_components: int, rng: np.random.Genera
     return centers
 
 
-def initial_points(spec: MixtureSpec, points, n_chains: int,
-                   random_seed: int | None = None) -> list[dict[str, np.ndarray]]:
+def initial_points(
+    spec: MixtureSpec,
+    points: ArrayLike,
+    n_chains: int,
+    random_seed: int | None = None,
+    *,
+    check_input: bool = True,
+) -> list[dict[str, np.ndarray]]:
     """One overdispersed start per chain, reproducible from ``random_seed``.
 
     Chain c draws its own start from its own stream (``SeedSequence(random_seed)
@@ -362,6 +479,8 @@ def initial_points(spec: MixtureSpec, points, n_chains: int,
     points : array-like of shape (n_samples, n_features) or (n_samples,)
     n_chains : int
     random_seed : int, optional
+    check_input : bool
+        False skips validating ``points`` and ``n_chains``.
 
     Returns
     -------
@@ -369,13 +488,14 @@ def initial_points(spec: MixtureSpec, points, n_chains: int,
         ``n_chains`` dicts keyed like :func:`initial_point`, for
         ``pm.sample(initvals=...)`` (a list holds one dict per chain).
     """
-    points = check_points(points, n_components=spec.n_components)
-    n_chains = check_int("n_chains", n_chains, minimum=1, hint="Pass the number of chains")
+    if check_input:
+        points = _checked(points, spec, check_input)
+        n_chains = check_int("n_chains", n_chains, minimum=1, hint="Pass the number of chains")
     K = spec.n_components
     n_samples, n_features = points.shape
     # the deterministic start (data quantiles; random_seed=None) and the jitter scale are
     # the same for every chain; each chain replaces all of the start's values below
-    base = initial_point(spec, points)
+    base = initial_point(spec, points, check_input=False)
     scale = _JITTER_SCALE * (points.std(axis=0) if n_samples > 1 else np.ones(n_features))
     starts = []
     for seq in np.random.SeedSequence(random_seed).spawn(n_chains):
@@ -389,6 +509,7 @@ def initial_points(spec: MixtureSpec, points, n_chains: int,
             start["weights"] = weights / weights.sum()
         if spec.learned_obs_sd:
             start["obs_precision"] = start["obs_precision"] * np.exp(
-                rng.uniform(-1.0, 1.0, size=(K, n_features)))
+                rng.uniform(-1.0, 1.0, size=(K, n_features))
+            )
         starts.append(start)
     return starts
