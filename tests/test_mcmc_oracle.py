@@ -14,8 +14,14 @@ from ppl_mixtures.analysis.diagnostics import mcmc_summary
 
 SPEC = MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)
 REFERENCE = np.array([[-0.8, -1.5], [0.8, 1.0]])
-OPTIONS = {"draws": 500, "tune": 500, "chains": 2, "cores": 1, "progressbar": False,
-           "log_likelihood": False}
+OPTIONS = {
+    "draws": 500,
+    "tune": 500,
+    "chains": 2,
+    "cores": 1,
+    "progressbar": False,
+    "log_likelihood": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +42,15 @@ def test_marginal_density_matches_pm_mixture_within_mcse(fits):
     assert list(table_a.index) == list(table_b.index)
     gap = (table_a["mean"] - table_b["mean"]).abs()
     mcse = np.sqrt(table_a["mcse_mean"] ** 2 + table_b["mcse_mean"] ** 2)
+    # 4 MCSEs of the difference: P(|z| > 4) = 6e-5 per parameter for a normal deviate
     assert (gap < 4 * mcse).all(), f"posterior means differ by {(gap / mcse).max():.1f} MCSE"
-    # and both are the answer seed 001 reports
-    np.testing.assert_allclose(fits[0].posterior_mean("means"), REFERENCE, atol=0.1)
 
 
 @pytest.mark.slow
 def test_posterior_sds_agree(fits):
-    sd_a, sd_b = (mcmc_summary(f).table["sd"] for f in fits)
-    np.testing.assert_allclose(sd_a.to_numpy(), sd_b.to_numpy(), rtol=0.2)
+    # the sds' own Monte Carlo errors (arviz's mcse_sd) set the tolerance: 4 standard
+    # errors of the difference, as for the means
+    table_a, table_b = (mcmc_summary(f).table for f in fits)
+    gap = (table_a["sd"] - table_b["sd"]).abs()
+    mcse = np.sqrt(table_a["mcse_sd"] ** 2 + table_b["mcse_sd"] ** 2)
+    assert (gap < 4 * mcse).all(), f"posterior sds differ by {(gap / mcse).max():.1f} MCSE"

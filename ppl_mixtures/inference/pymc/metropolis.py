@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,9 +42,16 @@ from ppl_mixtures.inference.pymc.sampling import (
 from ppl_mixtures.inference.registry import Engine
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import MixtureFit, Timings, stopwatch
-from ppl_mixtures.validation import check_bool, check_choice, check_draws, check_int, check_seed
+from ppl_mixtures.validation import (
+    build_options,
+    check_bool,
+    check_choice,
+    check_draws,
+    check_int,
+    check_seed,
+)
 
-__all__ = ["ENGINES", "fit"]
+__all__ = ["ENGINES", "MetropolisDetails", "Options", "fit"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +59,9 @@ START_CHOICES = ("map", "data", "prior")
 
 
 # ----------------------------------------------------------------- start values
-def _map_start(model: Any, spec: MixtureSpec, points: np.ndarray,
-               random_seed: int | None) -> dict[str, np.ndarray]:
+def _map_start(
+    model: Any, spec: MixtureSpec, points: np.ndarray, random_seed: int | None
+) -> dict[str, np.ndarray]:
     """``pm.find_MAP`` from the data-quantile start, as constrained values by RV name."""
     import pymc as pm
 
@@ -60,22 +69,29 @@ def _map_start(model: Any, spec: MixtureSpec, points: np.ndarray,
         warnings.simplefilter("ignore", FutureWarning)
         # Python-mode graphs: the optimiser evaluates log p and its gradient a few dozen
         # times, so a numba compile of both (tens of seconds on a cold cache) does not pay
-        found = pm.find_MAP(initvals=models.initial_point(spec, points), model=model,
-                            jitter=False, random_seed=random_seed, progressbar=False,
-                            return_inferencedata=False,
-                            compile_kwargs={"mode": "FAST_COMPILE"})
+        found = pm.find_MAP(
+            initvals=models.initial_point(spec, points, check_input=False),
+            model=model,
+            jitter=False,
+            random_seed=random_seed,
+            progressbar=False,
+            return_inferencedata=False,
+            compile_kwargs={"mode": "FAST_COMPILE"},
+        )
     # find_MAP returns value-variable keys (weights_stickbreaking__) and constrained keys;
     # pm.sample's initvals takes the constrained ones by RV name.
     return {rv.name: np.asarray(found[rv.name]) for rv in model.free_RVs}
 
 
-def _prior_start(spec: MixtureSpec, points: np.ndarray, rng: np.random.Generator
-                 ) -> dict[str, np.ndarray]:
+def _prior_start(
+    spec: MixtureSpec, points: np.ndarray, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Means from the prior (feature 0 sorted when ordered), other variables as initial_point."""
-    start = models.initial_point(spec, points)
+    start = models.initial_point(spec, points, check_input=False)
     n_features = points.shape[1]
-    means = rng.normal(spec.prior_mean(n_features), spec.prior_sd(n_features),
-                       size=(spec.n_components, n_features))
+    means = rng.normal(
+        spec.prior_mean(n_features), spec.prior_sd(n_features), size=(spec.n_components, n_features)
+    )
     if spec.ordered:
         means = means[np.argsort(means[:, 0])]
         start["means_first"] = means[:, 0]
@@ -86,16 +102,24 @@ def _prior_start(spec: MixtureSpec, points: np.ndarray, rng: np.random.Generator
     return start
 
 
-def _initvals(start: str, model: Any, spec: MixtureSpec, points: np.ndarray, chains: int,
-              random_seed: int | None) -> list[dict[str, np.ndarray]]:
+def _initvals(
+    start: str,
+    model: Any,
+    spec: MixtureSpec,
+    points: np.ndarray,
+    chains: int,
+    random_seed: int | None,
+) -> list[dict[str, np.ndarray]]:
     """One dict of constrained start values per chain."""
     if start == "map":
         found = _map_start(model, spec, points, random_seed)
         return [found] * chains
     if start == "prior":
-        return [_prior_start(spec, points, np.random.default_rng(s))
-                for s in np.random.SeedSequence(random_seed).spawn(chains)]
-    return models.initial_points(spec, points, chains, random_seed)
+        return [
+            _prior_start(spec, points, np.random.default_rng(s))
+            for s in np.random.SeedSequence(random_seed).spawn(chains)
+        ]
+    return models.initial_points(spec, points, chains, random_seed, check_input=False)
 
 
 # ----------------------------------------------------------------- steps
@@ -142,112 +166,179 @@ def _acceptance(idata: Any, methods: list[Any]) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------- the engine
-def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, tune: int = 2000,
-        chains: int = 2, cores: int = 1, blocked: bool = False, start: str | None = "map",
-        compound: bool = False, random_seed: int | None = None, progressbar: bool = True,
-        log_likelihood: bool = True) -> MixtureFit:
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """The options of ``fit(points, spec, engine="metropolis", **options)``."""
+
+    draws: int = field(default=2000, metadata={"help": "kept draws per chain"})
+    tune: int = field(
+        default=2000,
+        metadata={"help": "tuning draws per chain (the proposal scale moves <= 10x per 100 draws)"},
+    )
+    chains: int = field(default=2, metadata={"help": "independent chains (>= 2 for R-hat)"})
+    cores: int = field(default=1, metadata={"help": "processes for the chains"})
+    blocked: bool = field(
+        default=False,
+        metadata={"help": "one joint proposal for all variables (False: one step per variable)"},
+    )
+    start: str | None = field(
+        default="map",
+        metadata={
+            "help": "'map' (find_MAP, seed 001's recipe), 'data' (per-chain k-means starts) or "
+            "'prior'; None means 'data'"
+        },
+    )
+    compound: bool = field(
+        default=False,
+        metadata={"help": "Metropolis for the weights, NUTS for the means (needs learned weights)"},
+    )
+    random_seed: int | None = field(default=None, metadata={"help": "same seed, same draws"})
+    progressbar: bool = field(default=True, metadata={"help": "PyMC's progress bar"})
+    log_likelihood: bool = field(
+        default=True,
+        metadata={"help": "store log p(x_i | draw) for az.loo (chains x draws x n_samples floats)"},
+    )
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(self, "chains", check_int("chains", self.chains, minimum=1, hint="Use e.g. chains=2"))
+        put(self, "log_likelihood", check_bool("log_likelihood", self.log_likelihood))
+        # the memory cap needs the data's size: fit() checks it with check_draws
+        put(self, "draws", check_int("draws", self.draws, minimum=1, hint="Use e.g. draws=2000"))
+        put(self, "tune", check_int("tune", self.tune, minimum=0, hint="Use e.g. tune=2000"))
+        put(self, "cores", check_int("cores", self.cores, minimum=1, hint="Use e.g. cores=1"))
+        put(
+            self,
+            "start",
+            check_choice("start", "data" if self.start is None else self.start, START_CHOICES),
+        )
+        put(self, "blocked", check_bool("blocked", self.blocked))
+        put(self, "compound", check_bool("compound", self.compound))
+        put(self, "progressbar", check_bool("progressbar", self.progressbar))
+        put(self, "random_seed", check_seed(self.random_seed))
+
+
+@dataclass(frozen=True)
+class MetropolisDetails:
+    """Metropolis-specific results (``MixtureFit.details``).
+
+    Attributes
+    ----------
+    steps : tuple of str
+        The step methods, e.g. ``"Metropolis: [means]"``.
+    acceptance : dict of str to float
+        Mean acceptance per step method, keyed like ``steps``.
+    start : dict
+        Chain 0's start values (constrained, by variable name).
+    starts : tuple of dict
+        Every chain's start values.
+    """
+
+    steps: tuple[str, ...]
+    acceptance: dict[str, float]
+    start: dict[str, np.ndarray]
+    starts: tuple[dict[str, np.ndarray], ...]
+
+
+def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     """Sample the marginal mixture with Metropolis (optionally NUTS for the means).
 
     Parameters
     ----------
     points : ndarray of shape (n_samples, n_features)
-        Validated data (``ppl_mixtures.fit`` validates it).
+        Validated data (``ppl_mixtures.fit`` validates it; this function trusts it).
     spec : MixtureSpec
-    draws, tune : int
-        Kept draws and tuning draws per chain. Metropolis tunes its proposal scale every
-        100 tuning draws by at most a factor of 10, so it needs long tuning on large data.
-    chains : int
-        Independent chains (>= 2 for R-hat).
-    cores : int
-        Processes for the chains (1 on a shared machine; chains then run in sequence).
-    blocked : bool
-        False: a Metropolis step per variable (PyMC's default, seed 001's CompoundStep);
-        True: one joint proposal for all variables.
-    start : {"map", "data", "prior"} or None
-        "map": every chain starts at ``pm.find_MAP`` (the seed's recipe); "data": each chain
-        from its own overdispersed start (``models.initial_points``: K data points by
-        k-means++ seeding, sorted when ordered, weights from Dirichlet(1)); "prior": each
-        chain's means drawn from the prior. None is the same as "data".
-    compound : bool
-        Metropolis for the weights and NUTS for the means (and the learned precisions).
-        Needs learned weights (``spec.weights="dirichlet"`` and K > 1).
-    random_seed : int, optional
-        Same seed -> same draws.
-    progressbar : bool
-        PyMC's progress bar.
-    log_likelihood : bool
-        Store log p(x_i | theta) per draw and observation (numpy, chunked over draws) so
-        ``az.loo`` works; that is n_chains x draws x n_samples floats, so turn it off on
-        large data.
+    **options
+        The fields of :class:`Options`: ``draws``, ``tune`` (per chain; Metropolis tunes
+        its proposal scale every 100 tuning draws by at most a factor of 10, so it needs
+        long tuning on large data), ``chains``, ``cores``, ``blocked`` (False: a Metropolis
+        step per variable, PyMC's default and seed 001's CompoundStep; True: one joint
+        proposal), ``start`` ("map": every chain at ``pm.find_MAP``, the seed's recipe;
+        "data": each chain from its own overdispersed start, ``models.initial_points``;
+        "prior": each chain's means drawn from the prior; None: "data"), ``compound``
+        (Metropolis for the weights and NUTS for the means and learned precisions; needs
+        ``spec.weights="dirichlet"`` and K > 1), ``random_seed``, ``progressbar``,
+        ``log_likelihood`` (store log p(x_i | theta) per draw for ``az.loo``).
 
     Returns
     -------
     MixtureFit
         ``idata`` holds the posterior (means, weights, obs_sd when learned), sample_stats
         (Metropolis: ``accept``, ``accepted``, ``scaling`` per step; NUTS stats too when
-        compound), observed_data and log_likelihood. ``extras["sampler"]``: PyMC's sampler
-        summary plus the steps and each one's mean acceptance; ``extras["start"]``: the
-        start values of chain 0, ``extras["starts"]``: of every chain. ``timings.build``
-        includes compiling and PyMC's set-up (and find_MAP), ``timings.run`` is the sampling
-        time.
+        compound), observed_data and log_likelihood. ``sampler``: PyMC's sampler summary;
+        ``details``: :class:`MetropolisDetails` (the steps, each one's mean acceptance, the
+        start values). ``timings.build`` includes compiling and PyMC's set-up (and
+        find_MAP), ``timings.run`` is the sampling time.
     """
     import pymc as pm
 
-    chains = check_int("chains", chains, minimum=1, hint="Use e.g. chains=2")
-    log_likelihood = check_bool("log_likelihood", log_likelihood)
-    draws = check_draws("draws", draws, hint="Use e.g. draws=2000",
-                        values_per_draw=values_per_draw(points, spec, chains,
-                                                        log_likelihood=log_likelihood))
-    tune = check_int("tune", tune, minimum=0, hint="Use e.g. tune=2000")
-    cores = check_int("cores", cores, minimum=1, hint="Use e.g. cores=1")
-    start = check_choice("start", "data" if start is None else start, START_CHOICES)
-    blocked = check_bool("blocked", blocked)
-    compound = check_bool("compound", compound)
-    progressbar = check_bool("progressbar", progressbar)
-    random_seed = check_seed(random_seed)
-    if compound and spec.fixed_weights:
-        raise ValueError("compound: expected a spec with learned weights (weights='dirichlet' "
-                         "and n_components > 1), got fixed weights, so there is nothing for "
-                         "Metropolis to sample. Use compound=False, or engine='nuts'.")
-    options = {"draws": draws, "tune": tune, "chains": chains, "cores": cores,
-               "blocked": blocked, "start": start, "compound": compound,
-               "random_seed": random_seed, "progressbar": progressbar,
-               "log_likelihood": log_likelihood}
+    opts = build_options("metropolis", Options, options)
+    check_draws(
+        "draws",
+        opts.draws,
+        hint="Use e.g. draws=2000",
+        values_per_draw=values_per_draw(
+            points, spec, opts.chains, log_likelihood=opts.log_likelihood
+        ),
+    )
+    if opts.compound and spec.fixed_weights:
+        raise ValueError(
+            "compound: expected a spec with learned weights (weights='dirichlet' "
+            "and n_components > 1), got fixed weights, so there is nothing for "
+            "Metropolis to sample. Use compound=False, or engine='nuts'."
+        )
 
     with stopwatch() as build:
-        model = models.build_marginal_model(points, spec)
-        initvals = _initvals(start, model, spec, points, chains, random_seed)
+        model = models.build_marginal_model(points, spec, check_input=False)
+        initvals = _initvals(opts.start, model, spec, points, opts.chains, opts.random_seed)
         with model:
-            steps = _steps(model, blocked=blocked, compound=compound)  # compiles logp
+            steps = _steps(model, blocked=opts.blocked, compound=opts.compound)  # compiles
     with stopwatch() as wall, model, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*object mode.*")  # CustomDist random
-        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores,
-                          step=steps if len(steps) > 1 else steps[0], initvals=initvals,
-                          random_seed=random_seed, progressbar=progressbar,
-                          compute_convergence_checks=False)
+        idata = pm.sample(
+            draws=opts.draws,
+            tune=opts.tune,
+            chains=opts.chains,
+            cores=opts.cores,
+            step=steps if len(steps) > 1 else steps[0],
+            initvals=initvals,
+            random_seed=opts.random_seed,
+            progressbar=opts.progressbar,
+            compute_convergence_checks=False,
+        )
     sampling = float(idata["posterior"].attrs.get("sampling_time", wall.seconds))
     timings = Timings(build=build.seconds + max(wall.seconds - sampling, 0.0), run=sampling)
     methods = _flat_methods(steps)
-    sampler = {**sampler_diagnostics(idata), "steps": [_step_label(m) for m in methods],
-               "acceptance": _acceptance(idata, methods)}
-    logger.debug("metropolis: %s", sampler)
-    return to_mixture_fit("metropolis", spec, points, idata, timings,
-                          log_likelihood=log_likelihood, options=options, n_iter=draws,
-                          extras={"sampler": sampler, "start": initvals[0],
-                                  "starts": initvals},
-                          attrs={"blocked": int(blocked), "compound": int(compound),
-                                 "start": start})
+    details = MetropolisDetails(
+        steps=tuple(_step_label(m) for m in methods),
+        acceptance=_acceptance(idata, methods),
+        start=initvals[0],
+        starts=tuple(initvals),
+    )
+    logger.debug("metropolis: %s", details.acceptance)
+    return to_mixture_fit(
+        "metropolis",
+        spec,
+        points,
+        idata,
+        timings,
+        options=opts,
+        log_likelihood=opts.log_likelihood,
+        sampler=sampler_diagnostics(idata),
+        details=details,
+        n_iter=opts.draws,
+        attrs={"blocked": int(opts.blocked), "compound": int(opts.compound), "start": opts.start},
+    )
+
 
 ENGINES = (
     Engine(
         name="metropolis",
         fit=fit,
+        options=Options,
         summary="Random-walk Metropolis on the marginal model (seed 001's recipe: "
-                "find_MAP start); per-variable or blocked, or compound with NUTS",
+        "find_MAP start); per-variable or blocked, or compound with NUTS",
         family="mcmc",
         scalable=False,
-        quick_options={"draws": 300, "tune": 300, "chains": 2},
-        # no demo_options: with 2 x (1000 + 1000) the chains on the 1-D data disagreed
-        # (R-hat 1.07), an artefact of the shorter run rather than the recipe's verdict
     ),
 )

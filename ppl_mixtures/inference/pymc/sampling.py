@@ -5,17 +5,17 @@
   ``x`` (obs, feature), optional log_likelihood ``x`` (chain, draw, obs), PyMC's
   sample_stats kept as they are).
 - :func:`sampler_diagnostics` summarizes sample_stats (divergences, tree depth, acceptance,
-  step size) for ``extras["sampler"]``.
+  step size) as the :class:`~ppl_mixtures.results.SamplerStats` of ``MixtureFit.sampler``.
 - :func:`pointwise_log_likelihood` computes log p(x_i | draw) with the numpy density, in
   chunks of draws (model-agnostic: it works for minibatch and latent models, where
   ``pm.compute_log_likelihood`` would score a batch or the conditional p(x | z)).
 - :func:`values_per_draw` counts the floats a sampler stores per draw, for
   :func:`ppl_mixtures.validation.check_draws` (``draws=10**12`` refused before allocating).
-  ``check_seed``/``check_bool`` are :mod:`ppl_mixtures.validation`'s (re-exported).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -24,14 +24,22 @@ import numpy as np
 
 from ppl_mixtures.model.density import mixture_logp
 from ppl_mixtures.model.spec import MixtureSpec
-from ppl_mixtures.results import MixtureFit, Timings, make_idata
-from ppl_mixtures.validation import check_bool, check_seed
+from ppl_mixtures.results import (
+    PARAMETERS,
+    EvidenceEstimate,
+    MixtureFit,
+    SamplerStats,
+    Timings,
+    make_idata,
+)
 
-# check_seed and check_bool are validation's, re-exported for code written against this
-# module (docs/foundation.md); the engines import them from validation.
-
-__all__ = ["SAMPLE_STATS_PER_DRAW", "check_bool", "check_seed", "pointwise_log_likelihood",
-           "sampler_diagnostics", "to_mixture_fit", "values_per_draw"]
+__all__ = [
+    "SAMPLE_STATS_PER_DRAW",
+    "pointwise_log_likelihood",
+    "sampler_diagnostics",
+    "to_mixture_fit",
+    "values_per_draw",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +47,11 @@ logger = logging.getLogger(__name__)
 #: scalars with PyMC 6.4: acceptance_rate, diverging, energy, ..., tree_depth; Metropolis
 #: fewer). tests/test_nuts.py checks it.
 SAMPLE_STATS_PER_DRAW = 24
-#: Posterior variables that are re-built by ``make_idata``; the others are copied as they are.
-_SCHEMA_VARS = ("means", "weights", "obs_sd")
 
 
-def values_per_draw(points: np.ndarray, spec: MixtureSpec, chains: int, *,
-                    log_likelihood: bool) -> int:
+def values_per_draw(
+    points: np.ndarray, spec: MixtureSpec, chains: int, *, log_likelihood: bool
+) -> int:
     """float64 values a PyMC sampler stores per draw (over all chains), for
     :func:`~ppl_mixtures.validation.check_draws`: means, obs_sd and PyMC's other per-
     component variables (at most 4 * K * D + 2 * K: e.g. precisions, unconstrained copies),
@@ -57,8 +64,14 @@ def values_per_draw(points: np.ndarray, spec: MixtureSpec, chains: int, *,
     return chains * per_chain
 
 
-def pointwise_log_likelihood(points: np.ndarray, means: np.ndarray, weights: np.ndarray,
-                             obs_sd: np.ndarray, *, chunk_elements: int = 2_000_000) -> np.ndarray:
+def pointwise_log_likelihood(
+    points: np.ndarray,
+    means: np.ndarray,
+    weights: np.ndarray,
+    obs_sd: np.ndarray,
+    *,
+    chunk_elements: int = 2_000_000,
+) -> np.ndarray:
     """log p(x_i | weights, means, obs_sd) for every draw and observation.
 
     Parameters
@@ -77,8 +90,11 @@ def pointwise_log_likelihood(points: np.ndarray, means: np.ndarray, weights: np.
     """
     n_chains, n_draws, n_components, n_features = means.shape
     obs_sd = np.broadcast_to(obs_sd, means.shape)
-    flat = (means.reshape(-1, n_components, n_features), weights.reshape(-1, n_components),
-            obs_sd.reshape(-1, n_components, n_features))
+    flat = (
+        means.reshape(-1, n_components, n_features),
+        weights.reshape(-1, n_components),
+        obs_sd.reshape(-1, n_components, n_features),
+    )
     step = max(1, chunk_elements // max(1, points.shape[0] * n_components * n_features))
     out = np.empty((n_chains * n_draws, points.shape[0]))
     for start in range(0, out.shape[0], step):
@@ -87,43 +103,56 @@ def pointwise_log_likelihood(points: np.ndarray, means: np.ndarray, weights: np.
     return out.reshape(n_chains, n_draws, points.shape[0])
 
 
-def sampler_diagnostics(idata) -> dict[str, Any]:
-    """A summary of a PyMC sampler's ``sample_stats``, for ``extras["sampler"]``.
+def sampler_diagnostics(idata: Any) -> SamplerStats | None:
+    """A summary of a PyMC sampler's ``sample_stats``, for ``MixtureFit.sampler``.
 
     Returns
     -------
-    dict
-        Keys present when the sampler reports them: ``divergences`` (int, total),
-        ``max_treedepth_hits`` (int), ``mean_tree_depth``, ``mean_acceptance`` (NUTS
-        ``acceptance_rate`` or Metropolis ``accepted``), ``step_size`` (list, per chain
-        after tuning), ``n_chains``, ``n_draws``.
+    SamplerStats or None
+        None when there are no sample_stats. Fields the sampler does not report stay None:
+        ``divergences`` (int, total), ``max_treedepth_hits`` (int), ``mean_tree_depth``,
+        ``mean_acceptance`` (NUTS ``acceptance_rate`` or Metropolis ``accepted``),
+        ``step_size`` (per chain, after tuning).
     """
     if "sample_stats" not in idata.children:
-        return {}
+        return None
     stats = idata["sample_stats"]
     names = set(stats.data_vars)
-    out: dict[str, Any] = {"n_chains": int(stats.sizes.get("chain", 0)),
-                           "n_draws": int(stats.sizes.get("draw", 0))}
+    found: dict[str, Any] = {}
     if "diverging" in names:
-        out["divergences"] = int(np.asarray(stats["diverging"].values).sum())
+        found["divergences"] = int(np.asarray(stats["diverging"].values).sum())
     if "reached_max_treedepth" in names:
-        out["max_treedepth_hits"] = int(np.asarray(stats["reached_max_treedepth"].values).sum())
+        found["max_treedepth_hits"] = int(np.asarray(stats["reached_max_treedepth"].values).sum())
     if "tree_depth" in names:
-        out["mean_tree_depth"] = float(np.mean(stats["tree_depth"].values))
+        found["mean_tree_depth"] = float(np.mean(stats["tree_depth"].values))
     for key in ("acceptance_rate", "accepted", "accept"):
         if key in names:
-            out["mean_acceptance"] = float(np.mean(np.asarray(stats[key].values, dtype=float)))
+            found["mean_acceptance"] = float(np.mean(np.asarray(stats[key].values, dtype=float)))
             break
     if "step_size" in names:
-        out["step_size"] = [float(v) for v in np.asarray(stats["step_size"].values)[:, -1]]
-    return out
+        found["step_size"] = tuple(float(v) for v in np.asarray(stats["step_size"].values)[:, -1])
+    return SamplerStats(
+        n_chains=int(stats.sizes.get("chain", 0)), n_draws=int(stats.sizes.get("draw", 0)), **found
+    )
 
 
-def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, timings: Timings,
-                   *, log_likelihood: bool = True, extras: Mapping[str, Any] | None = None,
-                   options: Mapping[str, Any] | None = None, n_iter: int | None = None,
-                   converged: bool | None = None, attrs: Mapping[str, Any] | None = None,
-                   family: str = "mcmc") -> MixtureFit:
+def to_mixture_fit(
+    engine: str,
+    spec: MixtureSpec,
+    points: np.ndarray,
+    idata: Any,
+    timings: Timings,
+    *,
+    options: Any,
+    log_likelihood: bool = True,
+    sampler: SamplerStats | None = None,
+    evidence: EvidenceEstimate | None = None,
+    details: Any = None,
+    n_iter: int | None = None,
+    converged: bool | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    family: str = "mcmc",
+) -> MixtureFit:
     """Normalize a PyMC result to the shared schema and wrap it in a :class:`MixtureFit`.
 
     Parameters
@@ -135,17 +164,22 @@ def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, ti
     idata : xarray.DataTree
         From ``pm.sample``/``approx.sample``/``pm.sample_smc``: a ``posterior`` with
         ``means`` (chain, draw, component, feature) and ``weights`` (chain, draw, component)
-        (+ ``obs_sd`` for learned sds), as the builders in :mod:`ppl_mixtures.inference.pymc.models` name
-        them. Other posterior variables (``means_first``, ``obs_precision``, ``z``...) are
-        kept; ``sample_stats`` is kept as PyMC wrote it.
+        (+ ``obs_sd`` for learned sds), as the builders in
+        :mod:`ppl_mixtures.inference.pymc.models` name them. Other posterior variables
+        (``means_first``, ``obs_precision``, ``z``...) are kept; ``sample_stats`` is kept
+        as PyMC wrote it.
     timings : Timings
+    options : dataclass instance or mapping
+        The engine's options (its ``Options``), stored as a dict in ``MixtureFit.options``.
     log_likelihood : bool
         Add log_likelihood ``x`` (chain, draw, obs) of the *marginal* density (numpy,
         :func:`pointwise_log_likelihood`) so ``az.loo`` works. It holds chains x draws x
         n_samples floats: pass False for large data.
-    extras, options, n_iter, converged, attrs
-        Passed to :class:`MixtureFit`; ``attrs`` are set on the posterior group (PyMC's
-        own posterior attrs, e.g. ``sampling_time``, are kept).
+    sampler, evidence, details, n_iter, converged
+        Passed to :class:`MixtureFit`.
+    attrs : mapping, optional
+        Set on the posterior group (PyMC's own posterior attrs, e.g. ``sampling_time``,
+        are kept; ``engine`` is added).
     family : {"mcmc", "vi", "point"}
         Recorded as ``MixtureFit.family`` (the PyMC samplers are all "mcmc").
 
@@ -153,13 +187,14 @@ def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, ti
     -------
     MixtureFit
     """
-    import xarray as xr
-
     post = idata["posterior"].to_dataset()
     means = np.asarray(post["means"].transpose("chain", "draw", "component", "feature").values)
     weights = np.asarray(post["weights"].transpose("chain", "draw", "component").values)
-    obs_sd = (np.asarray(post["obs_sd"].transpose("chain", "draw", "component", "feature").values)
-              if spec.learned_obs_sd else None)
+    obs_sd = (
+        np.asarray(post["obs_sd"].transpose("chain", "draw", "component", "feature").values)
+        if spec.learned_obs_sd
+        else None
+    )
     log_lik = None
     if log_likelihood:
         sd = obs_sd if obs_sd is not None else spec.known_obs_sd(points.shape[1])
@@ -167,20 +202,32 @@ def to_mixture_fit(engine: str, spec: MixtureSpec, points: np.ndarray, idata, ti
     sample_stats = None
     if "sample_stats" in idata.children:
         stats = idata["sample_stats"].to_dataset()
-        sample_stats = {k: np.asarray(stats[k].values) for k in stats.data_vars
-                        if stats[k].dims[:2] == ("chain", "draw")}
-    tree = make_idata(means, weights, points, obs_sd=obs_sd, sample_stats=sample_stats,
-                      log_likelihood=log_lik)
-    # keep PyMC's other posterior variables and attrs, with integer chain/draw coords
-    extra_vars = post.drop_vars([v for v in _SCHEMA_VARS if v in post.data_vars])
-    extra_vars = extra_vars.drop_vars([c for c in extra_vars.coords
-                                       if c not in extra_vars.dims])
-    schema_post = tree["posterior"].to_dataset()
-    merged = xr.merge([schema_post, extra_vars.assign_coords(
-        chain=schema_post["chain"].values, draw=schema_post["draw"].values)],
-        compat="override", join="override")
-    merged.attrs = {**post.attrs, **dict(attrs or {}), "engine": engine}
-    tree["posterior"] = xr.DataTree(merged)
-    return MixtureFit(engine=engine, spec=spec, idata=tree, timings=timings,
-                      converged=converged, n_iter=n_iter, extras=dict(extras or {}),
-                      options=dict(options or {}), family=family)
+        sample_stats = {
+            k: np.asarray(stats[k].values)
+            for k in stats.data_vars
+            if stats[k].dims[:2] == ("chain", "draw")
+        }
+    tree = make_idata(
+        means,
+        weights,
+        points,
+        obs_sd=obs_sd,
+        sample_stats=sample_stats,
+        log_likelihood=log_lik,
+        attrs={**post.attrs, **dict(attrs or {}), "engine": engine},
+        extra_posterior=post.drop_vars([v for v in PARAMETERS if v in post.data_vars]),
+    )
+    options = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else options
+    return MixtureFit(
+        engine=engine,
+        spec=spec,
+        idata=tree,
+        timings=timings,
+        converged=converged,
+        n_iter=n_iter,
+        options=dict(options),
+        family=family,
+        sampler=sampler,
+        evidence=evidence,
+        details=details,
+    )

@@ -1,5 +1,9 @@
 """Sequential Monte Carlo (``pm.sample_smc``): posterior draws and an estimate of log p(x).
 
+(Longer than our ~400-line guide: the engine, its evidence estimate, the checks of that
+estimate and the ordered-start workaround are one algorithm; a third of the lines are the
+derivations and measurements in the docstrings.)
+
 SMC moves a population of particles from the prior (inverse temperature beta = 0) to the
 posterior (beta = 1) through a sequence of tempered distributions
 p_beta(theta | x) ∝ p(theta) p(x | theta)^beta, reweighting, resampling and mutating the
@@ -17,12 +21,13 @@ an unbiased estimate of p(x) from one run r (Del Moral 2004; Chopin & Papaspilio
 Why (2) and not the mean of the runs' log Z_r: the mean of R unbiased estimates is
 unbiased for p(x) with R times less variance, so the bias of its log, about -se^2 / 2,
 shrinks with R; the mean of log Z_r is biased low by Var(log Z_r) / 2 whatever R
-(Jensen). Both are reported (``extras["log_evidence_runs"]`` holds every run).
+(Jensen). Both are reported (``fit.evidence.runs`` holds every run,
+``fit.details.log_evidence_mean_of_logs`` the mean of their logs).
 
 It is the number no VI or MCMC engine gives: every ELBO of the same model must lie below
 log p(x). The engine checks that itself: it runs CAVI (milliseconds) on the same spec and
 flags an estimate whose interval lies below CAVI's ELBO, and runs that disagree by more
-than 1 nat (:class:`EvidenceWarning`, ``extras["evidence_flags"]``).
+than 1 nat (:class:`EvidenceWarning`, ``fit.evidence.flags``).
 
 The ordered-start trap (API_NOTES §3): SMC draws its initial particles from the prior and
 maps them to the unconstrained space. Unsorted prior draws are invalid under the ordered
@@ -37,6 +42,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -45,17 +51,26 @@ from scipy.special import logsumexp
 from ppl_mixtures.inference.pymc.sampling import to_mixture_fit
 from ppl_mixtures.inference.registry import Engine, get_engine
 from ppl_mixtures.model.spec import MixtureSpec
-from ppl_mixtures.results import MixtureFit, Timings, stopwatch
+from ppl_mixtures.results import EvidenceEstimate, MixtureFit, Timings, stopwatch
 from ppl_mixtures.validation import (
     EvidenceWarning,
+    build_options,
     check_bool,
     check_fraction,
     check_int,
     check_seed,
 )
 
-__all__ = ["DEFAULT_RUNS", "DISAGREEMENT_NATS", "ENGINES", "EvidenceWarning", "combine_runs",
-           "fit"]
+__all__ = [
+    "DEFAULT_RUNS",
+    "DISAGREEMENT_NATS",
+    "ENGINES",
+    "EvidenceWarning",
+    "Options",
+    "SmcDetails",
+    "combine_runs",
+    "fit",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +114,10 @@ def _ordered_start(model, draws: int, chains: int, random_seed: int | None) -> l
             forward = transform.forward(pt.as_tensor_variable(value), *rv.owner.inputs)
             value = np.asarray(pytensor.function([], forward, mode="FAST_COMPILE")())
         start[model.rvs_to_values[rv].name] = value
-    return [{name: value[c * draws:(c + 1) * draws] for name, value in start.items()}
-            for c in range(chains)]
+    return [
+        {name: value[c * draws : (c + 1) * draws] for name, value in start.items()}
+        for c in range(chains)
+    ]
 
 
 def _stage_stats(idata) -> dict[str, Any]:
@@ -109,8 +126,10 @@ def _stage_stats(idata) -> dict[str, Any]:
     n_chains = int(idata["posterior"].sizes["chain"])
 
     def flat(entry) -> np.ndarray:
-        parts = [np.ravel(np.asarray(e, dtype=np.float64))
-                 for e in np.ravel(np.asarray(entry, dtype=object))]
+        parts = [
+            np.ravel(np.asarray(e, dtype=np.float64))
+            for e in np.ravel(np.asarray(entry, dtype=object))
+        ]
         return np.concatenate(parts)
 
     def per_chain(name):
@@ -121,9 +140,11 @@ def _stage_stats(idata) -> dict[str, Any]:
 
     log_ml = np.array([stages[-1] for stages in per_chain("log_marginal_likelihood")])
     betas = per_chain("beta")
-    out: dict[str, Any] = {"log_evidence_per_chain": log_ml.tolist(),
-                           "n_stages": [int(b.size) for b in betas],
-                           "final_beta": [float(b[-1]) for b in betas]}
+    out: dict[str, Any] = {
+        "log_evidence_per_chain": log_ml.tolist(),
+        "n_stages": [int(b.size) for b in betas],
+        "final_beta": [float(b[-1]) for b in betas],
+    }
     if "accept_rate" in stats.data_vars:
         out["mean_accept_rate"] = [float(np.nanmean(a)) for a in per_chain("accept_rate")]
     return out
@@ -163,8 +184,9 @@ def _elbo_bound(points, spec, random_seed) -> float:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        cavi = get_engine("cavi").fit(points, spec, random_seed=random_seed, n_init=5,
-                                      n_draws=1, progressbar=False)
+        cavi = get_engine("cavi").fit(
+            points, spec, random_seed=random_seed, n_init=5, n_draws=1, progressbar=False
+        )
     return float(cavi.final_elbo)
 
 
@@ -174,27 +196,110 @@ def _evidence_flags(log_z_runs, log_evidence, se, elbo) -> tuple[list[str], list
     finite = np.isfinite(log_z_runs)
     if not finite.all():
         flags.append("nonfinite_runs")
-        reasons.append(f"{int((~finite).sum())} of {finite.size} runs ended with a non-finite "
-                       f"log evidence (the particles collapsed); the estimate uses the others")
+        reasons.append(
+            f"{int((~finite).sum())} of {finite.size} runs ended with a non-finite "
+            f"log evidence (the particles collapsed); the estimate uses the others"
+        )
     spread = float(np.ptp(log_z_runs[finite])) if finite.sum() > 1 else 0.0
     if spread > DISAGREEMENT_NATS:
         flags.append("runs_disagree")
-        reasons.append(f"the {finite.sum()} runs span {spread:.2f} nats (> "
-                       f"{DISAGREEMENT_NATS:g}): {np.round(log_z_runs, 2).tolist()}")
+        reasons.append(
+            f"the {finite.sum()} runs span {spread:.2f} nats (> "
+            f"{DISAGREEMENT_NATS:g}): {np.round(log_z_runs, 2).tolist()}"
+        )
     margin = ELBO_SE_MARGIN * (se if np.isfinite(se) else 0.0)
     if elbo is not None and log_evidence + margin < elbo:
         flags.append("below_elbo")
-        reasons.append(f"the estimate {log_evidence:.3f} + {ELBO_SE_MARGIN:g} se "
-                       f"({margin:.3f}) lies below CAVI's ELBO {elbo:.3f} on the same model, "
-                       f"a lower bound of log p(x): the estimate is too low")
+        reasons.append(
+            f"the estimate {log_evidence:.3f} + {ELBO_SE_MARGIN:g} se "
+            f"({margin:.3f}) lies below CAVI's ELBO {elbo:.3f} on the same model, "
+            f"a lower bound of log p(x): the estimate is too low"
+        )
     return flags, reasons
 
 
-def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int | None = None,
-        chains: int | None = None, threshold: float = 0.8, correlation_threshold: float = 0.001,
-        random_seed: int | None = None, progressbar: bool = True,
-        log_likelihood: bool = True, one_label_mode: bool = True,
-        check_elbo: bool = True) -> MixtureFit:
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """The options of ``fit(points, spec, engine="smc", **options)``.
+
+    ``runs`` and its older name ``chains`` are one option: give at most one; after checking,
+    ``runs`` holds the number and ``chains`` is None.
+    """
+
+    draws: int = field(default=2000, metadata={"help": "particles per run (= draws per chain)"})
+    runs: int | None = field(
+        default=None,
+        metadata={
+            "help": f"independent SMC runs (default {DEFAULT_RUNS}); >= 2 gives the evidence's se"
+        },
+    )
+    chains: int | None = field(default=None, metadata={"help": "older name of runs"})
+    threshold: float = field(
+        default=0.8,
+        metadata={"help": "ESS fraction that sets the next beta in (0, 1); higher: more stages"},
+    )
+    correlation_threshold: float = field(
+        default=0.001, metadata={"help": "in (0, 1); lower: more Metropolis steps per stage"}
+    )
+    random_seed: int | None = field(
+        default=None, metadata={"help": "same seed, same draws and log evidence"}
+    )
+    progressbar: bool = field(default=True, metadata={"help": "PyMC's progress bar"})
+    log_likelihood: bool = field(
+        default=True, metadata={"help": "store log p(x_i | draw) for az.loo"}
+    )
+    one_label_mode: bool = field(
+        default=True, metadata={"help": "sample one of the K! label modes of an exchangeable prior"}
+    )
+    check_elbo: bool = field(
+        default=True, metadata={"help": "flag an evidence below CAVI's ELBO on the same spec"}
+    )
+
+    def __post_init__(self) -> None:
+        put = object.__setattr__
+        put(
+            self,
+            "draws",
+            check_int(
+                "draws", self.draws, minimum=2, hint="Use e.g. draws=2000 (particles per run)"
+            ),
+        )
+        put(self, "runs", _check_runs(self.runs, self.chains))
+        put(self, "chains", None)
+        put(self, "threshold", check_fraction("threshold", self.threshold, example="0.8"))
+        put(
+            self,
+            "correlation_threshold",
+            check_fraction("correlation_threshold", self.correlation_threshold, example="0.001"),
+        )
+        put(self, "random_seed", check_seed(self.random_seed))
+        put(self, "progressbar", check_bool("progressbar", self.progressbar))
+        put(self, "log_likelihood", check_bool("log_likelihood", self.log_likelihood))
+        put(self, "one_label_mode", check_bool("one_label_mode", self.one_label_mode))
+        put(self, "check_elbo", check_bool("check_elbo", self.check_elbo))
+
+
+@dataclass(frozen=True)
+class SmcDetails:
+    """SMC-specific results (``MixtureFit.details``); the estimate itself is ``fit.evidence``.
+
+    Attributes
+    ----------
+    log_evidence_mean_of_logs : float
+        The mean of the runs' log Z_r (biased low by Var(log Z_r) / 2; module docs).
+    evidence_elbo : float or None
+        The CAVI ELBO used for the "below_elbo" check (None when not checked).
+    smc : dict
+        Per run: ``log_evidence_per_chain``, ``n_stages``, ``final_beta`` and
+        ``mean_accept_rate`` (lists).
+    """
+
+    log_evidence_mean_of_logs: float
+    evidence_elbo: float | None
+    smc: dict[str, Any]
+
+
+def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     """Sample the posterior with PyMC's SMC and estimate the log evidence log p(x).
 
     Parameters
@@ -202,61 +307,51 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int |
     points : ndarray of shape (n_samples, n_features)
         Validated data (``ppl_mixtures.fit`` validates it).
     spec : MixtureSpec
-    draws : int
-        Particles per run (= posterior draws per chain).
-    runs : int, optional
-        Independent SMC runs (default :data:`DEFAULT_RUNS` = 6), one after the other; each
-        is one chain of the posterior. >= 2 gives ``log_evidence_se``; more runs shrink it
-        as 1/sqrt(runs) and make the se itself trustworthy (from 2 runs it is a
-        one-degree-of-freedom guess).
-    chains : int, optional
-        The same as ``runs`` (the older name; each PyMC SMC chain is an independent run).
-        Give one of the two.
-    threshold : float in (0, 1)
-        Effective-sample-size fraction that sets the next beta; higher means more stages
-        (0.8: ~13 stages on seed 001's 100 points, 0.5: ~7).
-    correlation_threshold : float in (0, 1)
-        Lower means more Metropolis steps per stage: PyMC's kernel keeps stepping while the
-        particles' correlation with their start drops by more than this per step (in 90% of
-        the coordinates). 0.001 (PyMC's default is 0.01) costs ~15% more time and cut the
-        sd of one run's log Z_r from ~0.2 to ~0.06 nats on seed 001's data.
-    random_seed : int, optional
-        Same seed -> identical draws and log evidence.
-    progressbar : bool
-    log_likelihood : bool
-        Store log_likelihood ``x`` (chain, draw, obs) for ``az.loo``.
-    one_label_mode : bool
-        For an unordered spec whose prior is exchangeable (scalar ``dirichlet_alpha`` or
-        fixed weights), sample one of the K! label modes: particles start from sorted prior
-        draws and stay ordered by feature 0 (the spec is fitted as if ``ordered=True``).
-        The posterior is the same up to labels (``compare`` relabels anyway) and the chains
-        agree; the log evidence is log p(x) of the unordered model either way (see Notes).
-        False samples the label-switching posterior as it is.
-    check_elbo : bool
-        Run CAVI on the same spec and flag an estimate below its ELBO (see Returns).
+    **options
+        The fields of :class:`Options`:
+
+        - ``draws``: particles per run (= posterior draws per chain);
+        - ``runs``: independent SMC runs (default :data:`DEFAULT_RUNS` = 6), one after the
+          other; each is one chain of the posterior. >= 2 gives the evidence's se; more
+          runs shrink it as 1/sqrt(runs) and make the se itself trustworthy (from 2 runs it
+          is a one-degree-of-freedom guess). ``chains`` is the older name (give one);
+        - ``threshold`` in (0, 1): effective-sample-size fraction that sets the next beta;
+          higher means more stages (0.8: ~13 stages on seed 001's 100 points, 0.5: ~7);
+        - ``correlation_threshold`` in (0, 1): lower means more Metropolis steps per stage
+          (PyMC's kernel keeps stepping while the particles' correlation with their start
+          drops by more than this per step in 90% of the coordinates). 0.001 (PyMC's
+          default is 0.01) costs ~15% more time and cut the sd of one run's log Z_r from
+          ~0.2 to ~0.06 nats on seed 001's data;
+        - ``random_seed``: same seed -> identical draws and log evidence; ``progressbar``;
+        - ``log_likelihood``: store log_likelihood ``x`` (chain, draw, obs) for ``az.loo``;
+        - ``one_label_mode``: for an unordered spec whose prior is exchangeable (scalar
+          ``dirichlet_alpha`` or fixed weights), sample one of the K! label modes:
+          particles start from sorted prior draws and stay ordered by feature 0 (the spec
+          is fitted as if ``ordered=True``). The posterior is the same up to labels
+          (``compare`` relabels anyway) and the chains agree; the log evidence is log p(x)
+          of the unordered model either way (see Notes). False samples the
+          label-switching posterior as it is;
+        - ``check_elbo``: run CAVI on the same spec and flag an estimate below its ELBO.
 
     Returns
     -------
     MixtureFit
-        ``extras``:
+        ``evidence``: an :class:`~ppl_mixtures.results.EvidenceEstimate` with
 
-        - ``log_evidence`` (nats) and ``log_evidence_se``: eqs. (2) and (3) of the module
-          docs over the runs (se NaN for one run);
-        - ``log_evidence_runs``: each run's log Z_r (list of floats);
-        - ``log_evidence_method``: how the estimate was made (str);
-        - ``evidence_flags``: list of short strings, empty when all is well:
-          ``"below_elbo"`` (log Z + 3 se < CAVI's ELBO on the same model: impossible for
-          log p(x), so the estimate is too low), ``"runs_disagree"`` (the runs span more
-          than 1 nat), ``"nonfinite_runs"``;
-        - ``evidence_elbo``: the CAVI ELBO used for the check (None when not checked);
-        - ``smc``: per-run number of stages, final beta, mean acceptance.
+        - ``log_evidence`` (nats) and ``se``: eqs. (2) and (3) of the module docs over the
+          runs (se NaN for one run);
+        - ``runs``: each run's log Z_r; ``method``: how the estimate was made;
+        - ``flags``: short strings, empty when all is well: ``"below_elbo"`` (log Z + 3 se
+          < CAVI's ELBO on the same model: impossible for log p(x), so the estimate is too
+          low), ``"runs_disagree"`` (the runs span more than 1 nat), ``"nonfinite_runs"``.
 
-        ``n_iter`` = draws.
+        ``details``: :class:`SmcDetails` (the mean of the runs' logs, the CAVI ELBO of the
+        check, per-run stages, final beta and acceptance). ``n_iter`` = draws.
 
     Warns
     -----
     EvidenceWarning
-        When ``evidence_flags`` is not empty, saying what was seen and what to try.
+        When ``evidence.flags`` is not empty, saying what was seen and what to try.
 
     Notes
     -----
@@ -283,39 +378,32 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int |
 
     from ppl_mixtures.inference.pymc import models
 
-    draws = check_int("draws", draws, minimum=2, hint="Use e.g. draws=2000 (particles per run)")
-    runs = _check_runs(runs, chains)
-    threshold = check_fraction("threshold", threshold, example="0.8")
-    correlation_threshold = check_fraction("correlation_threshold", correlation_threshold,
-                                           example="0.001")
-    random_seed = check_seed(random_seed)
-    progressbar = check_bool("progressbar", progressbar)
-    log_likelihood = check_bool("log_likelihood", log_likelihood)
-    one_label_mode = check_bool("one_label_mode", one_label_mode)
-    check_elbo = check_bool("check_elbo", check_elbo)
-    options = dict(draws=draws, runs=runs, threshold=threshold,
-                   correlation_threshold=correlation_threshold, random_seed=random_seed,
-                   progressbar=progressbar, log_likelihood=log_likelihood,
-                   one_label_mode=one_label_mode, check_elbo=check_elbo)
-
+    opts = build_options("smc", Options, options)
+    draws, runs = opts.draws, opts.runs
     exchangeable = spec.fixed_weights or len(set(spec.alpha().tolist())) == 1
     sample_spec = spec
     if not spec.ordered and spec.n_components > 1:
-        if one_label_mode and exchangeable:
+        if opts.one_label_mode and exchangeable:
             sample_spec = dataclasses.replace(spec, ordered=True)
         else:
             logger.info("smc: sampling all K! label modes.")
     with stopwatch() as build:
-        pm_model = models.build_marginal_model(points, sample_spec)
-        start_seed, kernel_seed = _split_seed(random_seed)
-        start = (_ordered_start(pm_model, draws, runs, start_seed)
-                 if sample_spec.ordered else None)
+        pm_model = models.build_marginal_model(points, sample_spec, check_input=False)
+        start_seed, kernel_seed = _split_seed(opts.random_seed)
+        start = _ordered_start(pm_model, draws, runs, start_seed) if sample_spec.ordered else None
     with stopwatch() as wall, pm_model, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*object mode.*")  # CustomDist random
-        idata = pm.sample_smc(draws=draws, start=start, chains=runs, cores=1,
-                              random_seed=kernel_seed, progressbar=progressbar,
-                              threshold=threshold, correlation_threshold=correlation_threshold,
-                              compute_convergence_checks=False)
+        idata = pm.sample_smc(
+            draws=draws,
+            start=start,
+            chains=runs,
+            cores=1,
+            random_seed=kernel_seed,
+            progressbar=opts.progressbar,
+            threshold=opts.threshold,
+            correlation_threshold=opts.correlation_threshold,
+            compute_convergence_checks=False,
+        )
     sampling = float(idata["posterior"].attrs.get("sampling_time", wall.seconds))
 
     stages = _stage_stats(idata)
@@ -326,23 +414,47 @@ def fit(points: np.ndarray, spec: MixtureSpec, *, draws: int = 2000, runs: int |
     # prior, which is not the model CAVI bounds: no comparison then
     comparable = not (spec.ordered and not exchangeable)
     with stopwatch() as check:
-        elbo = _elbo_bound(points, spec, random_seed) if check_elbo and comparable else None
+        elbo = (
+            _elbo_bound(points, spec, opts.random_seed) if opts.check_elbo and comparable else None
+        )
     flags, reasons = _evidence_flags(log_z_runs, log_evidence, se, elbo)
     if flags:
-        warnings.warn(f"smc: the log evidence {log_evidence:.3f} ± {se:.3f} is not "
-                      f"trustworthy: {'; '.join(reasons)}. Try more particles (draws), a "
-                      f"higher threshold (more stages) or more runs.", EvidenceWarning,
-                      stacklevel=3)
-    timings = Timings(build=build.seconds + max(wall.seconds - sampling, 0.0),
-                      run=sampling + check.seconds)
-    extras = {"log_evidence": log_evidence, "log_evidence_se": se,
-              "log_evidence_runs": log_z_runs.tolist(),
-              "log_evidence_mean_of_logs": float(finite.mean()) if finite.size else float("nan"),
-              "log_evidence_method": f"log of the mean of {runs} independent SMC runs' "
-                                     f"estimates ({draws} particles each), delta-method se",
-              "evidence_flags": flags, "evidence_elbo": elbo, "smc": stages}
-    return to_mixture_fit("smc", spec, points, idata, timings, log_likelihood=log_likelihood,
-                          extras=extras, options=options, n_iter=draws)
+        warnings.warn(
+            f"smc: the log evidence {log_evidence:.3f} ± {se:.3f} is not "
+            f"trustworthy: {'; '.join(reasons)}. Try more particles (draws), a "
+            f"higher threshold (more stages) or more runs.",
+            EvidenceWarning,
+            stacklevel=3,
+        )
+    timings = Timings(
+        build=build.seconds + max(wall.seconds - sampling, 0.0), run=sampling + check.seconds
+    )
+    evidence = EvidenceEstimate(
+        log_evidence=log_evidence,
+        se=se,
+        method=f"log of the mean of {runs} independent SMC runs' estimates ({draws} "
+        f"particles each), delta-method se",
+        runs=tuple(float(v) for v in log_z_runs),
+        flags=tuple(flags),
+    )
+    details = SmcDetails(
+        log_evidence_mean_of_logs=float(finite.mean()) if finite.size else float("nan"),
+        evidence_elbo=elbo,
+        smc=stages,
+    )
+    options_used = {k: v for k, v in dataclasses.asdict(opts).items() if k != "chains"}
+    return to_mixture_fit(
+        "smc",
+        spec,
+        points,
+        idata,
+        timings,
+        options=options_used,
+        log_likelihood=opts.log_likelihood,
+        evidence=evidence,
+        details=details,
+        n_iter=draws,
+    )
 
 
 def _split_seed(random_seed: int | None) -> tuple[int | None, int | None]:
@@ -360,8 +472,10 @@ def _split_seed(random_seed: int | None) -> tuple[int | None, int | None]:
 def _check_runs(runs: Any, chains: Any) -> int:
     """``runs`` or its older name ``chains`` (not both), default :data:`DEFAULT_RUNS`."""
     if runs is not None and chains is not None:
-        raise ValueError(f"runs: expected runs or chains (the same thing), got both "
-                         f"(runs={runs!r}, chains={chains!r}). Pass only runs=.")
+        raise ValueError(
+            f"runs: expected runs or chains (the same thing), got both "
+            f"(runs={runs!r}, chains={chains!r}). Pass only runs=."
+        )
     if chains is not None:
         return check_int("chains", chains, minimum=1, hint="Use e.g. runs=4")
     if runs is None:
@@ -370,7 +484,12 @@ def _check_runs(runs: Any, chains: Any) -> int:
 
 
 ENGINES = (
-    Engine(name="smc", fit=fit, family="mcmc", scalable=False,
-           summary="Sequential Monte Carlo (pm.sample_smc): posterior draws and log p(x).",
-           quick_options={"draws": 500, "runs": 4}),
+    Engine(
+        name="smc",
+        fit=fit,
+        family="mcmc",
+        scalable=False,
+        options=Options,
+        summary="Sequential Monte Carlo (pm.sample_smc): posterior draws and log p(x).",
+    ),
 )
