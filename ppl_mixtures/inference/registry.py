@@ -15,7 +15,7 @@ import importlib
 import logging
 import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Engine:
     """A registered inference engine.
+
+    The demo's settings per engine (quick, large-data, skip limits) live with the demo in
+    :mod:`ppl_mixtures.app.demo`, not here.
 
     Attributes
     ----------
@@ -47,16 +50,6 @@ class Engine:
         Samplers, variational methods, point estimators.
     scalable : bool
         Suited to 1e5+ points (minibatch or one cheap pass per iteration).
-    quick_options : Mapping
-        Small settings that finish in seconds on ~100 points (tests, ``demo --quick``).
-    large_data_options : Mapping
-        Settings for 1e5+ points (e.g. ``{"batch_size": 200}``); only for scalable engines.
-    demo_options : Mapping
-        Settings ``ppl-mixtures demo`` uses instead of the defaults (e.g. fewer draws for a
-        slow contrast engine); the report lists the options each fit ran with.
-    max_samples : int or None
-        Above this many observations the engine is impractically slow (its cost per draw
-        grows faster than linearly); ``ppl-mixtures demo`` skips it there. None: no limit.
     """
 
     name: str
@@ -65,14 +58,6 @@ class Engine:
     family: Literal["mcmc", "vi", "point"]
     options: type | None = None
     scalable: bool = False
-    quick_options: Mapping[str, Any] = field(default_factory=dict)
-    large_data_options: Mapping[str, Any] = field(default_factory=dict)
-    demo_options: Mapping[str, Any] = field(default_factory=dict)
-    max_samples: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("quick_options", "large_data_options", "demo_options"):
-            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
 
 _REGISTRY: dict[str, Engine] | None = None
