@@ -9,6 +9,7 @@ import numpy as np
 
 from ppl_mixtures.analysis.draws import chunks, sd_slice
 from ppl_mixtures.model.density import mixture_logp
+from ppl_mixtures.model.priors import dirichlet_log_prior, gamma_log_prior, normal_log_prior
 
 if TYPE_CHECKING:
     from ppl_mixtures.model.spec import MixtureSpec
@@ -24,29 +25,21 @@ __all__ = [
 
 def log_prior_means(means: np.ndarray, spec: MixtureSpec, n_features: int) -> np.ndarray:
     """sum_kd log N(means_kd | m0_d, s0_d^2), means (S, K, D) -> (S,)."""
-    from scipy.stats import norm
-
-    return norm.logpdf(means, spec.prior_mean(n_features), spec.prior_sd(n_features)).sum(
-        axis=(1, 2)
-    )
+    prior_var = spec.prior_sd(n_features) ** 2
+    return normal_log_prior(means, 0.0, spec.prior_mean(n_features), prior_var).sum(axis=(1, 2))
 
 
 def log_dirichlet(log_w: np.ndarray, conc: np.ndarray) -> np.ndarray:
-    """log Dirichlet(w | conc) from log w (S, K), w.r.t. Lebesgue measure on w_1..w_{K-1}."""
-    from scipy.special import gammaln
-
-    return gammaln(conc.sum()) - gammaln(conc).sum() + ((conc - 1.0) * log_w).sum(axis=-1)
+    """log Dirichlet(w | conc) from log w (S, K) -> (S,), w.r.t. Lebesgue measure on
+    w_1..w_{K-1}."""
+    return dirichlet_log_prior(log_w, conc)
 
 
 def log_gamma(
     tau: np.ndarray, log_tau: np.ndarray, shape: np.ndarray | float, rate: np.ndarray | float
 ) -> np.ndarray:
     """sum over (K, D) of log Gamma(tau | shape, rate), tau (S, K, D) -> (S,)."""
-    from scipy.special import gammaln
-
-    return (shape * np.log(rate) - gammaln(shape) + (shape - 1.0) * log_tau - rate * tau).sum(
-        axis=(1, 2)
-    )
+    return gamma_log_prior(tau, log_tau, shape, rate).sum(axis=(1, 2))
 
 
 def log_likelihood_sum(

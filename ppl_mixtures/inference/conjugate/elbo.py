@@ -8,10 +8,10 @@ model), so the value is a lower bound on log p(x) in nats, comparable with ADVI'
 the same spec and with an exact log evidence (sklearn's BayesianGaussianMixture drops
 constants; we do not).
 
-The prior log-densities are written once, as expectations under a factor of q:
-:func:`normal_log_prior`, :func:`gamma_log_prior`, :func:`dirichlet_log_prior`. A point
-mass (variance 0, E[log tau] = log tau, E[log w] = log w) gives the plain log-density, which
-is what EM's MAP objective adds (``em.log_prior``).
+The prior log-densities are written once, in :mod:`ppl_mixtures.model.priors`, as
+expectations under a factor of q (:func:`normal_log_prior`, :func:`gamma_log_prior`,
+:func:`dirichlet_log_prior`); a point mass gives the plain log-density, which is what EM's
+MAP objective adds (``pointmass.log_prior``) and what the diagnostics' log joint uses.
 """
 
 from __future__ import annotations
@@ -24,51 +24,14 @@ from scipy.special import digamma, gammaln
 from ppl_mixtures.inference.conjugate.meanfield import VariationalParams, expectations
 from ppl_mixtures.inference.conjugate.stats import SufficientStats, weighted_sq_dev
 from ppl_mixtures.model.density import LOG_2PI
+from ppl_mixtures.model.priors import dirichlet_log_prior, gamma_log_prior, normal_log_prior
 from ppl_mixtures.model.spec import MixtureSpec
 
 __all__ = [
     "ElboTerms",
-    "dirichlet_log_prior",
     "elbo",
     "elbo_terms",
-    "gamma_log_prior",
-    "normal_log_prior",
 ]
-
-
-# ----------------------------------------------------------------- the priors, once
-def normal_log_prior(
-    loc: np.ndarray, var: np.ndarray | float, prior_mean: np.ndarray, prior_var: np.ndarray
-) -> np.ndarray:
-    """E[log N(mu | m0, s0^2)] for mu ~ N(loc, var), elementwise; var = 0: log N(loc | m0, s0^2).
-
-    = -1/2 log(2 pi s0^2) - ((loc - m0)^2 + var) / (2 s0^2)      (Bishop 2006, eq. 10.74 terms)
-    """
-    return -0.5 * np.log(2.0 * np.pi * prior_var) - ((loc - prior_mean) ** 2 + var) / (
-        2 * prior_var
-    )
-
-
-def gamma_log_prior(
-    mean_prec: np.ndarray, mean_log_prec: np.ndarray, shape: float, rate: float
-) -> np.ndarray:
-    """E[log Gamma(tau | a0, b0)] given E[tau] and E[log tau], elementwise (point: the density).
-
-    = a0 log b0 - log Gamma(a0) + (a0 - 1) E[log tau] - b0 E[tau]     (Bishop 2006, eq. B.26)
-    """
-    return shape * np.log(rate) - gammaln(shape) + (shape - 1.0) * mean_log_prec - rate * mean_prec
-
-
-def dirichlet_log_prior(mean_log_weights: np.ndarray, alpha: np.ndarray) -> float:
-    """E[log Dir(w | alpha)] given E[log w] (Bishop 2006, eqs. 10.73 and B.16).
-
-    = log Gamma(sum alpha) - sum log Gamma(alpha) + sum (alpha - 1) E[log w]; a term with
-    alpha_k = 1 is 0 even where log w_k = -inf (EM's emptied components).
-    """
-    weighted = np.multiply(
-        alpha - 1.0, mean_log_weights, out=np.zeros_like(alpha), where=alpha != 1.0
-    )
-    return float(gammaln(alpha.sum()) - gammaln(alpha).sum() + weighted.sum())
 
 
 # ----------------------------------------------------------------- the terms

@@ -17,14 +17,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ppl_mixtures.inference.conjugate.elbo import (
-    dirichlet_log_prior,
-    gamma_log_prior,
-    normal_log_prior,
-)
 from ppl_mixtures.inference.conjugate.meanfield import update_means, update_precisions
 from ppl_mixtures.inference.conjugate.stats import SufficientStats
 from ppl_mixtures.model.density import LOG_2PI
+from ppl_mixtures.model.priors import dirichlet_log_prior, gamma_log_prior, normal_log_prior
 from ppl_mixtures.model.spec import MixtureSpec
 
 __all__ = ["PRIORS", "EmState", "log_const", "log_prior", "m_step"]
