@@ -14,18 +14,14 @@ Schema of ``fit.idata`` (an ``xarray.DataTree``, as ArviZ 1.x expects):
 ``fit.family`` is "mcmc", "vi" or "point"; ``fit.fingerprint`` identifies the spec and data,
 so ``compare`` refuses fits of different questions.
 
-Standard keys of ``fit.extras`` (engines add their own beside these):
-
-- ``"elbo_final"``, ``"elbo_final_se"``: the ELBO at the end (nats) and its Monte Carlo
-  standard error (0.0 when exact, e.g. CAVI);
-- ``"log_evidence"``: an estimate of log p(x) (e.g. SMC), with ``"log_evidence_se"``
-  (its standard error), ``"log_evidence_method"`` (how it was estimated) and
-  ``"evidence_flags"`` (a list of str such as ``"below_elbo"``, ``"runs_disagree"``);
-- ``"variational_family"``: for VI fits, the family of q when the engine name does not
-  say it (``compare`` knows advi, fullrank_advi, cavi and svi);
-- ``"log_lik"``: a log-likelihood (or log-posterior) trace for point estimators (EM);
-- ``"restarts"``: one dict per restart (``n_init``), each with at least ``random_seed``
-  and the objective it reached, so users see the local optima that were left behind.
+What engines report beyond the draws is typed, never a bag of string keys:
+``fit.elbo_estimate`` (:class:`Estimate`: the final ELBO and its Monte Carlo standard
+error), ``fit.evidence`` (:class:`EvidenceEstimate`: log p(x) with its se, method, runs and
+flags), ``fit.restarts`` (:class:`Restart` per ``n_init`` restart, the kept one marked),
+``fit.sampler`` (:class:`SamplerStats`), ``fit.relabeling`` (:class:`Relabeling`, set by
+``relabel``), ``fit.from_cache``, and ``fit.details``: a dataclass each engine's module
+defines for its own material (e.g. ``AdviDetails`` with q's parameters, ``EmDetails`` with
+the log-likelihood trace).
 """
 
 from __future__ import annotations
@@ -260,8 +256,6 @@ class MixtureFit:
         reports that separately as a property of the family.
     n_iter : int or None
         Iterations run (optimizers) or draws per chain (samplers).
-    extras : Mapping
-        Engine-specific results (read-only); standard keys in the module docs.
     options : Mapping
         The options the engine ran with, including ``random_seed``, for reproduction.
     family : {"mcmc", "vi", "point"} or None
@@ -291,7 +285,6 @@ class MixtureFit:
     elbo: np.ndarray | None = None
     converged: bool | None = None
     n_iter: int | None = None
-    extras: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
     family: str | None = None
     elbo_estimate: Estimate | None = None
@@ -311,17 +304,16 @@ class MixtureFit:
             elbo = np.array(self.elbo, dtype=np.float64)  # a copy: the caller's array stays writable
             elbo.setflags(write=False)
             object.__setattr__(self, "elbo", elbo)
-        object.__setattr__(self, "extras", MappingProxyType(dict(self.extras)))
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
     # --------------------------------------------------------------- pickling
     def __getstate__(self) -> dict[str, Any]:
-        """Fields for pickle: ``extras``/``options`` as plain dicts (mappingproxy does not pickle)."""
-        return frozen_state(self, ("extras", "options"))
+        """Fields for pickle: ``options`` as a plain dict (mappingproxy does not pickle)."""
+        return frozen_state(self, ("options",))
 
     def __setstate__(self, state: Mapping[str, Any]) -> None:
-        """Restore a pickled fit: ``extras``/``options`` read-only again, ``elbo`` read-only."""
-        restore_frozen_state(self, state, ("extras", "options"))
+        """Restore a pickled fit: ``options`` read-only again, ``elbo`` read-only."""
+        restore_frozen_state(self, state, ("options",))
         if self.elbo is not None:
             elbo = np.array(self.elbo, dtype=np.float64)
             elbo.setflags(write=False)
@@ -367,8 +359,6 @@ class MixtureFit:
         """The ELBO at the end in nats: ``elbo_estimate`` if set, else the trace's last."""
         if self.elbo_estimate is not None:
             return float(self.elbo_estimate.value)
-        if "elbo_final" in self.extras:
-            return float(self.extras["elbo_final"])
         if self.elbo is not None and self.elbo.size:
             return float(self.elbo[-1])
         return None

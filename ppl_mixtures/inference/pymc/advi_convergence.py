@@ -16,6 +16,7 @@ import numpy as np
 
 from ppl_mixtures.inference.pymc.advi_objective import BLOCK, CompiledObjective
 from ppl_mixtures.inference.pymc.advi_schedule import BlockSums, window_mean
+from ppl_mixtures.model.density import LOG_2PI
 
 __all__ = [
     "DRIFT_Z",
@@ -51,7 +52,6 @@ ELBO_CHANGE_DRAWS = 20
 #: Without averaging (q = the last iterate): its largest distance from the window's
 #: average, in q's sds.
 LAST_ITERATE_MAX = 0.25
-_LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def final_elbo(
@@ -78,7 +78,7 @@ def final_elbo(
     eps = rng.standard_normal((n_draws, params["mean"].shape[0]))
     theta = params["mean"] + eps @ params["chol"].T
     log_joint = objective.log_joint(theta)
-    entropy = np.sum(np.log(np.diag(params["chol"]))) + 0.5 * theta.shape[1] * (1.0 + _LOG_2PI)
+    entropy = np.sum(np.log(np.diag(params["chol"]))) + 0.5 * theta.shape[1] * (1.0 + LOG_2PI)
     return (float(log_joint.mean() + entropy), float(log_joint.std(ddof=1) / np.sqrt(n_draws)))
 
 
