@@ -142,7 +142,7 @@ def test_log_mean_exp_is_less_biased_than_the_mean_of_logs():
 
 def test_below_elbo_and_disagreeing_runs_are_flagged(monkeypatch):
     # constructed: an ELBO 5 nats above the exact log evidence (as if SMC read far too low)
-    monkeypatch.setattr(smc, "_elbo_bound", lambda points, spec, seed: EXACT + 5.0)
+    monkeypatch.setattr(smc, "elbo_bound", lambda points, spec, seed: EXACT + 5.0)
     with pytest.warns(smc.EvidenceWarning, match=r"below CAVI's ELBO .* Try more particles"):
         flagged = fit(
             POINTS,
@@ -156,15 +156,15 @@ def test_below_elbo_and_disagreeing_runs_are_flagged(monkeypatch):
         )
     assert flagged.evidence.flags == ("below_elbo",)
     assert flagged.details.evidence_elbo == EXACT + 5.0
-    flags, reasons = smc._evidence_flags(np.array([-10.0, -12.5, -10.2]), -10.4, 0.2, None)
+    flags, reasons = smc.evidence_flags(np.array([-10.0, -12.5, -10.2]), -10.4, 0.2, None)
     assert flags == ["runs_disagree"] and "span 2.50 nats" in reasons[0]
-    flags, _ = smc._evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -10.5)
+    flags, _ = smc.evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -10.5)
     assert flags == []  # above the bound, runs within 1 nat
-    flags, _ = smc._evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -9.85)
+    flags, _ = smc.evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -9.85)
     assert flags == []  # 0.25 below the bound: within 3 se (0.3)
-    flags, _ = smc._evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -9.7)
+    flags, _ = smc.evidence_flags(np.array([-10.0, -10.3]), -10.1, 0.1, -9.7)
     assert flags == ["below_elbo"]  # 0.4 below: beyond 3 se
-    flags, _ = smc._evidence_flags(np.array([-10.0, np.nan]), -10.0, np.nan, None)
+    flags, _ = smc.evidence_flags(np.array([-10.0, np.nan]), -10.0, np.nan, None)
     assert flags == ["nonfinite_runs"]
 
 
@@ -219,7 +219,7 @@ def test_ordered_start_particles():
     from ppl_mixtures.inference.pymc import models
 
     model = models.build_marginal_model(POINTS, ORDERED)
-    starts = smc._ordered_start(model, draws=50, chains=3, random_seed=4)
+    starts = smc.ordered_start(model, draws=50, chains=3, random_seed=4)
     assert len(starts) == 3
     names = {model.rvs_to_values[rv].name for rv in model.free_RVs}
     for start in starts:
@@ -232,7 +232,7 @@ def test_ordered_start_particles():
     assert not np.array_equal(
         starts[0]["means_first_ordered__"], starts[1]["means_first_ordered__"]
     )
-    again = smc._ordered_start(model, draws=50, chains=3, random_seed=4)
+    again = smc.ordered_start(model, draws=50, chains=3, random_seed=4)
     np.testing.assert_array_equal(
         again[2]["means_first_ordered__"], starts[2]["means_first_ordered__"]
     )
@@ -326,7 +326,7 @@ def test_ordered_start_is_valid_for_every_transform():
     points = np.column_stack([POINTS, POINTS[::-1]])
     spec = MixtureSpec(n_components=3, obs_sd="learned", ordered=True, weights_transform="simplex")
     model = models.build_marginal_model(points, spec)
-    [start] = smc._ordered_start(model, draws=20, chains=1, random_seed=5)
+    [start] = smc.ordered_start(model, draws=20, chains=1, random_seed=5)
     logp = model.compile_logp(mode="FAST_COMPILE")
     particles = [{name: value[i] for name, value in start.items()} for i in range(20)]
     assert np.all(np.isfinite([logp(p) for p in particles]))

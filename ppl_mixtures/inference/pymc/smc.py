@@ -69,7 +69,10 @@ __all__ = [
     "Options",
     "SmcDetails",
     "combine_runs",
+    "elbo_bound",
+    "evidence_flags",
     "fit",
+    "ordered_start",
 ]
 
 logger = logging.getLogger(__name__)
@@ -86,8 +89,22 @@ ELBO_SE_MARGIN = 3.0
 _ORDERED_VARIABLE = "means_first"
 
 
-def _ordered_start(model, draws: int, chains: int, random_seed: int | None) -> list[dict]:
+def ordered_start(
+    model: Any, draws: int, chains: int, random_seed: int | None
+) -> list[dict[str, np.ndarray]]:
     """Prior particles with feature 0 of the means sorted, in the unconstrained space.
+
+    The workaround of the module docs' ordered-start trap: valid starting particles for
+    ``pm.sample_smc(start=...)`` on an ``ordered`` model, drawn from the normalized ordered
+    prior (sorted prior draws).
+
+    Parameters
+    ----------
+    model : pm.Model
+        From :func:`ppl_mixtures.inference.pymc.models.build_marginal_model`.
+    draws, chains : int
+        Particles per chain, and chains (SMC runs).
+    random_seed : int, optional
 
     Returns
     -------
@@ -174,7 +191,7 @@ def combine_runs(log_z: Any) -> tuple[float, float]:
     return log_mean, float(ratio.std(ddof=1) / np.sqrt(log_z.size))
 
 
-def _elbo_bound(points, spec, random_seed) -> float:
+def elbo_bound(points: np.ndarray, spec: MixtureSpec, random_seed: int | None) -> float:
     """The best ELBO of CAVI (5 restarts) on the same spec: a lower bound of log p(x).
 
     Any q gives a lower bound, converged or not, so CAVI's convergence warnings are
@@ -190,8 +207,29 @@ def _elbo_bound(points, spec, random_seed) -> float:
     return float(cavi.final_elbo)
 
 
-def _evidence_flags(log_z_runs, log_evidence, se, elbo) -> tuple[list[str], list[str]]:
-    """Short flags and the sentences that explain them (for the EvidenceWarning)."""
+def evidence_flags(
+    log_z_runs: np.ndarray, log_evidence: float, se: float, elbo: float | None
+) -> tuple[list[str], list[str]]:
+    """Short flags and the sentences that explain them (for the EvidenceWarning).
+
+    Parameters
+    ----------
+    log_z_runs : ndarray of shape (runs,)
+        Each run's log Z_r (NaN/inf for a collapsed run).
+    log_evidence, se : float
+        The combined estimate and its standard error (eqs. (2), (3)).
+    elbo : float or None
+        A lower bound of log p(x) on the same model (CAVI's ELBO), or None: no check.
+
+    Returns
+    -------
+    flags : list of str
+        ``"nonfinite_runs"``, ``"runs_disagree"`` (the runs span more than
+        :data:`DISAGREEMENT_NATS`), ``"below_elbo"`` (log Z + :data:`ELBO_SE_MARGIN` se <
+        the ELBO); empty when all is well.
+    reasons : list of str
+        One sentence per flag, for the warning.
+    """
     flags, reasons = [], []
     finite = np.isfinite(log_z_runs)
     if not finite.all():
@@ -390,7 +428,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     with stopwatch() as build:
         pm_model = models.build_marginal_model(points, sample_spec, check_input=False)
         start_seed, kernel_seed = _split_seed(opts.random_seed)
-        start = _ordered_start(pm_model, draws, runs, start_seed) if sample_spec.ordered else None
+        start = ordered_start(pm_model, draws, runs, start_seed) if sample_spec.ordered else None
     with stopwatch() as wall, pm_model, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*object mode.*")  # CustomDist random
         idata = pm.sample_smc(
@@ -415,9 +453,9 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     comparable = not (spec.ordered and not exchangeable)
     with stopwatch() as check:
         elbo = (
-            _elbo_bound(points, spec, opts.random_seed) if opts.check_elbo and comparable else None
+            elbo_bound(points, spec, opts.random_seed) if opts.check_elbo and comparable else None
         )
-    flags, reasons = _evidence_flags(log_z_runs, log_evidence, se, elbo)
+    flags, reasons = evidence_flags(log_z_runs, log_evidence, se, elbo)
     if flags:
         warnings.warn(
             f"smc: the log evidence {log_evidence:.3f} ± {se:.3f} is not "
