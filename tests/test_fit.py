@@ -243,3 +243,23 @@ def test_no_data_scale_warning_on_the_demo_datasets(recorder):
             warnings.simplefilter("error", ppl_mixtures.DataScaleWarning)
             fit(points, spec, engine="toy")
     assert len(recorder.calls) == len(cases)
+
+
+@pytest.mark.parametrize("covariance", ["full", "tied", "spherical"])
+def test_an_engine_refuses_a_covariance_type_it_does_not_serve(covariance):
+    """fit() checks the engine's declared covariance types before touching the data, and
+    names the engines that do serve the type (read from the registry, so the message stays
+    right as engines learn new types)."""
+    from ppl_mixtures.inference.registry import available_engines
+
+    extra = {"obs_cov": np.eye(2)} if covariance == "full" else {}
+    spec = MixtureSpec(n_components=2, covariance=covariance, **extra)
+    engines = available_engines()
+    refusing = [name for name, e in engines.items() if covariance not in e.covariances]
+    serving = sorted(name for name, e in engines.items() if covariance in e.covariances)
+    assert refusing, "every engine serves it: pick another type for this test"
+    with pytest.raises(NotImplementedError) as info:
+        fit(np.zeros((5, 2)), spec, engine=refusing[0])
+    message = str(info.value)
+    assert f"engine {refusing[0]!r} does not serve covariance={covariance!r}" in message
+    assert message.endswith(f"Engines that do: {', '.join(serving) or 'none yet'}.")

@@ -89,13 +89,70 @@ def test_fixed_weights_and_learned_obs_sd():
             precision_prior_shape=3.0,
             precision_prior_rate=0.5,
         ),
+        MixtureSpec(n_components=2, covariance="full", obs_cov=[[1.0, 0.3], [0.3, 2.0]]),
+        MixtureSpec(n_components=2, covariance="full", obs_cov=np.stack([np.eye(2), 2 * np.eye(2)])),
+        MixtureSpec(n_components=3, covariance="full", obs_cov="learned", precision_prior_dof=4.0,
+                    precision_prior_scale=[[0.5, 0.1], [0.1, 0.5]]),
+        MixtureSpec(n_components=2, covariance="tied", precision_prior_scale=0.3),
+        MixtureSpec(n_components=2, covariance="spherical"),
     ],
 )
 def test_to_dict_round_trip_through_json(spec):
     data = json.loads(json.dumps(spec.to_dict()))
-    assert set(data) == {f.name for f in dataclasses.fields(MixtureSpec)}
+    # the covariance fields are written only when they differ from the diagonal default
+    covariance_fields = {"covariance", "obs_cov", "precision_prior_dof", "precision_prior_scale"}
+    written = {f.name for f in dataclasses.fields(MixtureSpec)}
+    if spec.covariance == "diag":
+        written -= covariance_fields
+    assert set(data) == written - {k for k in covariance_fields if getattr(spec, k) is None}
     again = MixtureSpec(**data)
     assert again == spec and hash(again) == hash(spec)
+
+
+def test_a_diagonal_spec_reads_as_before_the_covariance_types():
+    """to_dict (and so the spec fingerprint and the reference-cache key) of a diagonal spec
+    is what it was before covariance types existed; obs_sd=None means 1.0 there."""
+    spec = MixtureSpec(n_components=2)
+    assert spec.to_dict() == {
+        "n_components": 2, "mean_prior_mean": 0.0, "mean_prior_sd": 1.0,
+        "weights": "dirichlet", "dirichlet_alpha": 1.0, "obs_sd": 1.0,
+        "precision_prior_shape": 2.0, "precision_prior_rate": 2.0, "ordered": False,
+        "weights_transform": "stick_breaking",
+    }
+    assert MixtureSpec(n_components=2, obs_sd=None) == spec
+
+
+@pytest.mark.parametrize(("shape", "rate"), [(2.0, 2.0), (0.7, 3.0), (5.0, 0.4)])
+def test_default_wishart_reduces_to_the_gamma_prior_when_d_is_1(shape, rate):
+    """With D = 1, Wishart(dof, scale) is Gamma(dof / 2, rate = 1 / (2 scale)): the default
+    dof = 2 shape + D - 1 and scale = I / (2 rate) give back Gamma(shape, rate) exactly
+    (scipy's densities as the oracle, on a grid of precisions)."""
+    from scipy import stats
+
+    spec = MixtureSpec(n_components=2, covariance="full", obs_cov="learned",
+                       precision_prior_shape=shape, precision_prior_rate=rate)
+    dof, scale = spec.wishart_dof(1), spec.wishart_scale(1)
+    taus = np.linspace(0.05, 6.0, 25)
+    wishart = stats.wishart(df=dof, scale=scale[0, 0]).logpdf(taus)
+    gamma = stats.gamma(a=shape, scale=1.0 / rate).logpdf(taus)
+    np.testing.assert_allclose(wishart, gamma, rtol=1e-12)
+
+
+def test_default_wishart_keeps_the_gamma_prior_mean_in_any_dimension():
+    spec = MixtureSpec(n_components=2, covariance="tied", precision_prior_shape=3.0,
+                       precision_prior_rate=1.5)
+    for d in (1, 2, 5):
+        mean = spec.wishart_dof(d) * spec.wishart_scale(d)  # E[Lambda] of a Wishart
+        np.testing.assert_allclose(mean, (2 * 3.0 + d - 1) / (2 * 1.5) * np.eye(d))
+
+
+def test_known_full_covariance_broadcasts_over_components_and_is_read_only():
+    cov = [[1.0, 0.3], [0.3, 2.0]]
+    spec = MixtureSpec(n_components=3, covariance="full", obs_cov=cov)
+    np.testing.assert_array_equal(spec.known_obs_cov(2), np.broadcast_to(cov, (3, 2, 2)))
+    assert spec.learned_covariance is False and spec.learned_obs_sd is False
+    np.testing.assert_allclose(spec.typical_obs_sd(2), np.sqrt([1.0, 2.0]))
+    assert MixtureSpec(n_components=2, covariance="spherical").learned_covariance
 
 
 def test_frozen_and_hashable():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["Engine", "available_engines", "get_engine"]
+__all__ = ["Engine", "available_engines", "check_covariance_served", "get_engine"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,9 @@ class Engine:
         Samplers, variational methods, point estimators.
     scalable : bool
         Suited to 1e5+ points (minibatch or one cheap pass per iteration).
+    covariances : tuple of str
+        The ``MixtureSpec.covariance`` types the engine serves; ``fit`` refuses the others
+        with a NotImplementedError naming the engines that serve them.
     """
 
     name: str
@@ -58,6 +61,7 @@ class Engine:
     family: Literal["mcmc", "vi", "point"]
     options: type | None = None
     scalable: bool = False
+    covariances: tuple[str, ...] = ("diag",)
 
 
 _REGISTRY: dict[str, Engine] | None = None
@@ -125,3 +129,16 @@ def get_engine(name: str) -> Engine:
             f"Pick one of those (ppl-mixtures fit --help describes each).{broken}"
         )
     return engines[name]
+
+
+def check_covariance_served(name: str, covariance: str) -> None:
+    """Raise NotImplementedError when engine ``name`` does not serve ``covariance``."""
+    engines = available_engines()
+    if covariance in engines[name].covariances:
+        return
+    serving = sorted(n for n, e in engines.items() if covariance in e.covariances)
+    can = ", ".join(serving) if serving else "none yet"
+    raise NotImplementedError(
+        f"engine {name!r} does not serve covariance={covariance!r} (it serves "
+        f"{', '.join(engines[name].covariances)}). Engines that do: {can}."
+    )

@@ -8,7 +8,19 @@ For data x_1..x_N in R^D and K components::
     z_i       ~ Categorical(weights)                                    (marginalized in PyMC)
     x_id | z_i ~ Normal(means_{z_i, d}, obs_sd_{z_i, d})                obs_sd = tau^{-1/2} if learned
 
+That is ``covariance="diag"`` (the default). The other covariance types replace the last
+two lines::
+
+    "full":      x_i | z_i ~ MvNormal(means_{z_i}, Sigma_{z_i})   Sigma_k = obs_cov (known), or
+                 Lambda_k = Sigma_k^{-1} ~ Wishart(precision_prior_dof, precision_prior_scale)
+    "tied":      one Sigma shared by every component, its precision ~ Wishart(dof, scale)
+    "spherical": Sigma_k = sigma_k^2 I, tau_k = sigma_k^{-2} ~ Gamma(shape, rate)
+
 The Gamma is in the shape/rate parameterization (mean shape/rate), the same in every engine.
+The Wishart has mean dof * scale. With D = 1, Wishart(dof, scale) is Gamma(shape = dof / 2,
+rate = 1 / (2 scale)); so the defaults ``dof = 2 shape + D - 1`` and ``scale = I / (2 rate)``
+reduce to the diagonal model's Gamma(shape, rate) prior when D = 1, and in any D keep its
+prior mean of the precision, E[Lambda] = (2 shape + D - 1) / (2 rate) I.
 """
 
 from __future__ import annotations
@@ -23,6 +35,7 @@ from ppl_mixtures import validation as v
 __all__ = ["MixtureSpec"]
 
 WEIGHTS_CHOICES = ("dirichlet", "fixed")
+COVARIANCE_CHOICES = ("diag", "full", "tied", "spherical")
 TRANSFORM_CHOICES = ("stick_breaking", "simplex")
 
 
@@ -43,14 +56,29 @@ class MixtureSpec:
         (the model of Blei et al. 2017 §3 and of seed 000).
     dirichlet_alpha : float or sequence of shape (n_components,)
         Dirichlet concentration, in [1e-6, 1e6]. Ignored when ``weights="fixed"``.
-    obs_sd : float, sequence of shape (n_features,), or "learned"
-        Known observation standard deviation (in [1e-6, 1e6]) shared by all components, or
-        "learned": one sd per component and feature with a Gamma prior on the precision
-        1/sd^2.
+    obs_sd : float, sequence of shape (n_features,), "learned", or None
+        For ``covariance="diag"``: the known observation standard deviation (in [1e-6, 1e6])
+        shared by all components, or "learned": one sd per component and feature with a
+        Gamma prior on the precision 1/sd^2. None (the default) means 1.0 there; any other
+        covariance type takes no ``obs_sd`` (a value is an error, never ignored).
+    covariance : {"diag", "full", "tied", "spherical"}
+        The components' covariance: diagonal (today's model, the default), full
+        (``obs_cov`` known or learned), tied (one learned full covariance shared by every
+        component) or spherical (one learned variance per component).
+    obs_cov : None, "learned", array-like of shape (D, D) or (K, D, D)
+        Only for ``covariance="full"`` (required there): a known covariance, symmetric and
+        positive definite, shared by the components or one per component; or "learned"
+        with a Wishart prior on each component's precision matrix.
+    precision_prior_dof : float or None
+        Wishart degrees of freedom (> D - 1) for learned full or tied precisions; None:
+        ``2 * precision_prior_shape + D - 1`` (see the module docs).
+    precision_prior_scale : float, array of shape (D, D), or None
+        Wishart scale matrix (a float s means s * I); None: ``I / (2 * precision_prior_rate)``.
     precision_prior_shape, precision_prior_rate : float
         Gamma(shape, rate) prior on each learned precision, each in [1e-6, 1e6]; used only when
-        ``obs_sd="learned"``. The default Gamma(2, 2) has mean 1 (sd near 1 on standardized
-        data) and keeps a component that holds few points away from zero variance.
+        ``obs_sd="learned"`` or ``covariance="spherical"`` (and as the default of the Wishart
+        prior). The default Gamma(2, 2) has mean 1 (sd near 1 on standardized data) and keeps
+        a component that holds few points away from zero variance.
     ordered : bool
         Identifiability: constrain the components so that ``means[:, 0]`` increases. Only
         feature 0 is ordered; ordering a (K, D) array with PyMC's transform would order the
@@ -77,11 +105,15 @@ class MixtureSpec:
     mean_prior_sd: float | tuple[float, ...] = 1.0
     weights: Literal["dirichlet", "fixed"] = "dirichlet"
     dirichlet_alpha: float | tuple[float, ...] = 1.0
-    obs_sd: float | tuple[float, ...] | Literal["learned"] = 1.0
+    obs_sd: float | tuple[float, ...] | Literal["learned"] | None = None
     precision_prior_shape: float = 2.0
     precision_prior_rate: float = 2.0
     ordered: bool = False
     weights_transform: Literal["stick_breaking", "simplex"] = "stick_breaking"
+    covariance: Literal["diag", "full", "tied", "spherical"] = "diag"
+    obs_cov: Any = None
+    precision_prior_dof: float | None = None
+    precision_prior_scale: Any = None
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # frozen: normalize fields in place once
@@ -132,6 +164,16 @@ class MixtureSpec:
                 f"(one per component), got {len(self.dirichlet_alpha)} values. "
                 f"Pass one concentration per component or a single number."
             )
+        v.check_choice("covariance", self.covariance, COVARIANCE_CHOICES)
+        if self.covariance != "diag" and self.obs_sd is not None:
+            raise ValueError(
+                f"obs_sd: expected None with covariance={self.covariance!r}, got "
+                f"{v.describe(self.obs_sd)}. obs_sd belongs to covariance='diag'; for 'full' "
+                f"pass obs_cov (a matrix or 'learned'); 'tied' and 'spherical' are learned."
+            )
+        if self.covariance == "diag" and self.obs_sd is None:
+            setattr_(self, "obs_sd", 1.0)
+        self._check_covariance_fields()
         if isinstance(self.obs_sd, str):
             if self.obs_sd != "learned":
                 raise ValueError(
@@ -139,7 +181,7 @@ class MixtureSpec:
                     f"'learned', got {self.obs_sd!r}. Use e.g. obs_sd=1.0 or "
                     f"obs_sd='learned'."
                 )
-        else:
+        elif self.obs_sd is not None:
             setattr_(
                 self,
                 "obs_sd",
@@ -161,11 +203,153 @@ class MixtureSpec:
         setattr_(self, "ordered", bool(self.ordered))
         v.check_choice("weights_transform", self.weights_transform, TRANSFORM_CHOICES)
 
+    def _check_covariance_fields(self) -> None:
+        """obs_cov and the Wishart prior: present only where the covariance type uses them."""
+        setattr_ = object.__setattr__
+        if self.covariance == "full":
+            if self.obs_cov is None:
+                raise ValueError(
+                    "obs_cov: expected a (D, D) or (K, D, D) covariance matrix or 'learned' "
+                    "with covariance='full', got None. Pass obs_cov='learned' to learn each "
+                    "component's covariance (Wishart prior), or a known matrix."
+                )
+            if isinstance(self.obs_cov, str):
+                if self.obs_cov != "learned":
+                    raise ValueError(
+                        f"obs_cov: expected a covariance matrix or 'learned', got "
+                        f"{self.obs_cov!r}. Use obs_cov='learned' or e.g. obs_cov=[[1, 0.5], "
+                        f"[0.5, 1]]."
+                    )
+            else:
+                matrices = _check_covariances(self.obs_cov, self.n_components)
+                setattr_(self, "obs_cov", _nested_tuple(matrices))
+        elif self.obs_cov is not None:
+            raise ValueError(
+                f"obs_cov: expected None with covariance={self.covariance!r}, got "
+                f"{v.describe(self.obs_cov)}. obs_cov belongs to covariance='full'; pass "
+                f"covariance='full' with it, or drop it."
+            )
+        uses_wishart = self.covariance == "tied" or (
+            self.covariance == "full" and self.obs_cov == "learned"
+        )
+        for name in ("precision_prior_dof", "precision_prior_scale"):
+            if getattr(self, name) is not None and not uses_wishart:
+                raise ValueError(
+                    f"{name}: expected None with covariance={self.covariance!r}"
+                    f"{' and a known obs_cov' if self.covariance == 'full' else ''}, got "
+                    f"{v.describe(getattr(self, name))}. The Wishart prior is used only by "
+                    f"covariance='full' with obs_cov='learned' and by covariance='tied'."
+                )
+        if self.precision_prior_dof is not None:
+            setattr_(
+                self,
+                "precision_prior_dof",
+                v.check_positive(
+                    "precision_prior_dof",
+                    self.precision_prior_dof,
+                    hint="Wishart degrees of freedom must exceed D - 1, e.g. "
+                    "precision_prior_dof=5.0",
+                ),
+            )
+        if self.precision_prior_scale is not None:
+            scale = self.precision_prior_scale
+            if np.ndim(scale) == 0:
+                setattr_(
+                    self,
+                    "precision_prior_scale",
+                    v.check_positive(
+                        "precision_prior_scale",
+                        scale,
+                        hint="A scalar Wishart scale s means s * I, e.g. precision_prior_scale=0.25",
+                    ),
+                )
+            else:
+                if np.ndim(scale) != 2:
+                    raise ValueError(
+                        f"precision_prior_scale: expected a float or one (D, D) matrix, got "
+                        f"an array of shape {np.shape(scale)}. Pass one scale matrix shared "
+                        f"by the components."
+                    )
+                matrices = _check_covariances(scale, 1, name="precision_prior_scale")
+                setattr_(self, "precision_prior_scale", _nested_tuple(matrices))
+
     # ----------------------------------------------------------------- derived arrays
     @property
     def learned_obs_sd(self) -> bool:
-        """True when the observation sds are parameters (with a Gamma prior on precision)."""
-        return self.obs_sd == "learned"
+        """True when the diagonal model's observation sds are parameters (Gamma prior)."""
+        return self.covariance == "diag" and self.obs_sd == "learned"
+
+    @property
+    def learned_covariance(self) -> bool:
+        """True when the covariances are parameters (every type but a known diag or full)."""
+        if self.covariance == "diag":
+            return self.obs_sd == "learned"
+        return self.covariance != "full" or self.obs_cov == "learned"
+
+    def typical_obs_sd(self, n_features: int) -> np.ndarray:
+        """Per feature, the largest known observation sd, or for learned ones the sd at the
+        prior mean of the precision; shape (n_features,). The data-scale check reads it."""
+        if self.covariance == "diag" and not self.learned_obs_sd:
+            return self.known_obs_sd(n_features).max(axis=0)
+        if self.covariance == "full" and not self.learned_covariance:
+            return np.sqrt(np.diagonal(self.known_obs_cov(n_features), axis1=1, axis2=2)).max(0)
+        if self.covariance in ("full", "tied"):
+            mean_precision = self.wishart_dof(n_features) * self.wishart_scale(n_features)
+            return np.sqrt(np.diag(np.linalg.inv(mean_precision)))
+        shape, rate = self.precision_prior_shape, self.precision_prior_rate
+        return np.full(n_features, np.sqrt(rate / shape))
+
+    def wishart_dof(self, n_features: int) -> float:
+        """The Wishart prior's degrees of freedom (> D - 1) for D = ``n_features``."""
+        dof = self.precision_prior_dof
+        if dof is None:
+            return 2.0 * self.precision_prior_shape + n_features - 1.0
+        if dof <= n_features - 1:
+            raise ValueError(
+                f"precision_prior_dof: expected a value > D - 1 = {n_features - 1} for data with "
+                f"{n_features} features, got {dof}. Use at least D, e.g. "
+                f"precision_prior_dof={float(n_features + 1)}."
+            )
+        return float(dof)
+
+    def wishart_scale(self, n_features: int) -> np.ndarray:
+        """The Wishart prior's scale matrix, shape (D, D) (its mean is dof * scale)."""
+        scale = self.precision_prior_scale
+        if scale is None:
+            return np.eye(n_features) / (2.0 * self.precision_prior_rate)
+        if np.ndim(scale) == 0:
+            return float(scale) * np.eye(n_features)
+        matrix = np.asarray(scale, dtype=float)
+        if matrix.shape != (n_features, n_features):
+            raise ValueError(
+                f"precision_prior_scale: expected a ({n_features}, {n_features}) matrix for "
+                f"data with {n_features} features, got shape {matrix.shape}. Match the number "
+                f"of data columns or pass a float."
+            )
+        return matrix.copy()
+
+    def known_obs_cov(self, n_features: int) -> np.ndarray:
+        """The known full covariance, shape (n_components, D, D).
+
+        Raises
+        ------
+        ValueError
+            When the spec has no known full covariance.
+        """
+        if self.covariance != "full" or isinstance(self.obs_cov, str):
+            raise ValueError(
+                f"obs_cov: expected a known full covariance, got covariance={self.covariance!r}"
+                f", obs_cov={self.obs_cov!r}. Read a learned covariance from the fit's "
+                f"posterior ('obs_cov') instead."
+            )
+        cov = np.asarray(self.obs_cov, dtype=float)
+        if cov.shape[-1] != n_features:
+            raise ValueError(
+                f"obs_cov: expected ({n_features}, {n_features}) matrices for data with "
+                f"{n_features} features, got shape {cov.shape}. Match the number of data "
+                f"columns."
+            )
+        return np.broadcast_to(cov, (self.n_components, n_features, n_features)).copy()
 
     @property
     def fixed_weights(self) -> bool:
@@ -196,6 +380,11 @@ class MixtureSpec:
         ValueError
             When ``obs_sd="learned"`` (there is no known value).
         """
+        if self.covariance != "diag":
+            raise ValueError(
+                f"obs_sd: expected a known diagonal sd, got covariance={self.covariance!r} "
+                f"(no obs_sd). Use known_obs_cov for a known full covariance."
+            )
         if isinstance(self.obs_sd, str):  # "learned": there is no known value
             raise ValueError(
                 "obs_sd: expected a known value, got 'learned'. Read the learned "
@@ -208,8 +397,13 @@ class MixtureSpec:
         """Raise when a per-feature field has a length other than ``n_features``."""
         self.prior_mean(n_features)
         self.prior_sd(n_features)
-        if not self.learned_obs_sd:
+        if self.covariance == "diag" and not self.learned_obs_sd:
             self.known_obs_sd(n_features)
+        if self.covariance == "full" and not self.learned_covariance:
+            self.known_obs_cov(n_features)
+        if self.covariance in ("full", "tied") and self.learned_covariance:
+            self.wishart_dof(n_features)
+            self.wishart_scale(n_features)
 
     @staticmethod
     def _per_feature(name: str, value: float | tuple[float, ...], n_features: int) -> np.ndarray:
@@ -226,7 +420,7 @@ class MixtureSpec:
         """The model in words and formulas, for reports."""
         K = self.n_components
         lines = [
-            f"K = {K} components, diagonal Gaussian components",
+            f"K = {K} components, {_COVARIANCE_WORDS[self.covariance]} Gaussian components",
             f"means_k ~ Normal({self.mean_prior_mean}, sd={self.mean_prior_sd})",
         ]
         if self.fixed_weights:
@@ -235,7 +429,23 @@ class MixtureSpec:
             lines.append(
                 f"weights ~ Dirichlet({self.dirichlet_alpha}) [{self.weights_transform} transform]"
             )
-        if self.learned_obs_sd:
+        if self.covariance == "full" and not self.learned_covariance:
+            lines.append("covariance known (obs_cov)")
+        elif self.covariance in ("full", "tied"):
+            dof = (
+                "2*shape + D - 1" if self.precision_prior_dof is None else self.precision_prior_dof
+            )
+            scale = (
+                "I / (2*rate)" if self.precision_prior_scale is None else "precision_prior_scale"
+            )
+            who = "Lambda_k" if self.covariance == "full" else "Lambda (shared)"
+            lines.append(f"{who} ~ Wishart(dof={dof}, scale={scale}), Sigma = Lambda^-1")
+        elif self.covariance == "spherical":
+            lines.append(
+                f"Sigma_k = tau_k^-1 I, tau_k ~ Gamma(shape={self.precision_prior_shape}, "
+                f"rate={self.precision_prior_rate})"
+            )
+        elif self.learned_obs_sd:
             lines.append(
                 f"obs_sd_kd = tau_kd^(-1/2), tau_kd ~ Gamma(shape={self.precision_prior_shape}, "
                 f"rate={self.precision_prior_rate})"
@@ -247,8 +457,75 @@ class MixtureSpec:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (round-trips through ``MixtureSpec(**d)``)."""
-        return {
-            name: (list(val) if isinstance(val, tuple) else val)
-            for name, val in self.__dict__.items()
-        }
+        """Plain-JSON form (round-trips through ``MixtureSpec(**d)``); the covariance fields
+        appear only when they differ from the diagonal default, so a diagonal spec reads (and
+        fingerprints) as it always did."""
+        out = {}
+        for name, val in self.__dict__.items():
+            if name in _COVARIANCE_FIELDS and val == _COVARIANCE_DEFAULTS[name]:
+                continue
+            out[name] = _nested_list(val) if isinstance(val, tuple) else val
+        return out
+
+
+_COVARIANCE_WORDS = {
+    "diag": "diagonal",
+    "full": "full-covariance",
+    "tied": "tied-covariance",
+    "spherical": "spherical",
+}
+_COVARIANCE_DEFAULTS: dict[str, Any] = {
+    "covariance": "diag",
+    "obs_cov": None,
+    "precision_prior_dof": None,
+    "precision_prior_scale": None,
+}
+_COVARIANCE_FIELDS = tuple(_COVARIANCE_DEFAULTS)
+
+
+def _check_covariances(value: Any, n_components: int, name: str = "obs_cov") -> np.ndarray:
+    """A (D, D) or (K, D, D) array of symmetric positive-definite matrices, read-only."""
+    try:
+        cov = np.array(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name}: expected a (D, D) or (K, D, D) array of numbers, got "
+            f"{v.describe(value)}. Pass e.g. [[1.0, 0.5], [0.5, 1.0]]."
+        ) from None
+    if cov.ndim not in (2, 3) or cov.shape[-1] != cov.shape[-2] or cov.shape[-1] == 0:
+        raise ValueError(
+            f"{name}: expected a square (D, D) matrix or (K, D, D) matrices, got shape "
+            f"{cov.shape}. Pass one covariance matrix, or one per component."
+        )
+    if cov.ndim == 3 and cov.shape[0] != n_components:
+        raise ValueError(
+            f"{name}: expected {n_components} matrices (one per component), got "
+            f"{cov.shape[0]}. Pass one (D, D) matrix for all components or K of them."
+        )
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(f"{name}: expected finite numbers, got NaN or inf. Pass a finite matrix.")
+    if not np.allclose(cov, np.swapaxes(cov, -1, -2), rtol=1e-10, atol=1e-12):
+        raise ValueError(
+            f"{name}: expected a symmetric matrix, got one whose largest asymmetry is "
+            f"{np.max(np.abs(cov - np.swapaxes(cov, -1, -2))):.3g}. Symmetrize it, e.g. "
+            f"(S + S.T) / 2."
+        )
+    eigenvalues = np.linalg.eigvalsh(cov)
+    if np.min(eigenvalues) <= 0:
+        raise ValueError(
+            f"{name}: expected a positive-definite matrix, got smallest eigenvalue "
+            f"{np.min(eigenvalues):.3g}. Add a small multiple of the identity, or check "
+            f"that no feature is a combination of the others."
+        )
+    return cov
+
+
+def _nested_list(value: Any) -> Any:
+    return [_nested_list(item) for item in value] if isinstance(value, tuple) else value
+
+
+def _nested_tuple(array: np.ndarray) -> Any:
+    """A float array as nested tuples: hashable and comparable, like the spec's other fields."""
+    if array.ndim == 0:
+        return float(array)
+    return tuple(_nested_tuple(row) for row in array)

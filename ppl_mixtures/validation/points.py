@@ -186,20 +186,11 @@ def _looks_like_points_and_labels(points: Any) -> bool:
 class PriorScales(Protocol):
     """What :func:`check_data_scale` reads of a spec (``MixtureSpec`` lives a layer above)."""
 
-    @property
-    def learned_obs_sd(self) -> bool: ...
-
-    @property
-    def precision_prior_shape(self) -> float: ...
-
-    @property
-    def precision_prior_rate(self) -> float: ...
-
     def prior_mean(self, n_features: int) -> np.ndarray: ...
 
     def prior_sd(self, n_features: int) -> np.ndarray: ...
 
-    def known_obs_sd(self, n_features: int) -> np.ndarray: ...
+    def typical_obs_sd(self, n_features: int) -> np.ndarray: ...
 
 
 #: The data-scale rule of :func:`check_data_scale` (factors of the prior's scale).
@@ -224,8 +215,9 @@ def check_data_scale(points: np.ndarray, spec: PriorScales) -> str | None:
     Notes
     -----
     Under the prior, one observation's feature d has mean m0_d and sd
-    ``scale_d = sqrt(s0_d^2 + sigma_d^2)`` (s0 = mean_prior_sd; sigma = the known obs_sd,
-    or for a learned one sqrt(rate / shape), the sd at the prior mean of the precision).
+    ``scale_d = sqrt(s0_d^2 + sigma_d^2)`` (s0 = mean_prior_sd; sigma =
+    ``spec.typical_obs_sd``: the known obs_sd, or for a learned one the sd at the prior
+    mean of the precision, sqrt(rate / shape) for the diagonal model).
     Feature d is flagged when
 
     - its mean is more than 10 scale_d from m0_d (a 10-sigma event under the prior), or
@@ -243,10 +235,7 @@ def check_data_scale(points: np.ndarray, spec: PriorScales) -> str | None:
     n_features = points.shape[1]
     prior_mean = spec.prior_mean(n_features)
     prior_sd = spec.prior_sd(n_features)
-    if spec.learned_obs_sd:
-        sigma = np.full(n_features, np.sqrt(spec.precision_prior_rate / spec.precision_prior_shape))
-    else:
-        sigma = spec.known_obs_sd(n_features).max(axis=0)
+    sigma = spec.typical_obs_sd(n_features)
     scale = np.sqrt(prior_sd**2 + sigma**2)
     with np.errstate(over="ignore", invalid="ignore"):
         centre = points.mean(axis=0)
