@@ -272,3 +272,16 @@ def test_a_fit_checks_its_data_once(monkeypatch):
     assert result.n_draws == 5
     with pytest.raises(AssertionError, match="validated the points again"):
         models.build_marginal_model(POINTS, SPEC)  # public use: checked
+
+
+@pytest.mark.parametrize("engine", ["nuts", "metropolis", "smc", "latent_gibbs"])
+def test_every_option_has_help_and_a_default_that_passes_its_own_checks(engine):
+    """The CLI builds --help from the options dataclass, and ``Options()`` must be valid."""
+    import dataclasses
+
+    from ppl_mixtures.inference.registry import get_engine
+
+    options = get_engine(engine).options
+    fields = dataclasses.fields(options)
+    assert fields and all(f.metadata.get("help", "").strip() for f in fields)
+    options()  # raises if a default fails the dataclass's own checks
