@@ -458,6 +458,7 @@ class MixtureFit:
 
 def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
                obs_sd: np.ndarray | None = None,
+               obs_cov: np.ndarray | None = None,
                sample_stats: Mapping[str, np.ndarray] | None = None,
                log_likelihood: np.ndarray | None = None,
                attrs: Mapping[str, Any] | None = None,
@@ -473,6 +474,11 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
         Stored as ``observed_data.x``.
     obs_sd : ndarray of shape (n_chains, n_draws, n_components, n_features), optional
         Only for specs that learn it.
+    obs_cov : ndarray of shape (n_chains, n_draws, n_components, n_features, n_features), optional
+        Learned full (or tied: the same matrix for every component) covariances. Stored as
+        ``obs_cov`` with dims (component, feature, feature_b), together with ``obs_sd``
+        (the square roots of its diagonal) and ``obs_corr`` (the correlation matrices), the
+        forms tables and figures read; pass either ``obs_sd`` or ``obs_cov``, not both.
     sample_stats : mapping of name -> ndarray of shape (n_chains, n_draws, ...), optional
     log_likelihood : ndarray of shape (n_chains, n_draws, n_samples), optional
     attrs : mapping, optional
@@ -504,6 +510,15 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
     if obs_sd is not None and np.shape(obs_sd) != means.shape:
         raise ValueError(f"obs_sd: expected shape {means.shape} (like means), got "
                          f"{np.shape(obs_sd)}. Broadcast it to (chain, draw, K, D) first.")
+    if obs_cov is not None:
+        obs_cov = np.asarray(obs_cov, dtype=np.float64)
+        expected = (*means.shape, n_features)
+        if obs_sd is not None or obs_cov.shape != expected:
+            raise ValueError(f"obs_cov: expected shape {expected} (chain, draw, K, D, D) and no "
+                             f"obs_sd, got shape {obs_cov.shape}"
+                             f"{' and an obs_sd' if obs_sd is not None else ''}. Pass the "
+                             f"covariance matrices only; obs_sd is derived from them.")
+        obs_sd = np.sqrt(np.diagonal(obs_cov, axis1=-2, axis2=-1))
     if log_likelihood is not None and np.shape(log_likelihood) != (n_chains, n_draws, points.shape[0]):
         raise ValueError(f"log_likelihood: expected shape {(n_chains, n_draws, points.shape[0])} "
                          f"(chain, draw, obs), got {np.shape(log_likelihood)}. Pass one value "
@@ -516,6 +531,13 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
     if obs_sd is not None:
         posterior["obs_sd"] = np.asarray(obs_sd, dtype=np.float64)
         dims["obs_sd"] = ["component", "feature"]
+    if obs_cov is not None:
+        coords["feature_b"] = np.arange(n_features)
+        posterior["obs_cov"] = obs_cov
+        corr = obs_cov / (obs_sd[..., :, None] * obs_sd[..., None, :])
+        corr[..., np.arange(n_features), np.arange(n_features)] = 1.0  # exactly, not 1 - 1 ulp
+        posterior["obs_corr"] = corr
+        dims["obs_cov"] = dims["obs_corr"] = ["component", "feature", "feature_b"]
     groups: dict[str, dict[str, np.ndarray]] = {
         "posterior": posterior,
         "observed_data": {"x": points},

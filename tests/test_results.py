@@ -337,3 +337,24 @@ def test_plot_methods_draw_this_fit_and_pass_options_through():
     trace = fit.plot_trace(max_parameters=2, title="toy trace")
     assert trace.get_suptitle() == "toy trace" and len(trace.axes) == 2 * 2
     assert [a.get_ylabel() for a in trace.axes[::2]] == ["means[0,0]", "means[0,1]"]
+
+
+def test_make_idata_stores_a_covariance_with_its_sds_and_correlations():
+    """obs_cov (chain, draw, K, D, D) is stored with obs_sd = sqrt(diag) and obs_corr, the
+    forms tables and figures read; the correlation's diagonal is exactly 1."""
+    rng = np.random.default_rng(0)
+    factors = rng.normal(size=(2, 3, 2, 3, 3))
+    cov = factors @ np.swapaxes(factors, -1, -2) + np.eye(3)
+    tree = make_idata(rng.normal(size=(2, 3, 2, 3)), np.full((2, 3, 2), 0.5),
+                      rng.normal(size=(5, 3)), obs_cov=cov)
+    post = tree["posterior"]
+    assert post["obs_cov"].dims == ("chain", "draw", "component", "feature", "feature_b")
+    np.testing.assert_array_equal(post["obs_cov"].values, cov)
+    sd = np.sqrt(np.diagonal(cov, axis1=-2, axis2=-1))
+    np.testing.assert_array_equal(post["obs_sd"].values, sd)
+    corr = post["obs_corr"].values
+    np.testing.assert_allclose(corr * sd[..., :, None] * sd[..., None, :], cov, rtol=1e-14)
+    np.testing.assert_array_equal(np.diagonal(corr, axis1=-2, axis2=-1), 1.0)
+    with pytest.raises(ValueError, match="obs_cov: expected shape"):
+        make_idata(rng.normal(size=(2, 3, 2, 3)), np.full((2, 3, 2), 0.5),
+                   rng.normal(size=(5, 3)), obs_cov=cov[..., :2, :2])
