@@ -12,14 +12,15 @@ test does not depend on where the demo keeps its own settings). A fingerprint is
 posterior variable, the shape, the sum and the sum of squares over every draw, plus the
 last ELBO value when the engine reports one.
 
-Tolerances. The samplers (nuts, metropolis, smc, latent_gibbs) must give the same draws:
-one ulp of difference in a log density changes an accept/reject decision somewhere in a
-chain, after which the draws differ by O(posterior sd), so any real change shows up as a
-relative difference of 1e-3 or more while re-running the same code gives 0. The
-optimisers (cavi, svi, em, advi, fullrank_advi) may legitimately re-associate sums in a
-rewritten update (an error of ~1e-16 per operation, contracted by the fixed-point
-iteration rather than amplified), so they get a relative tolerance of 1e-9: a million
-times the round-off, a million times below any change a real bug would make.
+Tolerances. A real change to an engine (a different formula, seed use or start) moves
+its draws by O(posterior sd), a relative change of 1e-3 or more in these sums. Re-running the
+same code is not always bit-for-bit identical, though: the fused density's numba reductions
+can round differently with memory alignment, which depends on what ran earlier in the
+process, and Old Faithful's NUTS run was measured 8.5e-11 (relative) off its recording with
+unchanged code when no accept/reject decision flipped. So the samplers get rtol 1e-8 (100
+times that measured drift, 1e5 times below a real change); the optimisers (cavi, svi, em,
+advi, fullrank_advi), whose fixed-point iterations contract round-off instead of amplifying
+it, get 1e-9 for re-associated sums in rewritten updates.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ppl_mixtures import MixtureSpec, datasets, fit
 FINGERPRINTS = Path(__file__).parent / "data" / "same_numbers.json"
 SEED = 1
 SAMPLERS = {"nuts", "metropolis", "smc", "latent_gibbs"}
-SAMPLER_RTOL = 1e-12
+SAMPLER_RTOL = 1e-8
 OPTIMISER_RTOL = 1e-9
 
 #: Small settings per engine (the demo's --quick settings at the time of recording).
