@@ -9,9 +9,18 @@ batched over leading axes.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import digamma, gammaln
 
-__all__ = ["dirichlet_log_prior", "gamma_log_prior", "normal_log_prior"]
+__all__ = [
+    "dirichlet_log_prior",
+    "gamma_log_prior",
+    "multigammaln_array",
+    "normal_log_prior",
+    "wishart_entropy",
+    "wishart_log_normalizer",
+    "wishart_log_prior",
+    "wishart_mean_log_det",
+]
 
 
 def normal_log_prior(
@@ -50,3 +59,70 @@ def dirichlet_log_prior(mean_log_weights: np.ndarray, alpha: np.ndarray) -> np.n
     shape = np.broadcast_shapes(np.shape(alpha), mean_log_weights.shape)
     weighted = np.multiply(alpha - 1.0, mean_log_weights, out=np.zeros(shape), where=alpha != 1.0)
     return gammaln(alpha.sum()) - gammaln(alpha).sum() + weighted.sum(axis=-1)
+
+
+def wishart_mean_log_det(dof: np.ndarray | float, scale: np.ndarray) -> np.ndarray:
+    """E[log |Lambda|] for Lambda ~ Wishart(dof, scale), scale of shape (..., D, D).
+
+    = sum_{i=1..D} psi((dof + 1 - i) / 2) + D log 2 + log |scale|      (Bishop 2006, eq. B.81)
+    """
+    n_features = np.shape(scale)[-1]
+    dof = np.asarray(dof, dtype=float)
+    halves = (dof[..., None] + 1.0 - np.arange(1, n_features + 1)) / 2.0
+    return digamma(halves).sum(axis=-1) + n_features * np.log(2.0) + np.linalg.slogdet(scale)[1]
+
+
+def wishart_log_normalizer(dof: np.ndarray | float, scale: np.ndarray) -> np.ndarray:
+    """log B(scale, dof) of the Wishart density (Bishop 2006, eq. B.79), shape (...).
+
+    = -dof/2 log |scale| - dof D/2 log 2 - log Gamma_D(dof / 2)
+    """
+    n_features = np.shape(scale)[-1]
+    dof = np.asarray(dof, dtype=float)
+    return (
+        -0.5 * dof * np.linalg.slogdet(scale)[1]
+        - 0.5 * dof * n_features * np.log(2.0)
+        - multigammaln_array(0.5 * dof, n_features)
+    )
+
+
+def multigammaln_array(a: np.ndarray, n_features: int) -> np.ndarray:
+    """log Gamma_D(a) elementwise (scipy's multigammaln takes a scalar only)."""
+    a = np.asarray(a, dtype=float)
+    steps = (1.0 - np.arange(1, n_features + 1)) / 2.0
+    return 0.25 * n_features * (n_features - 1) * np.log(np.pi) + gammaln(a[..., None] + steps).sum(
+        axis=-1
+    )
+
+
+def wishart_log_prior(
+    mean_prec: np.ndarray, mean_log_det: np.ndarray | float, dof: float, scale: np.ndarray
+) -> np.ndarray:
+    """E[log Wishart(Lambda | dof, scale)] given E[Lambda] (..., D, D) and E[log |Lambda|] (...).
+
+    = log B(scale, dof) + (dof - D - 1)/2 E[log |Lambda|] - 1/2 tr(scale^{-1} E[Lambda])
+    (Bishop 2006, eq. B.78; the terms of eq. 10.74). A point mass (E[Lambda] = Lambda,
+    E[log |Lambda|] = log |Lambda|) gives the plain log-density, which is scipy's
+    ``wishart.logpdf(Lambda, dof, scale)``.
+    """
+    n_features = np.shape(scale)[-1]
+    trace = np.einsum("ij,...ji->...", np.linalg.inv(scale), mean_prec)
+    return (
+        wishart_log_normalizer(dof, scale)
+        + 0.5 * (dof - n_features - 1.0) * np.asarray(mean_log_det)
+        - 0.5 * trace
+    )
+
+
+def wishart_entropy(dof: np.ndarray | float, scale: np.ndarray) -> np.ndarray:
+    """H[Wishart(dof, scale)], batched over leading axes (Bishop 2006, eq. B.82).
+
+    = -log B(scale, dof) - (dof - D - 1)/2 E[log |Lambda|] + dof D / 2
+    """
+    n_features = np.shape(scale)[-1]
+    dof = np.asarray(dof, dtype=float)
+    return (
+        -wishart_log_normalizer(dof, scale)
+        - 0.5 * (dof - n_features - 1.0) * wishart_mean_log_det(dof, scale)
+        + 0.5 * dof * n_features
+    )
