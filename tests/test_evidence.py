@@ -8,6 +8,7 @@ N x N covariances) leaves room for that and still fails on any wrong term (a mis
 constant or a wrong count moves log p(x) by > 1e-3 nats of ~20).
 """
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -288,3 +289,140 @@ BAD_INPUT = [  # (call, error, pinned message)
 def test_bad_input_is_refused_with_a_message_that_teaches(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# ------------------------------------------------------------------ known full covariance
+def _brute_force_full(points, spec):
+    """log p(x, z) for every z, with all N*D coordinates stacked into one Gaussian.
+
+    Given z the means integrate out and x (flattened point-major) is Gaussian with mean
+    m0 repeated and covariance [i == j] Sigma_{z_i} + [z_i == z_j] diag(prior_sd^2): the
+    definition, built entry by entry and evaluated by scipy (no information form, no
+    per-component split): list of (z, log p(x, z)).
+    """
+    n, d = points.shape
+    k = spec.n_components
+    cov = spec.known_obs_cov(d)
+    prior_cov = np.diag(spec.prior_sd(d) ** 2)
+    alpha = spec.alpha()
+    out = []
+    for z in itertools.product(range(k), repeat=n):
+        z = np.array(z)
+        counts = np.bincount(z, minlength=k)
+        log_pz = (
+            -n * np.log(k)
+            if spec.fixed_weights
+            else gammaln(alpha.sum())
+            - gammaln(alpha.sum() + n)
+            + np.sum(gammaln(alpha + counts) - gammaln(alpha))
+        )
+        stacked = np.zeros((n * d, n * d))
+        for i in range(n):
+            for j in range(n):
+                block = (i == j) * cov[z[i]] + (z[i] == z[j]) * prior_cov
+                stacked[i * d : (i + 1) * d, j * d : (j + 1) * d] = block
+        mean = np.tile(spec.prior_mean(d), n)
+        out.append((z, log_pz + multivariate_normal(mean, stacked).logpdf(points.ravel())))
+    return out
+
+
+def _full_case(n, k, d, weights, per_component, seed=11):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=2.0, size=(k, d))
+    points = centers[rng.integers(k, size=n)] + rng.normal(scale=0.7, size=(n, d))
+    # random SPD matrices with correlations up to ~0.8: A A^T + 0.3 I
+    factors = rng.normal(size=(k if per_component else 1, d, d))
+    cov = factors @ np.swapaxes(factors, 1, 2) + 0.3 * np.eye(d)
+    spec = MixtureSpec(
+        n_components=k,
+        mean_prior_mean=tuple(np.linspace(-0.5, 0.5, d)),
+        mean_prior_sd=tuple(np.linspace(1.2, 2.2, d)),
+        weights=weights,
+        dirichlet_alpha=tuple(np.linspace(0.5, 2.0, k)),
+        covariance="full",
+        obs_cov=cov if per_component else cov[0],
+    )
+    return points, spec
+
+
+FULL_CASES = [  # (n_samples, n_components, n_features, weights, one covariance per component)
+    (6, 2, 2, "dirichlet", True),
+    (5, 2, 3, "fixed", False),
+    (5, 3, 2, "dirichlet", True),
+    (4, 3, 3, "dirichlet", False),
+]
+
+
+@pytest.mark.parametrize("n, k, d, weights, per_component", FULL_CASES)
+def test_known_full_covariance_matches_the_stacked_gaussian(n, k, d, weights, per_component):
+    points, spec = _full_case(n, k, d, weights, per_component)
+    terms = _brute_force_full(points, spec)
+    log_z = logsumexp([lp for _, lp in terms])
+    post = exact_posterior(points, spec)
+    # rel 1e-11: the N*D x N*D Cholesky of the oracle (see the module docstring)
+    assert post.log_evidence == pytest.approx(log_z, rel=1e-11)
+    assert exact_log_evidence(points, spec) == pytest.approx(post.log_evidence, rel=1e-13)
+    expected = sum(np.exp(lp - log_z) * (z[:, None] == z[None, :]) for z, lp in terms)
+    np.testing.assert_allclose(post.coclustering, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, k, d, weights, per_component", FULL_CASES[:3])
+def test_known_full_covariance_predictive_is_the_evidence_ratio(n, k, d, weights, per_component):
+    points, spec = _full_case(n, k, d, weights, per_component)
+    post = exact_posterior(points, spec)
+    new = np.random.default_rng(2).normal(scale=2.5, size=(3, d))
+    log_z = logsumexp([lp for _, lp in _brute_force_full(points, spec)])
+    expected = [
+        logsumexp([lp for _, lp in _brute_force_full(np.vstack([points, row]), spec)]) - log_z
+        for row in new
+    ]
+    np.testing.assert_allclose(post.predictive_logpdf(new), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("weights", ["dirichlet", "fixed"])
+def test_a_diagonal_full_covariance_is_the_diag_model(weights):
+    # obs_cov = diag(obs_sd^2) is the same model as obs_sd: the multivariate route (F1)
+    # must give the per-feature route's numbers up to round-off (~1e-15 relative)
+    points, diag_spec = _case(7, 3, 2, weights)
+    obs_sd = np.array(diag_spec.obs_sd)
+    full_spec = dataclasses.replace(
+        diag_spec, obs_sd=None, covariance="full", obs_cov=np.diag(obs_sd**2)
+    )
+    diag, full = exact_posterior(points, diag_spec), exact_posterior(points, full_spec)
+    assert full.log_evidence == pytest.approx(diag.log_evidence, rel=1e-13)
+    np.testing.assert_allclose(full.coclustering, diag.coclustering, rtol=0, atol=1e-13)
+    new = np.random.default_rng(4).normal(scale=2.0, size=(5, 2))
+    np.testing.assert_allclose(full.predictive_logpdf(new), diag.predictive_logpdf(new), rtol=1e-13)
+
+
+def test_correlation_changes_the_evidence_in_the_right_direction():
+    # points on the line y = x: a covariance with correlation +0.9 explains them far better
+    # than one with -0.9 (same variances), so its evidence is larger
+    t = np.linspace(-1.5, 1.5, 6)
+    points = np.column_stack([t, t + 0.05 * np.sin(7 * t)])
+
+    def log_z(rho):
+        cov = [[1.0, rho], [rho, 1.0]]
+        spec = MixtureSpec(n_components=2, covariance="full", obs_cov=cov)
+        return exact_log_evidence(points, spec)
+
+    assert log_z(0.9) > log_z(0.0) > log_z(-0.9)
+
+
+LEARNED_COVARIANCE = [  # (spec, the field the message names, what it says came)
+    (MixtureSpec(n_components=2, covariance="full", obs_cov="learned"), "obs_cov", "learned"),
+    (MixtureSpec(n_components=2, covariance="tied"), "covariance", "'tied'"),
+    (MixtureSpec(n_components=2, covariance="spherical"), "covariance", "'spherical'"),
+]
+
+
+@pytest.mark.parametrize("spec, field, got", LEARNED_COVARIANCE)
+@pytest.mark.parametrize("function", [exact_log_evidence, exact_posterior])
+def test_a_learned_covariance_is_refused_and_smc_is_suggested(spec, field, got, function):
+    points = np.array([[0.0, 1.0], [1.0, 0.5]])
+    message = (
+        rf"^spec\.{field}: {function.__name__} needs a known covariance .* got .*{got}.*"
+        r"'smc' engine estimates"
+    )
+    with pytest.raises(NotImplementedError, match=message):
+        function(points, spec)

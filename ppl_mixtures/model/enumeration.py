@@ -6,11 +6,20 @@ the weights against their Dirichlet (:func:`log_joint_from_stats`, eq. (1) there
 new point's predictive follows in closed form (:func:`log_predictive_given_z`). The
 assignments come in blocks of :data:`CHUNK` (:func:`assignment_blocks`) so memory stays at
 a few MB whatever K^N.
+
+With a known full covariance (``covariance="full"``) the same three pieces have a
+multivariate form (:class:`FullCovarianceTerms`): given z, component k's points share one
+mean, so their stacked marginal is Gaussian with covariance I (x) Sigma_k + 11^T (x) S0
+(S0 = diag(mean_prior_sd^2)); it is evaluated in information form, through the posterior
+precision of the mean, which depends on z only through the count n_k, so its Cholesky
+factors are computed once per (k, n) rather than per assignment. :func:`collapsed_terms`
+picks the diagonal or the full form from the spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import gammaln, logsumexp
@@ -20,8 +29,11 @@ from ppl_mixtures.model.spec import MixtureSpec
 
 __all__ = [
     "CHUNK",
+    "DiagonalTerms",
+    "FullCovarianceTerms",
     "assignment_blocks",
     "block_stats",
+    "collapsed_terms",
     "log_joint_block",
     "log_joint_from_stats",
     "log_marginal_normal",
@@ -156,11 +168,175 @@ def log_predictive_given_z(
     lam = prior_prec + counts[:, :, None] / obs_var  # (A, K, D)
     mean = (spec.prior_mean(n_features) * prior_prec + s1 / obs_var) / lam
     var = 1.0 / lam + obs_var
-    if spec.fixed_weights:
-        log_w = np.full(counts.shape, -np.log(spec.n_components))
-    else:
-        alpha = spec.alpha()
-        log_w = np.log(alpha + counts) - np.log(alpha.sum() + n_samples)  # (A, K)
+    log_w = _log_component_weights(counts, n_samples, spec)  # (A, K)
     diff = new[None, :, None, :] - mean[:, None, :, :]  # (A, M, K, D)
     log_norm = -0.5 * (np.log(2.0 * np.pi * var)[:, None] + diff**2 / var[:, None]).sum(-1)
     return logsumexp(log_w[:, None, :] + log_norm, axis=-1)
+
+
+def _log_component_weights(counts: np.ndarray, n_samples: int, spec: MixtureSpec) -> np.ndarray:
+    """log p(z_new = k | z): (alpha_k + n_k) / (sum(alpha) + N), or 1/K; shape (A, K)."""
+    if spec.fixed_weights:
+        return np.full(counts.shape, -np.log(spec.n_components))
+    alpha = spec.alpha()
+    return np.log(alpha + counts) - np.log(alpha.sum() + n_samples)
+
+
+# ------------------------------------------------------------------ the two collapsed forms
+@dataclass(frozen=True)
+class DiagonalTerms:
+    """The collapsed joint and predictive of a diagonal spec (known ``obs_sd``): the
+    functions above, bound to one data set."""
+
+    points: np.ndarray
+    spec: MixtureSpec
+
+    def log_joint(self, indicators: np.ndarray) -> np.ndarray:
+        """log p(z) + log p(x | z) for (A, N, K) indicators, shape (A,)."""
+        n_samples, n_features = self.points.shape
+        counts, s1, s2 = block_stats(indicators, self.points)
+        return log_joint_from_stats(counts, s1, s2, n_samples, self.spec, n_features)
+
+    def log_predictive(self, new: np.ndarray, indicators: np.ndarray) -> np.ndarray:
+        """log p(x_new | z, x) for (A, N, K) indicators and (M, D) new points, shape (A, M)."""
+        counts, s1, _ = block_stats(indicators, self.points)
+        return log_predictive_given_z(new, counts, s1, self.points.shape[0], self.spec)
+
+
+@dataclass(frozen=True)
+class FullCovarianceTerms:
+    """The collapsed joint and predictive of a known full covariance, per (component, count).
+
+    With P_k = Sigma_k^-1, S0 = diag(mean_prior_sd^2), c_j = x_j - m0 and, for the n points
+    of component k, their sum c and the posterior precision of the mean
+    L_n = S0^-1 + n P_k (Bishop 2006, eq. 2.116 with n observations)::
+
+        log p(x_k) = -n D/2 log(2 pi) - n/2 log|Sigma_k| - 1/2 (log|S0| + log|L_n|)
+                     - 1/2 sum_j c_j^T P_k c_j + 1/2 c^T P_k L_n^-1 P_k c             (F1)
+
+    (completing the square in the mean; n = 0 gives 0). Given z the next point of
+    component k is N(m0 + L_n^-1 P_k c, L_n^-1 + Sigma_k) (Bishop 2006, eq. 2.115). Every
+    matrix depends on z only through n, so its Cholesky factor is computed once for
+    n = 0..N. A diagonal Sigma_k gives :func:`log_marginal_normal` summed over features.
+
+    Attributes
+    ----------
+    points : ndarray of shape (n_samples, n_features)
+    spec : MixtureSpec
+    log_norm : ndarray of shape (n_components, n_samples + 1)
+        The count-only terms of (F1).
+    quad_gain : ndarray of shape (n_components, n_samples + 1, D, D)
+        P_k L_n^-1 P_k.
+    point_quad : ndarray of shape (n_samples, n_components)
+        c_j^T P_k c_j.
+    post_gain : ndarray of shape (n_components, n_samples + 1, D, D)
+        L_n^-1 P_k: the posterior mean of component k is m0 + post_gain @ c.
+    pred_whiten : ndarray of shape (n_components, n_samples + 1, D, D)
+        The inverse Cholesky factor of the predictive covariance L_n^-1 + Sigma_k.
+    pred_logdet : ndarray of shape (n_components, n_samples + 1)
+        log|L_n^-1 + Sigma_k|.
+    """
+
+    points: np.ndarray
+    spec: MixtureSpec
+    log_norm: np.ndarray
+    quad_gain: np.ndarray
+    point_quad: np.ndarray
+    post_gain: np.ndarray
+    pred_whiten: np.ndarray
+    pred_logdet: np.ndarray
+
+    @classmethod
+    def build(cls, points: np.ndarray, spec: MixtureSpec) -> FullCovarianceTerms:
+        """Factor every (component, count) matrix of (F1) once."""
+        n_samples, n_features = points.shape
+        cov = spec.known_obs_cov(n_features)  # (K, D, D)
+        chol = np.linalg.cholesky(cov)
+        eye = np.eye(n_features)
+        inv_chol = np.linalg.solve(chol, eye)  # (K, D, D): L^-1, so P = L^-T L^-1
+        precision = np.einsum("kji,kjl->kil", inv_chol, inv_chol)
+        logdet_cov = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(-1)  # (K,)
+        prior_var = spec.prior_sd(n_features) ** 2
+        counts = np.arange(n_samples + 1, dtype=float)
+        post_prec = (
+            np.diag(1.0 / prior_var)[None, None] + counts[None, :, None, None] * precision[:, None]
+        )  # (K, N+1, D, D): L_n
+        post_chol = np.linalg.cholesky(post_prec)
+        logdet_post = 2.0 * np.log(np.diagonal(post_chol, axis1=2, axis2=3)).sum(-1)
+        post_cov = np.linalg.inv(post_prec)
+        post_cov = 0.5 * (post_cov + np.swapaxes(post_cov, -1, -2))
+        post_gain = post_cov @ precision[:, None]  # L_n^-1 P_k
+        quad_gain = precision[:, None] @ post_gain  # P_k L_n^-1 P_k
+        log_norm = -0.5 * (
+            counts * n_features * LOG_2PI
+            + counts * logdet_cov[:, None]
+            + np.log(prior_var).sum()
+            + logdet_post
+        )  # (K, N+1)
+        pred_chol = np.linalg.cholesky(post_cov + cov[:, None])
+        pred_whiten = np.linalg.solve(pred_chol, np.broadcast_to(eye, pred_chol.shape))
+        pred_logdet = 2.0 * np.log(np.diagonal(pred_chol, axis1=2, axis2=3)).sum(-1)
+        centered = points - spec.prior_mean(n_features)
+        white = np.einsum("kde,ne->nkd", inv_chol, centered)  # L_k^-1 c_j
+        return cls(
+            points=points,
+            spec=spec,
+            log_norm=log_norm,
+            quad_gain=quad_gain,
+            point_quad=(white**2).sum(-1),
+            post_gain=post_gain,
+            pred_whiten=pred_whiten,
+            pred_logdet=pred_logdet,
+        )
+
+    def _stats(self, indicators: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Counts (A, K) as indices, centered sums c (A, K, D), sum of c_j^T P_k c_j (A, K)."""
+        counts = indicators.sum(axis=1)
+        centered = self.points - self.spec.prior_mean(self.points.shape[1])
+        sums = np.einsum("ank,nd->akd", indicators, centered)
+        quad = np.einsum("ank,nk->ak", indicators, self.point_quad)
+        return np.rint(counts).astype(np.intp), sums, quad
+
+    def log_joint(self, indicators: np.ndarray) -> np.ndarray:
+        """log p(z) + log p(x | z) for (A, N, K) indicators, shape (A,): eq. (F1) per k."""
+        n_samples = self.points.shape[0]
+        counts, sums, quad = self._stats(indicators)
+        comp = np.arange(self.spec.n_components)
+        gain = self.quad_gain[comp, counts]  # (A, K, D, D)
+        log_lik = (
+            self.log_norm[comp, counts]
+            - 0.5 * quad
+            + 0.5 * np.einsum("akd,akde,ake->ak", sums, gain, sums)
+        ).sum(axis=1)
+        return _log_prior_z(counts.astype(float), n_samples, self.spec) + log_lik
+
+    def log_predictive(self, new: np.ndarray, indicators: np.ndarray) -> np.ndarray:
+        """log p(x_new | z, x) for (A, N, K) indicators and (M, D) new points, shape (A, M)."""
+        n_samples, n_features = self.points.shape
+        counts, sums, _ = self._stats(indicators)
+        comp = np.arange(self.spec.n_components)
+        mean = self.spec.prior_mean(n_features) + np.einsum(
+            "akde,ake->akd", self.post_gain[comp, counts], sums
+        )  # (A, K, D)
+        white = np.einsum(
+            "akde,amke->amkd",
+            self.pred_whiten[comp, counts],
+            new[None, :, None, :] - mean[:, None],
+        )  # (A, M, K, D)
+        log_norm = -0.5 * (
+            n_features * LOG_2PI + self.pred_logdet[comp, counts][:, None] + (white**2).sum(-1)
+        )
+        log_w = _log_component_weights(counts.astype(float), n_samples, self.spec)
+        return logsumexp(log_w[:, None, :] + log_norm, axis=-1)
+
+
+def collapsed_terms(points: np.ndarray, spec: MixtureSpec) -> DiagonalTerms | FullCovarianceTerms:
+    """The collapsed joint and predictive of a spec with known covariances, for ``points``.
+
+    A known diagonal ``obs_sd`` gives :class:`DiagonalTerms`, a known full ``obs_cov``
+    :class:`FullCovarianceTerms`; a learned covariance has no closed form (ValueError, from
+    the spec's accessors).
+    """
+    if spec.covariance == "full":
+        return FullCovarianceTerms.build(points, spec)
+    return DiagonalTerms(points, spec)

@@ -10,10 +10,11 @@ computable exactly, which makes it the oracle for every engine in the package:
   relabeling (see :mod:`ppl_mixtures.analysis.diagnostics`).
 
 With the component means integrated out analytically (conjugate Normal prior, known
-observation sd) and the weights integrated out analytically (Dirichlet-multinomial), or
+observation sd, or a known full covariance ``obs_cov``: see
+:class:`~ppl_mixtures.model.enumeration.FullCovarianceTerms`) and the weights integrated out analytically (Dirichlet-multinomial), or
 p(z) = K^-N for fixed weights, each assignment z has a closed-form joint::
 
-    log p(x, z) = log p(z) + sum_k sum_d log p(x_{z=k, d})                            (1)
+    log p(x, z) = log p(z) + sum_k log p(x_{z=k})                                      (1)
     log p(x)    = logsumexp_z log p(x, z)                                             (2)
     p(z | x)    = exp(log p(x, z) - log p(x))                                         (3)
 
@@ -33,10 +34,7 @@ from scipy.special import logsumexp
 from ppl_mixtures.model.enumeration import (
     CHUNK,
     assignment_blocks,
-    block_stats,
-    log_joint_block,
-    log_joint_from_stats,
-    log_predictive_given_z,
+    collapsed_terms,
     one_hot,
 )
 from ppl_mixtures.model.spec import MixtureSpec
@@ -76,7 +74,7 @@ def exact_feasible(n_samples: int, n_components: int) -> bool:
     -------
     bool
         True for N <= 20 at K = 2, N <= 13 at K = 3, N <= 10 at K = 4, any N at K = 1.
-        (The exact functions also need a known ``obs_sd``.)
+        (The exact functions also need a known ``obs_sd`` or ``obs_cov``.)
 
     Examples
     --------
@@ -99,6 +97,18 @@ def _check(points: Any, spec: Any, who: str) -> np.ndarray:
             f"spec.obs_sd: {who} needs a known obs_sd, got "
             f"'learned'. Use a known obs_sd, or an estimate of the "
             f"evidence (the 'smc' engine, or the 'cavi' ELBO as a bound)."
+        )
+    if spec.learned_covariance:
+        field, got = (
+            ("obs_cov", "obs_cov='learned'")
+            if spec.covariance == "full"
+            else ("covariance", f"covariance={spec.covariance!r} (always learned)")
+        )
+        raise NotImplementedError(
+            f"spec.{field}: {who} needs a known covariance (a learned one does not "
+            f"integrate out in closed form), got {got}. Use covariance='full' with a "
+            f"known obs_cov matrix, or estimate the evidence (the 'smc' engine estimates "
+            f"it; an ELBO is a lower bound)."
         )
     points = check_points(points)
     spec.check_features(points.shape[1])
@@ -123,7 +133,8 @@ def exact_log_evidence(points: ArrayLike, spec: MixtureSpec) -> float:
         A handful of observations: ``n_components ** n_samples`` must be at most
         :data:`MAX_ASSIGNMENTS` (e.g. N <= 13 for K = 3, N <= 20 for K = 2).
     spec : MixtureSpec
-        Known ``obs_sd`` only; Dirichlet or fixed weights.
+        Known covariances only: a known ``obs_sd`` (``covariance="diag"``) or a known
+        ``obs_cov`` matrix (``covariance="full"``); Dirichlet or fixed weights.
 
     Returns
     -------
@@ -133,8 +144,9 @@ def exact_log_evidence(points: ArrayLike, spec: MixtureSpec) -> float:
     Raises
     ------
     NotImplementedError
-        For ``obs_sd="learned"`` (the per-component precisions do not integrate out in
-        closed form under the semi-conjugate prior).
+        For a learned covariance: ``obs_sd="learned"``, ``obs_cov="learned"``, "tied" or
+        "spherical" (the precisions do not integrate out in closed form under the
+        semi-conjugate prior; the 'smc' engine estimates the evidence).
     ValueError
         When K^N exceeds :data:`MAX_ASSIGNMENTS`.
 
@@ -142,7 +154,10 @@ def exact_log_evidence(points: ArrayLike, spec: MixtureSpec) -> float:
     -----
     Every assignment z in {1..K}^N is enumerated (in blocks, to bound memory). Given z the
     components are independent and, with known sd, so are the features; each component mean
-    is integrated against its Normal prior (:func:`~ppl_mixtures.model.enumeration.log_marginal_normal`). With Dirichlet
+    is integrated against its Normal prior (:func:`~ppl_mixtures.model.enumeration.log_marginal_normal`;
+    with a known full covariance the points of a component are jointly Gaussian with
+    covariance I (x) Sigma_k + 11^T (x) diag(mean_prior_sd^2), evaluated in information form
+    by :class:`~ppl_mixtures.model.enumeration.FullCovarianceTerms`). With Dirichlet
     weights, p(z) = B(alpha + n(z)) / B(alpha) (Dirichlet-multinomial for one labelled
     sequence); with fixed weights p(z) = K^-N. The result is the logsumexp over all z.
     ``spec.ordered`` is ignored: it is the unconstrained model's evidence.
@@ -156,8 +171,9 @@ def exact_log_evidence(points: ArrayLike, spec: MixtureSpec) -> float:
     """
     points = _check(points, spec, "exact_log_evidence")
     n_samples = points.shape[0]
+    terms = collapsed_terms(points, spec)
     blocks = [
-        logsumexp(log_joint_block(z, points, spec))
+        logsumexp(terms.log_joint(one_hot(z, spec.n_components)))
         for z in assignment_blocks(n_samples, spec.n_components)
     ]
     return float(logsumexp(blocks))
@@ -205,7 +221,8 @@ class ExactPosterior:
         Given an assignment z of the data, the next point joins component k with
         probability (alpha_k + n_k) / (sum(alpha) + N) (1/K for fixed weights), and its
         features are independent Normals around the conjugate posterior of that
-        component's mean::
+        component's mean (with a known full covariance: multivariate Normal, see
+        :class:`~ppl_mixtures.model.enumeration.FullCovarianceTerms`)::
 
             lam_kd = 1/s0_d^2 + n_k / sd_d^2      m_kd = (m0_d / s0_d^2 + S_kd / sd_d^2) / lam_kd
             x_new_d | z, x, k ~ N(m_kd, 1/lam_kd + sd_d^2)
@@ -225,13 +242,11 @@ class ExactPosterior:
         n_components = spec.n_components
         chunk = max(1, _CHUNK_ELEMENTS // (new.shape[0] * n_components * n_features))
         out = np.full(new.shape[0], -np.inf)
+        terms = collapsed_terms(self.points, spec)
         for z in assignment_blocks(n_samples, n_components, min(chunk, CHUNK)):
-            counts, s1, s2 = block_stats(one_hot(z, n_components), self.points)
-            log_post = (
-                log_joint_from_stats(counts, s1, s2, n_samples, spec, n_features)
-                - self.log_evidence
-            )  # (A,) eq. (3)
-            log_pred = log_predictive_given_z(new, counts, s1, n_samples, spec)  # (A, M)
+            indicators = one_hot(z, n_components)
+            log_post = terms.log_joint(indicators) - self.log_evidence  # (A,) eq. (3)
+            log_pred = terms.log_predictive(new, indicators)  # (A, M)
             out = np.logaddexp(out, logsumexp(log_post[:, None] + log_pred, axis=0))
         return out
 
@@ -244,7 +259,8 @@ def exact_posterior(points: ArrayLike, spec: MixtureSpec) -> ExactPosterior:
     points : array-like of shape (n_samples,) or (n_samples, n_features)
         K^N must be at most :data:`MAX_ASSIGNMENTS` (:func:`exact_feasible`).
     spec : MixtureSpec
-        Known ``obs_sd``; Dirichlet or fixed weights; any number of features.
+        Known ``obs_sd`` or known full ``obs_cov``; Dirichlet or fixed weights; any number
+        of features.
         ``spec.ordered`` is ignored (the quantities are label-invariant).
 
     Returns
@@ -256,7 +272,7 @@ def exact_posterior(points: ArrayLike, spec: MixtureSpec) -> ExactPosterior:
     Raises
     ------
     NotImplementedError
-        For ``obs_sd="learned"``.
+        For a learned covariance (as :func:`exact_log_evidence`).
     ValueError
         When K^N exceeds :data:`MAX_ASSIGNMENTS`.
 
@@ -275,16 +291,15 @@ def exact_posterior(points: ArrayLike, spec: MixtureSpec) -> ExactPosterior:
     (2,)
     """
     points = _check(points, spec, "exact_posterior")
-    n_samples, n_features = points.shape
+    n_samples = points.shape[0]
     n_components = spec.n_components
     scale = -np.inf  # log of the factor the accumulators are divided by
     total = 0.0  # sum_z exp(log p(x, z) - scale)
     pairs = np.zeros((n_samples, n_samples))
+    terms = collapsed_terms(points, spec)
     for z in assignment_blocks(n_samples, n_components):
         indicators = one_hot(z, n_components)  # (A, N, K)
-        log_joint = log_joint_from_stats(
-            *block_stats(indicators, points), n_samples, spec, n_features
-        )
+        log_joint = terms.log_joint(indicators)
         new_scale = max(scale, float(log_joint.max()))
         shrink = np.exp(scale - new_scale) if np.isfinite(scale) else 0.0
         weight = np.exp(log_joint - new_scale)  # (A,)
