@@ -10,11 +10,16 @@ follows the spec, so EM answers the spec's question:
   the same as scikit-learn's ``GaussianMixture(covariance_type="diag")`` including its
   ``reg_covar`` (added to every ML variance).
 - known ``obs_sd``: the variances stay fixed at the spec's value; only weights and means move.
+- ``spec.covariance="spherical"``, ``"tied"`` or ``"full"`` (learned): one variance per
+  component, one full covariance shared by all, or one full covariance per component;
+  with ``prior="none"`` the same as scikit-learn's ``GaussianMixture(covariance_type=...)``
+  with its ``reg_covar``. A known full ``obs_cov`` stays fixed; only weights and means move.
 - ``spec.weights="fixed"`` (or K = 1): the weights stay at 1/K.
 
 EM is the point-mass case of CAVI's core: the E-step is the same pass (``stats.one_pass``,
-with the parameters themselves where CAVI has expectations), and the M-step reads the same
-:class:`~ppl_mixtures.kernels.estep.SufficientStats` N_k, x̄_k, S_k (``pointmass.py``:
+or ``stats_full.full_pass`` for full and tied covariances, with the parameters themselves
+where CAVI has expectations), and the M-step reads the same statistics N_k, x̄_k, S_k
+(``pointmass.py``:
 :class:`EmState`, ``m_step`` and MAP's ``log_prior``; Bishop 2006, §9.2.2, eqs. 9.23-9.27
 with diagonal covariances; Dempster, Laird & Rubin 1977). This module holds the loop
 (``init`` / ``step``) and ``fit``. The objective
@@ -39,13 +44,22 @@ from ppl_mixtures.inference.conjugate import driver
 from ppl_mixtures.inference.conjugate.pointmass import (
     PRIORS,
     EmState,
+    full_state,
     log_const,
     log_prior,
     m_step,
+    precisions,
+    start_state,
 )
 from ppl_mixtures.inference.conjugate.stats import SufficientStats, hard_assignment_stats, one_pass
+from ppl_mixtures.inference.conjugate.stats_full import (
+    FullStats,
+    full_pass,
+    hard_assignment_full_stats,
+)
 from ppl_mixtures.inference.registry import Engine
 from ppl_mixtures.kernels.estep import feature_major, warm_up
+from ppl_mixtures.kernels.estep_full import warm_up_full
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import MixtureFit, Timings, make_idata, stopwatch
 
@@ -56,6 +70,7 @@ __all__ = [
     "EmState",
     "Options",
     "fit",
+    "full_state",
     "init",
     "log_prior",
     "m_step",
@@ -95,7 +110,10 @@ class Options(driver.RestartOptions):
         },
     )
     reg_covar: float = field(
-        default=1e-6, metadata={"help": "added to every ML variance (scikit-learn's default 1e-6)"}
+        default=1e-6,
+        metadata={
+            "help": "added to every ML variance / covariance diagonal (scikit-learn's default 1e-6)"
+        },
     )
     max_iter: int = field(default=1000, metadata={"help": "EM iterations per restart"})
     tol: float = field(
@@ -135,7 +153,11 @@ class EmDetails:
     log_lik_final, objective_final : float
         Of the returned parameters (one more E-step after the last M-step).
     variances : ndarray of shape (n_components, n_features)
-        The returned obs_sd^2 (components sorted like the posterior).
+        The returned obs_sd^2 (components sorted like the posterior); for full and tied
+        covariances their diagonals.
+    covariances : ndarray of shape (n_components, n_features, n_features) or None
+        The returned covariance matrices for ``covariance`` "full" (learned or known),
+        "tied" (the same matrix K times) and "spherical" (sigma_k^2 I); None for "diag".
     """
 
     log_lik: np.ndarray
@@ -143,6 +165,7 @@ class EmDetails:
     log_lik_final: float
     objective_final: float
     variances: np.ndarray
+    covariances: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------- init / step
@@ -171,7 +194,9 @@ def init(
     -------
     EmState
         ``objective = -inf``, ``n_iter = 0``. To start from given parameters instead (e.g.
-        to reproduce scikit-learn), build ``EmState(weights, means, variances, -np.inf, 0)``.
+        to reproduce scikit-learn), build ``EmState(weights, means, variances, -np.inf, 0)``
+        (diag; spherical: each row one value repeated), or ``full_state(weights, means,
+        covariances)`` (full; tied: the same matrix K times).
 
     Notes
     -----
@@ -180,24 +205,32 @@ def init(
     """
     random_seed = v.check_seed(random_seed)
     v.check_choice("init", init, tuple(driver.INITS))
-    n_features = points.shape[1]
     centers = driver.INITS[init](points, spec.n_components, np.random.default_rng(random_seed))
-    if spec.learned_obs_sd:
-        variances = np.broadcast_to(points.var(axis=0) + reg_covar, centers.shape).copy()
-    else:
-        variances = spec.known_obs_sd(n_features) ** 2
-    start = EmState(spec.fixed_weight_values(), centers, variances, -np.inf, 0)
-    weights, means, variances = m_step(
-        hard_assignment_stats(points, centers), start, spec, prior, reg_covar
-    )
-    return EmState(weights, means, variances, -np.inf, 0)
+    start = start_state(points, spec, centers, reg_covar)
+    full = spec.covariance in ("full", "tied")
+    stats = (hard_assignment_full_stats if full else hard_assignment_stats)(points, centers)
+    return _state(m_step(stats, start, spec, prior, reg_covar), -np.inf, 0)
+
+
+def _state(update: tuple[np.ndarray, ...], objective: float, n_iter: int) -> EmState:
+    """The EmState of an M-step's (weights, means, variances or covariances)."""
+    weights, means, covariance = update
+    if covariance.ndim == 3:
+        return full_state(weights, means, covariance, objective, n_iter)
+    return EmState(weights, means, covariance, objective, n_iter)
 
 
 def _e_step(
     points: np.ndarray, state: EmState, spec: MixtureSpec, prior: str, backend: str
-) -> tuple[SufficientStats, float, float]:
-    """The pass at ``state``: its statistics, log-likelihood and objective."""
-    stats = one_pass(backend, points, log_const(state), state.means, 1.0 / state.variances)
+) -> tuple[SufficientStats | FullStats, float, float]:
+    """The pass at ``state``: its statistics, log-likelihood and objective.
+
+    Diagonal and spherical states use the diagonal pass; full and tied ones the full pass.
+    """
+    if state.covariances is None:
+        stats = one_pass(backend, points, log_const(state), state.means, precisions(state))
+    else:
+        stats = full_pass(points, log_const(state), state.means, precisions(state), backend=backend)
     log_lik = stats.sum_log_norm
     return stats, log_lik, log_lik + (log_prior(state, spec) if prior == "map" else 0.0)
 
@@ -222,7 +255,7 @@ def step(
     state : EmState
     prior : {"none", "map"}
     reg_covar : float
-        Added to every ML variance (``prior="none"`` with learned obs_sd), as in sklearn.
+        Added to every ML variance / covariance diagonal (``prior="none"``), as in sklearn.
     backend : {"numba_parallel", "numba", "numpy"}
         As for ``cavi.step``.
 
@@ -233,8 +266,7 @@ def step(
         it for free), as scikit-learn's ``lower_bound_``.
     """
     stats, log_lik, objective = _e_step(points, state, spec, prior, backend)
-    weights, means, variances = m_step(stats, state, spec, prior, reg_covar)
-    new_state = EmState(weights, means, variances, objective, state.n_iter + 1)
+    new_state = _state(m_step(stats, state, spec, prior, reg_covar), objective, state.n_iter + 1)
     return new_state, EmInfo(log_lik, objective, objective - state.objective, stats.counts)
 
 
@@ -268,7 +300,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init)
     with stopwatch() as build:
         # compile the pass (first run of a fresh install) or load it from numba's cache
-        warm_up(opts.backend, points.shape[0], points.shape[1], spec.n_components)
+        warm = warm_up_full if spec.covariance in ("full", "tied") else warm_up
+        warm(opts.backend, points.shape[0], points.shape[1], spec.n_components)
         data = feature_major(points)  # read in place by the pass
 
     def one_step(state: EmState) -> tuple[EmState, float]:
@@ -301,7 +334,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             total=opts.max_iter,
             progressbar=opts.progressbar,
             objective_name=objective_name,
-            arrays=lambda s: {"weights": s.weights, "means": s.means, "variances": s.variances},
+            arrays=_restart_arrays,
             not_converged=lambda r: (
                 f"em: the objective did not converge in max_iter={opts.max_iter} iterations "
                 f"(tol={opts.tol:g}). Increase max_iter, loosen tol, or try n_init > 1."
@@ -314,7 +347,12 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         else np.arange(spec.n_components)
     )
     weights, means, variances = state.weights[order], state.means[order], state.variances[order]
-    obs_sd = np.sqrt(variances)[None, None] if spec.learned_obs_sd else None
+    covariances = _covariances(state, spec)
+    covariances = None if covariances is None else covariances[order]
+    learned_sd = spec.learned_obs_sd or spec.covariance == "spherical"
+    obs_sd = np.sqrt(variances)[None, None] if learned_sd else None
+    learned_cov = spec.covariance in ("full", "tied") and spec.learned_covariance
+    obs_cov = covariances[None, None] if learned_cov else None
     return MixtureFit(
         engine="em",
         spec=spec,
@@ -324,6 +362,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             weights[None, None],
             points,
             obs_sd=obs_sd,
+            obs_cov=obs_cov,
             attrs={"engine": "em", "prior": opts.prior},
         ),
         timings=Timings(build=build.seconds, run=run.seconds),
@@ -337,6 +376,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             log_lik_final=float(kept.extra),
             objective_final=float(kept.objective),
             variances=variances,
+            covariances=covariances,
         ),
         options={
             "random_seed": opts.random_seed,
@@ -351,6 +391,24 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     )
 
 
+def _covariances(state: EmState, spec: MixtureSpec) -> np.ndarray | None:
+    """The state's covariance matrices (K, D, D): full/tied as kept, spherical sigma^2 I."""
+    if state.covariances is not None:
+        return state.covariances
+    if spec.covariance == "spherical":
+        n_features = state.means.shape[1]
+        return state.variances[:, :1, None] * np.eye(n_features)
+    return None
+
+
+def _restart_arrays(state: EmState) -> dict[str, np.ndarray]:
+    """A restart's parameters, as ``fit.restarts`` keeps them."""
+    arrays = {"weights": state.weights, "means": state.means, "variances": state.variances}
+    if state.covariances is not None:
+        arrays["covariances"] = state.covariances
+    return arrays
+
+
 ENGINES = (
     Engine(
         name="em",
@@ -359,5 +417,6 @@ ENGINES = (
         family="point",
         scalable=True,
         summary="Expectation-maximization, ML (prior='none') or MAP (prior='map'), numpy+numba",
+        covariances=("diag", "full", "tied", "spherical"),
     ),
 )
