@@ -31,6 +31,7 @@ __all__ = [
     "full_mixture_logp",
     "full_mixture_logp_pt",
     "full_mixture_logp_pt_elementwise",
+    "fused_full_mixture_logp",
 ]
 
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -147,7 +148,9 @@ def full_mixture_logp_pt(value: Any, log_weights: Any, means: Any, prec_chol: An
     Notes
     -----
     Leading batch dimensions of length 1 (what ``pm.CustomDist`` with a signature passes)
-    are dropped. Parameters that vary per observation (non-broadcastable batch dimensions)
+    are dropped and the graph is one fused Op, :func:`fused_full_mixture_logp`, whose value
+    and gradient are single-pass numba kernels (with both asked for, as NUTS and ADVI do, a
+    graph rewrite computes them in one kernel call). Parameters that vary per observation (non-broadcastable batch dimensions)
     fall back to :func:`full_mixture_logp_pt_elementwise`, shape (..., N).
     """
     import pytensor.tensor as pt
@@ -167,7 +170,7 @@ def full_mixture_logp_pt(value: Any, log_weights: Any, means: Any, prec_chol: An
     log_weights = log_weights[(0,) * (log_weights.ndim - 1)]
     means = means[(0,) * (means.ndim - 2)]
     prec_chol = prec_chol[(0,) * (prec_chol.ndim - 3)]
-    return full_mixture_logp_pt_elementwise(value, log_weights, means, prec_chol)
+    return fused_full_mixture_logp(value, log_weights, means, prec_chol)
 
 
 def full_mixture_logp_pt_elementwise(
@@ -179,6 +182,7 @@ def full_mixture_logp_pt_elementwise(
     against, and the baseline of benchmarks/bench_density_full.py.
     """
     import pytensor.tensor as pt
+    from pytensor.gradient import zero_grad
 
     value = pt.as_tensor_variable(value)
     log_weights, means, prec_chol = (
@@ -194,4 +198,23 @@ def full_mixture_logp_pt_elementwise(
         + log_det_half[..., None, :]
         - 0.5 * pt.sum(z**2, axis=-1)
     )  # (..., N, K)
-    return pt.logsumexp(log_weights[..., None, :] + log_comp, axis=-1)
+    # log-sum-exp written out: pt.logsumexp is an OpFromGraph whose compiled gradient does
+    # not pickle (PyMC pickles compiled models for its sampling processes). The row maximum
+    # is held constant for the gradient: the value does not depend on it.
+    log_joint = log_weights[..., None, :] + log_comp
+    top = zero_grad(pt.max(log_joint, axis=-1, keepdims=True))
+    top = pt.switch(pt.isinf(top), 0.0, top)  # every term -inf: the result is -inf, not NaN
+    return pt.log(pt.sum(pt.exp(log_joint - top), axis=-1)) + top[..., 0]
+
+
+def fused_full_mixture_logp(value: Any, log_weights: Any, means: Any, prec_chol: Any) -> Variable:
+    """Eq. (1) as one PyTensor Op with numba kernels (value and gradient).
+
+    ``value`` (n_samples, n_features), ``log_weights`` (n_components,), ``means``
+    (n_components, n_features), ``prec_chol`` (n_components, n_features, n_features); returns
+    (n_samples,). :func:`ppl_mixtures.kernels.density_full_op.fused_full_mixture_logp`,
+    imported on first use (it imports PyTensor and numba).
+    """
+    from ppl_mixtures.kernels.density_full_op import fused_full_mixture_logp as fused
+
+    return fused(value, log_weights, means, prec_chol)
