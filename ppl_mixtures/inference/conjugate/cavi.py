@@ -24,19 +24,24 @@ one with the highest ELBO.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ppl_mixtures import validation as v
 from ppl_mixtures.inference.conjugate import driver
+from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate import meanfield as mf
 from ppl_mixtures.inference.conjugate.elbo import elbo
+from ppl_mixtures.inference.conjugate.fullcov_elbo import elbo as full_elbo
+from ppl_mixtures.inference.conjugate.fullcov_meanfield import FullParams
 from ppl_mixtures.inference.conjugate.meanfield import VariationalParams
-from ppl_mixtures.inference.conjugate.stats import one_pass
 from ppl_mixtures.inference.registry import Engine
 from ppl_mixtures.kernels.estep import feature_major, warm_up
+from ppl_mixtures.kernels.estep_full import warm_up_full
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import Estimate, MixtureFit, Timings, make_idata, stopwatch
 
@@ -45,6 +50,7 @@ __all__ = [
     "CaviDetails",
     "CaviInfo",
     "CaviState",
+    "FullParams",
     "Options",
     "VariationalParams",
     "elbo",
@@ -59,8 +65,8 @@ class CaviState(NamedTuple):
 
     Attributes
     ----------
-    params : VariationalParams
-        The current global factors of q.
+    params : VariationalParams or FullParams
+        The current global factors of q (``FullParams`` for covariance "full" or "tied").
     elbo : float
         ELBO (nats, higher is better) of (q(z) from the last pass, ``params``); -inf after
         :func:`init`, which has no q(z) yet.
@@ -117,8 +123,13 @@ class CaviDetails:
     Attributes
     ----------
     variational_params : dict of str -> ndarray
-        The kept q's parameters (see :class:`VariationalParams`; None entries left out),
-        components sorted by feature 0 when the spec is ``ordered``.
+        The kept q's parameters (None entries left out), components sorted by feature 0
+        when the spec is ``ordered``. Diag and spherical: the fields of
+        :class:`VariationalParams` (``mean_loc``, ``mean_var``, ``weight_conc``,
+        ``prec_shape``, ``prec_rate``; spherical: one Gamma per component, shape (K,)).
+        Full and tied: the fields of :class:`FullParams` (``mean_loc`` (K, D), ``mean_cov``
+        (K, D, D), ``weight_conc``, ``wishart_dof`` (K,), ``wishart_scale`` (K, D, D);
+        tied: one Wishart factor, shapes (1,) and (1, D, D)).
     """
 
     variational_params: dict[str, np.ndarray]
@@ -147,13 +158,22 @@ def init(
     random_seed = v.check_seed(random_seed)
     v.check_choice("init", init, tuple(driver.INITS))
     centers = driver.INITS[init](points, spec.n_components, np.random.default_rng(random_seed))
-    return CaviState(params=mf.initial_params(points, spec, centers), elbo=-np.inf, n_iter=0)
+    params = _family(spec)[0].initial_params(points, spec, centers)
+    return CaviState(params=params, elbo=-np.inf, n_iter=0)
+
+
+def _family(spec: MixtureSpec) -> tuple[ModuleType, Callable[..., float]]:
+    """q's family module and its ELBO: ``fullcov_meanfield`` (Gaussian-Wishart factors) for
+    covariance "full" and "tied", ``meanfield`` (Gaussian-Gamma) for "diag", "spherical"."""
+    if spec.covariance in fm.FULL_COVARIANCES:
+        return fm, full_elbo
+    return mf, elbo
 
 
 def step(
     points: np.ndarray, spec: MixtureSpec, state: CaviState, *, backend: str = "numba_parallel"
 ) -> tuple[CaviState, CaviInfo]:
-    """One CAVI sweep: q(z) for every point, then q(w), q(mu), q(tau); the new ELBO.
+    """One CAVI sweep: q(z) for every point, then q(w), q(mu), q(tau) (or q(Lambda)); the ELBO.
 
     Parameters
     ----------
@@ -173,12 +193,11 @@ def step(
         The ELBO is that of the new state (q(z) from this pass, the new global factors).
     """
     params = state.params
-    expect = mf.expectations(params, spec)
-    stats = one_pass(
-        backend, points, mf.log_rho_constants(params, expect), params.mean_loc, expect.prec
-    )
-    new_params = mf.update_globals(stats, spec, expect.prec)
-    value = elbo(stats, new_params, spec)
+    family, family_elbo = _family(spec)
+    expect = family.expectations(params, spec)
+    stats = family.local_pass(backend, points, params, expect)
+    new_params = family.update_globals(stats, spec, expect.prec)
+    value = family_elbo(stats, new_params, spec)
     new_state = CaviState(new_params, value, state.n_iter + 1)
     return new_state, CaviInfo(value, value - state.elbo, stats.counts)
 
@@ -212,13 +231,16 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         When the kept restart used all ``max_iter`` sweeps.
     """
     opts = v.build_options("cavi", Options, options)
+    family = _family(spec)[0]
     n_draws = v.check_draws(
-        "n_draws", opts.n_draws, values_per_draw=mf.values_per_draw(spec, points.shape[1])
+        "n_draws", opts.n_draws, values_per_draw=family.values_per_draw(spec, points.shape[1])
     )
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init + 1)
     with stopwatch() as build:
         # compile the pass (first run of a fresh install) or load it from numba's cache
-        warm_up(opts.backend, points.shape[0], points.shape[1], spec.n_components)
+        (warm_up_full if family is fm else warm_up)(
+            opts.backend, points.shape[0], points.shape[1], spec.n_components
+        )
         data = feature_major(points)  # read in place by the pass
 
     def run_one(seed: int, report: Any) -> driver.Run:
@@ -246,15 +268,20 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
                 f"Increase max_iter, loosen tol, or try n_init > 1."
             ),
         )
-    params = mf.sorted_by_first_feature(kept.state.params) if spec.ordered else kept.state.params
-    means, weights, obs_sd = mf.draws_from_q(
+    params = kept.state.params
+    if spec.ordered:
+        params = family.sorted_by_first_feature(params)
+    means, weights, obs = family.draws_from_q(
         params, spec, n_draws, np.random.default_rng(seeds[-1])
     )
+    obs_sd, obs_cov = (None, obs) if family is fm else (obs, None)
     return MixtureFit(
         engine="cavi",
         spec=spec,
         family="vi",
-        idata=make_idata(means, weights, points, obs_sd=obs_sd, attrs={"engine": "cavi"}),
+        idata=make_idata(
+            means, weights, points, obs_sd=obs_sd, obs_cov=obs_cov, attrs={"engine": "cavi"}
+        ),
         timings=Timings(build=build.seconds, run=run.seconds),
         elbo=kept.trace,
         converged=kept.converged,
@@ -291,5 +318,6 @@ ENGINES = (
         family="vi",
         scalable=True,
         summary="Coordinate-ascent VI (mean-field, exact ELBO with all constants), numpy+numba",
+        covariances=("diag", "full", "tied", "spherical"),
     ),
 )

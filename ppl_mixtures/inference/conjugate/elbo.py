@@ -122,11 +122,15 @@ def elbo_terms(stats: SufficientStats, params: VariationalParams, spec: MixtureS
         kl_weights = -(dirichlet_log_prior(expect.log_weights, spec.alpha()) + entropy_w)
     kl_precisions = 0.0
     if params.prec_shape is not None and params.prec_rate is not None:
+        # one factor per (k, d), or per k when spherical: E[tau], E[log tau] of each factor
         shape, rate = params.prec_shape, params.prec_rate
         entropy_tau = shape - np.log(rate) + gammaln(shape) + (1.0 - shape) * digamma(shape)
         kl_precisions = -np.sum(
             gamma_log_prior(
-                expect.prec, expect.log_prec, spec.precision_prior_shape, spec.precision_prior_rate
+                shape / rate,
+                digamma(shape) - np.log(rate),
+                spec.precision_prior_shape,
+                spec.precision_prior_rate,
             )
             + entropy_tau
         )

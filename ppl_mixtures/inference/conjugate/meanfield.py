@@ -38,6 +38,8 @@ from scipy.special import digamma
 from ppl_mixtures.inference.conjugate.stats import (
     SufficientStats,
     hard_assignment_stats,
+    one_pass,
+    scaled,
     weighted_sq_dev,
 )
 from ppl_mixtures.model.density import LOG_2PI
@@ -49,11 +51,15 @@ __all__ = [
     "draws_from_q",
     "expectations",
     "initial_params",
+    "local_pass",
     "log_rho_constants",
+    "natural_step",
+    "scaled",
     "sorted_by_first_feature",
     "update_globals",
     "update_means",
     "update_precisions",
+    "update_spherical_precisions",
     "update_weights",
     "values_per_draw",
 ]
@@ -69,7 +75,8 @@ class VariationalParams(NamedTuple):
     weight_conc : ndarray of shape (n_components,) or None
         q(w) = Dirichlet(weight_conc); None when the spec fixes the weights at 1/K.
     prec_shape, prec_rate : ndarray of shape (n_components, n_features) or None
-        q(tau_kd) = Gamma(shape, rate) on the precisions; None when obs_sd is known.
+        q(tau_kd) = Gamma(shape, rate) on the precisions; None when obs_sd is known. For
+        ``covariance="spherical"`` shape (n_components,): q(tau_k), Sigma_k = I / tau_k.
     """
 
     mean_loc: np.ndarray
@@ -93,6 +100,7 @@ def expectations(params: VariationalParams, spec: MixtureSpec) -> Expectations:
 
     E[log w_k] = psi(alpha_hat_k) - psi(sum_j alpha_hat_j); for Gamma(a, b): E[tau] = a / b,
     E[log tau] = psi(a) - log b. Fixed weights and a known obs_sd give their plain values.
+    Spherical (``prec_shape`` of shape (K,)): tau_k repeated over the features, (K, D).
     """
     n_features = params.mean_loc.shape[1]
     if params.weight_conc is None:
@@ -105,6 +113,9 @@ def expectations(params: VariationalParams, spec: MixtureSpec) -> Expectations:
     else:
         prec = params.prec_shape / params.prec_rate
         log_prec = digamma(params.prec_shape) - np.log(params.prec_rate)
+        if prec.ndim == 1:  # spherical: one tau_k shared by the features
+            prec = np.repeat(prec[:, None], n_features, axis=1)
+            log_prec = np.repeat(log_prec[:, None], n_features, axis=1)
     return Expectations(log_weights, prec, log_prec)
 
 
@@ -123,6 +134,15 @@ def log_rho_constants(params: VariationalParams, expect: Expectations) -> np.nda
     """
     per_feature = 0.5 * expect.log_prec - 0.5 * LOG_2PI - 0.5 * expect.prec * params.mean_var
     return expect.log_weights + per_feature.sum(axis=1)
+
+
+def local_pass(
+    backend: str, points: np.ndarray, params: VariationalParams, expect: Expectations
+) -> SufficientStats:
+    """q(z) for every point, reduced to N_k, x̄_k, S_k (``stats.one_pass`` on ``backend``)."""
+    return one_pass(
+        backend, points, log_rho_constants(params, expect), params.mean_loc, expect.prec
+    )
 
 
 # ----------------------------------------------------------------- 3. the global updates
@@ -174,12 +194,34 @@ def update_precisions(
     return shape, rate
 
 
+def update_spherical_precisions(
+    stats: SufficientStats, mean_loc: np.ndarray, mean_var: np.ndarray, spec: MixtureSpec
+) -> tuple[np.ndarray, np.ndarray]:
+    """q(tau_k) = Gamma(a_k, b_k) for ``covariance="spherical"`` (Sigma_k = I / tau_k).
+
+    As :func:`update_precisions` with the D features of a point sharing one tau_k, so
+    each point brings D squared deviations (Bishop 2006, eqs. 2.150-2.151)::
+
+        a_k = a0 + D N_k / 2
+        b_k = b0 + 1/2 sum_d N_k (S_kd + (x̄_kd - m_kd)^2 + s2_kd)
+
+    Returns (a, b), each of shape (n_components,).
+    """
+    n_features = mean_loc.shape[1]
+    shape = spec.precision_prior_shape + 0.5 * n_features * stats.counts
+    sq_dev = weighted_sq_dev(stats, mean_loc) + stats.counts[:, None] * mean_var
+    return shape, spec.precision_prior_rate + 0.5 * sq_dev.sum(axis=1)
+
+
 def update_globals(
     stats: SufficientStats, spec: MixtureSpec, prec: np.ndarray
 ) -> VariationalParams:
     """q(w), then q(mu) given E[tau] = ``prec`` (the current q(tau)), then q(tau) given q(mu)."""
     weight_conc = update_weights(stats, spec)
     mean_loc, mean_var = update_means(stats, prec, spec)
+    if spec.covariance == "spherical":
+        prec_shape, prec_rate = update_spherical_precisions(stats, mean_loc, mean_var, spec)
+        return VariationalParams(mean_loc, mean_var, weight_conc, prec_shape, prec_rate)
     if not spec.learned_obs_sd:
         return VariationalParams(mean_loc, mean_var, weight_conc, None, None)
     prec_shape, prec_rate = update_precisions(stats, mean_loc, mean_var, spec)
@@ -200,11 +242,36 @@ def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -
     one global update turns it into a q that respects the priors. The q(mu) update needs
     E[tau]: the prior mean a0/b0 when learned, the known precision otherwise.
     """
-    if spec.learned_obs_sd:
+    if spec.learned_obs_sd or spec.covariance == "spherical":
         start_prec = np.full_like(centers, spec.precision_prior_shape / spec.precision_prior_rate)
     else:
         start_prec = spec.known_obs_sd(points.shape[1]) ** -2.0
     return update_globals(hard_assignment_stats(points, centers), spec, start_prec)
+
+
+# ----------------------------------------------------------------- SVI's step
+def natural_step(
+    old: VariationalParams, target: VariationalParams, rho: float
+) -> VariationalParams:
+    """(1 - rho) old + rho target in each factor's natural parameters (Hoffman et al. 2013).
+
+    q(mu_kd): 1/s2 and m/s2; q(w): conc; q(tau): shape and rate. (``stats.scaled`` makes
+    the minibatch statistics that ``target`` is computed from.)
+    """
+    old_prec, target_prec = 1.0 / old.mean_var, 1.0 / target.mean_var
+    prec = (1.0 - rho) * old_prec + rho * target_prec
+    loc = ((1.0 - rho) * old_prec * old.mean_loc + rho * target_prec * target.mean_loc) / prec
+
+    def mix(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None or b is None else (1.0 - rho) * a + rho * b
+
+    return VariationalParams(
+        loc,
+        1.0 / prec,
+        mix(old.weight_conc, target.weight_conc),
+        mix(old.prec_shape, target.prec_shape),
+        mix(old.prec_rate, target.prec_rate),
+    )
 
 
 # ----------------------------------------------------------------- draws and labels
@@ -227,6 +294,11 @@ def draws_from_q(
         weights = rng.dirichlet(params.weight_conc, size=(1, n_draws))
     obs_sd = None
     if params.prec_shape is not None and params.prec_rate is not None:
+        if params.prec_shape.ndim == 1:  # spherical: one sd per component, equal across D
+            tau = rng.gamma(
+                params.prec_shape, 1.0 / params.prec_rate, size=(1, n_draws, n_components)
+            )
+            return means, weights, np.repeat(tau[..., None] ** -0.5, n_features, axis=3)
         tau = rng.gamma(
             params.prec_shape, 1.0 / params.prec_rate, size=(1, n_draws, n_components, n_features)
         )

@@ -16,7 +16,11 @@ mean-field q as ``cavi`` (``meanfield.VariationalParams``). One step:
 For a conditionally conjugate factor, lambda-hat - lambda is the natural gradient of the
 ELBO (Hoffman et al. 2013, §2), so step 4 is a stochastic natural-gradient step. The
 natural parameters interpolated are: for q(mu_kd) = N(m, s2), the precision 1/s2 and
-m/s2; for q(w) = Dir(conc), conc; for q(tau_kd) = Gamma(shape, rate), shape and rate.
+m/s2; for q(w) = Dir(conc), conc; for q(tau_kd) = Gamma(shape, rate), shape and rate
+(spherical: q(tau_k), the same). Full and tied covariances (``fullcov_meanfield``): for
+q(mu_k) = N(m_k, C_k), C_k^{-1} and C_k^{-1} m_k; for q(Lambda_k) = Wishart(nu_k, W_k),
+nu_k and W_k^{-1} (the Wishart's natural parameters (nu - D - 1)/2 and -W^{-1}/2 are
+linear in them; ``fullcov_meanfield.natural_step``).
 
 The ELBO trace holds, at each step, an unbiased estimate in full-data nats of the ELBO of
 the *current* globals with every q(z_i) at its optimum: the global terms exactly, plus
@@ -26,18 +30,22 @@ returned q, from one full pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ppl_mixtures import validation as v
 from ppl_mixtures.inference.conjugate import driver
+from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate import meanfield as mf
 from ppl_mixtures.inference.conjugate.elbo import elbo
-from ppl_mixtures.inference.conjugate.stats import one_pass, scaled
+from ppl_mixtures.inference.conjugate.fullcov_elbo import elbo as full_elbo
 from ppl_mixtures.inference.registry import Engine
 from ppl_mixtures.kernels.estep import warm_up
+from ppl_mixtures.kernels.estep_full import warm_up_full
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import Estimate, MixtureFit, Timings, make_idata, stopwatch
 
@@ -59,8 +67,8 @@ class SviState(NamedTuple):
 
     Attributes
     ----------
-    params : meanfield.VariationalParams
-        The global factors of q.
+    params : meanfield.VariationalParams or fullcov_meanfield.FullParams
+        The global factors of q (``FullParams`` for covariance "full" or "tied").
     n_iter : int
         Steps taken (t); step t + 1 uses rho = (t + 1 + tau)^-kappa.
     batch_seed : int
@@ -68,7 +76,7 @@ class SviState(NamedTuple):
         a step is a pure function of its inputs.
     """
 
-    params: mf.VariationalParams
+    params: mf.VariationalParams | fm.FullParams
     n_iter: int
     batch_seed: int
 
@@ -147,7 +155,9 @@ class SviDetails:
     Attributes
     ----------
     variational_params : dict of str -> ndarray
-        The kept q's parameters (see ``meanfield.VariationalParams``; None entries left out).
+        The kept q's parameters, None entries left out: the fields of
+        ``meanfield.VariationalParams`` (diag, spherical) or ``fullcov_meanfield.FullParams``
+        (full, tied), as in ``cavi.CaviDetails``.
     step_sizes : ndarray of shape (n_iter,)
         rho_t of every step of the kept restart.
     elbo_estimator : str
@@ -180,27 +190,15 @@ def init(
     v.check_choice("init", init, tuple(driver.INITS))
     center_seed, batch_seed = driver.restart_seeds(random_seed, 2)
     centers = driver.INITS[init](points, spec.n_components, np.random.default_rng(center_seed))
-    return SviState(mf.initial_params(points, spec, centers), 0, batch_seed)
+    return SviState(_family(spec)[0].initial_params(points, spec, centers), 0, batch_seed)
 
 
-def _natural_step(
-    old: mf.VariationalParams, target: mf.VariationalParams, rho: float
-) -> mf.VariationalParams:
-    """(1 - rho) old + rho target in each factor's natural parameters."""
-    old_prec, target_prec = 1.0 / old.mean_var, 1.0 / target.mean_var
-    prec = (1.0 - rho) * old_prec + rho * target_prec
-    loc = ((1.0 - rho) * old_prec * old.mean_loc + rho * target_prec * target.mean_loc) / prec
-
-    def mix(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None or b is None else (1.0 - rho) * a + rho * b
-
-    return mf.VariationalParams(
-        loc,
-        1.0 / prec,
-        mix(old.weight_conc, target.weight_conc),
-        mix(old.prec_shape, target.prec_shape),
-        mix(old.prec_rate, target.prec_rate),
-    )
+def _family(spec: MixtureSpec) -> tuple[ModuleType, Callable[..., float]]:
+    """q's family module and its ELBO: ``fullcov_meanfield`` (Gaussian-Wishart factors) for
+    covariance "full" and "tied", ``meanfield`` (Gaussian-Gamma) for "diag", "spherical"."""
+    if spec.covariance in fm.FULL_COVARIANCES:
+        return fm, full_elbo
+    return mf, elbo
 
 
 def step(
@@ -238,33 +236,27 @@ def step(
     rng = np.random.default_rng((state.batch_seed, t))
     batch = points[np.sort(rng.integers(0, n_samples, size=batch_size))]
     params = state.params
-    expect = mf.expectations(params, spec)
-    stats = scaled(
-        one_pass(
-            backend, batch, mf.log_rho_constants(params, expect), params.mean_loc, expect.prec
-        ),
-        n_samples / batch_size,
-    )
-    estimate = elbo(stats, params, spec)
-    target = mf.update_globals(stats, spec, expect.prec)
+    family, family_elbo = _family(spec)
+    expect = family.expectations(params, spec)
+    stats = family.scaled(family.local_pass(backend, batch, params, expect), n_samples / batch_size)
+    estimate = family_elbo(stats, params, spec)
+    target = family.update_globals(stats, spec, expect.prec)
     rho = float((t + tau) ** -kappa)
-    new_state = SviState(_natural_step(params, target, rho), t, state.batch_seed)
+    new_state = SviState(family.natural_step(params, target, rho), t, state.batch_seed)
     return new_state, SviInfo(estimate, rho, stats.counts)
 
 
 def exact_elbo(
     points: np.ndarray,
     spec: MixtureSpec,
-    params: mf.VariationalParams,
+    params: mf.VariationalParams | fm.FullParams,
     *,
     backend: str = "numba_parallel",
 ) -> float:
     """The exact ELBO (nats) of the global factors ``params`` with the optimal q(z): one pass."""
-    expect = mf.expectations(params, spec)
-    stats = one_pass(
-        backend, points, mf.log_rho_constants(params, expect), params.mean_loc, expect.prec
-    )
-    return elbo(stats, params, spec)
+    family, family_elbo = _family(spec)
+    expect = family.expectations(params, spec)
+    return family_elbo(family.local_pass(backend, points, params, expect), params, spec)
 
 
 def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
@@ -294,15 +286,18 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         When ``tol`` is given and was not met within ``n_iter`` steps.
     """
     opts = v.build_options("svi", Options, options)
+    family = _family(spec)[0]
     batch_size = min(opts.batch_size, points.shape[0])
     n_draws = v.check_draws(
-        "n_draws", opts.n_draws, values_per_draw=mf.values_per_draw(spec, points.shape[1])
+        "n_draws", opts.n_draws, values_per_draw=family.values_per_draw(spec, points.shape[1])
     )
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init + 1)
     steps_per_epoch = max(1, int(np.ceil(points.shape[0] / batch_size)))
     with stopwatch() as build:
         # compile the pass (first run of a fresh install) or load it from numba's cache
-        warm_up(opts.backend, points.shape[0], points.shape[1], spec.n_components)
+        (warm_up_full if family is fm else warm_up)(
+            opts.backend, points.shape[0], points.shape[1], spec.n_components
+        )
 
     def one_step(state: SviState) -> tuple[SviState, float]:
         new_state, info = step(
@@ -345,10 +340,13 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
                 f"steps (tol={opts.tol:g}). Increase n_iter or batch_size, or loosen tol."
             ),
         )
-    params = mf.sorted_by_first_feature(kept.state.params) if spec.ordered else kept.state.params
-    means, weights, obs_sd = mf.draws_from_q(
+    params = kept.state.params
+    if spec.ordered:
+        params = family.sorted_by_first_feature(params)
+    means, weights, obs = family.draws_from_q(
         params, spec, n_draws, np.random.default_rng(seeds[-1])
     )
+    obs_sd, obs_cov = (None, obs) if family is fm else (obs, None)
     details = SviDetails(
         variational_params={k: val for k, val in params._asdict().items() if val is not None},
         step_sizes=(np.arange(1, kept.n_iter + 1) + opts.tau) ** -opts.kappa,
@@ -370,7 +368,9 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         engine="svi",
         spec=spec,
         family="vi",
-        idata=make_idata(means, weights, points, obs_sd=obs_sd, attrs={"engine": "svi"}),
+        idata=make_idata(
+            means, weights, points, obs_sd=obs_sd, obs_cov=obs_cov, attrs={"engine": "svi"}
+        ),
         timings=Timings(build=build.seconds, run=run.seconds),
         elbo=kept.trace,
         converged=kept.converged,
@@ -391,5 +391,6 @@ ENGINES = (
         scalable=True,
         summary="Stochastic VI (Hoffman et al. 2013): natural-gradient minibatch steps on "
         "CAVI's family",
+        covariances=("diag", "full", "tied", "spherical"),
     ),
 )
