@@ -20,6 +20,12 @@ The model, the mean-field family and the updates are in ``meanfield.py``; one sw
 
 ``fit`` runs ``n_init`` restarts through the shared driver (``driver.py``) and keeps the
 one with the highest ELBO.
+
+Covariance types: "diag" and "spherical" (one Gamma q(tau_k) per component) use
+``meanfield.py`` and ``elbo.py`` as above; "full" (learned or known) and "tied" use the
+Gaussian-Wishart family of ``fullcov_meanfield.py`` (q(mu_k) with full covariance,
+q(Lambda_k) Wishart) with the full-covariance pass ``stats_full.full_pass`` and the ELBO
+of ``fullcov_elbo.py``; the same three steps in the same order.
 """
 
 from __future__ import annotations

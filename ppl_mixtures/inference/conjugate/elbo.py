@@ -12,6 +12,9 @@ The prior log-densities are written once, in :mod:`ppl_mixtures.model.priors`, a
 expectations under a factor of q (:func:`normal_log_prior`, :func:`gamma_log_prior`,
 :func:`dirichlet_log_prior`); a point mass gives the plain log-density, which is what EM's
 MAP objective adds (``pointmass.log_prior``) and what the diagnostics' log joint uses.
+
+``covariance="spherical"`` is this ELBO with E[tau_k] shared by the features and one
+Gamma KL per component; full and tied covariances are in ``fullcov_elbo.py``.
 """
 
 from __future__ import annotations

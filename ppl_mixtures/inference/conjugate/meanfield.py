@@ -21,6 +21,11 @@ eq. 10.9). Read in this order:
    factors from those statistics (composed by :func:`update_globals`);
 4. ``elbo.py``: the objective as named terms.
 
+``covariance="spherical"`` (Sigma_k = I / tau_k) lives here too: q(tau_k) has shape and
+rate of shape (K,), :func:`expectations` repeats them over the features, so the diagonal
+pass and q(mu)'s update serve it unchanged, and :func:`update_spherical_precisions`
+replaces :func:`update_precisions`. Full and tied covariances: ``fullcov_meanfield.py``.
+
 Deviation from Bishop §10.2: his Gaussian-Wishart prior ties mu to the precision, so
 q(mu, Lambda) stays jointly conjugate. Our prior on mu is independent of tau
 (semi-conjugate), so q(mu) q(tau) are two coordinates, each the textbook conjugate update
