@@ -80,7 +80,7 @@ class CaviState(NamedTuple):
         Steps taken since :func:`init`.
     """
 
-    params: VariationalParams
+    params: VariationalParams | FullParams
     elbo: float
     n_iter: int
 
