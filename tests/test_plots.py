@@ -638,3 +638,133 @@ BAD_INPUT = [  # (fixture, call on it, pinned message); every one a ValueError
 def test_bad_input_is_refused_with_a_message_that_teaches(request, fixture, call, message):
     with pytest.raises(ValueError, match=message):
         call(request.getfixturevalue(fixture))
+
+
+# --------------------------------------------------------------------------- full covariance
+FULL_COV = np.array([[[1.0, 0.7], [0.7, 0.9]], [[0.6, -0.3], [-0.3, 0.8]]])
+
+
+def _full_fit(engine, n_chains, n_draws, seed, learned=True):
+    """A constructed fit with a learned (draws of obs_cov around FULL_COV) or known FULL_COV."""
+    rng = np.random.default_rng(seed)
+    means = np.array([[-2.0, -2.0], [2.0, 2.0]]) + 0.1 * rng.standard_normal(
+        (n_chains, n_draws, 2, 2)
+    )
+    weights = np.full((n_chains, n_draws, 2), 0.5)
+    if learned:
+        # A A^T with A = chol(FULL_COV) (1 + 0.05 noise): positive definite draws
+        factor = np.linalg.cholesky(FULL_COV) * np.exp(
+            0.05 * rng.standard_normal((n_chains, n_draws, 2, 1, 1))
+        )
+        cov = factor @ np.swapaxes(factor, -1, -2)
+        spec = MixtureSpec(n_components=2, covariance="full", obs_cov="learned")
+        idata = make_idata(means, weights, POINTS_2D, obs_cov=cov)
+    else:
+        spec = MixtureSpec(n_components=2, covariance="full", obs_cov=FULL_COV)
+        idata = make_idata(means, weights, POINTS_2D)
+    return MixtureFit(engine=engine, spec=spec, idata=idata, family="mcmc")
+
+
+def _mahalanobis_of_outline(patch, ax, center, cov):
+    """sqrt((x - center)^T cov^-1 (x - center)) at 64 points of an Ellipse patch's exact
+    outline in data units (from its center, width, height and angle; the drawn path is a
+    Bezier approximation of it, within ~2e-3). ``ax`` must draw the patch in data units."""
+    assert patch.get_transform() == patch.get_patch_transform() + ax.transData
+    t = np.linspace(0.0, 2.0 * np.pi, 64)
+    a = np.radians(patch.angle)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    axes = np.vstack([0.5 * patch.width * np.cos(t), 0.5 * patch.height * np.sin(t)])
+    xy = (rotation @ axes).T + np.asarray(patch.center) - center
+    return np.sqrt(np.einsum("nd,de,ne->n", xy, np.linalg.inv(cov), xy))
+
+
+@pytest.mark.parametrize("learned", [True, False])
+def test_plot_data_draws_the_full_covariance_as_1_and_2_sd_contours(learned):
+    fits = {"nuts": _full_fit("nuts", 2, 100, 1, learned)}
+    if learned:
+        fits["advi"] = _full_fit("advi", 1, 200, 2, learned)
+    comp = compare(fits, reference="nuts", name="two correlated blobs")
+    for fig in (comp.plot_data(), plots.plot_fit_data(fits["nuts"])):
+        (legend,) = _check(fig)
+        assert {"component density, 1 sd", "component density, 2 sd"} <= set(_texts(legend))
+        assert "2 obs_sd: the component density" not in _texts(legend)
+        for ax in [a for a in fig.axes if a.get_visible()]:
+            assert ax.get_aspect() == 1.0
+            assert ax.get_xlabel() == "feature 0 (data units)"
+            assert ax.get_ylabel() == "feature 1 (data units)"
+        ax = fig.axes[0]
+        nuts = fits["nuts"]
+        cov = nuts.posterior_mean("obs_cov") if learned else FULL_COV
+        means = nuts.posterior_mean("means")
+        contours = [p for p in ax.patches if not p.get_fill()]
+        assert len(contours) == 4  # 2 components x (1 sd, 2 sd)
+        for k in range(2):
+            # every outline vertex lies on the 1-sd or the 2-sd contour of N(mean_k, cov_k)
+            # (to 1e-6: the display round trip in float64)
+            radii = sorted(
+                float(np.median(_mahalanobis_of_outline(p, ax, means[k], cov[k])))
+                for p in contours
+                if np.allclose(p.center, means[k])
+            )
+            assert radii == pytest.approx([1.0, 2.0], abs=1e-6)
+            for p in contours:
+                if np.allclose(p.center, means[k]):
+                    r = _mahalanobis_of_outline(p, ax, means[k], cov[k])
+                    assert np.ptp(r) < 1e-6
+        # the axes hold every 2-sd contour
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        for k in range(2):
+            half = 2 * np.sqrt(np.diag(cov[k]))
+            assert x0 < means[k, 0] - half[0] and means[k, 0] + half[0] < x1
+            assert y0 < means[k, 1] - half[1] and means[k, 1] + half[1] < y1
+
+
+def test_plot_data_of_a_full_covariance_in_data_units_scales_the_covariance():
+    nuts = _full_fit("nuts", 2, 100, 1)
+    center, scale = np.array([3.0, 70.0]), np.array([1.1, 13.0])
+    fig = plots.plot_fit_data(
+        nuts, feature_names=("duration", "waiting"), units="min", data_transform=(center, scale)
+    )
+    _check(fig)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "duration (min)" and ax.get_ylabel() == "waiting (min)"
+    # in data units the covariance is diag(scale) cov diag(scale)
+    cov = nuts.posterior_mean("obs_cov")[0] * np.outer(scale, scale)
+    mean = center + scale * nuts.posterior_mean("means")[0]
+    outlines = [p for p in ax.patches if not p.get_fill() and np.allclose(p.center, mean)]
+    radii = sorted(float(np.median(_mahalanobis_of_outline(p, ax, mean, cov))) for p in outlines)
+    assert radii == pytest.approx([1.0, 2.0], abs=1e-6)
+
+
+@pytest.mark.parametrize("learned", [True, False])
+def test_plot_responsibilities_of_a_full_covariance_fit(learned):
+    from scipy.stats import multivariate_normal
+
+    nuts = _full_fit("nuts", 2, 30, 3, learned)
+    fig = plots.plot_responsibilities(nuts)
+    _check(fig, title_part="Responsibilities")
+    assert fig.axes[0].get_aspect() == 1.0
+    # oracle: scipy's multivariate normal per draw, normalized, averaged over the draws
+    means = nuts.draws("means").reshape(-1, 2, 2)
+    weights = nuts.draws("weights").reshape(-1, 2)
+    covs = (
+        nuts.draws("obs_cov").reshape(-1, 2, 2, 2)
+        if learned
+        else np.broadcast_to(FULL_COV, (len(means), 2, 2, 2))
+    )
+    resp = np.zeros((POINTS_2D.shape[0], 2))
+    for s in range(len(means)):
+        dens = np.column_stack(
+            [
+                weights[s, k] * multivariate_normal(means[s, k], covs[s, k]).pdf(POINTS_2D)
+                for k in range(2)
+            ]
+        )
+        resp += dens / dens.sum(1, keepdims=True)
+    resp /= len(means)
+    colours = np.array([[0.894, 0.102, 0.110], [0.216, 0.494, 0.722]])  # Set1's first two
+    expected = np.clip(resp @ colours, 0.0, 1.0)
+    # facecolors are stored as float RGBA; Set1's RGB values are given to 3 decimals here
+    np.testing.assert_allclose(
+        fig.axes[0].collections[0].get_facecolors()[:, :3], expected, atol=2e-3
+    )

@@ -5,12 +5,18 @@ each model parameter per engine (mean, sd, MCSE, R-hat, ESS, shift and sd ratio 
 reference, Wasserstein-1 distance); :func:`engine_row` aggregates one engine's rows (the
 geometric-mean sd ratio over the free parameters, the largest shift, label switching).
 The columns are documented on :class:`ppl_mixtures.analysis.comparison.Comparison`.
+
+The rows are the model parameters (``results.PARAMETERS``: means, weights, obs_sd) and, for
+a learned full or tied covariance, its correlations ``obs_corr[k,i,j]`` for i < j
+(:data:`TABLE_PARAMETERS`, :func:`table_parameters`): a covariance is tabled as its sds
+(obs_sd, the square roots of the variances) and correlations, never as raw Cholesky
+entries, and the diagonal ones of a correlation matrix are left out.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,19 +28,27 @@ from ppl_mixtures.analysis.verdicts import (
     MEAN_SHIFT_TOL,
     variational_family,
 )
-from ppl_mixtures.results import MixtureFit
+from ppl_mixtures.results import PARAMETERS, MixtureFit
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "TABLE_PARAMETERS",
     "align",
+    "correlation_label",
     "engine_row",
     "parameter_labels",
     "parameter_rows",
     "split_parameter",
+    "table_entries",
+    "table_parameters",
     "wide",
 ]
+
+#: The parameter groups of the comparison tables, in table order: the model parameters,
+#: then the correlations of a learned full (or tied) covariance.
+TABLE_PARAMETERS = (*PARAMETERS, "obs_corr")
 
 
 def parameter_labels(name: str, shape: tuple[int, ...]) -> list[str]:
@@ -43,10 +57,60 @@ def parameter_labels(name: str, shape: tuple[int, ...]) -> list[str]:
 
 
 def split_parameter(label: str) -> tuple[str, int | None]:
-    """("means", 1) from "means[0,1]"; ("weights", None) from "weights[2]"."""
+    """("means", 1) from "means[0,1]"; ("weights", None) from "weights[2]".
+
+    A correlation "obs_corr[0,0,1]" has no single feature: ("obs_corr", None) (it is
+    unit-free, so unit conversions leave it unchanged).
+    """
     name, idx = label.rstrip("]").split("[")
     parts = idx.split(",")
-    return name, (int(parts[1]) if len(parts) > 1 else None)
+    return name, (int(parts[1]) if len(parts) == 2 else None)
+
+
+def correlation_label(label: str, feature_names: Sequence[str] | None = None) -> str:
+    """A readable label of a correlation row: "obs_corr[0,0,1]" -> "corr[0: duration,
+    waiting]" with feature names, "corr[0: feature 0, feature 1]" without (unit-free).
+
+    Examples
+    --------
+    >>> correlation_label("obs_corr[1,0,2]", ("a", "b", "c"))
+    'corr[1: a, c]'
+    """
+    name, idx = label.rstrip("]").split("[")
+    if name != "obs_corr" or idx.count(",") != 2:
+        raise ValueError(
+            f"label: expected a correlation label like 'obs_corr[0,0,1]', got {label!r}."
+        )
+    k, i, j = (int(p) for p in idx.split(","))
+    if feature_names is None:
+        first, second = f"feature {i}", f"feature {j}"
+    else:
+        first, second = feature_names[i], feature_names[j]
+    return f"corr[{k}: {first}, {second}]"
+
+
+def table_parameters(fit: MixtureFit) -> tuple[str, ...]:
+    """The fit's parameter groups in the tables: ``fit.parameter_names()``, plus
+    ``obs_corr`` when the posterior has learned correlations (two or more features)."""
+    post = fit.idata["posterior"]
+    extra = ("obs_corr",) if "obs_corr" in post.data_vars and fit.n_features > 1 else ()
+    return tuple(p for p in TABLE_PARAMETERS if p in (*fit.parameter_names(), *extra))
+
+
+def table_entries(name: str, shape: tuple[int, ...]) -> tuple[list[str], np.ndarray]:
+    """Labels and flat indices of the tabled entries of a parameter of ``shape`` (no
+    chain/draw): every entry, except for ``obs_corr`` (K, D, D) only i < j.
+
+    Examples
+    --------
+    >>> table_entries("obs_corr", (1, 3, 3))
+    (['obs_corr[0,0,1]', 'obs_corr[0,0,2]', 'obs_corr[0,1,2]'], array([1, 2, 5]))
+    """
+    labels = parameter_labels(name, shape)
+    keep = [
+        j for j, idx in enumerate(np.ndindex(*shape)) if name != "obs_corr" or idx[-2] < idx[-1]
+    ]
+    return [labels[j] for j in keep], np.asarray(keep, dtype=np.intp)
 
 
 def wide(parameters: pd.DataFrame, column: str, names: list[str]) -> pd.DataFrame:
@@ -60,6 +124,14 @@ def _flat_draws(fit: MixtureFit, name: str) -> np.ndarray:
     """Draws of one parameter flattened to (n_chains * n_draws, n_entries)."""
     draws = fit.draws(name)
     return draws.reshape(draws.shape[0] * draws.shape[1], -1)
+
+
+def _take(values: np.ndarray, entries: np.ndarray) -> np.ndarray:
+    """The tabled entries (last axis) of ``values``; the array itself when all are tabled
+    (a copy would change the summation order, and the last digits, of today's tables)."""
+    if entries.size == values.shape[-1]:
+        return values
+    return values[..., entries]
 
 
 def _sd(flat: np.ndarray) -> np.ndarray:
@@ -135,22 +207,26 @@ def parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict[
 
     ref = fits[reference]
     rows = []
-    for pname in ref.parameter_names():
-        ref_flat = _flat_draws(ref, pname)
+    for pname in table_parameters(ref):
         shape = ref.draws(pname).shape[2:]
-        labels = parameter_labels(pname, shape)
+        labels, entries = table_entries(pname, shape)
+        ref_flat = _take(_flat_draws(ref, pname), entries)
         ref_mean, ref_sd = ref_flat.mean(0), _sd(ref_flat)
-        ref_diagnostics = _diagnostics(ref, pname)
+        ref_diagnostics = tuple(_take(x, entries) for x in _diagnostics(ref, pname))
         ref_mcse = ref_diagnostics[2]
         # with K components only K-1 weights are free: the last one is left out of the
         # aggregates (for K = 2 it would count the same shift and ratio twice)
         last_weight = pname == "weights" and shape[0] > 1
         for name, fit in fits.items():
-            if pname not in fit.parameter_names():
+            if pname not in table_parameters(fit):
                 continue
-            flat = _flat_draws(fit, pname)
+            flat = _take(_flat_draws(fit, pname), entries)
             # the reference's R-hat/ESS/MCSE are already known (ArviZ is not cheap)
-            rhat, ess, mcse = ref_diagnostics if name == reference else _diagnostics(fit, pname)
+            rhat, ess, mcse = (
+                ref_diagnostics
+                if name == reference
+                else tuple(_take(x, entries) for x in _diagnostics(fit, pname))
+            )
             mean, sd = flat.mean(0), _sd(flat)
             for j, label in enumerate(labels):
                 has_spread = ref_sd[j] > 0

@@ -11,7 +11,7 @@ from draws: :mod:`ppl_mixtures.analysis.summaries` does that.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -99,8 +99,11 @@ _CONTAINS = MappingProxyType(
         "conjugate mean-field": frozenset({"conjugate mean-field"}),
     }
 )
-#: Parameter groups, each judged and named separately in a verdict.
-GROUPS = ("means", "weights", "obs_sd")
+#: Parameter groups, each judged and named separately in a verdict (obs_corr: the
+#: correlations of a learned full or tied covariance, judged like any other parameter).
+GROUPS = ("means", "weights", "obs_sd", "obs_corr")
+#: The groups the rules text names when it is not told which groups a comparison has.
+_RULES_GROUPS = ("means", "weights", "obs_sd")
 
 
 def thresholds() -> dict[str, float]:
@@ -119,15 +122,19 @@ def thresholds() -> dict[str, float]:
     }
 
 
-def verdict_rules() -> str:
-    """The verdict rules and every threshold, in words (a paragraph of markdown)."""
+def verdict_rules(groups: Sequence[str] = _RULES_GROUPS) -> str:
+    """The verdict rules and every threshold, in words (a paragraph of markdown).
+
+    ``groups``: the parameter groups of the comparison, named in the shifts rule (default
+    means, weights, obs_sd; pass e.g. ``GROUPS`` when correlations are compared too).
+    """
     return (
         "How to read the verdicts. Components are aligned to the reference before anything "
         'is compared. **Shifts**: a parameter is named ("obs_sd[0,0] 3.3 reference sd '
         f'below") when |mean - reference mean| exceeds both {MEAN_SHIFT_TOL:g} reference '
         f"posterior sd and {MCSE_Z:g} combined Monte Carlo standard errors "
-        "sqrt(mcse_ref^2 + mcse_engine^2); the largest shift of each group (means, "
-        "weights, obs_sd) is named. **Width**: the sd ratio is the geometric mean over the "
+        "sqrt(mcse_ref^2 + mcse_engine^2); the largest shift of each group ("
+        f"{', '.join(groups)}) is named. **Width**: the sd ratio is the geometric mean over the "
         "free parameters of engine sd / reference sd (with K components only K-1 weights "
         "are free, so the last weight is left out, and parameters the reference does not "
         f"vary are left out); outside [1/{SD_RATIO_TOL:g}, {SD_RATIO_TOL:g}] the verdict "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ppl_mixtures.analysis.summaries import wide
+from ppl_mixtures.analysis.summaries import correlation_label, split_parameter, wide
 from ppl_mixtures.analysis.verdicts import KHAT_TOL, MEAN_SHIFT_TOL
 
 if TYPE_CHECKING:
@@ -100,6 +100,14 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 # --------------------------------------------------------------------------- one comparison
+def _label(comparison: Comparison, parameter: str, with_unit: bool = True) -> str:
+    """A parameter's table label: the comparison's (feature names and units), and for a
+    correlation ``obs_corr[k,i,j]`` "corr[k: name_i, name_j]" (unit-free)."""
+    if split_parameter(parameter)[0] == "obs_corr":
+        return correlation_label(parameter, comparison.feature_names)
+    return comparison.parameter_label(parameter, with_unit=with_unit)
+
+
 def _engine_table(comparison: Comparison) -> str:
     eng = comparison.engines
     has_khat = bool((eng["family"] == "vi").any())
@@ -165,7 +173,7 @@ def parameter_table(comparison: Comparison, digits: int = 3) -> str:
         out.append(note + "\n")
     rows = [
         [
-            comparison.parameter_label(p),
+            _label(comparison, p),
             *(fmt_mean_sd(means.loc[p, n], sds.loc[p, n], digits) for n in names),
         ]
         for p in means.index
@@ -181,7 +189,10 @@ def _spread_tables(comparison: Comparison, digits: int) -> list[str]:
         return []
     ratio = comparison.wide_table("sd_ratio")
     w1 = wide(comparison.parameters_in_data_units(), "wasserstein", list(comparison.fits))
-    label = comparison.parameter_label
+
+    def label(p: str, with_unit: bool = True) -> str:
+        return _label(comparison, p, with_unit)
+
     return [
         f"\nsd ratio engine / {comparison.reference} (1 = same width; mean-field VI "
         "is usually < 1):\n",

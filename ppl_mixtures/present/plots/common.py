@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ppl_mixtures.analysis.features import check_feature_names, check_transform, check_units
+from ppl_mixtures.analysis.summaries import table_entries, table_parameters
 from ppl_mixtures.results import MixtureFit
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FeatureAxes",
     "component_colors",
+    "component_cov",
     "component_sd",
     "dataset_title",
     "engine_colors",
@@ -72,10 +74,24 @@ def thin(points: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
 
 
 def component_sd(fit: MixtureFit) -> np.ndarray:
-    """Posterior-mean obs_sd of each component, shape (n_components, n_features)."""
+    """Posterior-mean obs_sd of each component, shape (n_components, n_features) (for a
+    known full covariance: the square roots of its diagonal)."""
     if "obs_sd" in fit.parameter_names():
         return fit.posterior_mean("obs_sd")
+    if fit.spec.covariance == "full":
+        return np.sqrt(np.diagonal(fit.spec.known_obs_cov(fit.n_features), axis1=1, axis2=2))
     return fit.spec.known_obs_sd(fit.n_features)
+
+
+def component_cov(fit: MixtureFit) -> np.ndarray | None:
+    """The full covariance of each component's density, shape (n_components, D, D): the
+    posterior mean of ``obs_cov`` when the fit learned one (full or tied), the known
+    ``obs_cov`` of a full spec; None for diagonal and spherical fits (``component_sd``)."""
+    if "obs_cov" in fit.idata["posterior"].data_vars:
+        return fit.posterior_mean("obs_cov")
+    if fit.spec.covariance == "full" and not fit.spec.learned_covariance:
+        return fit.spec.known_obs_cov(fit.n_features)
+    return None
 
 
 def dataset_title(comparison: Comparison, what: str) -> str:
@@ -164,19 +180,23 @@ class FeatureAxes:
         return x
 
     def parameter_label(self, name: str, d: int | None) -> str:
+        if name == "obs_corr":
+            return "correlation (unitless)"
         if name == "weights" or d is None:
             return "weight (probability)"
         return self.label(d, "mean" if name == "means" else "sd")
 
 
 def labelled_chain_draws(fit: MixtureFit) -> dict[str, np.ndarray]:
-    """``{"means[0,1]": draws of shape (n_chains, n_draws)}`` for every parameter entry."""
+    """``{"means[0,1]": draws of shape (n_chains, n_draws)}`` for every entry of the
+    comparison tables (with a learned full covariance also ``obs_corr[k,i,j]``, i < j)."""
     out = {}
-    for name in fit.parameter_names():
+    for name in table_parameters(fit):
         draws = fit.draws(name)
         flat = draws.reshape(draws.shape[0], draws.shape[1], -1)
-        for j, idx in enumerate(np.ndindex(*draws.shape[2:])):
-            out[f"{name}[{','.join(str(i) for i in idx)}]"] = flat[:, :, j]
+        labels, entries = table_entries(name, draws.shape[2:])
+        for label, j in zip(labels, entries, strict=True):
+            out[label] = flat[:, :, j]
     return out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from ppl_mixtures.present.plots.common import (
     FeatureAxes,
+    component_cov,
     component_sd,
     dataset_title,
     engine_colors,
@@ -45,7 +46,10 @@ def plot_data(
     posterior (from the draws' covariance: how uncertain the engine is about where the
     component is; absent for point estimates), and a dashed 2-sd ellipse of the component
     density (``obs_sd``, posterior mean when learned: how wide the engine thinks the
-    cluster is; the same for every engine when ``obs_sd`` is known). The reference
+    cluster is; the same for every engine when ``obs_sd`` is known). With a full or tied
+    covariance the density is drawn from the covariance itself (the posterior mean of
+    ``obs_cov`` when learned, else the known ``obs_cov``) as its 1-sd (dotted) and 2-sd
+    (dashed) contours, tilted by the correlation. The reference
     engine's means are drawn as black "+" in the other panels. Axes have equal aspect
     (with ``data_transform``: equal in standardized units, one sd of each feature the same
     length, labelled in data units) and the same limits in every panel. Features 0 and 1
@@ -91,6 +95,8 @@ def plot_data(
             dataset_title(comparison, "Data and each engine's mixture"),
         )
     what = f"Data and each engine's components{_features_shown(points)}"
+    # one panel: the single-fit figure's size and 2 legend columns (3 do not fit its width)
+    one_panel = len(fits) == 1
     return _plot_data_2d(
         points,
         fits,
@@ -100,6 +106,8 @@ def plot_data(
         ncols=ncols,
         reference=comparison.reference,
         title=dataset_title(comparison, what),
+        figsize=(5.6, 6.2) if one_panel else None,
+        legend_ncols=2 if one_panel else 3,
     )
 
 
@@ -117,8 +125,9 @@ def plot_fit_data(
 
     2-D data (features 0 and 1 when there are more): the points (grey), each component's
     posterior-mean mean, the filled 2-sd ellipse of that mean's posterior (absent for a
-    point estimate) and the dashed 2-sd ellipse of the component density (``obs_sd``),
-    equal aspect. 1-D data: a histogram with the fitted density and, below it, each
+    point estimate) and the dashed 2-sd ellipse of the component density (``obs_sd``; with a
+    full or tied covariance its 1-sd and 2-sd contours from the posterior-mean or known
+    ``obs_cov``), equal aspect. 1-D data: a histogram with the fitted density and, below it, each
     component mean with its 2-sd posterior interval (thick) and +-2 obs_sd (thin).
 
     Parameters
@@ -221,7 +230,8 @@ def _plot_data_2d(
         ax.set_aspect(features.scale[0] / features.scale[1], adjustable="box")
     for ax in axes.ravel()[len(names) :]:
         ax.set_visible(False)
-    outside_legend(fig, _data_legend_2d(points.shape[0], reference), ncols=legend_ncols)
+    full = any(component_cov(fit) is not None for fit in fits.values())
+    outside_legend(fig, _data_legend_2d(points.shape[0], reference, full), ncols=legend_ncols)
     if not np.allclose(features.scale[:2], features.scale[0]):
         sep = " " if len(names) > 1 or figsize is None else "\n"  # one narrow panel: 2 lines
         title += f"\n(equal aspect in standardized units:{sep}one sd of each feature is one length)"
@@ -239,20 +249,31 @@ def _draw_data_panel(
 ) -> tuple[list, list]:
     """Draw one fit over the data ``shown`` (n, 2) (data units) on ``ax``.
 
-    Returns the lower and upper corners (arrays of shape (2,)) of each component's 2-obs_sd
+    Returns the lower and upper corners (arrays of shape (2,)) of each component's 2-sd
     box, so the caller can give every panel limits that hold all of them.
     """
     means = features.values(fit.posterior_mean("means"))[:, :2]
     sds = features.spreads(component_sd(fit))[:, :2]
     covs = _mean_cov(fit, features, (0, 1))
+    density_covs = _density_cov(fit, features)
     ax.scatter(
         shown[:, 0], shown[:, 1], s=5, c="0.6", alpha=min(1.0, 300 / len(shown)), linewidths=0
     )
     lows, highs = [], []
-    for mean, sd, cov in zip(means, sds, covs, strict=True):
-        ax.add_patch(
-            _cov_ellipse(mean, np.diag(sd**2), 2.0, fill=False, ls="--", lw=1.1, color=color)
-        )
+    for k, (mean, sd, cov) in enumerate(zip(means, sds, covs, strict=True)):
+        if density_covs is None:
+            ax.add_patch(
+                _cov_ellipse(mean, np.diag(sd**2), 2.0, fill=False, ls="--", lw=1.1, color=color)
+            )
+            box = 2 * sd
+        else:
+            for n_sd, style in ((1.0, ":"), (2.0, "--")):
+                ax.add_patch(
+                    _cov_ellipse(
+                        mean, density_covs[k], n_sd, fill=False, ls=style, lw=1.1, color=color
+                    )
+                )
+            box = 2 * np.sqrt(np.diagonal(density_covs[k]))  # the 2-sd contour's bounding box
         if np.any(cov > 0):
             ax.add_patch(
                 _cov_ellipse(
@@ -266,8 +287,8 @@ def _draw_data_panel(
                     edgecolor="black",
                 )
             )
-        lows.append(mean - 2 * sd)
-        highs.append(mean + 2 * sd)
+        lows.append(mean - box)
+        highs.append(mean + box)
     ax.scatter(
         means[:, 0],
         means[:, 1],
@@ -293,7 +314,7 @@ def _draw_data_panel(
     return lows, highs
 
 
-def _data_legend_2d(n_points: int, reference: str | None) -> list[Any]:
+def _data_legend_2d(n_points: int, reference: str | None, full: bool = False) -> list[Any]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -315,8 +336,16 @@ def _data_legend_2d(n_points: int, reference: str | None) -> list[Any]:
             edgecolor="black",
             label="2-sd ellipse of the mean's posterior",
         ),
-        Line2D([], [], ls="--", color="0.3", label="2 obs_sd: the component density"),
     ]
+    if full:
+        handles += [
+            Line2D([], [], ls=":", color="0.3", label="component density, 1 sd"),
+            Line2D([], [], ls="--", color="0.3", label="component density, 2 sd"),
+        ]
+    else:
+        handles.append(
+            Line2D([], [], ls="--", color="0.3", label="2 obs_sd: the component density")
+        )
     if reference is not None:
         handles.append(
             Line2D(
@@ -341,6 +370,16 @@ def _mean_cov(fit: MixtureFit, features: FeatureAxes, dims: tuple[int, int]) -> 
         return np.zeros((draws.shape[2], 2, 2))
     centered = flat - flat.mean(axis=0)
     return np.einsum("skd,ske->kde", centered, centered) / (flat.shape[0] - 1)
+
+
+def _density_cov(fit: MixtureFit, features: FeatureAxes) -> np.ndarray | None:
+    """Each component's density covariance over features 0 and 1 in data units, (K, 2, 2)
+    (scale_i scale_j Sigma_ij), or None for a diagonal or spherical fit."""
+    cov = component_cov(fit)
+    if cov is None:
+        return None
+    scale = features.scale
+    return (cov * scale[:, None] * scale[None, :])[:, :2, :2]
 
 
 def _cov_ellipse(center: np.ndarray, cov: np.ndarray, n_sd: float, **kwargs: Any) -> Any:

@@ -23,9 +23,57 @@ if TYPE_CHECKING:
 __all__ = ["plot_responsibilities"]
 
 
+#: Draws per vectorized block of :func:`_responsibilities_any_covariance`.
+_DRAW_CHUNK = 64
+
+
 def _responsibilities(fit: MixtureFit, points: np.ndarray) -> np.ndarray:
     """p(z_i = k | x_i) averaged over the fit's draws, shape (n_points, n_components)."""
-    return np.asarray(responsibilities(fit, points))
+    if fit.spec.covariance == "diag":
+        return np.asarray(responsibilities(fit, points))
+    return _responsibilities_any_covariance(fit, points)
+
+
+def _density_cov_draws(fit: MixtureFit) -> np.ndarray:
+    """Each draw's component covariances, (n_draws_total, K, D, D), or (1, K, D, D) when
+    they are known: learned ``obs_cov`` (full, tied), the known ``obs_cov``, or
+    diag(obs_sd^2) (spherical)."""
+    n_components, n_features = fit.n_components, fit.n_features
+    post = fit.idata["posterior"]
+    if "obs_cov" in post.data_vars:
+        return fit.draws("obs_cov").reshape(-1, n_components, n_features, n_features)
+    if fit.spec.covariance == "full" and not fit.spec.learned_covariance:
+        return fit.spec.known_obs_cov(n_features)[None]
+    sd = fit.draws("obs_sd").reshape(-1, n_components, n_features)
+    return sd[..., :, None] * np.eye(n_features) * sd[..., None, :]
+
+
+def _responsibilities_any_covariance(fit: MixtureFit, points: np.ndarray) -> np.ndarray:
+    """p(z_i = k | x_i, theta_s) averaged over the draws theta_s, for full, tied and
+    spherical covariances (``analysis.diagnostics.responsibilities`` serves diag fits).
+
+    Per draw, log w_k + log N(x_i | mu_k, Sigma_k) with Sigma_k = L L^T: the Mahalanobis
+    term from the triangular solve L^-1 (x - mu), the log-determinant from diag(L);
+    normalized over k in log space. Shape (n_points, n_components).
+    """
+    from scipy.special import logsumexp
+
+    n_components, n_features = fit.n_components, fit.n_features
+    weights = fit.draws("weights").reshape(-1, n_components)
+    means = fit.draws("means").reshape(-1, n_components, n_features)
+    chol = np.linalg.cholesky(_density_cov_draws(fit))  # (S or 1, K, D, D)
+    log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (S or 1, K)
+    total = np.zeros((points.shape[0], n_components))
+    for start in range(0, weights.shape[0], _DRAW_CHUNK):
+        block = slice(start, start + _DRAW_CHUNK)
+        chol_b = chol if chol.shape[0] == 1 else chol[block]
+        log_det_b = log_det if log_det.shape[0] == 1 else log_det[block]
+        diff = points[None, :, None, :] - means[block][:, None]  # (s, N, K, D)
+        white = np.linalg.solve(chol_b[:, None], diff[..., None])[..., 0]
+        log_norm = -0.5 * (n_features * np.log(2 * np.pi) + (white**2).sum(-1))
+        log_rho = np.log(weights[block])[:, None, :] + log_norm - log_det_b[:, None, :]
+        total += np.exp(log_rho - logsumexp(log_rho, axis=-1, keepdims=True)).sum(0)
+    return total / weights.shape[0]
 
 
 def plot_responsibilities(
