@@ -644,18 +644,28 @@ def test_bad_input_is_refused_with_a_message_that_teaches(request, fixture, call
 FULL_COV = np.array([[[1.0, 0.7], [0.7, 0.9]], [[0.6, -0.3], [-0.3, 0.8]]])
 
 
-def _full_fit(engine, n_chains, n_draws, seed, learned=True):
-    """A constructed fit with a learned (draws of obs_cov around FULL_COV) or known FULL_COV."""
+def _full_fit(engine, n_chains, n_draws, seed, learned=True, kind="full"):
+    """A constructed fit: covariance "full" with draws of obs_cov around FULL_COV (learned)
+    or FULL_COV known; "tied": draws of FULL_COV[0] shared by both components;
+    "spherical": obs_sd draws equal across features."""
     rng = np.random.default_rng(seed)
     means = np.array([[-2.0, -2.0], [2.0, 2.0]]) + 0.1 * rng.standard_normal(
         (n_chains, n_draws, 2, 2)
     )
     weights = np.full((n_chains, n_draws, 2), 0.5)
-    if learned:
-        # A A^T with A = chol(FULL_COV) (1 + 0.05 noise): positive definite draws
-        factor = np.linalg.cholesky(FULL_COV) * np.exp(
-            0.05 * rng.standard_normal((n_chains, n_draws, 2, 1, 1))
-        )
+    jitter = np.exp(0.05 * rng.standard_normal((n_chains, n_draws, 2, 1, 1)))
+    if kind == "spherical":
+        sd = np.broadcast_to(0.8 * jitter[..., 0], means.shape).copy()
+        spec = MixtureSpec(n_components=2, covariance="spherical")
+        idata = make_idata(means, weights, POINTS_2D, obs_sd=sd)
+    elif kind == "tied":
+        # A A^T with A = chol(FULL_COV[0]) times a positive number: positive definite
+        factor = np.linalg.cholesky(FULL_COV[0]) * jitter[:, :, :1]
+        cov = np.repeat(factor @ np.swapaxes(factor, -1, -2), 2, axis=2)
+        spec = MixtureSpec(n_components=2, covariance="tied")
+        idata = make_idata(means, weights, POINTS_2D, obs_cov=cov)
+    elif learned:
+        factor = np.linalg.cholesky(FULL_COV) * jitter
         cov = factor @ np.swapaxes(factor, -1, -2)
         spec = MixtureSpec(n_components=2, covariance="full", obs_cov="learned")
         idata = make_idata(means, weights, POINTS_2D, obs_cov=cov)
@@ -736,22 +746,25 @@ def test_plot_data_of_a_full_covariance_in_data_units_scales_the_covariance():
     assert radii == pytest.approx([1.0, 2.0], abs=1e-6)
 
 
-@pytest.mark.parametrize("learned", [True, False])
-def test_plot_responsibilities_of_a_full_covariance_fit(learned):
+@pytest.mark.parametrize(
+    "learned, kind", [(True, "full"), (False, "full"), (True, "tied"), (True, "spherical")]
+)
+def test_plot_responsibilities_of_full_tied_and_spherical_fits(learned, kind):
     from scipy.stats import multivariate_normal
 
-    nuts = _full_fit("nuts", 2, 30, 3, learned)
+    nuts = _full_fit("nuts", 2, 30, 3, learned, kind)
     fig = plots.plot_responsibilities(nuts)
     _check(fig, title_part="Responsibilities")
     assert fig.axes[0].get_aspect() == 1.0
     # oracle: scipy's multivariate normal per draw, normalized, averaged over the draws
     means = nuts.draws("means").reshape(-1, 2, 2)
     weights = nuts.draws("weights").reshape(-1, 2)
-    covs = (
-        nuts.draws("obs_cov").reshape(-1, 2, 2, 2)
-        if learned
-        else np.broadcast_to(FULL_COV, (len(means), 2, 2, 2))
-    )
+    if kind == "spherical":
+        covs = nuts.draws("obs_sd").reshape(-1, 2, 2)[..., None] ** 2 * np.eye(2)
+    elif learned:
+        covs = nuts.draws("obs_cov").reshape(-1, 2, 2, 2)
+    else:
+        covs = np.broadcast_to(FULL_COV, (len(means), 2, 2, 2))
     resp = np.zeros((POINTS_2D.shape[0], 2))
     for s in range(len(means)):
         dens = np.column_stack(
@@ -764,7 +777,33 @@ def test_plot_responsibilities_of_a_full_covariance_fit(learned):
     resp /= len(means)
     colours = np.array([[0.894, 0.102, 0.110], [0.216, 0.494, 0.722]])  # Set1's first two
     expected = np.clip(resp @ colours, 0.0, 1.0)
-    # facecolors are stored as float RGBA; Set1's RGB values are given to 3 decimals here
+    # Set1's RGB values are written to 3 decimals here: colours agree within 1e-3 per
+    # channel, so the mixes (convex combinations) within 2e-3
     np.testing.assert_allclose(
         fig.axes[0].collections[0].get_facecolors()[:, :3], expected, atol=2e-3
     )
+
+
+def test_plot_data_of_tied_and_spherical_fits():
+    tied = _full_fit("nuts", 2, 50, 4, kind="tied")
+    fig = plots.plot_fit_data(tied)
+    (legend,) = _check(fig)
+    assert "component density, 2 sd" in _texts(legend)
+    cov = tied.posterior_mean("obs_cov")
+    np.testing.assert_allclose(cov[0], cov[1])  # one shared covariance
+    ax, means = fig.axes[0], tied.posterior_mean("means")
+    for k in range(2):
+        outlines = [p for p in ax.patches if not p.get_fill() and np.allclose(p.center, means[k])]
+        radii = sorted(
+            float(np.median(_mahalanobis_of_outline(p, ax, means[k], cov[k]))) for p in outlines
+        )
+        assert radii == pytest.approx([1.0, 2.0], abs=1e-9)
+    spherical = _full_fit("nuts", 2, 50, 5, kind="spherical")
+    fig = plots.plot_fit_data(spherical)
+    (legend,) = _check(fig)
+    assert "2 obs_sd: the component density" in _texts(legend)  # as a diagonal fit
+    sd = spherical.posterior_mean("obs_sd")
+    density = [p for p in fig.axes[0].patches if not p.get_fill()]
+    assert len(density) == 2
+    for p, s in zip(density, sd, strict=True):
+        assert p.width == pytest.approx(4 * s[0]) and p.height == pytest.approx(4 * s[1])

@@ -8,14 +8,20 @@ Engines keep one colour across all figures.
 
 - :func:`plot_data`: one panel per engine (equal aspect): the data, each component's
   posterior-mean mean, the 2-sd ellipse of that mean's posterior (its uncertainty) and the
-  2-sd ellipse of the component density (``obs_sd``); for 1-D data a histogram with each
-  engine's fitted density and, below it, intervals per engine;
+  2-sd ellipse of the component density (``obs_sd``; for a full or tied covariance its 1-
+  and 2-sd contours from the posterior-mean or known ``obs_cov``); for 1-D data a histogram
+  with each engine's fitted density and, below it, intervals per engine;
 - :func:`plot_elbo`: ELBO traces of the variational engines, in nats, with log p(x) (an
   estimate with its se unless exact) and each engine's exact final ELBO;
 - :func:`plot_marginals`: each parameter's posterior marginal, one outline per engine;
 - :func:`plot_forest`: 50 % and 89 % intervals, one panel per parameter group and feature;
 - :func:`plot_trace`: per-chain densities and traces of one fit, with a chain colour key;
-- :func:`plot_responsibilities`: points coloured by their component responsibilities.
+- :func:`plot_responsibilities`: points coloured by their component responsibilities
+  (any covariance type).
+
+The correlations of a learned full or tied covariance (``obs_corr[k,i,j]``, i < j) are
+parameters like the others in :func:`plot_marginals` and :func:`plot_trace` (x axis
+"correlation (unitless)"); :func:`plot_forest` shows means, weights and obs_sd only.
 
 One fit needs no comparison: :func:`plot_fit_data`, :func:`plot_fit_marginals`,
 :func:`plot_trace` and :func:`plot_responsibilities` take a ``MixtureFit`` (also as the
