@@ -290,3 +290,13 @@ def test_bad_precision_in_a_hand_built_state_is_refused():
     state = em.full_state(np.array([0.5, 0.5]), points[:2], -np.eye(2)[None].repeat(2, 0))
     with pytest.raises(ValueError, match="precisions: expected symmetric positive definite"):
         em.step(points, spec, state)
+
+
+def test_a_state_of_the_wrong_covariance_type_is_refused():
+    points = _old_faithful()
+    diag_state = em.EmState(np.array([0.5, 0.5]), points[:2], np.ones((2, 2)), -np.inf, 0)
+    with pytest.raises(ValueError, match="state: expected an EmState with covariance matrices"):
+        em.step(points, _spec("full", 2), diag_state)
+    full_state = em.full_state(np.array([0.5, 0.5]), points[:2], np.eye(2)[None].repeat(2, 0))
+    with pytest.raises(ValueError, match="state: expected an EmState without covariance"):
+        em.step(points, _spec("spherical", 2), full_state)

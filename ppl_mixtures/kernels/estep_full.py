@@ -101,8 +101,8 @@ def cholesky_lower(precisions: np.ndarray) -> np.ndarray:
 def _pass_chunks(rows, cols, first, last, chunk, log2_const, centers, chol_t, out, scalars):
     """Chunks ``first .. last - 1``; chunk c's partial sums go to ``out[c]`` and ``scalars[c]``.
 
-    ``chol_t[k]`` = sqrt(log2 e) L_k^T (upper triangular), so l_ik = log2 rho_ik =
-    log2_const_k - 1/2 |chol_t[k] d|^2. ``out[c, k]`` holds, flattened: N_k, then
+    ``chol_t[k]`` = sqrt(log2(e) / 2) L_k^T (upper triangular), so l_ik = log2 rho_ik =
+    log2_const_k - |chol_t[k] d|^2. ``out[c, k]`` holds, flattened: N_k, then
     sum r d (D values), then sum r d d^T (upper triangle, row by row), d = x - c_k.
     scalars[c] = (sum r (l - max l), sum max l, sum log total) (base 2 except the last).
     """
@@ -126,35 +126,37 @@ def _pass_chunks(rows, cols, first, last, chunk, log2_const, centers, chol_t, ou
         sum_log_total = 0.0
         for b in range(start, stop, _BLOCK):
             size = min(_BLOCK, stop - b)
-            if use_cols:
-                for d in range(n_features):
-                    for j in range(size):
-                        xt[d, j] = cols[d, b + j]
-            else:
+            if not use_cols:  # C-ordered input: transpose the block into scratch
                 for j in range(size):
                     for d in range(n_features):
                         xt[d, j] = rows[b + j, d]
             for k in range(n_components):
                 lk = log_r[k]
                 for d in range(n_features):
+                    xd = cols[d, b : b + size] if use_cols else xt[d, :size]
                     ck = centers[k, d]
                     for j in range(size):
-                        dev[d, j] = xt[d, j] - ck
+                        dev[d, j] = xd[j] - ck
+                const = log2_const[k]
                 for j in range(size):
-                    lk[j] = 0.0
-                for i in range(n_features):  # y_i = sum_{m >= i} U_im d_m, U = chol_t[k]
+                    lk[j] = const
+                last = n_features - 1
+                for i in range(last):  # y_i = sum_{m >= i} U_im d_m, U = chol_t[k]
                     u = chol_t[k, i, i]
                     for j in range(size):
                         y[j] = u * dev[i, j]
-                    for m in range(i + 1, n_features):
+                    for m in range(i + 1, last):
                         u = chol_t[k, i, m]
                         for j in range(size):
                             y[j] += u * dev[m, j]
+                    u = chol_t[k, i, last]  # the last term, fused with l -= y_i^2
                     for j in range(size):
-                        lk[j] += y[j] * y[j]
-                const = log2_const[k]
+                        t = y[j] + u * dev[last, j]
+                        lk[j] -= t * t
+                u = chol_t[k, last, last]
                 for j in range(size):
-                    lk[j] = const - 0.5 * lk[j]
+                    t = u * dev[last, j]
+                    lk[j] -= t * t
             for j in range(size):
                 best[j] = log_r[0, j]
                 total[j] = 0.0
@@ -199,10 +201,11 @@ def _pass_chunks(rows, cols, first, last, chunk, log2_const, centers, chol_t, ou
                 sum_r_l += r_l
                 pos = 1 + n_features
                 for d in range(n_features):
+                    xd = cols[d, b : b + size] if use_cols else xt[d, :size]
                     ck = centers[k, d]
                     s1 = 0.0
                     for j in range(size):
-                        dd = xt[d, j] - ck
+                        dd = xd[j] - ck
                         dev[d, j] = dd
                         w = rk[j] * dd
                         wdev[d, j] = w
@@ -295,7 +298,7 @@ def _run(points, log_const, centers, chol, parallel):
     width = 1 + n_features + n_features * (n_features + 1) // 2
     out = np.zeros((n_chunks, n_components, width))
     scalars = np.zeros((n_chunks, 3))
-    chol_t = np.ascontiguousarray(np.sqrt(LOG2E) * np.transpose(chol, (0, 2, 1)))
+    chol_t = np.ascontiguousarray(np.sqrt(0.5 * LOG2E) * np.transpose(chol, (0, 2, 1)))
     args = (_CHUNK, LOG2E * np.asarray(log_const, dtype=np.float64), centers, chol_t, out, scalars)
     if parallel:
         _pass_parallel(numba.get_num_threads(), rows, cols, *args)

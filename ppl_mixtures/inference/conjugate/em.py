@@ -19,11 +19,12 @@ follows the spec, so EM answers the spec's question:
 EM is the point-mass case of CAVI's core: the E-step is the same pass (``stats.one_pass``,
 or ``stats_full.full_pass`` for full and tied covariances, with the parameters themselves
 where CAVI has expectations), and the M-step reads the same statistics N_k, x̄_k, S_k
-(``pointmass.py``:
-:class:`EmState`, ``m_step`` and MAP's ``log_prior``; Bishop 2006, §9.2.2, eqs. 9.23-9.27
-with diagonal covariances; Dempster, Laird & Rubin 1977). This module holds the loop
-(``init`` / ``step``) and ``fit``. The objective
-(log-likelihood, or log-likelihood plus log prior for MAP) never decreases::
+(``pointmass.py``: :class:`EmState`, ``m_step`` and MAP's ``log_prior``; Bishop 2006,
+§9.2.2, eqs. 9.23-9.27; Dempster, Laird & Rubin 1977). This module holds the loop
+(``init`` / ``step``) and ``fit``, about 440 lines: the four covariance types share them,
+and the few lines that tell the types apart (start, pass, posterior) sit beside the loop
+they serve. The objective (log-likelihood, or log-likelihood plus log prior for MAP)
+never decreases::
 
     state = em.init(points, spec, random_seed=0)
     log_liks = []
@@ -220,6 +221,22 @@ def _state(update: tuple[np.ndarray, ...], objective: float, n_iter: int) -> EmS
     return EmState(weights, means, covariance, objective, n_iter)
 
 
+def _check_state(state: EmState, spec: MixtureSpec) -> None:
+    """A full/tied spec needs ``state.covariances``; diag and spherical ones must not have it."""
+    wants_matrices = spec.covariance in ("full", "tied")
+    if wants_matrices == (state.covariances is not None):
+        return
+    if wants_matrices:
+        expected, got, build = "with", "without", "em.full_state(weights, means, covariances)"
+    else:
+        expected, got, build = "without", "with", "em.EmState(weights, means, variances, -inf, 0)"
+    raise ValueError(
+        f"state: expected an EmState {expected} covariance matrices for "
+        f"covariance={spec.covariance!r}, got one {got}. Start from em.init(points, spec) or "
+        f"build it with {build}."
+    )
+
+
 def _e_step(
     points: np.ndarray, state: EmState, spec: MixtureSpec, prior: str, backend: str
 ) -> tuple[SufficientStats | FullStats, float, float]:
@@ -265,6 +282,7 @@ def step(
         ``info.log_lik`` is the log-likelihood of the *input* state (the E-step computes
         it for free), as scikit-learn's ``lower_bound_``.
     """
+    _check_state(state, spec)
     stats, log_lik, objective = _e_step(points, state, spec, prior, backend)
     new_state = _state(m_step(stats, state, spec, prior, reg_covar), objective, state.n_iter + 1)
     return new_state, EmInfo(log_lik, objective, objective - state.objective, stats.counts)
