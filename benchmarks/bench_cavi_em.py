@@ -395,12 +395,17 @@ def run_full(quick: bool = False) -> str:
     ratio = per_round["gm_full"][:, 0] / per_round[f"em_full_{top}"][:, 0]
     status = "met" if np.median(ratio) >= GOAL_EM_FULL_VS_GM else "**not met**"
     same = "met" if log_lik_rel <= GOAL_LOG_LIK_REL else "**not met**"
+    # CPU seconds (all threads summed) do not count time spent waiting for a shared core
+    cpu_ratio = per_round["gm_full"][:, 1] / per_round[f"em_full_{top}"][:, 1]
     lines += [
         "",
         "| goal | measured | status |",
         "|---|---|---|",
         f"| EM full >= {GOAL_EM_FULL_VS_GM:.0f}x sklearn GM(full) (median of the rounds) | "
         f"{np.median(ratio):.0f}x (rounds {ratio.min():.0f}-{ratio.max():.0f}x) | {status} |",
+        f"| the same in CPU time (all threads summed; waiting for a core excluded) | "
+        f"{np.median(cpu_ratio):.0f}x (rounds {cpu_ratio.min():.0f}-{cpu_ratio.max():.0f}x) | "
+        f"{'met' if np.median(cpu_ratio) >= GOAL_EM_FULL_VS_GM else '**not met**'} |",
         f"| same final log-likelihood as GM(full) after {n_em} iterations from the same start "
         f"(relative difference <= {GOAL_LOG_LIK_REL:g}) | {log_lik_rel:.1e} | {same} |",
         "",
