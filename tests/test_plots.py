@@ -807,3 +807,18 @@ def test_plot_data_of_tied_and_spherical_fits():
     assert len(density) == 2
     for p, s in zip(density, sd, strict=True):
         assert p.width == pytest.approx(4 * s[0]) and p.height == pytest.approx(4 * s[1])
+
+
+def test_plot_forest_has_a_panel_per_correlation():
+    fits = {"nuts": _full_fit("nuts", 2, 100, 1), "advi": _full_fit("advi", 1, 200, 2)}
+    comp = compare(fits, reference="nuts")
+    fig = comp.plot_forest(feature_names=("duration", "waiting"))
+    _check(fig, title_part="Forest plot")
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in panels]
+    assert titles[-1] == "correlation: duration, waiting"
+    assert panels[-1].get_xlabel() == "correlation (unitless)"
+    # the nuts mean dot of component k sits at the mean of its correlation draws
+    corr = comp.fits["nuts"].draws("obs_corr").reshape(-1, 2, 2, 2)[:, :, 0, 1].mean(0)
+    dots = [line for line in panels[-1].get_lines() if line.get_marker() == "o"]
+    np.testing.assert_allclose(dots[0].get_xdata(), corr, rtol=1e-12)

@@ -20,8 +20,8 @@ Engines keep one colour across all figures.
   (any covariance type).
 
 The correlations of a learned full or tied covariance (``obs_corr[k,i,j]``, i < j) are
-parameters like the others in :func:`plot_marginals` and :func:`plot_trace` (x axis
-"correlation (unitless)"); :func:`plot_forest` shows means, weights and obs_sd only.
+parameters like the others in :func:`plot_marginals`, :func:`plot_trace` and
+:func:`plot_forest` (one panel per feature pair; x axis "correlation (unitless)").
 
 One fit needs no comparison: :func:`plot_fit_data`, :func:`plot_fit_marginals`,
 :func:`plot_trace` and :func:`plot_responsibilities` take a ``MixtureFit`` (also as the

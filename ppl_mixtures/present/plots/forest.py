@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ppl_mixtures.analysis.summaries import table_parameters
 from ppl_mixtures.present.plots.common import (
     FeatureAxes,
     dataset_title,
@@ -29,13 +30,18 @@ INTERVAL_PROBS = (0.5, 0.89)
 
 
 def _forest_groups(comparison: Comparison) -> list[tuple[str, int | None]]:
-    """(parameter, feature) panels: means per feature, weights unless fixed, obs_sd per feature."""
+    """(parameter, feature) panels: means per feature, weights unless fixed, obs_sd per
+    feature, and for learned correlations one panel per feature pair i < j (its index
+    i * D + j in place of the feature)."""
     ref = comparison.reference_fit
     groups: list[tuple[str, int | None]] = [("means", d) for d in range(ref.n_features)]
     if not ref.spec.fixed_weights and np.ptp(ref.draws("weights")) > 0:
         groups.append(("weights", None))
     if "obs_sd" in ref.parameter_names():
         groups += [("obs_sd", d) for d in range(ref.n_features)]
+    if "obs_corr" in table_parameters(ref):
+        n = ref.n_features
+        groups += [("obs_corr", i * n + j) for i in range(n) for j in range(i + 1, n)]
     return groups
 
 
@@ -43,7 +49,19 @@ def _component_draws(fit: MixtureFit, name: str, d: int | None) -> np.ndarray:
     """Draws of one group, shape (n_chains * n_draws, n_components)."""
     draws = fit.draws(name)
     flat = draws.reshape(-1, *draws.shape[2:])
+    if name == "obs_corr" and d is not None:  # d = i * D + j: the (i, j) correlation
+        i, j = divmod(d, flat.shape[-1])
+        return flat[:, :, i, j]
     return flat if d is None else flat[:, :, d]
+
+
+def _panel_title(name: str, d: int | None, features: FeatureAxes) -> str:
+    if d is None:
+        return name
+    if name == "obs_corr":
+        i, j = divmod(d, len(features.names))
+        return f"correlation: {features.names[i]}, {features.names[j]}"
+    return f"{name}: {features.names[d]}"
 
 
 def plot_forest(
@@ -57,7 +75,8 @@ def plot_forest(
     """Forest plot: every engine's posterior mean, 50 % and 89 % central intervals.
 
     One panel per parameter group and feature (means of feature d, weights, obs_sd of
-    feature d), each with its own x axis, so a weight interval of width 0.05 is readable
+    feature d, and with a learned full or tied covariance the correlation of each feature
+    pair), each with its own x axis, so a weight interval of width 0.05 is readable
     beside means spread over -10..5. One row per component, engines stacked within it.
     Fixed weights are not parameters and are not drawn; a point estimate is a dot
     without interval. ``n_draws``: use at most this many draws per engine (evenly spaced
@@ -107,7 +126,7 @@ def plot_forest(
             range(n_components), [f"component {k}" for k in range(n_components)], fontsize="small"
         )
         ax.set_ylim(n_components - 0.5, -0.5)
-        ax.set_title(pname if d is None else f"{pname}: {features.names[d]}", fontsize="medium")
+        ax.set_title(_panel_title(pname, d, features), fontsize="medium")
         ax.set_xlabel(features.parameter_label(pname, d), fontsize="small")
     for ax in axes.ravel()[len(groups) :]:
         ax.set_visible(False)
