@@ -147,6 +147,7 @@ def test_markdown_labels_correlations_by_feature_name_and_leaves_them_unscaled(f
         assert f"| {label} | " in text.split("sd ratio engine / nuts")[1]  # the ratio table
     assert "obs_corr[" not in text.split("Posterior mean ± sd")[1].split("How to read")[0]
     assert "corr[0: duration, duration]" not in text  # no diagonal ones
+    assert "Correlations corr[k: i, j] are unit-free" in text
     # without feature names the features are numbered
     plain = compare(fits, reference="nuts").to_markdown()
     assert "| corr[1: feature 0, feature 2] |" in plain
@@ -162,6 +163,12 @@ def test_a_shift_in_a_correlation_is_named_in_the_verdict(fits):
     assert corr_rows["significant"].all() and (corr_rows["shift"] > MEAN_SHIFT_TOL).all()
     worst = corr_rows.loc[corr_rows["mean_shift"].idxmax()]
     assert f"{worst['parameter']} {worst['shift']:.1f} reference sd above" in verdict
+    # the engine table names the worst shift with its readable label
+    k, i, j = (int(c) for c in worst["parameter"][len("obs_corr[") : -1].split(","))
+    engine_line = next(
+        line for line in comp.to_markdown().splitlines() if line.startswith("| advi |")
+    )
+    assert f"{worst['mean_shift']:.2f} (corr[{k}: feature {i}, feature {j}])" in engine_line
     # the same fits without the shift name no correlation
     assert "obs_corr" not in compare(fits, reference="nuts").engines.loc["advi", "verdict"]
 

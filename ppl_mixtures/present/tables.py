@@ -122,8 +122,11 @@ def _engine_table(comparison: Comparison) -> str:
         if r["evidence_flags"]:
             evidence += f" ({', '.join(r['evidence_flags'])})"
         shift = fmt_number(r["max_mean_shift"], 2)
-        if r["max_shift_parameter"] and r["max_mean_shift"] > MEAN_SHIFT_TOL:
-            shift += f" ({r['max_shift_parameter']})"
+        worst = r["max_shift_parameter"]
+        if worst and r["max_mean_shift"] > MEAN_SHIFT_TOL:
+            if split_parameter(worst)[0] == "obs_corr":
+                worst = correlation_label(worst, comparison.feature_names)
+            shift += f" ({worst})"
         khat = [khat_cell(r["khat"], r["khat_note"])] if has_khat else []
         rows.append([
             name, r["family"], f"{r['chains']}x{r['draws']}", fmt_number(r["build_s"], 2),
@@ -169,6 +172,10 @@ def parameter_table(comparison: Comparison, digits: int = 3) -> str:
         f"reference, {comparison.reference}):\n"
     ]
     note = comparison.units_note()
+    if note and (data_units["group"] == "obs_corr").any():
+        note += (
+            " Correlations corr[k: i, j] are unit-free: the same in standardized and data units."
+        )
     if note:
         out.append(note + "\n")
     rows = [
