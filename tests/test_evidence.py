@@ -6,6 +6,8 @@ they differ by round-off only: ~1e-16 relative per operation, grown by sums of u
 terms and by scipy's Cholesky factorizations to ~1e-13; rel 1e-12 (1e-11 through the
 N x N covariances) leaves room for that and still fails on any wrong term (a missing
 constant or a wrong count moves log p(x) by > 1e-3 nats of ~20).
+
+(Over 400 lines: two independent brute forces, one per covariance form, with their cases.)
 """
 
 import dataclasses
