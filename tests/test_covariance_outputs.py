@@ -203,3 +203,54 @@ def test_labels_and_entries_of_a_correlation():
     assert correlation_label("obs_corr[1,0,2]", ("a", "b", "c")) == "corr[1: a, c]"
     with pytest.raises(ValueError, match=r"^label: expected a correlation label"):
         correlation_label("means[0,1]")
+
+
+def _shared_fit(engine, covariance, n_chains, n_draws, seed, spread=1.0):
+    """A tied fit (one covariance repeated for both components) or a spherical one (one sd
+    per component, repeated across features)."""
+    rng = np.random.default_rng(seed)
+    means = TRUE_MEANS + 0.15 * rng.standard_normal((n_chains, n_draws, 2, N_FEATURES))
+    w0 = 0.5 + 0.05 * rng.standard_normal((n_chains, n_draws))
+    weights = np.stack([w0, 1 - w0], -1)
+    if covariance == "tied":
+        cov = covariance_draws(n_chains, n_draws, seed, spread=spread)[:, :, :1]
+        idata = make_idata(means, weights, POINTS, obs_cov=np.repeat(cov, 2, axis=2))
+    else:
+        sd = np.exp(0.05 * spread * rng.standard_normal((n_chains, n_draws, 2, 1)))
+        idata = make_idata(means, weights, POINTS, obs_sd=np.repeat(sd, N_FEATURES, axis=3))
+    return MixtureFit(
+        engine=engine,
+        spec=MixtureSpec(n_components=2, covariance=covariance),
+        idata=idata,
+        family=FAMILIES[engine],
+    )
+
+
+@pytest.mark.parametrize("covariance", ["tied", "spherical"])
+def test_repeated_rows_of_tied_and_spherical_covariances_are_counted_once(covariance):
+    fits = {
+        "nuts": _shared_fit("nuts", covariance, 4, 200, 1),
+        "advi": _shared_fit("advi", covariance, 1, 800, 2, spread=0.5),
+    }
+    comp = compare(fits, reference="nuts")
+    rows = comp.parameters[comp.parameters["engine"] == "advi"].set_index("parameter")
+    for label, row in rows.iterrows():
+        name, idx = label.rstrip("]").split("[")
+        idx = [int(i) for i in idx.split(",")]
+        repeats = (covariance == "tied" and name in ("obs_sd", "obs_corr") and idx[0] > 0) or (
+            covariance == "spherical" and name == "obs_sd" and idx[1] > 0
+        )
+        if repeats:  # shown, with the numbers of the entry it repeats, but not counted
+            assert not row["free"]
+            first = (
+                f"{name}[0,{','.join(map(str, idx[1:]))}]"
+                if covariance == "tied"
+                else (f"obs_sd[{idx[0]},0]")
+            )
+            assert row["mean"] == rows.loc[first, "mean"] and rows.loc[first, "free"]
+    free = rows[rows["free"]]
+    n_shared = N_FEATURES + len(PAIRS) if covariance == "tied" else 2
+    # means (2 x 3) + one free weight + the covariance's distinct entries
+    assert len(free) == 6 + 1 + n_shared
+    geometric = float(np.exp(np.log(free["sd_ratio"]).mean()))
+    assert comp.engines.loc["advi", "sd_ratio"] == pytest.approx(geometric, rel=1e-12)

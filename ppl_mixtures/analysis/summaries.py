@@ -10,7 +10,9 @@ The rows are the model parameters (``results.PARAMETERS``: means, weights, obs_s
 a learned full or tied covariance, its correlations ``obs_corr[k,i,j]`` for i < j
 (:data:`TABLE_PARAMETERS`, :func:`table_parameters`): a covariance is tabled as its sds
 (obs_sd, the square roots of the variances) and correlations, never as raw Cholesky
-entries, and the diagonal ones of a correlation matrix are left out.
+entries, and the diagonal ones of a correlation matrix are left out. Rows that only repeat
+another are shown but not counted in the aggregates (``free`` is False), as the last weight:
+a tied covariance's components after the first, a spherical sd's features after the first.
 """
 
 from __future__ import annotations
@@ -134,6 +136,18 @@ def _take(values: np.ndarray, entries: np.ndarray) -> np.ndarray:
     return values[..., entries]
 
 
+def _copies(name: str, shape: tuple[int, ...], entries: np.ndarray, covariance: str) -> np.ndarray:
+    """Which tabled entries repeat another, shape (n_entries,) of bool: with a tied
+    covariance every component's obs_sd and obs_corr are component 0's; with a spherical
+    one every feature's obs_sd is feature 0's."""
+    idx = np.unravel_index(entries, shape)
+    if covariance == "tied" and name in ("obs_sd", "obs_corr"):
+        return idx[0] > 0
+    if covariance == "spherical" and name == "obs_sd":
+        return idx[1] > 0
+    return np.zeros(entries.size, dtype=bool)
+
+
 def _sd(flat: np.ndarray) -> np.ndarray:
     """Sd over draws (ddof=0) of shape (n_entries,); exactly 0 for a constant entry."""
     return np.where(np.ptp(flat, axis=0) == 0, 0.0, flat.std(axis=0))
@@ -214,6 +228,7 @@ def parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict[
         ref_mean, ref_sd = ref_flat.mean(0), _sd(ref_flat)
         ref_diagnostics = tuple(_take(x, entries) for x in _diagnostics(ref, pname))
         ref_mcse = ref_diagnostics[2]
+        copies = _copies(pname, shape, entries, ref.spec.covariance)
         # with K components only K-1 weights are free: the last one is left out of the
         # aggregates (for K = 2 it would count the same shift and ratio twice)
         last_weight = pname == "weights" and shape[0] > 1
@@ -251,7 +266,11 @@ def parameter_rows(fits: Mapping[str, MixtureFit], reference: str) -> list[dict[
                         "significant": bool(
                             has_spread and abs(delta) > max(MEAN_SHIFT_TOL * ref_sd[j], noise)
                         ),
-                        "free": bool(has_spread and not (last_weight and j == len(labels) - 1)),
+                        "free": bool(
+                            has_spread
+                            and not (last_weight and j == len(labels) - 1)
+                            and not copies[j]
+                        ),
                         "wasserstein": float(wasserstein_distance(flat[:, j], ref_flat[:, j])),
                         "_ref_sd": float(ref_sd[j]),
                     }
