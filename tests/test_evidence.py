@@ -352,6 +352,7 @@ FULL_CASES = [  # (n_samples, n_components, n_features, weights, one covariance 
     (5, 2, 3, "fixed", False),
     (5, 3, 2, "dirichlet", True),
     (4, 3, 3, "dirichlet", False),
+    (5, 1, 2, "dirichlet", True),  # one component: the conjugate marginal likelihood alone
 ]
 
 
