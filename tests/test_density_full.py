@@ -18,7 +18,7 @@ import pytest
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from ppl_mixtures.model.density_full import full_mixture_logp
+from ppl_mixtures.model.density_full import full_log_responsibilities, full_mixture_logp
 
 GRID = [(d, k) for d in range(1, 6) for k in range(1, 5)]  # D = 1..5, K = 1..4
 
@@ -53,6 +53,19 @@ def assert_close(actual, desired, rtol=1e-10):
 def test_numpy_reference_equals_scipy(n_features, n_components):
     case = random_case(10 * n_features + n_components, 30, n_components, n_features)
     assert_close(full_mixture_logp(*case), scipy_full_mixture_logp(*case))
+
+
+def test_responsibilities_are_normalized_posteriors_of_the_components():
+    points, weights, means, chol = random_case(3, 15, 3, 2)
+    log_resp = full_log_responsibilities(points, weights, means, chol)
+    np.testing.assert_allclose(np.exp(log_resp).sum(-1), 1.0, rtol=1e-13)
+    single = [full_mixture_logp(points, [1.0], means[k : k + 1], chol[k : k + 1]) for k in range(3)]
+    expected = (
+        np.log(weights)
+        + np.stack(single, -1)
+        - full_mixture_logp(points, weights, means, chol)[:, None]
+    )
+    assert_close(log_resp, expected, rtol=1e-12)
 
 
 def test_numpy_reference_batches_draws():

@@ -9,7 +9,8 @@ above the diagonal are ignored by every function here (so the value and the grad
 depend on them). log |Lambda_k|^(1/2) = sum_i log L_k,ii: the log-determinant comes from the
 diagonal of the factor, and no matrix is inverted or factorized.
 
-This module holds the numpy reference :func:`full_mixture_logp` (tests, diagnostics) and the
+This module holds the numpy reference :func:`full_mixture_logp` (tests, diagnostics; with
+:func:`full_log_responsibilities`) and the
 PyTensor versions: :func:`full_mixture_logp_pt` (the ``pm.CustomDist`` logp) and the plain
 graph :func:`full_mixture_logp_pt_elementwise` it is checked against.
 """
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LOG_2PI",
     "full_log_joint_components",
+    "full_log_responsibilities",
     "full_mixture_logp",
     "full_mixture_logp_pt",
     "full_mixture_logp_pt_elementwise",
@@ -121,6 +123,21 @@ def full_mixture_logp(
     array([-1.837877])
     """
     return logsumexp(full_log_joint_components(points, weights, means, prec_chol), axis=-1)
+
+
+def full_log_responsibilities(
+    points: ArrayLike, weights: ArrayLike, means: ArrayLike, prec_chol: ArrayLike
+) -> np.ndarray:
+    """log p(z_n = k | x_n, parameters) with full-covariance components, normalized in log space.
+
+    Same arguments as :func:`full_mixture_logp`.
+
+    Returns
+    -------
+    ndarray of shape (..., n_samples, n_components); ``exp`` of each row sums to 1.
+    """
+    log_joint = full_log_joint_components(points, weights, means, prec_chol)
+    return log_joint - logsumexp(log_joint, axis=-1, keepdims=True)
 
 
 # --------------------------------------------------------------------------- PyTensor
