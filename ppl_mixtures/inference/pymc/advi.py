@@ -97,6 +97,7 @@ from ppl_mixtures.inference.pymc.advi_tables import (
     simplex_backward,
     weights_backward,
 )
+from ppl_mixtures.inference.pymc.cov_models import COVARIANCES
 from ppl_mixtures.inference.registry import Engine
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import (
@@ -238,7 +239,7 @@ def _run_restart(
 
     # internal invariants (not user input): Options.for_data resolved these
     assert opts.n_iter is not None and opts.elbo_draws is not None and opts.average is not None
-    start = initial_point(spec, points, random_seed=None if index == 0 else seed)
+    start = initial_point(spec, points, random_seed=None if index == 0 else seed, check_input=False)
     rates = step_sizes(
         opts.n_iter,
         opts.learning_rate,
@@ -360,7 +361,10 @@ def _fit(points: np.ndarray, spec: MixtureSpec, method: str, options: Options) -
         draws["means"][None],
         draws["weights"][None],
         points,
+        # learned full/tied: obs_cov (make_idata derives obs_sd and obs_corr); diag and
+        # spherical: obs_sd; known covariances: neither
         obs_sd=draws["obs_sd"][None] if "obs_sd" in draws else None,
+        obs_cov=draws["obs_cov"][None] if "obs_cov" in draws else None,
         attrs={"engine": method, "inference_library": "pymc"},
     )
     run_seconds = time.perf_counter() - run_start
@@ -440,6 +444,7 @@ def describe_defaults() -> str:
 ENGINES = (
     Engine(
         name="advi",
+        covariances=COVARIANCES,
         fit=fit_advi,
         options=Options,
         family="vi",
@@ -448,6 +453,7 @@ ENGINES = (
     ),
     Engine(
         name="fullrank_advi",
+        covariances=COVARIANCES,
         fit=fit_fullrank_advi,
         options=Options,
         family="vi",

@@ -17,7 +17,7 @@ that does not depend on the data values or the random seed:
   (:func:`ppl_mixtures.inference.pymc.models.observed_data`) is substituted by the
   objective's, which :meth:`CompiledObjective.reset` sets to each fit's data;
 - small helper functions: unconstrained point -> constrained ``means`` / ``weights`` /
-  ``obs_sd``, constrained start values -> unconstrained point, and the full-data
+  ``obs_sd`` / ``obs_cov``, constrained start values -> unconstrained point, and the full-data
   ``log p(x, theta)`` (with log|J|) for the final ELBO.
 
 :meth:`CompiledObjective.reset` puts every piece of optimiser state back where a freshly
@@ -74,8 +74,9 @@ __all__ = [
 
 METHODS = ("advi", "fullrank_advi")
 OPTIMIZERS = ("adagrad_window", "adagrad", "adam")
-CONSTRAINED_NAMES = ("means", "weights", "obs_sd")
-_NDIM = {"means": 2, "weights": 1, "obs_sd": 2}  # per draw: (K, D), (K,), (K, D)
+CONSTRAINED_NAMES = ("means", "weights", "obs_sd", "obs_cov")
+# per draw: (K, D), (K,), (K, D), (K, D, D)
+_NDIM = {"means": 2, "weights": 1, "obs_sd": 2, "obs_cov": 3}
 #: Iterations per block of pre-drawn noise and minibatch rows (see the module docs).
 BLOCK = 100
 _CACHE_SIZE = 8

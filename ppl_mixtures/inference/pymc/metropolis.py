@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ppl_mixtures.inference.pymc import models
+from ppl_mixtures.inference.pymc.cov_models import COVARIANCES
 from ppl_mixtures.inference.pymc.sampling import (
     sampler_diagnostics,
     to_mixture_fit,
@@ -334,6 +335,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
 ENGINES = (
     Engine(
         name="metropolis",
+        covariances=COVARIANCES,
         fit=fit,
         options=Options,
         summary="Random-walk Metropolis on the marginal model (seed 001's recipe: "

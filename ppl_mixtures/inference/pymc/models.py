@@ -28,6 +28,13 @@ name               dims                        when
 ``x``              (obs, feature)              the observed data
 =================  ==========================  =============================================
 
+For ``covariance="full" | "tied" | "spherical"`` the ``obs_precision`` / ``obs_sd`` rows are
+replaced by the variables of :mod:`ppl_mixtures.inference.pymc.cov_models` (the Bartlett
+variables of a Wishart prior and the Deterministic ``obs_cov``; spherical: ``obs_precision``
+(component,) and ``obs_sd``), and ``x`` reads the full-covariance density
+(:func:`ppl_mixtures.model.density_full.full_mixture_logp_pt`) for full and tied.
+:func:`build_latent_model` serves "diag" only.
+
 The marginal model observes its data through a shared variable named :data:`DATA_NAME`
 (the numba backend passes it by reference instead of embedding a constant array in every
 compiled function); :func:`observed_data` returns it, so code that reuses a compiled graph
@@ -58,6 +65,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import ancestors
 
+from ppl_mixtures.inference.pymc import cov_models
 from ppl_mixtures.model.density import mixture_logp_pt
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.model.transforms import StickBreaking
@@ -100,6 +108,7 @@ def _coords(points: np.ndarray, spec: MixtureSpec, *, with_obs: bool = True) -> 
     }
     if spec.ordered and n_features > 1:
         coords["feature_rest"] = np.arange(1, n_features)
+    coords.update(cov_models.covariance_coords(spec, n_features))
     if with_obs:
         coords["obs"] = np.arange(n_samples)
     return coords
@@ -142,7 +151,11 @@ def _add_weights(spec: MixtureSpec) -> Variable:
 
 
 def _add_obs_sd(spec: MixtureSpec, n_features: int) -> Variable:
-    """The observation sds, (K, D): a constant, or precision^(-1/2) with a Gamma prior."""
+    """The observation sds, (K, D): a constant, or precision^(-1/2) with a Gamma prior; for
+    the other covariance types the parameter :func:`cov_models.add_covariance` returns
+    (spherical: sds (K, D); full and tied: precision Cholesky factors (K, D, D))."""
+    if spec.covariance != "diag":
+        return cov_models.add_covariance(spec, n_features)
     if not spec.learned_obs_sd:
         return pt.as_tensor(spec.known_obs_sd(n_features))
     precision = pm.Gamma(
@@ -238,6 +251,12 @@ def build_marginal_model(
     with pm.Model(coords=_coords(points, spec, with_obs=batch_size is None)) as model:
         weights, means, obs_sd = _add_parameters(points, spec)
         common = dict(logp=mixture_logp_pt, random=mixture_random, signature=SIGNATURE)
+        if spec.covariance in cov_models.FULL_TYPES:  # obs_sd holds precision Cholesky factors
+            common = dict(
+                logp=cov_models.full_logp,
+                random=cov_models.full_random,
+                signature=cov_models.FULL_SIGNATURE,
+            )
         if batch_size is None:
             pm.CustomDist(
                 "x", weights, means, obs_sd, observed=data, dims=("obs", "feature"), **common
@@ -288,7 +307,16 @@ def build_builtin_model(
     n_features = points.shape[1]
     with pm.Model(coords=_coords(points, spec)) as model:
         weights, means, obs_sd = _add_parameters(points, spec)
-        if n_features == 1:
+        if spec.covariance in cov_models.FULL_TYPES:  # obs_sd: precision Cholesky factors
+            tau = pt.matmul(obs_sd, pt.swapaxes(obs_sd, -1, -2))  # Lambda_k = L_k L_k^T
+            pm.Mixture(
+                "x",
+                w=weights,
+                comp_dists=pm.MvNormal.dist(mu=means, tau=tau),
+                observed=points,
+                dims=("obs", "feature"),
+            )
+        elif n_features == 1:
             pm.NormalMixture(
                 "x",
                 w=weights,
@@ -316,8 +344,13 @@ def build_latent_model(
 
     ``z_i ~ Categorical(weights)`` and ``x_id ~ Normal(means[z_i, d], obs_sd[z_i, d])``.
     Gradient samplers cannot move ``z``; sample it with ``pm.CategoricalGibbsMetropolis``.
-    ``check_input=False`` skips validating ``points``.
+    ``check_input=False`` skips validating ``points``. Diagonal covariances only.
     """
+    if spec.covariance != "diag":
+        raise NotImplementedError(
+            f"spec: build_latent_model serves covariance='diag' only, got "
+            f"covariance={spec.covariance!r}. Use build_marginal_model for that spec."
+        )
     points = _checked(points, spec, check_input)
     with pm.Model(coords=_coords(points, spec)) as model:
         weights, means, obs_sd = _add_parameters(points, spec)
@@ -372,6 +405,7 @@ def initial_point(
     if spec.learned_obs_sd:
         var = np.clip(points.var(axis=0), 1e-6, 1e6) if n_samples > 1 else np.ones(n_features)
         start["obs_precision"] = np.broadcast_to(1.0 / var, (K, n_features)).copy()
+    start.update(cov_models.covariance_start(spec, points))
     return start
 
 
@@ -511,5 +545,7 @@ def initial_points(
             start["obs_precision"] = start["obs_precision"] * np.exp(
                 rng.uniform(-1.0, 1.0, size=(K, n_features))
             )
+        if spec.covariance != "diag":  # drawn last: the diag streams above stay as they were
+            start.update(cov_models.covariance_start(spec, points, rng))
         starts.append(start)
     return starts

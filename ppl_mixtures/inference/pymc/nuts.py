@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ppl_mixtures.inference.pymc.cov_models import COVARIANCES
 from ppl_mixtures.inference.pymc.sampling import (
     sampler_diagnostics,
     to_mixture_fit,
@@ -207,6 +208,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
 ENGINES = (
     Engine(
         name="nuts",
+        covariances=COVARIANCES,
         fit=fit,
         family="mcmc",
         scalable=False,

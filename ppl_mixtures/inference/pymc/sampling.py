@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ppl_mixtures.model.density import mixture_logp
+from ppl_mixtures.model.density_full import full_mixture_logp
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import (
     PARAMETERS,
@@ -59,6 +60,8 @@ def values_per_draw(
     value per observation."""
     n_samples, n_features = points.shape
     per_chain = spec.n_components * (4 * n_features + 2) + SAMPLE_STATS_PER_DRAW
+    if spec.covariance in ("full", "tied"):  # obs_cov, obs_corr (K, D, D), Bartlett variables
+        per_chain += spec.n_components * 3 * n_features * n_features
     if log_likelihood:
         per_chain += n_samples
     return chains * per_chain
@@ -68,11 +71,12 @@ def pointwise_log_likelihood(
     points: np.ndarray,
     means: np.ndarray,
     weights: np.ndarray,
-    obs_sd: np.ndarray,
+    obs_sd: np.ndarray | None = None,
     *,
+    prec_chol: np.ndarray | None = None,
     chunk_elements: int = 2_000_000,
 ) -> np.ndarray:
-    """log p(x_i | weights, means, obs_sd) for every draw and observation.
+    """log p(x_i | weights, means, obs_sd or prec_chol) for every draw and observation.
 
     Parameters
     ----------
@@ -80,6 +84,10 @@ def pointwise_log_likelihood(
     means : ndarray of shape (n_chains, n_draws, n_components, n_features)
     weights : ndarray of shape (n_chains, n_draws, n_components)
     obs_sd : ndarray of shape (n_chains, n_draws, n_components, n_features) or (K, D)
+        Diagonal components; give this or ``prec_chol``.
+    prec_chol : ndarray of shape (n_chains, n_draws, K, D, D) or (K, D, D), optional
+        Full components: lower Cholesky factors of the precision matrices
+        (:func:`ppl_mixtures.model.density_full.full_mixture_logp`).
     chunk_elements : int
         Draws are processed in chunks of about this many (draw, obs, component, feature)
         elements to bound memory.
@@ -89,17 +97,19 @@ def pointwise_log_likelihood(
     ndarray of shape (n_chains, n_draws, n_samples)
     """
     n_chains, n_draws, n_components, n_features = means.shape
-    obs_sd = np.broadcast_to(obs_sd, means.shape)
-    flat = (
-        means.reshape(-1, n_components, n_features),
-        weights.reshape(-1, n_components),
-        obs_sd.reshape(-1, n_components, n_features),
-    )
-    step = max(1, chunk_elements // max(1, points.shape[0] * n_components * n_features))
+    if prec_chol is None:
+        scale = np.broadcast_to(obs_sd, means.shape).reshape(-1, n_components, n_features)
+        density, width = mixture_logp, n_features
+    else:
+        shape = (*means.shape, n_features)
+        scale = np.broadcast_to(prec_chol, shape).reshape(-1, n_components, n_features, n_features)
+        density, width = full_mixture_logp, n_features * n_features
+    flat = (means.reshape(-1, n_components, n_features), weights.reshape(-1, n_components), scale)
+    step = max(1, chunk_elements // max(1, points.shape[0] * n_components * width))
     out = np.empty((n_chains * n_draws, points.shape[0]))
     for start in range(0, out.shape[0], step):
         part = slice(start, start + step)
-        out[part] = mixture_logp(points, flat[1][part], flat[0][part], flat[2][part])
+        out[part] = density(points, flat[1][part], flat[0][part], flat[2][part])
     return out.reshape(n_chains, n_draws, points.shape[0])
 
 
@@ -136,6 +146,42 @@ def sampler_diagnostics(idata: Any) -> SamplerStats | None:
     )
 
 
+#: Posterior variables :func:`make_idata` writes itself (PyMC's copies are dropped).
+_SCHEMA_VARS = (*PARAMETERS, "obs_cov", "obs_corr")
+
+
+def _covariance_draws(post: Any, spec: MixtureSpec) -> tuple[Any, Any]:
+    """(obs_sd, obs_cov) from a PyMC posterior: obs_sd (chain, draw, K, D) for learned diag
+    and spherical sds, obs_cov (chain, draw, K, D, D) for learned full and tied covariances;
+    None for what the spec does not learn."""
+    if not spec.learned_covariance:
+        return None, None
+    if spec.covariance in ("full", "tied"):
+        dims = ("chain", "draw", "component", "feature", "feature_b")
+        return None, np.asarray(post["obs_cov"].transpose(*dims).values)
+    dims = ("chain", "draw", "component", "feature")
+    return np.asarray(post["obs_sd"].transpose(*dims).values), None
+
+
+def _log_likelihood(
+    points: np.ndarray,
+    spec: MixtureSpec,
+    means: np.ndarray,
+    weights: np.ndarray,
+    obs_sd: np.ndarray | None,
+    obs_cov: np.ndarray | None,
+) -> np.ndarray:
+    """Pointwise log p(x_i | draw), (chain, draw, obs), for the spec's covariance type."""
+    n_features = points.shape[1]
+    if spec.covariance == "full" and obs_cov is None:  # known full covariance
+        obs_cov = spec.known_obs_cov(n_features)
+    if obs_cov is not None:
+        prec_chol = np.linalg.cholesky(np.linalg.inv(obs_cov))
+        return pointwise_log_likelihood(points, means, weights, prec_chol=prec_chol)
+    sd = obs_sd if obs_sd is not None else spec.known_obs_sd(n_features)
+    return pointwise_log_likelihood(points, means, weights, sd)
+
+
 def to_mixture_fit(
     engine: str,
     spec: MixtureSpec,
@@ -164,7 +210,10 @@ def to_mixture_fit(
     idata : xarray.DataTree
         From ``pm.sample``/``approx.sample``/``pm.sample_smc``: a ``posterior`` with
         ``means`` (chain, draw, component, feature) and ``weights`` (chain, draw, component)
-        (+ ``obs_sd`` for learned sds), as the builders in
+        (+ ``obs_sd`` for learned diagonal or spherical sds, ``obs_cov`` (chain, draw,
+        component, feature, feature_b) for learned full and tied covariances, which
+        :func:`~ppl_mixtures.results.make_idata` turns into ``obs_cov``, ``obs_sd`` and
+        ``obs_corr``), as the builders in
         :mod:`ppl_mixtures.inference.pymc.models` name them. Other posterior variables
         (``means_first``, ``obs_precision``, ``z``...) are kept; ``sample_stats`` is kept
         as PyMC wrote it.
@@ -190,15 +239,10 @@ def to_mixture_fit(
     post = idata["posterior"].to_dataset()
     means = np.asarray(post["means"].transpose("chain", "draw", "component", "feature").values)
     weights = np.asarray(post["weights"].transpose("chain", "draw", "component").values)
-    obs_sd = (
-        np.asarray(post["obs_sd"].transpose("chain", "draw", "component", "feature").values)
-        if spec.learned_obs_sd
-        else None
-    )
+    obs_sd, obs_cov = _covariance_draws(post, spec)
     log_lik = None
     if log_likelihood:
-        sd = obs_sd if obs_sd is not None else spec.known_obs_sd(points.shape[1])
-        log_lik = pointwise_log_likelihood(points, means, weights, sd)
+        log_lik = _log_likelihood(points, spec, means, weights, obs_sd, obs_cov)
     sample_stats = None
     if "sample_stats" in idata.children:
         stats = idata["sample_stats"].to_dataset()
@@ -215,7 +259,8 @@ def to_mixture_fit(
         sample_stats=sample_stats,
         log_likelihood=log_lik,
         attrs={**post.attrs, **dict(attrs or {}), "engine": engine},
-        extra_posterior=post.drop_vars([v for v in PARAMETERS if v in post.data_vars]),
+        obs_cov=obs_cov,
+        extra_posterior=post.drop_vars([v for v in _SCHEMA_VARS if v in post.data_vars]),
     )
     options = dataclasses.asdict(options) if dataclasses.is_dataclass(options) else options
     return MixtureFit(

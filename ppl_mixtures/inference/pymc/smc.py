@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
+from ppl_mixtures.inference.pymc.cov_models import COVARIANCES
 from ppl_mixtures.inference.pymc.sampling import to_mixture_fit
 from ppl_mixtures.inference.registry import Engine, get_engine
 from ppl_mixtures.model.spec import MixtureSpec
@@ -450,7 +451,10 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     log_evidence, se = combine_runs(finite) if finite.size else (float("nan"), float("nan"))
     # an ordered, non-exchangeable spec estimates the evidence under the normalized ordered
     # prior, which is not the model CAVI bounds: no comparison then
-    comparable = not (spec.ordered and not exchangeable)
+    # (and the check needs a CAVI that serves the spec's covariance type)
+    comparable = not (spec.ordered and not exchangeable) and (
+        spec.covariance in get_engine("cavi").covariances
+    )
     with stopwatch() as check:
         elbo = (
             elbo_bound(points, spec, opts.random_seed) if opts.check_elbo and comparable else None
@@ -524,6 +528,7 @@ def _check_runs(runs: Any, chains: Any) -> int:
 ENGINES = (
     Engine(
         name="smc",
+        covariances=COVARIANCES,
         fit=fit,
         family="mcmc",
         scalable=False,
