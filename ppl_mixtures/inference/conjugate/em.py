@@ -306,8 +306,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     Returns
     -------
     MixtureFit
-        The point estimate as one chain of one draw (``obs_sd`` in the posterior only when
-        the spec learns it); ``elbo=None``; ``restarts``; ``details``: :class:`EmDetails`.
+        The point estimate as one chain of one draw: ``obs_sd`` in the posterior when the
+        spec learns it (diag; spherical: equal over the features), ``obs_cov`` (with
+        ``obs_sd`` and ``obs_corr``) for learned full and tied covariances, nothing for known
+        ones; ``elbo=None``; ``restarts``; ``details``: :class:`EmDetails` (its
+        ``covariances`` hold the matrices of every non-diagonal type).
 
     Warns
     -----
@@ -420,7 +423,7 @@ def _covariances(state: EmState, spec: MixtureSpec) -> np.ndarray | None:
 
 
 def _restart_arrays(state: EmState) -> dict[str, np.ndarray]:
-    """A restart's parameters, as ``fit.restarts`` keeps them."""
+    """The kept state's parameter arrays, which the driver checks for NaN/inf."""
     arrays = {"weights": state.weights, "means": state.means, "variances": state.variances}
     if state.covariances is not None:
         arrays["covariances"] = state.covariances
