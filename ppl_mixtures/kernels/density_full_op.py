@@ -15,9 +15,11 @@ those of :mod:`ppl_mixtures.kernels.density_full`):
   both at every step, so they get value and gradient from one kernel call).
 
 The Ops call the serial kernels. The kernels also have a parallel path over chunks of rows
-(bit-identical, fixed reduction order); on our shared 2-core machine it was 2-3x slower
-than the serial one (reports/benchmarks/density_full.md), and PyMC already runs one chain
-per core, so the Ops do not use it.
+(``parallel=True``; the same bits, the reduction order being fixed by chunk). On our shared
+2-core machine it was 1.5x faster than the serial path when the machine was otherwise quiet
+(reports/benchmarks/density_full.md) and 2.3-2.7x slower while other jobs held the cores;
+PyMC samples its chains in parallel processes, one per core, which is the loaded case, so
+the Ops do not use it.
 
 PyTensor's default backend is numba: each Op registers its kernel with the numba dispatcher,
 so a compiled log p stays in numba mode; ``Op.perform`` calls the same kernels for the other
