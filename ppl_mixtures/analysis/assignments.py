@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 
 from ppl_mixtures.analysis.draws import (
+    ParameterDraws,
     check_fit,
     check_fit_points,
     chunks,
     parameter_draws,
-    sd_slice,
 )
-from ppl_mixtures.model.density import log_responsibilities
 from ppl_mixtures.results import MixtureFit
 
 __all__ = ["MAX_COCLUSTERING_POINTS", "coclustering", "responsibilities"]
@@ -26,11 +25,13 @@ def responsibilities(
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Posterior mean of the assignment probabilities p(z_i = k | x_i, theta).
 
-    For every draw theta_s = (weights, means, obs_sd) of the fit,
+    For every draw theta_s = (weights, means, covariances) of the fit,
 
-        r_ik(theta_s) = w_k N(x_i | mu_k, sigma_k^2) / sum_j w_j N(x_i | mu_j, sigma_j^2)   (1)
+        r_ik(theta_s) = w_k N(x_i | mu_k, Sigma_k) / sum_j w_j N(x_i | mu_j, Sigma_j)       (1)
 
-    is computed in log space (``density.log_responsibilities``), exponentiated only after
+    (Sigma_k = diag(obs_sd_k^2) for diag and spherical specs, ``obs_cov`` for full and tied,
+    learned or known) is computed in log space (``density.log_responsibilities``, or
+    ``density_full.full_log_responsibilities``), exponentiated only after
     normalization, and averaged over the draws: E[r_ik | x] = (1/S) sum_s r_ik(theta_s),
     which is p(z_i = k | x) under the posterior. The components keep the fit's labels:
     relabel the fit first (``ppl_mixtures.relabel``) if its chains use different labels,
@@ -59,16 +60,14 @@ def responsibilities(
     """
     fit = check_fit(fit)
     data = check_fit_points(fit, points)
-    weights, means, obs_sd = parameter_draws(fit)
-    n_total, n_components = weights.shape
+    draws = parameter_draws(fit)
+    n_total, n_components = draws.n_total, draws.n_components
     total = np.zeros((data.shape[0], n_components))
     mean = np.zeros_like(total)
     m2 = np.zeros_like(total)
     count = 0
     for chunk in chunks(n_total, data.shape[0] * n_components):
-        resp = np.exp(
-            log_responsibilities(data, weights[chunk], means[chunk], sd_slice(obs_sd, chunk))
-        )  # (b, N, K)
+        resp = np.exp(draws.log_responsibilities(data, chunk))  # (b, N, K)
         total += resp.sum(0)
         if return_sd:  # Chan et al.'s pairwise update of mean and sum of squares
             n_b = resp.shape[0]
@@ -89,16 +88,12 @@ def responsibilities(
 MAX_COCLUSTERING_POINTS = 5_000
 
 
-def _coclustering_sum(
-    data: np.ndarray, weights: np.ndarray, means: np.ndarray, obs_sd: np.ndarray, n_total: int
-) -> np.ndarray:
+def _coclustering_sum(data: np.ndarray, draws: ParameterDraws) -> np.ndarray:
     """sum over draws of R_s R_s^T, R_s the (N, K) responsibilities of draw s: (N, N)."""
-    n_samples, n_components = data.shape[0], weights.shape[1]
+    n_samples, n_components = data.shape[0], draws.n_components
     total = np.zeros((n_samples, n_samples))
-    for chunk in chunks(n_total, n_samples * max(n_components, n_samples)):
-        resp = np.exp(
-            log_responsibilities(data, weights[chunk], means[chunk], sd_slice(obs_sd, chunk))
-        )  # (b, N, K)
+    for chunk in chunks(draws.n_total, n_samples * max(n_components, n_samples)):
+        resp = np.exp(draws.log_responsibilities(data, chunk))  # (b, N, K)
         flat = resp.transpose(1, 0, 2).reshape(n_samples, -1)  # (N, b K)
         total += flat @ flat.T
     return total
@@ -136,7 +131,7 @@ def coclustering(fit: MixtureFit, points: Any = None) -> np.ndarray:
             f"(the result is an N x N matrix), got {data.shape[0]}. Pass a "
             f"subset, e.g. points[:{MAX_COCLUSTERING_POINTS}]."
         )
-    weights, means, obs_sd = parameter_draws(fit)
-    out = _coclustering_sum(data, weights, means, obs_sd, weights.shape[0]) / weights.shape[0]
+    draws = parameter_draws(fit)
+    out = _coclustering_sum(data, draws) / draws.n_total
     np.fill_diagonal(out, 1.0)
     return np.clip(0.5 * (out + out.T), 0.0, 1.0)

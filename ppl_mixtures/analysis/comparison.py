@@ -14,7 +14,7 @@ two tables; the class is one thing and stays in one place.)
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,14 @@ from ppl_mixtures.analysis.features import (
     units_note,
 )
 from ppl_mixtures.analysis.summaries import wide
-from ppl_mixtures.analysis.verdicts import ESS_MIN, RHAT_TOL, finite, thresholds, verdict_rules
+from ppl_mixtures.analysis.verdicts import (
+    ESS_MIN,
+    GROUPS,
+    RHAT_TOL,
+    finite,
+    thresholds,
+    verdict_rules,
+)
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import MixtureFit, frozen_state, restore_frozen_state
 
@@ -38,7 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["Comparison"]
+__all__ = ["Comparison", "rule_groups"]
 
 
 def _json_number(value: Any) -> Any:
@@ -225,8 +232,9 @@ class Comparison:
         return thresholds()
 
     def rules_text(self) -> str:
-        """The verdict rules with their thresholds, in words (:func:`verdict_rules`)."""
-        return verdict_rules()
+        """The verdict rules with their thresholds, in words (:func:`verdict_rules`), naming
+        the groups of :func:`rule_groups` (``obs_corr`` only when correlations are compared)."""
+        return verdict_rules(groups=rule_groups([self]))
 
     def reference_line(self) -> str:
         """One sentence: is the reference strong, and if not, why."""
@@ -431,3 +439,15 @@ class Comparison:
             if out.get(key) is None and getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
+
+
+def rule_groups(comparisons: Iterable[Comparison]) -> tuple[str, ...]:
+    """The parameter groups the verdict rules name for these comparisons: means, weights
+    and obs_sd (the wording of every diagonal comparison), then obs_corr when any of them
+    has correlation rows (learned full or tied covariances)."""
+    present = {
+        group
+        for comparison in comparisons
+        for group in (comparison.parameters["group"] if "group" in comparison.parameters else ())
+    }
+    return tuple(group for group in GROUPS if group != "obs_corr" or group in present)

@@ -77,6 +77,11 @@ def vi_khat(
     ------
     ValueError
         For fits without a q (MCMC and point estimates): use R-hat and ESS there.
+    NotImplementedError
+        For a spec whose covariance is not "diag" (full, tied, spherical): scoring those
+        q (a Wishart or Gamma per component for CAVI/SVI; ADVI's Cholesky coordinates) is
+        not written yet, and a number from the diagonal formulas would be wrong.
+        ``compare`` records the message in ``khat_note`` and leaves k-hat NaN.
 
     Notes
     -----
@@ -92,6 +97,13 @@ def vi_khat(
             f"fit: expected a variational fit (engine {', '.join(map(repr, VI_ENGINES))}), "
             f"got engine {fit.engine!r}. k-hat grades q against p; an MCMC or "
             f"point fit has no q: check it with mcmc_summary (R-hat, ESS) instead."
+        )
+    if fit.spec.covariance != "diag":
+        raise NotImplementedError(
+            f"fit: vi_khat scores q for covariance='diag' only, got a {fit.engine!r} fit "
+            f"with covariance={fit.spec.covariance!r} (its q over the covariances is not "
+            f"scored yet). Check this fit against MCMC (compare(..., reference='nuts')) or, "
+            f"for a known covariance on tiny data, reference='exact'."
         )
     n_draws = check_int("n_draws", n_draws, minimum=100, hint="Use e.g. n_draws=4000")
     data = check_fit_points(fit, points)

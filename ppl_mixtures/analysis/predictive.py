@@ -15,9 +15,7 @@ from ppl_mixtures.analysis.draws import (
     check_fit_points,
     chunks,
     parameter_draws,
-    sd_slice,
 )
-from ppl_mixtures.model.density import mixture_logp
 from ppl_mixtures.results import MixtureFit
 from ppl_mixtures.validation import check_int
 
@@ -33,6 +31,10 @@ __all__ = [
 def log_likelihood(fit: MixtureFit, points: Any = None) -> np.ndarray:
     """log p(x_i | theta_s) for every draw and observation, with numpy.
 
+    Every covariance type: diagonal and spherical draws through ``density.mixture_logp``,
+    full and tied ones (learned ``obs_cov`` draws or the spec's known matrix) through
+    ``density_full.full_mixture_logp``.
+
     Parameters
     ----------
     fit : MixtureFit
@@ -45,11 +47,10 @@ def log_likelihood(fit: MixtureFit, points: Any = None) -> np.ndarray:
     """
     fit = check_fit(fit)
     data = check_fit_points(fit, points)
-    weights, means, obs_sd = parameter_draws(fit)
-    n_total, n_components = weights.shape
-    out = np.empty((n_total, data.shape[0]))
-    for chunk in chunks(n_total, data.shape[0] * n_components):
-        out[chunk] = mixture_logp(data, weights[chunk], means[chunk], sd_slice(obs_sd, chunk))
+    draws = parameter_draws(fit)
+    out = np.empty((draws.n_total, data.shape[0]))
+    for chunk in chunks(draws.n_total, data.shape[0] * draws.n_components):
+        out[chunk] = draws.mixture_logp(data, chunk)
     return out.reshape(fit.n_chains, fit.n_draws, data.shape[0])
 
 
@@ -113,7 +114,8 @@ def posterior_predictive(
     """Replicated data sets x_rep ~ p(x | theta_s), one per posterior draw, with numpy.
 
     For each draw, every replicated observation picks a component z ~ Categorical(weights)
-    and then x_rep ~ Normal(means_z, diag(obs_sd_z^2)); a replicate has as many rows as the
+    and then x_rep ~ Normal(means_z, Sigma_z) (Sigma_z = diag(obs_sd_z^2), or ``obs_cov`` for
+    full and tied specs: means_z + chol(Sigma_z) eps); a replicate has as many rows as the
     fit's data, so it can be compared with it directly (``az.plot_ppc_dist`` after wrapping
     it, or any statistic of your own).
 
@@ -153,11 +155,10 @@ def posterior_predictive(
             hint=f"Use between 1 and the fit's {total_draws} draws per chain",
         )
         keep = np.unique(np.linspace(0, total_draws - 1, n_draws).round().astype(int))
-    weights, means, obs_sd = parameter_draws(fit)
-    n_components, n_features = means.shape[1:]
     select = (np.arange(fit.n_chains)[:, None] * total_draws + keep[None, :]).ravel()
-    weights, means = weights[select], means[select]
-    obs_sd = obs_sd[select] if obs_sd.ndim == 3 else np.broadcast_to(obs_sd, means.shape)
+    draws = parameter_draws(fit).select(select)
+    weights, means = draws.weights, draws.means
+    n_components, n_features = means.shape[1:]
     n_samples = fit.points.shape[0]
     rng = np.random.default_rng(random_seed)
     cdf = np.cumsum(weights, axis=-1)
@@ -167,8 +168,7 @@ def posterior_predictive(
         u = rng.random((chunk.stop - chunk.start, n_samples))
         z = np.minimum((u[..., None] >= cdf[chunk, None, :]).sum(-1), n_components - 1)
         loc = np.take_along_axis(means[chunk], z[..., None], axis=1)  # (b, N, D)
-        scale = np.take_along_axis(obs_sd[chunk], z[..., None], axis=1)
-        x_rep[chunk] = loc + scale * rng.standard_normal(loc.shape)
+        x_rep[chunk] = loc + draws.noise(z, chunk, rng)
     return x_rep.reshape(fit.n_chains, keep.size, n_samples, n_features)
 
 

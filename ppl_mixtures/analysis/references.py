@@ -24,6 +24,7 @@ __all__ = [
     "exact_posterior",
     "grade_exact",
     "grade_khats",
+    "learned_covariance_words",
 ]
 
 
@@ -68,6 +69,16 @@ def default_parameter_reference(fits: Mapping[str, MixtureFit]) -> str:
     return next(iter(fits))
 
 
+def learned_covariance_words(spec: Any) -> str:
+    """How a spec learns its covariance, as its arguments say it: "obs_sd='learned'",
+    "covariance='full', obs_cov='learned'", "covariance='tied'" or "covariance='spherical'"."""
+    if spec.covariance == "diag":
+        return "obs_sd='learned'"
+    if spec.covariance == "full":
+        return "covariance='full', obs_cov='learned'"
+    return f"covariance={spec.covariance!r} (always learned)"
+
+
 def exact_posterior(fit: MixtureFit) -> Any:
     """The exact posterior of the fit's spec and data; ValueError when it cannot be had."""
     from ppl_mixtures.model import evidence
@@ -78,6 +89,13 @@ def exact_posterior(fit: MixtureFit) -> Any:
             "reference: 'exact' needs a known obs_sd (the learned precisions do "
             "not integrate out in closed form), got obs_sd='learned'. Use "
             "reference='nuts' (a long NUTS run) instead."
+        )
+    if fit.spec.learned_covariance:
+        raise ValueError(
+            f"reference: 'exact' needs a known covariance (the learned precisions do "
+            f"not integrate out in closed form), got {learned_covariance_words(fit.spec)}. "
+            f"Use reference='nuts' (a long NUTS run) instead, or covariance='full' with a "
+            f"known obs_cov matrix."
         )
     if not evidence.exact_feasible(n_samples, n_components):
         raise ValueError(

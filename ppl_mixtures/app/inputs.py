@@ -131,6 +131,7 @@ def engine_list(text: str) -> list[str]:
 
 def check_exact_feasible(points: Any, spec: Any) -> None:
     """``--reference exact``: refuse before fitting what enumeration cannot grade."""
+    from ppl_mixtures.analysis.references import learned_covariance_words
     from ppl_mixtures.model.evidence import MAX_ASSIGNMENTS, exact_feasible
 
     if spec.learned_obs_sd:
@@ -138,6 +139,13 @@ def check_exact_feasible(points: Any, spec: Any) -> None:
             "--reference: 'exact' needs a known obs_sd (the learned precisions do "
             "not integrate out in closed form), got --obs-sd learned. Use "
             "--reference nuts, or a known --obs-sd."
+        )
+    if spec.learned_covariance:
+        raise ValueError(
+            f"--reference: 'exact' needs a known covariance (the learned precisions do "
+            f"not integrate out in closed form), got {learned_covariance_words(spec)}. "
+            f"Use --reference nuts, or a known covariance (covariance='diag' with a known "
+            f"--obs-sd, or covariance='full' with a known obs_cov matrix)."
         )
     n_samples, n_components = len(points), spec.n_components
     if not exact_feasible(n_samples, n_components):
