@@ -108,7 +108,7 @@ def bartlett_chol(chi2: Any, normal: Any, scale_chol: np.ndarray) -> Any:
         place = np.zeros((rows.size, n_features, n_features))
         place[np.arange(rows.size), rows, cols] = 1.0
         a = a + pt.tensordot(normal, place, axes=[[-1], [0]])
-    return pt.matmul(pt.as_tensor(scale_chol), a)
+    return pt.as_tensor(scale_chol) @ a
 
 
 def _bartlett(spec: MixtureSpec, n_features: int, tied: bool) -> Any:
@@ -136,7 +136,7 @@ def _cov_of_chol(prec_chol: Any, n_features: int) -> Any:
     import pytensor.tensor as pt
 
     inv = pt.linalg.solve_triangular(prec_chol, pt.eye(n_features), lower=True, b_ndim=2)
-    return pt.matmul(pt.swapaxes(inv, -1, -2), inv)
+    return pt.swapaxes(inv, -1, -2) @ inv
 
 
 def add_covariance(spec: MixtureSpec, n_features: int) -> Any:
@@ -216,7 +216,7 @@ def full_random(
     )
     if size is None:
         size = np.broadcast_shapes(weights.shape[:-1], means.shape[:-2], prec_chol.shape[:-3])
-    size = tuple(np.atleast_1d(size).astype(int)) if np.ndim(size) else (int(size),)
+    size = tuple(int(s) for s in np.atleast_1d(size))
     K, D = means.shape[-2:]
     weights = np.broadcast_to(weights, (*size, K))
     means = np.broadcast_to(means, (*size, K, D))

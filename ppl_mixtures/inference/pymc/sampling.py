@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -97,7 +97,14 @@ def pointwise_log_likelihood(
     ndarray of shape (n_chains, n_draws, n_samples)
     """
     n_chains, n_draws, n_components, n_features = means.shape
+    density: Callable[..., np.ndarray]
+    scale: np.ndarray
     if prec_chol is None:
+        if obs_sd is None:
+            raise ValueError(
+                "obs_sd: expected the observation sds (diagonal components) or prec_chol "
+                "(full components), got neither. Pass one of them."
+            )
         scale = np.broadcast_to(obs_sd, means.shape).reshape(-1, n_components, n_features)
         density, width = mixture_logp, n_features
     else:
@@ -159,8 +166,8 @@ def _covariance_draws(post: Any, spec: MixtureSpec) -> tuple[Any, Any]:
     if spec.covariance in ("full", "tied"):
         dims = ("chain", "draw", "component", "feature", "feature_b")
         return None, np.asarray(post["obs_cov"].transpose(*dims).values)
-    dims = ("chain", "draw", "component", "feature")
-    return np.asarray(post["obs_sd"].transpose(*dims).values), None
+    sd_dims = ("chain", "draw", "component", "feature")
+    return np.asarray(post["obs_sd"].transpose(*sd_dims).values), None
 
 
 def _log_likelihood(
