@@ -78,11 +78,21 @@ def _stat(stats: Any, name: str) -> np.ndarray | None:
     return np.asarray(stats[name].values)
 
 
+def _free_label(label: str) -> bool:
+    """False for "obs_corr[k, i, j]" rows with i >= j (constant 1s and mirrored entries)."""
+    if not label.startswith("obs_corr["):
+        return True
+    _, i, j = (int(part) for part in label[len("obs_corr[") : -1].split(","))
+    return i < j
+
+
 def mcmc_summary(fit: MixtureFit, **kwargs: Any) -> McmcSummary:
     """R-hat, ESS (bulk, tail), MCSE and the sampler's statistics for a fit.
 
     Relabel first (``ppl_mixtures.relabel``) when the chains may use different component
-    labels; otherwise R-hat reports the label switching, not a convergence failure.
+    labels; otherwise R-hat reports the label switching, not a convergence failure. For
+    learned full and tied covariances the table (and the worst R-hat and ESS) also covers
+    the correlations ``obs_corr[k, i, j]``, i < j (each once; the sds are ``obs_sd``).
 
     Parameters
     ----------
@@ -97,11 +107,14 @@ def mcmc_summary(fit: MixtureFit, **kwargs: Any) -> McmcSummary:
     import warnings
 
     fit = check_fit(fit)
-    kwargs.setdefault("var_names", list(fit.parameter_names()))
+    with_corr = "var_names" not in kwargs and "obs_corr" in fit.idata["posterior"].data_vars
+    kwargs.setdefault("var_names", [*fit.parameter_names(), *(["obs_corr"] if with_corr else [])])
     with warnings.catch_warnings():  # one chain or one draw: R-hat/ESS are NaN, not an error
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
         table = fit.summary(**kwargs)
+    if with_corr:  # keep each correlation once (i < j); the diagonal is the constant 1
+        table = table[[_free_label(label) for label in table.index]]
 
     def worst(column: str, reduce: Any) -> float:
         if column not in table.columns or table[column].isna().all():
