@@ -22,7 +22,7 @@ posterior draws::
 docs/estimator.md lists the scikit-learn checks that do not apply and why.
 
 The module is one class (scikit-learn's API with numpydoc on every method) and its few
-helpers, a little over 400 lines; the math it calls lives in ``analysis.diagnostics``.
+helpers, about 470 lines; the math it calls lives in ``analysis.diagnostics``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ppl_mixtures import validation as v
 from ppl_mixtures.analysis.diagnostics import log_likelihood, predictive_logpdf, responsibilities
+from ppl_mixtures.analysis.draws import parameter_draws
 from ppl_mixtures.analysis.relabel import relabel
 from ppl_mixtures.inference.fit import fit as fit_mixture
 from ppl_mixtures.inference.registry import get_engine
@@ -53,10 +54,11 @@ __all__ = [
     "n_free_parameters",
 ]
 
-#: Covariance structures the estimator fits today.
-COVARIANCES_SERVED = ("diag",)
-#: Structures a later issue adds (MixtureSpec(covariance=...)); they raise NotImplementedError.
-COVARIANCES_PLANNED = ("full", "tied", "spherical")
+#: Covariance structures the estimator fits (MixtureSpec(covariance=...)); an engine that
+#: does not serve one raises NotImplementedError at ``fit`` naming the engines that do.
+COVARIANCES_SERVED = ("diag", "full", "tied", "spherical")
+#: Structures not served yet (none since issue #14; kept for code that reads it).
+COVARIANCES_PLANNED: tuple[str, ...] = ()
 #: Largest max R-hat (after relabeling) at which a sampler's fit counts as converged.
 RHAT_MAX = 1.01
 
@@ -64,37 +66,54 @@ RHAT_MAX = 1.01
 def n_free_parameters(spec: MixtureSpec, n_features: int) -> int:
     """Free parameters of the spec's model, as BIC and AIC count them.
 
-    Means K*D, weights K-1 unless fixed (``weights="fixed"`` or K = 1), observation sds K*D
-    when learned (one per component and feature). With ``obs_sd="learned"`` and Dirichlet
-    weights this is scikit-learn's count for ``GaussianMixture(covariance_type="diag")``.
+    Means K*D, weights K-1 unless fixed (``weights="fixed"`` or K = 1), and the learned
+    covariances: K*D sds for "diag" with ``obs_sd="learned"``, K*D(D+1)/2 for "full" with
+    ``obs_cov="learned"``, D(D+1)/2 for "tied", K for "spherical" (none when known). With
+    learned covariances and Dirichlet weights this is scikit-learn's count for
+    ``GaussianMixture(covariance_type=spec.covariance)``.
     """
     n_components = spec.n_components
     count = n_components * n_features
     if not spec.fixed_weights:
         count += n_components - 1
-    if spec.learned_obs_sd:
-        count += n_components * n_features
+    if spec.learned_covariance:
+        per_matrix = n_features * (n_features + 1) // 2
+        count += {
+            "diag": n_components * n_features,
+            "full": n_components * per_matrix,
+            "tied": per_matrix,
+            "spherical": n_components,
+        }[spec.covariance]
     return count
 
 
 class BayesianMixture(ClusterMixin, DensityMixin, BaseEstimator):
-    """A Bayesian Gaussian mixture (diagonal covariances) fitted by any ppl-mixtures engine.
+    """A Bayesian Gaussian mixture fitted by any ppl-mixtures engine.
 
     Parameters
     ----------
     n_components : int, default=2
         K, the number of components.
-    covariance : {"diag"}, default="diag"
-        Covariance structure. Only "diag" is served today; "full", "tied" and "spherical"
-        raise NotImplementedError at ``fit`` (a later issue adds them).
-    mean_prior_mean, mean_prior_sd, weights, dirichlet_alpha, obs_sd, \
-precision_prior_shape, precision_prior_rate, ordered, weights_transform
+    covariance : {"diag", "full", "tied", "spherical"}, default="diag"
+        Covariance structure (``MixtureSpec(covariance=...)``): "diag" (``obs_sd`` known or
+        learned), "full" (one covariance per component: learned with a Wishart prior unless
+        ``obs_cov`` gives it), "tied" (one learned full covariance shared by the
+        components), "spherical" (one learned variance per component). Every engine but
+        "latent_gibbs" serves all four; an engine that does not raises NotImplementedError
+        at ``fit`` naming those that do.
+    mean_prior_mean, mean_prior_sd, weights, dirichlet_alpha, obs_sd, obs_cov, \
+precision_prior_shape, precision_prior_rate, precision_prior_dof, precision_prior_scale, \
+ordered, weights_transform
         The :class:`~ppl_mixtures.model.spec.MixtureSpec` fields, with its defaults: means
         ~ Normal(mean_prior_mean, mean_prior_sd^2) per feature; weights ~ Dirichlet(
-        dirichlet_alpha) or fixed at 1/K (``weights="fixed"``); ``obs_sd`` a known sd (number
-        or one per feature) or ``"learned"`` with a Gamma(precision_prior_shape,
-        precision_prior_rate) prior on each precision. The priors assume standardized data:
-        put a ``StandardScaler`` in front of the estimator (in a ``Pipeline``).
+        dirichlet_alpha) or fixed at 1/K (``weights="fixed"``); for "diag", ``obs_sd`` a
+        known sd (number or one per feature; None means 1.0) or ``"learned"`` with a
+        Gamma(precision_prior_shape, precision_prior_rate) prior on each precision (the
+        other types take no ``obs_sd``); for "full", ``obs_cov`` a known (D, D) or (K, D, D)
+        matrix, or None / "learned" (a Wishart(precision_prior_dof, precision_prior_scale)
+        prior on each precision matrix, defaults reducing to the Gamma prior at D = 1; also
+        the prior of "tied"). The priors assume standardized data: put a ``StandardScaler``
+        in front of the estimator (in a ``Pipeline``).
     engine : str, default="cavi"
         The inference engine (``ppl_mixtures.available_engines()`` lists them).
     engine_options : dict or None, default=None
@@ -124,7 +143,12 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
     means_ : ndarray of shape (n_components, n_features)
         Posterior mean of the component means.
     obs_sd_ : ndarray of shape (n_components, n_features)
-        Posterior mean of the observation sds (the known value when not learned).
+        Posterior mean of the observation sds (the known value when not learned; for a
+        known full covariance the square roots of its diagonal).
+    covariances_ : ndarray of shape (n_components, n_features, n_features)
+        Posterior mean of each component's covariance matrix (E[obs_sd^2] on the diagonal
+        for "diag" and "spherical"; the known matrix when not learned), as scikit-learn's
+        ``GaussianMixture.covariances_`` for ``covariance_type="full"``.
 
     Notes
     -----
@@ -145,9 +169,12 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         mean_prior_sd=1.0,
         weights="dirichlet",
         dirichlet_alpha=1.0,
-        obs_sd=1.0,
+        obs_sd=None,
+        obs_cov=None,
         precision_prior_shape=2.0,
         precision_prior_rate=2.0,
+        precision_prior_dof=None,
+        precision_prior_scale=None,
         ordered=False,
         weights_transform="stick_breaking",
         engine="cavi",
@@ -161,8 +188,11 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         self.weights = weights
         self.dirichlet_alpha = dirichlet_alpha
         self.obs_sd = obs_sd
+        self.obs_cov = obs_cov
         self.precision_prior_shape = precision_prior_shape
         self.precision_prior_rate = precision_prior_rate
+        self.precision_prior_dof = precision_prior_dof
+        self.precision_prior_scale = precision_prior_scale
         self.ordered = ordered
         self.weights_transform = weights_transform
         self.engine = engine
@@ -177,19 +207,18 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
 
     # ------------------------------------------------------------------ building the fit
     def _spec(self) -> MixtureSpec:
-        """The MixtureSpec of the constructor arguments (validated by MixtureSpec)."""
+        """The MixtureSpec of the constructor arguments (validated by MixtureSpec); for
+        covariance="full" an ``obs_cov`` of None means "learned"."""
         covariance = self.covariance
-        if covariance in COVARIANCES_PLANNED:
-            raise NotImplementedError(
-                f"covariance: {covariance!r} is not served yet; served: "
-                f"{', '.join(map(repr, COVARIANCES_SERVED))}. Use covariance='diag' (one sd "
-                f"per component and feature with obs_sd='learned')."
-            )
-        if covariance not in COVARIANCES_SERVED:
+        if not isinstance(covariance, str) or covariance not in COVARIANCES_SERVED:
             raise ValueError(
                 f"covariance: expected one of {', '.join(map(repr, COVARIANCES_SERVED))}, got "
-                f"{v.describe(covariance)}. Use covariance='diag'."
+                f"{v.describe(covariance)}. Use covariance='diag' (scikit-learn's "
+                f"covariance_type names: 'full', 'tied', 'diag', 'spherical')."
             )
+        obs_cov = self.obs_cov
+        if covariance == "full" and obs_cov is None:
+            obs_cov = "learned"
         return MixtureSpec(
             n_components=self.n_components,
             mean_prior_mean=self.mean_prior_mean,
@@ -201,6 +230,10 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
             precision_prior_rate=self.precision_prior_rate,
             ordered=self.ordered,
             weights_transform=self.weights_transform,
+            covariance=covariance,
+            obs_cov=obs_cov,
+            precision_prior_dof=self.precision_prior_dof,
+            precision_prior_scale=self.precision_prior_scale,
         )
 
     def _engine_options(self) -> dict[str, Any]:
@@ -243,7 +276,7 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         Raises
         ------
         NotImplementedError
-            ``covariance`` other than "diag".
+            An engine that does not serve ``covariance`` (the message names those that do).
         ValueError, TypeError
             Bad data, priors or engine options, naming the argument.
         """
@@ -260,10 +293,11 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
         self.converged_ = converged
         self.weights_ = _posterior_mean_weights(result)
         self.means_ = result.posterior_mean("means")
+        self.covariances_ = _posterior_mean_covariances(result)
         self.obs_sd_ = (
             result.posterior_mean("obs_sd")
-            if spec.learned_obs_sd
-            else spec.known_obs_sd(X.shape[1])
+            if spec.learned_covariance
+            else np.sqrt(np.diagonal(self.covariances_, axis1=1, axis2=2))
         )
         self.labels_ = self._responsibilities(X).argmax(axis=1)
         return self
@@ -337,9 +371,9 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw points from the posterior predictive.
 
-        For each point: a posterior draw theta_s = (weights, means, obs_sd) chosen uniformly
-        from the fit's draws (all chains), then z ~ Categorical(weights), then
-        x ~ Normal(means_z, diag(obs_sd_z^2)). Seeded by ``random_seed``: with a seed every
+        For each point: a posterior draw theta_s = (weights, means, covariances) chosen
+        uniformly from the fit's draws (all chains), then z ~ Categorical(weights), then
+        x ~ Normal(means_z, Sigma_z) (Sigma_z = diag(obs_sd_z^2), or the full matrix). Seeded by ``random_seed``: with a seed every
         call returns the same points (as scikit-learn's ``GaussianMixture.sample``).
 
         Parameters
@@ -357,15 +391,15 @@ precision_prior_shape, precision_prior_rate, ordered, weights_transform
             "n_samples", n_samples, minimum=1, hint="Ask for at least one point, e.g. sample(100)"
         )
         rng = np.random.default_rng(v.check_seed(self.random_seed))
-        weights, means, obs_sd = _flat_draws(self.fit_)
-        draw = rng.integers(weights.shape[0], size=n_samples)
-        cdf = np.cumsum(weights[draw], axis=1)  # (n, K)
+        draws = parameter_draws(self.fit_)
+        draw = rng.integers(draws.n_total, size=n_samples)
+        cdf = np.cumsum(draws.weights[draw], axis=1)  # (n, K)
         u = rng.random(n_samples)
         # the first k with u < cdf_k (clipped for round-off in the last cumulative sum)
-        labels = np.minimum((u[:, None] >= cdf).sum(axis=1), weights.shape[1] - 1)
-        loc = means[draw, labels]  # (n, D)
-        scale = obs_sd[draw, labels]
-        return loc + scale * rng.standard_normal(loc.shape), labels
+        labels = np.minimum((u[:, None] >= cdf).sum(axis=1), draws.n_components - 1)
+        loc = draws.means[draw, labels]  # (n, D)
+        noise = draws.select(draw).noise(labels[:, None], slice(None), rng)  # (n, 1, D)
+        return loc + noise[:, 0], labels
 
     # ------------------------------------------------------------------ information criteria
     def _log_likelihood_and_count(self, X: ArrayLike) -> tuple[float, int, int]:
@@ -422,17 +456,12 @@ def _posterior_mean_weights(result: MixtureFit) -> np.ndarray:
     return result.spec.fixed_weight_values()
 
 
-def _flat_draws(result: MixtureFit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(weights (S, K), means (S, K, D), obs_sd (S, K, D)) over all chains and draws."""
-    means = result.draws("means")
-    n_components, n_features = means.shape[2:]
-    means = means.reshape(-1, n_components, n_features)
-    if "weights" in result.idata["posterior"].data_vars:
-        weights = result.draws("weights").reshape(-1, n_components)
-    else:
-        weights = np.broadcast_to(result.spec.fixed_weight_values(), means.shape[:2])
-    if result.spec.learned_obs_sd:
-        obs_sd = result.draws("obs_sd").reshape(means.shape)
-    else:
-        obs_sd = np.broadcast_to(result.spec.known_obs_sd(n_features), means.shape)
-    return weights, means, obs_sd
+def _posterior_mean_covariances(result: MixtureFit) -> np.ndarray:
+    """E[Sigma_k] over the draws, (K, D, D): the mean of obs_cov, or diag(E[obs_sd^2])."""
+    draws = parameter_draws(result)
+    if draws.obs_cov is not None:
+        cov = draws.obs_cov
+        return cov if cov.ndim == 3 else cov.mean(axis=0)
+    assert draws.obs_sd is not None  # every ParameterDraws has obs_sd or obs_cov
+    var = draws.obs_sd**2 if draws.obs_sd.ndim == 2 else (draws.obs_sd**2).mean(axis=0)
+    return var[..., None] * np.eye(var.shape[-1])

@@ -369,17 +369,113 @@ def test_label_switched_chains_are_relabeled_before_averaging(monkeypatch):
 
 
 # ---------------------------------------------------------------- input checks, pickling
+def sklearn_mixture(est, covariance_type):
+    """scikit-learn's GaussianMixture holding ``est``'s EM parameters in its own format."""
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+    cov = est.covariances_  # (K, D, D)
+    gm_cov = {
+        "full": cov,
+        "tied": cov[0],
+        "diag": np.diagonal(cov, axis1=1, axis2=2),
+        "spherical": cov[:, 0, 0],
+    }[covariance_type]
+    gm = GaussianMixture(n_components=cov.shape[0], covariance_type=covariance_type)
+    gm.weights_, gm.means_, gm.covariances_ = est.weights_, est.means_, gm_cov
+    gm.precisions_cholesky_ = _compute_precision_cholesky(gm_cov, covariance_type)
+    gm.n_features_in_ = cov.shape[1]
+    return gm
+
+
 @pytest.mark.parametrize("covariance", ["full", "tied", "spherical"])
-def test_planned_covariances_raise_not_implemented(covariance):
+def test_em_with_each_covariance_matches_sklearn(covariance):
+    # scikit-learn holding our EM's parameters must give the same densities, BIC (its
+    # _n_parameters vs our count) and responsibilities; and its own EM, from a start that
+    # reaches the same optimum on these separated clusters, the same BIC to its tol
+    X, _ = three_clusters(150, random_seed=3)
+    X = X @ np.array([[1.0, 0.4], [0.0, 0.8]])  # correlated features
+    est = BayesianMixture(
+        3,
+        covariance=covariance,
+        engine="em",
+        engine_options={"n_init": 2, "progressbar": False},
+        random_seed=0,
+    ).fit(X)
+    assert est.fit_.spec.covariance == covariance
+    if covariance == "full":
+        assert est.fit_.spec.obs_cov == "learned"
+    gm = sklearn_mixture(est, covariance)
+    np.testing.assert_allclose(est.score_samples(X), gm.score_samples(X), rtol=1e-10)
+    np.testing.assert_allclose(est.predict_proba(X), gm.predict_proba(X), atol=1e-10)
+    assert est.bic(X) == pytest.approx(gm.bic(X), rel=1e-10)
+    np.testing.assert_allclose(
+        est.obs_sd_, np.sqrt(np.diagonal(est.covariances_, axis1=1, axis2=2)), rtol=1e-10
+    )
+    fitted = GaussianMixture(
+        3, covariance_type=covariance, tol=1e-10, max_iter=1000, random_state=0
+    ).fit(X)
+    assert est.bic(X) == pytest.approx(fitted.bic(X), rel=1e-6)
+
+
+def test_n_free_parameters_matches_sklearn_for_every_covariance():
+    for covariance in ("full", "tied", "spherical"):
+        spec = MixtureSpec(
+            3, covariance=covariance, obs_cov="learned" if covariance == "full" else None
+        )
+        for D in (1, 2, 4):
+            gm = GaussianMixture(n_components=3, covariance_type=covariance)
+            gm.means_ = np.zeros((3, D))
+            assert n_free_parameters(spec, D) == gm._n_parameters()
+    # a known full covariance: only means and weights are free
+    known = MixtureSpec(3, covariance="full", obs_cov=np.eye(2))
+    assert n_free_parameters(known, 2) == 3 * 2 + 2
+
+
+def test_sample_from_a_full_covariance_fit_has_its_covariance():
+    X, _ = three_clusters(150, random_seed=4)
+    X = X @ np.array([[1.0, 0.5], [0.0, 0.6]])
+    est = BayesianMixture(
+        3, covariance="full", engine="em", engine_options=QUICK_EM, random_seed=2
+    ).fit(X)
+    points, labels = est.sample(6000)
+    for k in range(3):  # EM is one draw: every point of label k is N(means_k, covariances_k)
+        centered = points[labels == k] - est.means_[k]
+        n_k = centered.shape[0]
+        cov = est.covariances_[k]
+        # se of each empirical covariance entry (known mean): sqrt((S_ii S_jj + S_ij^2)/n)
+        se = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / n_k)
+        assert np.all(np.abs(centered.T @ centered / n_k - cov) < 4 * se)
+
+
+def test_cavi_full_covariance_estimator_reads_its_posterior():
+    X, _ = three_clusters(90, random_seed=6)
+    est = BayesianMixture(
+        3, covariance="full", engine="cavi", engine_options=QUICK_CAVI, random_seed=0
+    ).fit(X)
+    cov_draws = est.fit_.draws("obs_cov").reshape(-1, 3, 2, 2)
+    np.testing.assert_allclose(est.covariances_, cov_draws.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(est.obs_sd_, est.fit_.posterior_mean("obs_sd"), rtol=1e-12)
+    np.testing.assert_allclose(est.predict_proba(X).sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_an_engine_that_does_not_serve_a_covariance_names_those_that_do():
     X, _ = three_clusters(30)
-    with pytest.raises(NotImplementedError, match=r"covariance: '\w+' is not served.*'diag'"):
-        BayesianMixture(covariance=covariance).fit(X)
+    with pytest.raises(
+        NotImplementedError, match=r"'latent_gibbs' does not serve covariance='full'.*cavi"
+    ):
+        BayesianMixture(covariance="full", engine="latent_gibbs").fit(X)
 
 
 @pytest.mark.parametrize(
     "params, error, match",
     [
-        ({"covariance": "ful"}, ValueError, "covariance: expected one of 'diag', got 'ful'"),
+        (
+            {"covariance": "ful"},
+            ValueError,
+            "covariance: expected one of 'diag', 'full', 'tied', 'spherical', got 'ful'",
+        ),
+        ({"covariance": "full", "obs_sd": 1.0}, ValueError, "obs_sd: expected None"),
+        ({"covariance": "tied", "obs_cov": np.eye(2)}, ValueError, "obs_cov"),
         ({"engine_options": [("n_init", 2)]}, TypeError, "engine_options: expected a dict"),
         (
             {"engine_options": {"random_seed": 1}},
