@@ -22,6 +22,7 @@ EXPECTED = (
     "03_advi_and_minibatches",
     "04_mcmc_vs_vi",
     "05_em_and_bayes",
+    "06_full_covariance",
 )
 
 
