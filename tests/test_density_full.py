@@ -285,3 +285,38 @@ def test_equals_pm_mixture_of_mvnormal_value_and_gradient():
     ours_values, reference_values = (f(weights, means, chol) for f in outputs)
     for a, b in zip(ours_values, reference_values, strict=True):
         assert_close(a, b)
+
+
+def test_one_shared_factor_broadcasts_to_every_component(compiled):
+    """Tied covariance passed as a single (1, D, D) factor: the same as K copies of it."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ppl_mixtures.model.density_full import full_mixture_logp_pt
+
+    points, weights, means, chol = random_case(16, 20, 3, 2)
+    log_w, mu, shared_chol = pt.vector(), pt.matrix(), pt.tensor("L", shape=(1, None, None))
+    logp = full_mixture_logp_pt(points, log_w[None], mu[None], shared_chol[None])
+    tied = pytensor.function(
+        [log_w, mu, shared_chol], [logp, pytensor.grad(logp.sum(), shared_chol)]
+    )
+    value, gradient = tied(np.log(weights), means, chol[:1])
+    repeated = _evaluate(
+        compiled["fused"], points, weights, means, np.repeat(chol[:1], 3, 0), np.ones(20)
+    )
+    assert_close(value, repeated[0])
+    assert_close(gradient[0], repeated[4].sum(0))  # the shared factor's gradient: the sum
+
+
+def test_kernels_refuse_inputs_whose_shapes_disagree():
+    """The kernels index without bounds checks, so a mismatch must raise, not read past."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ppl_mixtures.model.density_full import fused_full_mixture_logp
+
+    points, weights, means, chol = random_case(17, 10, 3, 2)
+    log_w, mu, lc = pt.vector(), pt.matrix(), pt.tensor3()
+    function = pytensor.function([log_w, mu, lc], fused_full_mixture_logp(points, log_w, mu, lc))
+    with pytest.raises(ValueError, match="prec_chol must be"):
+        function(np.log(weights), means, chol[:2])

@@ -46,6 +46,20 @@ _JIT: dict[str, Any] = dict(cache=True, error_model="numpy")
 
 
 @numba.njit(**_JIT)
+def _check_shapes(x, log_w, means, prec_chol, g):
+    """The kernels index without bounds checks: refuse inputs whose shapes disagree."""
+    n_components, n_features = means.shape
+    if x.shape[1] != n_features or log_w.shape[0] != n_components:
+        raise ValueError("full mixture density: x (N, D), log_w (K,), means (K, D) disagree")
+    if prec_chol.shape[0] != n_components or prec_chol.shape[1] != n_features:
+        raise ValueError("full mixture density: prec_chol must be (K, D, D) like means (K, D)")
+    if prec_chol.shape[2] != n_features:
+        raise ValueError("full mixture density: prec_chol must be (K, D, D) like means (K, D)")
+    if g.shape[0] != 1 and g.shape[0] != x.shape[0]:
+        raise ValueError("full mixture density: the cotangent g must have length 1 or N")
+
+
+@numba.njit(**_JIT)
 def _component_constants(log_w, prec_chol):
     """log w_k - D/2 log 2 pi + sum_i log L_k,ii, shape (K,)."""
     n_components, n_features, _ = prec_chol.shape
@@ -224,6 +238,7 @@ def _run(x, log_w, means, prec_chol, g, with_logp, with_grad, parallel):
     n_samples = x.shape[0]
     n_components, n_features = means.shape
     n_chunks = (n_samples + CHUNK - 1) // CHUNK
+    _check_shapes(x, log_w, means, prec_chol, g)
     const = _component_constants(log_w, prec_chol)
     out = np.empty(n_samples if with_logp else 0)
     n_stats = 1 + n_features + n_features * (n_features + 1) // 2
@@ -294,6 +309,7 @@ def grad_value_kernel(x, log_w, means, prec_chol, g):
     """Eq. (6): gradient w.r.t. x of sum_n g_n log p(x_n), (N, D). Serial (no reduction)."""
     n_samples, n_features = x.shape
     n_components = means.shape[0]
+    _check_shapes(x, log_w, means, prec_chol, g)
     const = _component_constants(log_w, prec_chol)
     xb = np.empty((n_features, BLOCK))
     db = np.empty((n_features, BLOCK))

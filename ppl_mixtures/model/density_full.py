@@ -187,6 +187,9 @@ def full_mixture_logp_pt(value: Any, log_weights: Any, means: Any, prec_chol: An
     log_weights = log_weights[(0,) * (log_weights.ndim - 1)]
     means = means[(0,) * (means.ndim - 2)]
     prec_chol = prec_chol[(0,) * (prec_chol.ndim - 3)]
+    # a tied covariance may come as one (1, D, D) factor: give every component its copy
+    prec_chol = pt.broadcast_to(prec_chol, (means.shape[0], means.shape[1], means.shape[1]))
+    log_weights = pt.broadcast_to(log_weights, (means.shape[0],))
     return fused_full_mixture_logp(value, log_weights, means, prec_chol)
 
 
