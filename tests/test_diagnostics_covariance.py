@@ -13,6 +13,7 @@ from scipy.stats import multivariate_normal
 from ppl_mixtures import MixtureSpec, fit
 from ppl_mixtures.analysis import diagnostics as dg
 from ppl_mixtures.analysis.compare import compare
+from ppl_mixtures.analysis.khat import pareto_khat, vi_log_ratios
 from ppl_mixtures.app.inputs import check_exact_feasible
 from ppl_mixtures.model import evidence
 from ppl_mixtures.present.report import render_report
@@ -187,12 +188,26 @@ def test_em_log_likelihood_is_the_engines_own(engine_fits):
     np.testing.assert_allclose(total, em.details.log_lik_final, rtol=1e-10)
 
 
-def test_khat_is_refused_for_a_full_covariance_q_and_compare_says_why(engine_fits):
+def test_compare_tabulates_the_khat_of_a_full_covariance_cavi_fit(engine_fits):
     cavi = engine_fits["cavi"]
-    with pytest.raises(NotImplementedError, match=r"covariance='diag' only.*'full'"):
-        dg.vi_khat(cavi)
     comp = compare({"cavi": cavi}, reference="cavi", khat=True)
     row = comp.engines.loc["cavi"]
+    assert row["khat"] == dg.vi_khat(cavi, cavi.points) and row["khat_note"] == ""
+
+
+def test_khat_of_advi_on_a_full_covariance_is_refused_and_compare_says_why():
+    points = correlated_points(5, 6)
+    spec = MixtureSpec(n_components=2, covariance="full", obs_cov="learned")
+    idata = make_idata(
+        np.zeros((1, 4, 2, 2)),
+        np.full((1, 4, 2), 0.5),
+        points,
+        obs_cov=np.broadcast_to(np.eye(2), (1, 4, 2, 2, 2)).copy(),
+    )
+    advi = MixtureFit(engine="advi", spec=spec, idata=idata, family="vi")
+    with pytest.raises(NotImplementedError, match=r"ADVI's q for covariance='diag' only.*'full'"):
+        dg.vi_khat(advi)
+    row = compare({"advi": advi}, reference="advi", khat=True).engines.loc["advi"]
     assert np.isnan(row["khat"]) and row["khat_note"].startswith("NotImplementedError")
 
 
@@ -283,3 +298,70 @@ def test_mcmc_summary_sees_chains_that_disagree_on_a_correlation():
     assert worst == "obs_corr[1, 0, 1]" and summary.rhat_max > 2.0
     # iid draws: R-hat - 1 is O(1/sqrt(chains x draws)) ~ 0.05 at most; constants give NaN
     assert summary.table.drop(index=worst)["r_hat"].max() < 1.1
+
+
+# ------------------------------------------------------------ k-hat of CAVI's full-covariance q
+def log_mean_exp_and_se(log_ratios: np.ndarray) -> tuple[float, float]:
+    """log mean exp(r) and its delta-method se sd(w) / (mean(w) sqrt(S)), w = exp(r - max)."""
+    w = np.exp(log_ratios - log_ratios.max())
+    se = w.std() / (w.mean() * np.sqrt(w.size))
+    return float(np.log(w.mean()) + log_ratios.max()), float(se)
+
+
+def test_khat_of_an_exact_q_is_minus_infinity():
+    # K = 1 with a known covariance: q(mu) = N(m, C) is the exact posterior, p/q constant
+    spec = MixtureSpec(n_components=1, covariance="full", obs_cov=KNOWN_COV)
+    cavi = fit(correlated_points(4, 3), spec, engine="cavi", random_seed=0)
+    assert dg.vi_khat(cavi) == -np.inf
+
+
+def test_importance_sampling_with_a_full_gaussian_q_recovers_the_exact_evidence():
+    # p(x) = E_q[p(x, theta) / q(theta)] when q covers the posterior. CAVI's q sits in one of
+    # the K! = 2 label modes of a symmetric posterior whose modes barely overlap on these
+    # separated points, so the estimate is log p(x) - log 2; the se is the delta method's
+    # (k-hat < 0.7 here, the ratios' tail is light enough for it); 4 se.
+    points = correlated_points(4, 3)
+    spec = MixtureSpec(n_components=2, covariance="full", obs_cov=KNOWN_COV)
+    cavi = fit(points, spec, engine="cavi", random_seed=0)
+    ratios = vi_log_ratios(cavi, n_draws=20_000, random_seed=1)
+    estimate, se = log_mean_exp_and_se(ratios)
+    exact = evidence.exact_posterior(points, spec).log_evidence
+    assert abs(estimate + np.log(2.0) - exact) < 4 * se
+    assert pareto_khat(ratios) < 0.7
+
+
+def test_a_one_feature_wishart_q_scores_like_the_gamma_q_it_equals():
+    # At D = 1 the Wishart(2a, I/(2b)) prior is Gamma(a, b) on the precision (the spec's
+    # defaults), so covariance="full" learned and obs_sd="learned" are one model; CAVI
+    # reaches the same q (checked), and the two scorings of the same q must agree: the mean
+    # log ratio and the IS log-evidence, each within 4 combined standard errors.
+    x = np.random.default_rng(1).normal(size=(30, 1))
+    x[:15] += 3.0
+    full = fit(
+        x, MixtureSpec(2, covariance="full", obs_cov="learned"), engine="cavi", random_seed=0
+    )
+    diag = fit(x, MixtureSpec(2, obs_sd="learned"), engine="cavi", random_seed=0)
+    qf, qd = full.details.variational_params, diag.details.variational_params
+    np.testing.assert_allclose(qf["wishart_dof"], 2 * qd["prec_shape"][:, 0], rtol=1e-8)
+    np.testing.assert_allclose(qf["wishart_scale"][:, 0, 0], 0.5 / qd["prec_rate"][:, 0], rtol=1e-8)
+    r_full = vi_log_ratios(full, n_draws=20_000, random_seed=2)
+    r_diag = vi_log_ratios(diag, n_draws=20_000, random_seed=3)
+    se_mean = np.hypot(r_full.std(), r_diag.std()) / np.sqrt(r_full.size)
+    assert abs(r_full.mean() - r_diag.mean()) < 4 * se_mean
+    (e_full, se_full), (e_diag, se_diag) = map(log_mean_exp_and_se, (r_full, r_diag))
+    assert abs(e_full - e_diag) < 4 * np.hypot(se_full, se_diag)
+
+
+@pytest.mark.parametrize("covariance", ["full", "tied", "spherical"])
+def test_the_mean_log_ratio_is_above_the_cavi_elbo(covariance):
+    # E_q[log p(x, theta) - log q(theta)] sums z out exactly, so it is >= CAVI's ELBO, whose
+    # q(z) is one more factor: a wrong constant in the Wishart or Gamma terms breaks it.
+    # The mean of S ratios has se sd / sqrt(S); 4 se.
+    spec = MixtureSpec(
+        2, covariance=covariance, obs_cov="learned" if covariance == "full" else None
+    )
+    cavi = fit(correlated_points(30, 0), spec, engine="cavi", random_seed=0)
+    ratios = vi_log_ratios(cavi, n_draws=4000)
+    elbo = cavi.elbo_estimate.value
+    assert elbo <= ratios.mean() + 4 * ratios.std() / np.sqrt(ratios.size)
+    assert np.isfinite(dg.vi_khat(cavi))

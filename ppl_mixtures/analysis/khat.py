@@ -1,5 +1,8 @@
 """How good is q? The PSIS Pareto k-hat of p/q for a variational fit: :func:`vi_khat`
-(Yao et al. 2018), and :func:`pareto_khat` for any importance log ratios."""
+(Yao et al. 2018), its importance log ratios :func:`vi_log_ratios`, and :func:`pareto_khat`
+for any importance log ratios. CAVI/SVI fits are scored for every covariance type (full and
+tied: a full Gaussian q(mu_k) and Wishart q(Lambda), drawn by Bartlett's decomposition);
+ADVI fits for covariance="diag"."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ppl_mixtures.analysis.draws import check_fit, check_fit_points
+from ppl_mixtures.analysis.draws import check_fit, check_fit_points, chunks
 from ppl_mixtures.analysis.log_joint import (
     log_dirichlet,
     log_gamma,
@@ -17,10 +20,12 @@ from ppl_mixtures.analysis.log_joint import (
     unconstrained_log_joint,
 )
 from ppl_mixtures.model.density import LOG_2PI
+from ppl_mixtures.model.density_full import full_mixture_logp
+from ppl_mixtures.model.priors import gamma_log_prior, wishart_log_normalizer
 from ppl_mixtures.results import MixtureFit
 from ppl_mixtures.validation import check_int
 
-__all__ = ["VI_ENGINES", "pareto_khat", "vi_khat"]
+__all__ = ["VI_ENGINES", "pareto_khat", "vi_khat", "vi_log_ratios"]
 
 
 #: Spread (nats) of the log ratios below which they count as constant (q = p).
@@ -54,9 +59,11 @@ def vi_khat(
     fit : MixtureFit
         A variational fit: ``"advi"``, ``"fullrank_advi"`` (q Gaussian on the unconstrained
         space, from ``fit.details.unconstrained_mean``, ``.unconstrained_chol`` and
-        ``.unconstrained_labels``), ``"cavi"`` or ``"svi"`` (q a product of Gaussians for
-        the means, a Dirichlet for the weights and Gammas for learned precisions, from
-        ``fit.details.variational_params``).
+        ``.unconstrained_labels``; diag specs only), ``"cavi"`` or ``"svi"`` (q a product of
+        Gaussians for the means, a Dirichlet for the weights and Gammas for learned
+        precisions, from ``fit.details.variational_params``; every covariance type: with
+        full and tied covariances q(mu_k) is a full Gaussian and q(Lambda) a Wishart per
+        component, or one for tied; spherical: one Gamma per component).
     points : array-like of shape (n_samples, n_features), optional
         The data of p(x, theta): the data q was fitted to (the fit's own data when None).
     n_draws : int
@@ -78,10 +85,10 @@ def vi_khat(
     ValueError
         For fits without a q (MCMC and point estimates): use R-hat and ESS there.
     NotImplementedError
-        For a spec whose covariance is not "diag" (full, tied, spherical): scoring those
-        q (a Wishart or Gamma per component for CAVI/SVI; ADVI's Cholesky coordinates) is
-        not written yet, and a number from the diagonal formulas would be wrong.
-        ``compare`` records the message in ``khat_note`` and leaves k-hat NaN.
+        For an ADVI fit of a spec whose covariance is not "diag" (its q lives on the
+        Cholesky coordinates of the precisions, which are not scored yet; a number from the
+        diagonal formulas would be wrong). ``compare`` records the message in
+        ``khat_note`` and leaves k-hat NaN.
 
     Notes
     -----
@@ -91,6 +98,19 @@ def vi_khat(
     95 ratios), not a subset of the points: q was fitted to all of them, and p(x_subset,
     theta) is another posterior.
     """
+    return pareto_khat(vi_log_ratios(fit, points, n_draws=n_draws, random_seed=random_seed))
+
+
+def vi_log_ratios(
+    fit: MixtureFit, points: Any = None, *, n_draws: int = 4000, random_seed: int | None = 0
+) -> np.ndarray:
+    """The importance log ratios log p(x, theta_s) - log q(theta_s), theta_s ~ q, of
+    :func:`vi_khat` (same arguments, same seed -> same ratios), shape (n_draws,).
+
+    Their log-mean-exp is an importance-sampling estimate of log p(x) (unbiased in p(x));
+    their mean is E_q[log p(x, theta) - log q(theta)] >= the ELBO with q(z) (z is summed out
+    here). For ADVI fits p carries log abs(det J) of the unconstrained coordinates.
+    """
     fit = check_fit(fit)
     if fit.engine not in VI_ENGINES:
         raise ValueError(
@@ -98,21 +118,20 @@ def vi_khat(
             f"got engine {fit.engine!r}. k-hat grades q against p; an MCMC or "
             f"point fit has no q: check it with mcmc_summary (R-hat, ESS) instead."
         )
-    if fit.spec.covariance != "diag":
+    if fit.engine in ("advi", "fullrank_advi") and fit.spec.covariance != "diag":
         raise NotImplementedError(
-            f"fit: vi_khat scores q for covariance='diag' only, got a {fit.engine!r} fit "
-            f"with covariance={fit.spec.covariance!r} (its q over the covariances is not "
-            f"scored yet). Check this fit against MCMC (compare(..., reference='nuts')) or, "
-            f"for a known covariance on tiny data, reference='exact'."
+            f"fit: vi_khat scores ADVI's q for covariance='diag' only, got a {fit.engine!r} "
+            f"fit with covariance={fit.spec.covariance!r} (its q over the precisions' "
+            f"Cholesky coordinates is not scored yet). Check this fit against MCMC "
+            f"(compare(..., reference='nuts')), or use engine='cavi' (k-hat for every "
+            f"covariance type)."
         )
     n_draws = check_int("n_draws", n_draws, minimum=100, hint="Use e.g. n_draws=4000")
     data = check_fit_points(fit, points)
     rng = np.random.default_rng(random_seed)
     if fit.engine in ("advi", "fullrank_advi"):
-        log_ratio = _advi_log_ratios(fit, data, n_draws, rng)
-    else:
-        log_ratio = _conjugate_log_ratios(fit, data, n_draws, rng)
-    return pareto_khat(log_ratio)
+        return _advi_log_ratios(fit, data, n_draws, rng)
+    return _conjugate_log_ratios(fit, data, n_draws, rng)
 
 
 def pareto_khat(log_ratios: Any) -> float:
@@ -173,16 +192,14 @@ def _variational_params(fit: MixtureFit) -> Mapping[str, Any]:
 def _conjugate_log_ratios(
     fit: MixtureFit, data: np.ndarray, n_draws: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """log p(x, theta) - log q(theta) for theta ~ q, CAVI/SVI's conjugate family, (S,)."""
-    from scipy.stats import norm
+    """log p(x, theta) - log q(theta) for theta ~ q, CAVI/SVI's conjugate family, (S,).
 
+    The draws are made in a fixed order (means, weights, precisions) so that a diagonal
+    spec gives the numbers it always gave."""
     spec = fit.spec
     params = _variational_params(fit)
-    loc = np.asarray(params["mean_loc"], dtype=np.float64)
-    sd = np.sqrt(np.asarray(params["mean_var"], dtype=np.float64))
-    n_components, n_features = loc.shape
-    means = loc + sd * rng.standard_normal((n_draws, n_components, n_features))
-    log_q = norm.logpdf(means, loc, sd).sum(axis=(1, 2))
+    means, log_q = _mean_draws(params, n_draws, rng)
+    n_components, n_features = means.shape[1:]
     log_p = log_prior_means(means, spec, n_features)
     if spec.fixed_weights:
         weights = np.broadcast_to(spec.fixed_weight_values(), (n_draws, n_components))
@@ -192,19 +209,110 @@ def _conjugate_log_ratios(
         weights = np.exp(log_w)
         log_q = log_q + log_dirichlet(log_w, conc)
         log_p = log_p + log_dirichlet(log_w, spec.alpha())
-    if spec.learned_obs_sd:
+    if spec.covariance in ("full", "tied"):
+        prec_chol, log_q_cov, log_p_cov = _precision_draws(params, spec, n_draws, n_features, rng)
+        log_lik = _full_log_likelihood_sum(data, weights, means, prec_chol)
+        return log_p + log_p_cov + log_lik - log_q - log_q_cov
+    if spec.learned_covariance:  # diag (K, D) or spherical (K,) Gammas
         shape = np.asarray(params["prec_shape"], dtype=np.float64)
         rate = np.asarray(params["prec_rate"], dtype=np.float64)
-        tau = rng.gamma(shape, 1.0 / rate, size=(n_draws, n_components, n_features))
+        tau = rng.gamma(shape, 1.0 / rate, size=(n_draws, *shape.shape))
         log_tau = np.log(tau)
-        log_q = log_q + log_gamma(tau, log_tau, shape, rate)
-        log_p = log_p + log_gamma(
-            tau, log_tau, spec.precision_prior_shape, spec.precision_prior_rate
-        )
+        prior_shape, prior_rate = spec.precision_prior_shape, spec.precision_prior_rate
+        if spec.covariance == "spherical":  # tau (S, K): one precision for every feature
+            log_q = log_q + gamma_log_prior(tau, log_tau, shape, rate).sum(axis=1)
+            log_p = log_p + gamma_log_prior(tau, log_tau, prior_shape, prior_rate).sum(axis=1)
+            log_tau = np.repeat(log_tau[..., None], n_features, axis=-1)
+        else:
+            log_q = log_q + log_gamma(tau, log_tau, shape, rate)
+            log_p = log_p + log_gamma(tau, log_tau, prior_shape, prior_rate)
         obs_sd = np.exp(-0.5 * log_tau)
     else:
         obs_sd = spec.known_obs_sd(n_features)
     return log_p + log_likelihood_sum(data, weights, means, obs_sd) - log_q
+
+
+def _mean_draws(
+    params: Mapping[str, Any], n_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """means ~ q(mu) (S, K, D) and log q(means) (S,): independent Normals (``mean_var``)
+    or one full Gaussian N(m_k, C_k) per component (``mean_cov``)."""
+    from scipy.stats import norm
+
+    loc = np.asarray(params["mean_loc"], dtype=np.float64)
+    n_components, n_features = loc.shape
+    if "mean_cov" not in params:
+        sd = np.sqrt(np.asarray(params["mean_var"], dtype=np.float64))
+        means = loc + sd * rng.standard_normal((n_draws, n_components, n_features))
+        return means, norm.logpdf(means, loc, sd).sum(axis=(1, 2))
+    chol = np.linalg.cholesky(np.asarray(params["mean_cov"], dtype=np.float64))  # (K, D, D)
+    eps = rng.standard_normal((n_draws, n_components, n_features))
+    means = loc + np.einsum("kij,skj->ski", chol, eps)
+    # log N(mu | m, C) with mu = m + L eps: -|eps|^2/2 - sum log L_ii - D/2 log 2 pi
+    log_det = np.log(np.diagonal(chol, axis1=1, axis2=2)).sum()
+    log_q = -0.5 * (eps**2).sum(axis=(1, 2)) - log_det - 0.5 * n_components * n_features * LOG_2PI
+    return means, log_q
+
+
+def _wishart_logpdf(prec: np.ndarray, dof: np.ndarray | float, scale: np.ndarray) -> np.ndarray:
+    """log Wishart(Lambda | dof, scale) for Lambda (..., D, D), dof (...,) or a float and
+    scale (..., D, D) broadcasting (Bishop 2006, eq. B.78; scipy's ``wishart.logpdf``)."""
+    n_features = prec.shape[-1]
+    log_det = np.linalg.slogdet(prec)[1]
+    trace = np.einsum("...ij,...ji->...", np.linalg.inv(scale), prec)
+    dof = np.asarray(dof, dtype=np.float64)
+    return (
+        wishart_log_normalizer(dof, scale) + 0.5 * (dof - n_features - 1.0) * log_det - 0.5 * trace
+    )
+
+
+def _precision_draws(
+    params: Mapping[str, Any],
+    spec: Any,
+    n_draws: int,
+    n_features: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cholesky factors of the precisions for the full density, (S, K, D, D) (or the known
+    (K, D, D)), and log q, log p of the learned ones, (S,) each (0 when known).
+
+    Lambda_f ~ Wishart(nu_f, W_f) per factor f (K for full, one for tied, shared by the
+    components), drawn by Bartlett's decomposition: Lambda = L A A^T L^T with L L^T = W,
+    A lower triangular, A_ii^2 ~ chi2(nu - i + 1), A_ij ~ N(0, 1) below the diagonal."""
+    if not spec.learned_covariance:
+        precision = np.linalg.inv(spec.known_obs_cov(n_features))
+        precision = 0.5 * (precision + np.swapaxes(precision, -1, -2))
+        return np.linalg.cholesky(precision), np.zeros(n_draws), np.zeros(n_draws)
+    dof = np.asarray(params["wishart_dof"], dtype=np.float64)  # (F,)
+    scale = np.asarray(params["wishart_scale"], dtype=np.float64)  # (F, D, D)
+    n_factors = dof.shape[0]
+    lower = np.tril(rng.standard_normal((n_draws, n_factors, n_features, n_features)), -1)
+    chi2 = rng.chisquare(
+        dof[None, :, None] - np.arange(n_features), (n_draws, n_factors, n_features)
+    )
+    root = np.linalg.cholesky(scale) @ (lower + np.sqrt(chi2)[..., None] * np.eye(n_features))
+    prec_chol = np.linalg.cholesky(root @ np.swapaxes(root, -1, -2))  # (S, F, D, D)
+    prec = prec_chol @ np.swapaxes(prec_chol, -1, -2)
+    log_q = _wishart_logpdf(prec, dof, scale).sum(axis=1)
+    log_p = _wishart_logpdf(prec, spec.wishart_dof(n_features), spec.wishart_scale(n_features))
+    n_components = spec.n_components
+    return (
+        np.broadcast_to(prec_chol, (n_draws, n_components, n_features, n_features)),
+        log_q,
+        (log_p.sum(axis=1)),
+    )
+
+
+def _full_log_likelihood_sum(
+    data: np.ndarray, weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray
+) -> np.ndarray:
+    """sum_i log p(x_i | theta_s) with full covariances, (S,), in chunks of draws."""
+    n_total = weights.shape[0]
+    out = np.empty(n_total)
+    for chunk in chunks(n_total, data.shape[0] * weights.shape[1]):
+        chol = prec_chol if prec_chol.ndim == 3 else prec_chol[chunk]
+        out[chunk] = full_mixture_logp(data, weights[chunk], means[chunk], chol).sum(axis=-1)
+    return out
 
 
 def _advi_q(fit: MixtureFit) -> tuple[np.ndarray, np.ndarray, list[str]]:
