@@ -78,6 +78,22 @@ def agreement(labels, truth):
 )
 def test_check_estimator(engine, obs_sd, options):
     est = BayesianMixture(engine=engine, obs_sd=obs_sd, engine_options=options, random_seed=0)
+    assert_checks_pass(est)
+
+
+@pytest.mark.parametrize(
+    "covariance, engine, options",
+    [("full", "cavi", QUICK_CAVI), ("tied", "em", QUICK_EM), ("spherical", "cavi", QUICK_CAVI)],
+)
+def test_check_estimator_with_each_covariance(covariance, engine, options):
+    est = BayesianMixture(
+        covariance=covariance, engine=engine, engine_options=options, random_seed=0
+    )
+    assert_checks_pass(est)
+
+
+def assert_checks_pass(est):
+    """scikit-learn's estimator checks all pass (those in NOT_RUN pass or are skipped)."""
     results = check_estimator(est, expected_failed_checks={}, on_skip=None, on_fail=None)
     assert len(results) >= 40  # the clusterer and density checks ran, not an empty list
     for result in results:
