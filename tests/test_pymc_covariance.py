@@ -371,3 +371,30 @@ def test_full_learned_at_one_feature_is_the_diagonal_model():
     assert diag.compile_logp(mode=MODE)(diag_point) == pytest.approx(
         full.compile_logp(mode=MODE)(point), abs=1e-6
     )
+
+
+def test_compare_says_cavi_and_fullrank_advi_agree_with_nuts_on_full_learned():
+    """The comparison's own thresholds (analysis.verdicts: shifts under 1 reference sd or
+    3 combined MCSE, sd ratios within 1.1x) judge CAVI (conjugate q) and full-rank ADVI
+    against a non-weak NUTS reference (4 chains, R-hat <= 1.01, bulk ESS >= 400)."""
+    from ppl_mixtures.analysis.compare import compare
+
+    spec = _spec("full", 2, 2, ordered=True)
+    fits = {
+        "nuts": fit(
+            POINTS,
+            spec,
+            engine="nuts",
+            draws=500,
+            tune=500,
+            chains=4,
+            random_seed=1,
+            progressbar=False,
+        )
+    }
+    for engine in ("cavi", "fullrank_advi"):
+        fits[engine] = fit(POINTS, spec, engine=engine, random_seed=2, progressbar=False)
+    verdicts = compare(fits, "nuts", khat=False).engines["verdict"]
+    assert verdicts["nuts"] == "reference"
+    for engine in ("cavi", "fullrank_advi"):
+        assert verdicts[engine].startswith("agrees"), verdicts[engine]
