@@ -14,10 +14,11 @@ from ppl_mixtures import MixtureSpec, fit
 from ppl_mixtures.analysis import diagnostics as dg
 from ppl_mixtures.analysis.compare import compare
 from ppl_mixtures.analysis.khat import pareto_khat, vi_log_ratios
+from ppl_mixtures.analysis.log_joint import pymc_unconstrained_log_joint, unconstrained_log_joint
 from ppl_mixtures.app.inputs import check_exact_feasible
 from ppl_mixtures.model import evidence
 from ppl_mixtures.present.report import render_report
-from ppl_mixtures.results import MixtureFit, make_idata
+from ppl_mixtures.results import ConvergenceWarning, MixtureFit, make_idata
 
 N_CHAINS, N_DRAWS, K, D = 2, 3, 2, 3
 RNG = np.random.default_rng(14)
@@ -195,20 +196,46 @@ def test_compare_tabulates_the_khat_of_a_full_covariance_cavi_fit(engine_fits):
     assert row["khat"] == dg.vi_khat(cavi, cavi.points) and row["khat_note"] == ""
 
 
-def test_khat_of_advi_on_a_full_covariance_is_refused_and_compare_says_why():
-    points = correlated_points(5, 6)
-    spec = MixtureSpec(n_components=2, covariance="full", obs_cov="learned")
-    idata = make_idata(
-        np.zeros((1, 4, 2, 2)),
-        np.full((1, 4, 2), 0.5),
-        points,
-        obs_cov=np.broadcast_to(np.eye(2), (1, 4, 2, 2, 2)).copy(),
+@pytest.mark.parametrize("ordered", [False, True])
+def test_the_pymc_log_joint_equals_the_numpy_one_up_to_a_constant(ordered):
+    # two evaluations of log p(x, theta) + log|J| on ADVI's coordinates of a diagonal spec:
+    # equal up to a constant (k-hat does not see constants); 1e-6 nats covers round-off
+    spec = MixtureSpec(2, obs_sd="learned", ordered=ordered)
+    means = ["means_first_ordered__[0]", "means_first_ordered__[1]", "means_rest[0,0]"]
+    means += ["means_rest[1,0]"]
+    if not ordered:
+        means = [f"means[{k},{d}]" for k in range(2) for d in range(2)]
+    labels = ["weights_stickbreaking__[0]", *means]
+    labels += [f"obs_precision_log__[{k},{d}]" for k in range(2) for d in range(2)]
+    theta = np.random.default_rng(8).normal(size=(6, len(labels))) * 0.5
+    points = correlated_points(10, 9)
+    diff = pymc_unconstrained_log_joint(theta, labels, spec, points) - unconstrained_log_joint(
+        theta, labels, spec, points
     )
-    advi = MixtureFit(engine="advi", spec=spec, idata=idata, family="vi")
-    with pytest.raises(NotImplementedError, match=r"ADVI's q for covariance='diag' only.*'full'"):
-        dg.vi_khat(advi)
+    assert np.ptp(diff) < 1e-6 and abs(diff[0]) < 1e-6
+
+
+def test_the_mean_log_ratio_of_advi_on_a_learned_full_covariance_is_its_elbo():
+    # ADVI's ELBO is E_q[log p(x, theta) + log|J| - log q] on the same coordinates (the
+    # Bartlett factors of the precisions here), for any q, converged or not: the mean of
+    # vi_log_ratios estimates it. Standard errors: sd / sqrt(S) for the ratios, the fit's
+    # own for its ELBO estimate; 4 combined se.
+    spec = MixtureSpec(2, covariance="full", obs_cov="learned")
+    with pytest.warns(ConvergenceWarning, match="not converged"):  # short on purpose
+        advi = fit(
+            correlated_points(10, 10),
+            spec,
+            engine="fullrank_advi",
+            random_seed=0,
+            n_iter=300,
+            progressbar=False,
+        )
+    ratios = vi_log_ratios(advi, n_draws=2000)
+    elbo = advi.elbo_estimate
+    se = np.hypot(ratios.std() / np.sqrt(ratios.size), elbo.se)
+    assert abs(ratios.mean() - elbo.value) < 4 * se
     row = compare({"advi": advi}, reference="advi", khat=True).engines.loc["advi"]
-    assert np.isnan(row["khat"]) and row["khat_note"].startswith("NotImplementedError")
+    assert row["khat"] == pareto_khat(vi_log_ratios(advi, n_draws=4000))
 
 
 def test_rules_name_correlations_when_they_are_compared(engine_fits):

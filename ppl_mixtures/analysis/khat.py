@@ -1,8 +1,8 @@
 """How good is q? The PSIS Pareto k-hat of p/q for a variational fit: :func:`vi_khat`
 (Yao et al. 2018), its importance log ratios :func:`vi_log_ratios`, and :func:`pareto_khat`
 for any importance log ratios. CAVI/SVI fits are scored for every covariance type (full and
-tied: a full Gaussian q(mu_k) and Wishart q(Lambda), drawn by Bartlett's decomposition);
-ADVI fits for covariance="diag"."""
+tied: a full Gaussian q(mu_k) and Wishart q(Lambda), drawn by Bartlett's decomposition),
+and ADVI fits too (for non-diag specs p is the PyMC model's own log density)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ppl_mixtures.analysis.log_joint import (
     log_gamma,
     log_likelihood_sum,
     log_prior_means,
+    pymc_unconstrained_log_joint,
     unconstrained_log_joint,
 )
 from ppl_mixtures.model.density import LOG_2PI
@@ -59,7 +60,8 @@ def vi_khat(
     fit : MixtureFit
         A variational fit: ``"advi"``, ``"fullrank_advi"`` (q Gaussian on the unconstrained
         space, from ``fit.details.unconstrained_mean``, ``.unconstrained_chol`` and
-        ``.unconstrained_labels``; diag specs only), ``"cavi"`` or ``"svi"`` (q a product of
+        ``.unconstrained_labels``; p in numpy for diag specs, by the PyMC model's own logp for
+        the others), ``"cavi"`` or ``"svi"`` (q a product of
         Gaussians for the means, a Dirichlet for the weights and Gammas for learned
         precisions, from ``fit.details.variational_params``; every covariance type: with
         full and tied covariances q(mu_k) is a full Gaussian and q(Lambda) a Wishart per
@@ -84,11 +86,6 @@ def vi_khat(
     ------
     ValueError
         For fits without a q (MCMC and point estimates): use R-hat and ESS there.
-    NotImplementedError
-        For an ADVI fit of a spec whose covariance is not "diag" (its q lives on the
-        Cholesky coordinates of the precisions, which are not scored yet; a number from the
-        diagonal formulas would be wrong). ``compare`` records the message in
-        ``khat_note`` and leaves k-hat NaN.
 
     Notes
     -----
@@ -117,14 +114,6 @@ def vi_log_ratios(
             f"fit: expected a variational fit (engine {', '.join(map(repr, VI_ENGINES))}), "
             f"got engine {fit.engine!r}. k-hat grades q against p; an MCMC or "
             f"point fit has no q: check it with mcmc_summary (R-hat, ESS) instead."
-        )
-    if fit.engine in ("advi", "fullrank_advi") and fit.spec.covariance != "diag":
-        raise NotImplementedError(
-            f"fit: vi_khat scores ADVI's q for covariance='diag' only, got a {fit.engine!r} "
-            f"fit with covariance={fit.spec.covariance!r} (its q over the precisions' "
-            f"Cholesky coordinates is not scored yet). Check this fit against MCMC "
-            f"(compare(..., reference='nuts')), or use engine='cavi' (k-hat for every "
-            f"covariance type)."
         )
     n_draws = check_int("n_draws", n_draws, minimum=100, hint="Use e.g. n_draws=4000")
     data = check_fit_points(fit, points)
@@ -340,4 +329,6 @@ def _advi_log_ratios(
     eps = rng.standard_normal((n_draws, mean.size))
     theta = mean + eps @ chol.T
     log_q = -0.5 * (eps**2).sum(axis=1) - np.log(np.diag(chol)).sum() - 0.5 * mean.size * LOG_2PI
-    return unconstrained_log_joint(theta, labels, fit.spec, data) - log_q
+    if fit.spec.covariance == "diag":  # numpy (fast; the numbers it always gave)
+        return unconstrained_log_joint(theta, labels, fit.spec, data) - log_q
+    return pymc_unconstrained_log_joint(theta, labels, fit.spec, data) - log_q

@@ -1,5 +1,7 @@
 """log p(x, theta) in numpy: the prior and likelihood terms, and
-:func:`unconstrained_log_joint`, the density ADVI's q approximates (the p of ADVI's k-hat)."""
+:func:`unconstrained_log_joint`, the density ADVI's q approximates (the p of ADVI's k-hat);
+:func:`pymc_unconstrained_log_joint` evaluates the same density with the PyMC model itself
+(every covariance type, e.g. the Bartlett coordinates of a learned full covariance)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ __all__ = [
     "log_gamma",
     "log_likelihood_sum",
     "log_prior_means",
+    "pymc_unconstrained_log_joint",
     "unconstrained_log_joint",
 ]
 
@@ -138,3 +141,52 @@ def unconstrained_log_joint(
     else:
         obs_sd = spec.known_obs_sd(n_features)
     return log_p + log_jac + log_likelihood_sum(points, weights, means, obs_sd)
+
+
+def pymc_unconstrained_log_joint(
+    theta: np.ndarray, labels: list[str], spec: MixtureSpec, points: np.ndarray
+) -> np.ndarray:
+    """log p(x, theta) + log abs(det J(theta)) at unconstrained points, by the PyMC model, (S,).
+
+    The model of ``models.build_marginal_model(points, spec)`` (full data), its
+    ``logp(jacobian=True)`` compiled once (FAST_COMPILE: about 0.2 s) and evaluated draw by
+    draw; ``labels`` (ADVI's ``fit.details.unconstrained_labels``, value-variable names with
+    indices in C order) say which value variable each coordinate of theta fills. For a
+    diagonal spec it equals :func:`unconstrained_log_joint` up to a constant below 1e-6
+    nats; it serves every covariance type.
+
+    Parameters
+    ----------
+    theta : ndarray of shape (n_draws, d)
+    labels : list of str, length d
+    spec : MixtureSpec
+    points : ndarray of shape (n_samples, n_features)
+    """
+    from ppl_mixtures.inference.pymc.models import build_marginal_model
+
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    model = build_marginal_model(points, spec, batch_size=None, check_input=False)
+    shapes = {name: np.shape(value) for name, value in model.initial_point().items()}
+    names = list(dict.fromkeys(label.split("[")[0] for label in labels))
+    missing = [name for name in names if name not in shapes]
+    if missing or sum(int(np.prod(shapes[n])) for n in names) != theta.shape[1]:
+        raise ValueError(
+            f"labels: expected the value variables of the spec's PyMC model "
+            f"({', '.join(shapes)}), got {', '.join(names)} for {theta.shape[1]} "
+            f"coordinates. Pass the labels of an ADVI fit of this spec."
+        )
+    bounds = np.cumsum([0] + [int(np.prod(shapes[n])) for n in names])
+    logp = model.compile_logp(jacobian=True, mode="FAST_COMPILE")
+    return np.array(
+        [
+            float(
+                logp(
+                    {
+                        n: row[bounds[i] : bounds[i + 1]].reshape(shapes[n])
+                        for i, n in enumerate(names)
+                    }
+                )
+            )
+            for row in theta
+        ]
+    )
