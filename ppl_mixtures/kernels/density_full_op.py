@@ -16,10 +16,10 @@ those of :mod:`ppl_mixtures.kernels.density_full`):
 
 The Ops call the serial kernels. The kernels also have a parallel path over chunks of rows
 (``parallel=True``; the same bits, the reduction order being fixed by chunk). On our shared
-2-core machine it was 1.5x faster than the serial path when the machine was otherwise quiet
-(reports/benchmarks/density_full.md) and 2.3-2.7x slower while other jobs held the cores;
-PyMC samples its chains in parallel processes, one per core, which is the loaded case, so
-the Ops do not use it.
+2-core machine its speed follows the load: 1.5x the serial path's in a run at load average
+~2.7, and 0.83x (N = 10^4) and 0.40x (N = 10^5) at load average 4-6, the run in
+reports/benchmarks/density_full.md. PyMC samples its chains in parallel processes, one per
+core, which is the loaded case, so the Ops do not use it.
 
 PyTensor's default backend is numba: each Op registers its kernel with the numba dispatcher,
 so a compiled log p stays in numba mode; ``Op.perform`` calls the same kernels for the other
