@@ -7,7 +7,7 @@ figures (``plot_*``) are shortcuts to :mod:`ppl_mixtures.present.tables` and
 import-linter contracts), so nothing here depends on matplotlib. :meth:`Comparison.to_dict`
 is the JSON-ready form of the same numbers.
 
-(About 430 lines, most of them the class docstring, which documents every column of the
+(About 450 lines, most of them the class docstring, which documents every column of the
 two tables; the class is one thing and stays in one place.)
 """
 
