@@ -313,9 +313,11 @@ ordered, weights_transform
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Posterior mean responsibilities p(z = k | x, data).
 
-        The mean over the posterior draws theta_s of w_k N(x | mu_k, sd_k^2) / sum_j w_j
-        N(x | mu_j, sd_j^2) (``ppl_mixtures.analysis.diagnostics.responsibilities``), in the labels of
-        ``fit_`` (MCMC fits are relabeled at ``fit``, so draws agree on labels).
+        The mean over the posterior draws theta_s of w_k N(x | mu_k, Sigma_k) / sum_j w_j
+        N(x | mu_j, Sigma_j) (``ppl_mixtures.analysis.diagnostics.responsibilities``; Sigma_k
+        = diag(sd_k^2) for "diag" and "spherical", the full matrix for "full" and "tied"),
+        in the labels of ``fit_`` (MCMC fits are relabeled at ``fit``, so draws agree on
+        labels).
 
         Parameters
         ----------
@@ -341,7 +343,7 @@ ordered, weights_transform
         """Posterior predictive log density log p(x | data) of each point, in nats.
 
         log (1/S) sum_s p(x | theta_s) over the fit's S posterior draws (logsumexp), with
-        p(x | theta) = sum_k w_k N(x | mu_k, diag(sd_k^2)): the Bayesian predictive, not a
+        p(x | theta) = sum_k w_k N(x | mu_k, Sigma_k): the Bayesian predictive, not a
         plug-in at a point estimate (for engine "em", whose fit is one point, it is the
         plug-in). Label-invariant.
 
