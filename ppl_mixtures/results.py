@@ -297,11 +297,14 @@ class MixtureFit:
 
     def __post_init__(self) -> None:
         if self.family is not None and self.family not in FAMILIES:
-            raise ValueError(f"family: expected one of {', '.join(FAMILIES)} or None, got "
-                             f"{self.family!r}. Use 'mcmc' for samplers, 'vi' for variational "
-                             f"methods, 'point' for point estimators.")
+            raise ValueError(
+                f"family: expected one of {', '.join(FAMILIES)} or None, got "
+                f"{self.family!r}. Use 'mcmc' for samplers, 'vi' for variational "
+                f"methods, 'point' for point estimators."
+            )
         if self.elbo is not None:
-            elbo = np.array(self.elbo, dtype=np.float64)  # a copy: the caller's array stays writable
+            # a copy: the caller's array stays writable
+            elbo = np.array(self.elbo, dtype=np.float64)
             elbo.setflags(write=False)
             object.__setattr__(self, "elbo", elbo)
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
@@ -378,8 +381,7 @@ class MixtureFit:
         Parameterization choices that leave the posterior unchanged (``weights_transform``)
         are left out, so fits of one model under different transforms compare.
         """
-        model = {k: v for k, v in self.spec.to_dict().items()
-                 if k not in _PARAMETERIZATION_FIELDS}
+        model = {k: v for k, v in self.spec.to_dict().items() if k not in _PARAMETERIZATION_FIELDS}
         text = json.dumps(model, sort_keys=True, default=repr)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -390,8 +392,7 @@ class MixtureFit:
         Computed from ``idata.observed_data`` (every engine stores the data it saw), so
         two fits answer the same question exactly when their fingerprints are equal.
         """
-        return hashlib.sha256((self.spec_fingerprint + self.data_fingerprint).encode()
-                              ).hexdigest()
+        return hashlib.sha256((self.spec_fingerprint + self.data_fingerprint).encode()).hexdigest()
 
     def parameter_names(self) -> tuple[str, ...]:
         """The model parameters present in the posterior, in table order."""
@@ -442,9 +443,11 @@ class MixtureFit:
         return dataclasses.replace(self, **changes)
 
     def __str__(self) -> str:
-        lines = [f"MixtureFit(engine={self.engine!r}, K={self.n_components}, "
-                 f"D={self.n_features}, chains={self.n_chains}, draws={self.n_draws})",
-                 f"  time: build {self.timings.build:.2f} s, run {self.timings.run:.2f} s"]
+        lines = [
+            f"MixtureFit(engine={self.engine!r}, K={self.n_components}, "
+            f"D={self.n_features}, chains={self.n_chains}, draws={self.n_draws})",
+            f"  time: build {self.timings.build:.2f} s, run {self.timings.run:.2f} s",
+        ]
         if self.final_elbo is not None:
             lines.append(f"  final ELBO: {self.final_elbo:.3f} nats")
         if self.converged is not None:
@@ -456,13 +459,18 @@ class MixtureFit:
     __repr__ = __str__
 
 
-def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
-               obs_sd: np.ndarray | None = None,
-               obs_cov: np.ndarray | None = None,
-               sample_stats: Mapping[str, np.ndarray] | None = None,
-               log_likelihood: np.ndarray | None = None,
-               attrs: Mapping[str, Any] | None = None,
-               extra_posterior: xr.Dataset | None = None) -> xr.DataTree:
+def make_idata(
+    means: np.ndarray,
+    weights: np.ndarray,
+    points: np.ndarray,
+    *,
+    obs_sd: np.ndarray | None = None,
+    obs_cov: np.ndarray | None = None,
+    sample_stats: Mapping[str, np.ndarray] | None = None,
+    log_likelihood: np.ndarray | None = None,
+    attrs: Mapping[str, Any] | None = None,
+    extra_posterior: xr.Dataset | None = None,
+) -> xr.DataTree:
     """Build a DataTree in the shared schema from numpy draws: the one schema builder of
     every engine (the PyMC engines reach it through ``inference.pymc.sampling.to_mixture_fit``).
 
@@ -498,36 +506,56 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
     means = np.asarray(means, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
     if means.ndim != 4 or weights.ndim != 3 or means.shape[:3] != weights.shape:
-        raise ValueError(f"means/weights: expected shapes (chain, draw, K, D) and (chain, draw, "
-                         f"K), got {means.shape} and {weights.shape}. Add the chain and draw "
-                         f"axes, e.g. means[None, None].")
+        raise ValueError(
+            f"means/weights: expected shapes (chain, draw, K, D) and (chain, draw, "
+            f"K), got {means.shape} and {weights.shape}. Add the chain and draw "
+            f"axes, e.g. means[None, None]."
+        )
     n_components, n_features = means.shape[2:]
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != n_features:
-        raise ValueError(f"points: expected shape (n_samples, {n_features}) to match means, got "
-                         f"{points.shape}. Pass the validated data (check_points returns it).")
+        raise ValueError(
+            f"points: expected shape (n_samples, {n_features}) to match means, got "
+            f"{points.shape}. Pass the validated data (check_points returns it)."
+        )
     n_chains, n_draws = means.shape[:2]
     if obs_sd is not None and np.shape(obs_sd) != means.shape:
-        raise ValueError(f"obs_sd: expected shape {means.shape} (like means), got "
-                         f"{np.shape(obs_sd)}. Broadcast it to (chain, draw, K, D) first.")
+        raise ValueError(
+            f"obs_sd: expected shape {means.shape} (like means), got "
+            f"{np.shape(obs_sd)}. Broadcast it to (chain, draw, K, D) first."
+        )
     if obs_cov is not None:
         obs_cov = np.asarray(obs_cov, dtype=np.float64)
         expected = (*means.shape, n_features)
         if obs_sd is not None or obs_cov.shape != expected:
-            raise ValueError(f"obs_cov: expected shape {expected} (chain, draw, K, D, D) and no "
-                             f"obs_sd, got shape {obs_cov.shape}"
-                             f"{' and an obs_sd' if obs_sd is not None else ''}. Pass the "
-                             f"covariance matrices only; obs_sd is derived from them.")
+            raise ValueError(
+                f"obs_cov: expected shape {expected} (chain, draw, K, D, D) and no "
+                f"obs_sd, got shape {obs_cov.shape}"
+                f"{' and an obs_sd' if obs_sd is not None else ''}. Pass the "
+                f"covariance matrices only; obs_sd is derived from them."
+            )
         obs_sd = np.sqrt(np.diagonal(obs_cov, axis1=-2, axis2=-1))
-    if log_likelihood is not None and np.shape(log_likelihood) != (n_chains, n_draws, points.shape[0]):
-        raise ValueError(f"log_likelihood: expected shape {(n_chains, n_draws, points.shape[0])} "
-                         f"(chain, draw, obs), got {np.shape(log_likelihood)}. Pass one value "
-                         f"per draw and observation.")
-    coords = {"component": np.arange(n_components), "feature": np.arange(n_features),
-              "obs": np.arange(points.shape[0])}
+    if log_likelihood is not None and np.shape(log_likelihood) != (
+        n_chains,
+        n_draws,
+        points.shape[0],
+    ):
+        raise ValueError(
+            f"log_likelihood: expected shape {(n_chains, n_draws, points.shape[0])} "
+            f"(chain, draw, obs), got {np.shape(log_likelihood)}. Pass one value "
+            f"per draw and observation."
+        )
+    coords = {
+        "component": np.arange(n_components),
+        "feature": np.arange(n_features),
+        "obs": np.arange(points.shape[0]),
+    }
     posterior = {"means": means, "weights": weights}
-    dims: dict[str, list[str]] = {"means": ["component", "feature"], "weights": ["component"],
-                                  "x": ["obs", "feature"]}
+    dims: dict[str, list[str]] = {
+        "means": ["component", "feature"],
+        "weights": ["component"],
+        "x": ["obs", "feature"],
+    }
     if obs_sd is not None:
         posterior["obs_sd"] = np.asarray(obs_sd, dtype=np.float64)
         dims["obs_sd"] = ["component", "feature"]
@@ -552,8 +580,9 @@ def make_idata(means: np.ndarray, weights: np.ndarray, points: np.ndarray, *,
         import xarray as xr
 
         schema = tree["posterior"].to_dataset()
-        extra = extra_posterior.drop_vars([c for c in extra_posterior.coords
-                                           if c not in extra_posterior.dims])
+        extra = extra_posterior.drop_vars(
+            [c for c in extra_posterior.coords if c not in extra_posterior.dims]
+        )
         extra = extra.assign_coords(chain=schema["chain"].values, draw=schema["draw"].values)
         merged = xr.merge([schema, extra], compat="override", join="override")
         tree["posterior"] = xr.DataTree(merged)
