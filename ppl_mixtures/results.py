@@ -559,7 +559,7 @@ def make_idata(
     if obs_sd is not None:
         posterior["obs_sd"] = np.asarray(obs_sd, dtype=np.float64)
         dims["obs_sd"] = ["component", "feature"]
-    if obs_cov is not None:
+    if obs_cov is not None and obs_sd is not None:  # obs_sd was derived from obs_cov above
         coords["feature_b"] = np.arange(n_features)
         posterior["obs_cov"] = obs_cov
         corr = obs_cov / (obs_sd[..., :, None] * obs_sd[..., None, :])

@@ -13,6 +13,7 @@ every engine (NUTS, Metropolis, the latent-z Gibbs engine, ADVI, CAVI, EM) the s
 - :func:`coclustering` and :func:`predictive_logpdf`: label-invariant grades of any fit
   (P(z_i = z_j | x) and log p(x_new | x)), comparable with ``evidence.exact_posterior``;
 - :func:`vi_khat`: the PSIS Pareto k-hat of p/q for a variational fit (Yao et al. 2018);
+  :func:`vi_log_ratios` gives the log ratios themselves;
   :func:`unconstrained_log_joint` is the p of ADVI's k-hat.
 
 This module is the public face; the code lives by meaning in
@@ -29,7 +30,7 @@ from ppl_mixtures.analysis.assignments import (
     coclustering,
     responsibilities,
 )
-from ppl_mixtures.analysis.khat import VI_ENGINES, pareto_khat, vi_khat
+from ppl_mixtures.analysis.khat import VI_ENGINES, pareto_khat, vi_khat, vi_log_ratios
 from ppl_mixtures.analysis.log_joint import unconstrained_log_joint
 from ppl_mixtures.analysis.mcmc import McmcSummary, mcmc_summary
 from ppl_mixtures.analysis.predictive import (
@@ -55,4 +56,5 @@ __all__ = [
     "responsibilities",
     "unconstrained_log_joint",
     "vi_khat",
+    "vi_log_ratios",
 ]

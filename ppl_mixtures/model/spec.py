@@ -390,6 +390,7 @@ class MixtureSpec:
                 "obs_sd: expected a known value, got 'learned'. Read the learned "
                 "sd from the fit's posterior ('obs_sd') instead."
             )
+        assert self.obs_sd is not None  # __post_init__ sets 1.0 for a diagonal spec
         per_feature = self._per_feature("obs_sd", self.obs_sd, n_features)
         return np.broadcast_to(per_feature, (self.n_components, n_features)).copy()
 

@@ -31,16 +31,16 @@ __all__ = [
 ]
 
 #: Bounds on every prior scale (mean_prior_sd, known obs_sd, dirichlet_alpha and the Gamma
-#: shape/rate) and on |mean_prior_mean|. Why these: the engines evaluate log-densities such
+#: shape/rate) and on ``abs(mean_prior_mean)``. Why these: the engines evaluate log-densities such
 #: as -log(s) - (x - m)^2 / (2 s^2) and precisions 1/s^2 in float64. With s in [1e-6, 1e6]
-#: the precision stays in [1e-12, 1e12] and, for |x - m| up to ~1e6 (both prior locations
+#: the precision stays in [1e-12, 1e12] and, for ``abs(x - m)`` up to ~1e6 (both prior locations
 #: and data within the bounds), the quadratic term stays below ~1e24, far from overflow
 #: (1.8e308); beyond that (s = 1e-170: 1/s^2 overflows to inf; s = 1e200: s^2 overflows)
 #: the densities are inf or 0 and fits come back NaN. The interval is also six orders of
 #: magnitude around the unit scale the defaults assume: data that need priors outside it
 #: should be rescaled (``datasets.standardize``), which loses nothing.
 PRIOR_SCALE_RANGE = (1e-6, 1e6)
-#: Largest |mean_prior_mean| accepted (see :data:`PRIOR_SCALE_RANGE`).
+#: Largest ``abs(mean_prior_mean)`` accepted (see :data:`PRIOR_SCALE_RANGE`).
 PRIOR_LOCATION_MAX = 1e6
 #: Largest number of float64 values an engine may allocate for stored draws (0.8 GB).
 MAX_STORED_VALUES = 10**8
@@ -188,7 +188,7 @@ def check_vector(
 ) -> float | tuple[float, ...]:
     """A finite scalar or 1-D vector, returned as a float or a tuple of floats (hashable).
 
-    ``max_abs``: when given, every entry must satisfy |value| <= max_abs.
+    ``max_abs``: when given, every entry must satisfy ``abs(value) <= max_abs``.
     """
     if isinstance(value, str | bytes):
         raise TypeError(

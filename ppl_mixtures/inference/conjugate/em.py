@@ -244,6 +244,7 @@ def _e_step(
 
     Diagonal and spherical states use the diagonal pass; full and tied ones the full pass.
     """
+    stats: SufficientStats | FullStats
     if state.covariances is None:
         stats = one_pass(backend, points, log_const(state), state.means, precisions(state))
     else:
@@ -373,7 +374,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     learned_sd = spec.learned_obs_sd or spec.covariance == "spherical"
     obs_sd = np.sqrt(variances)[None, None] if learned_sd else None
     learned_cov = spec.covariance in ("full", "tied") and spec.learned_covariance
-    obs_cov = covariances[None, None] if learned_cov else None
+    obs_cov = covariances[None, None] if learned_cov and covariances is not None else None
     return MixtureFit(
         engine="em",
         spec=spec,

@@ -25,6 +25,7 @@ tau = 1/variance (diag, spherical), Wishart on Lambda = Sigma^-1 (full, tied).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -349,6 +350,7 @@ def _m_full(stats: FullStats, state: EmState, spec: MixtureSpec, prior: str, reg
     else:
         means = _map_means_full(guarded, precisions(state), spec)
     if not spec.learned_covariance:
+        assert state.covariances is not None  # a known full obs_cov: full_state set it
         covariances = state.covariances
     elif prior == "none":
         covariances = guarded.scatter + reg * np.eye(n_features)
@@ -374,7 +376,12 @@ def _m_tied(stats: FullStats, state: EmState, spec: MixtureSpec, prior: str, reg
 
 #: One M-step per covariance type: (stats, state, spec, prior, reg_covar) ->
 #: (weights, means, variances (K, D) or covariances (K, D, D)).
-M_STEPS = {"diag": _m_diag, "spherical": _m_spherical, "full": _m_full, "tied": _m_tied}
+M_STEPS: dict[str, Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]] = {
+    "diag": _m_diag,
+    "spherical": _m_spherical,
+    "full": _m_full,
+    "tied": _m_tied,
+}
 
 
 def m_step(
