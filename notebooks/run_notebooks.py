@@ -59,8 +59,11 @@ def _kernel_manager(spec_dir: Path):
 
     kernel_dir = spec_dir / "kernels" / KERNEL_NAME
     kernel_dir.mkdir(parents=True, exist_ok=True)
-    spec = {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "Python 3 (ppl-mixtures)", "language": "python"}
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (ppl-mixtures)",
+        "language": "python",
+    }
     (kernel_dir / "kernel.json").write_text(json.dumps(spec))
     specs = KernelSpecManager(kernel_dirs=[str(spec_dir / "kernels")], ensure_native_kernel=False)
     return KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
@@ -91,8 +94,9 @@ assert not _problems, _problems
 """
 
 
-def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800,
-                     check_figures: bool = False):
+def execute_notebook(
+    path: Path, mode: str = "full", timeout: int = 1800, check_figures: bool = False
+):
     """Run one notebook in a fresh kernel and return the executed notebook.
 
     Parameters
@@ -118,8 +122,10 @@ def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800,
     from nbclient.exceptions import CellExecutionError
 
     if mode not in MODES:
-        raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}. "
-                         f"Use 'full' for the published run or 'small' for a quick check.")
+        raise ValueError(
+            f"mode: expected one of {', '.join(MODES)}, got {mode!r}. "
+            f"Use 'full' for the published run or 'small' for a quick check."
+        )
     nb = nbformat.read(path, as_version=4)
     if check_figures:
         from nbformat.v4 import new_code_cell
@@ -133,9 +139,13 @@ def execute_notebook(path: Path, mode: str = "full", timeout: int = 1800,
     # namespace package from any folder but the repository root).
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="ppl-mixtures-kernel-") as spec_dir:
-        client = NotebookClient(nb, km=_kernel_manager(Path(spec_dir)), timeout=timeout,
-                                kernel_name=KERNEL_NAME,
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            km=_kernel_manager(Path(spec_dir)),
+            timeout=timeout,
+            kernel_name=KERNEL_NAME,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         try:
             client.execute(env=env)
         except CellExecutionError as err:
@@ -158,13 +168,27 @@ def _write_outputs(nb, name: str, out_dir: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Execute the ppl-mixtures tutorial notebooks in fresh kernels.")
-    parser.add_argument("--out", type=Path, default=Path("reports/notebooks"),
-                        help="folder for the executed .ipynb (default: %(default)s)")
-    parser.add_argument("--mode", choices=MODES, default="full",
-                        help="'full' (published sizes, default) or 'small' (a quick check)")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="run only notebooks whose file name contains one of these")
+        description="Execute the ppl-mixtures tutorial notebooks in fresh kernels."
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/notebooks"),
+        help="folder for the executed .ipynb (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="full",
+        help="'full' (published sizes, default) or 'small' (a quick check)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="run only notebooks whose file name contains one of these",
+    )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args(argv)
 

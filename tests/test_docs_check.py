@@ -27,7 +27,8 @@ def site(tmp_path):
     """A three-file site: index links to a page (with and without a real anchor) and a file."""
     (tmp_path / "tutorials").mkdir()
     (tmp_path / "index.html").write_text(
-        '<html><body><h1 id="top">x</h1><a name="legacy">y</a></body></html>')
+        '<html><body><h1 id="top">x</h1><a name="legacy">y</a></body></html>'
+    )
     (tmp_path / "tutorials" / "01_a.html").write_text('<html><body id="t1"></body></html>')
     (tmp_path / "data.txt").write_text("plain")
     return tmp_path
@@ -55,13 +56,16 @@ def test_checker_finds_missing_pages_and_anchors(site):
 
 def test_image_rule_is_complete_and_nonzero_width():
     dc = _docs_check()
-    images = [{"src": "ok.png", "complete": True, "naturalWidth": 640},
-              {"src": "corrupt.png", "complete": True, "naturalWidth": 0},
-              {"src": "pending.png", "complete": False, "naturalWidth": 0}]
+    images = [
+        {"src": "ok.png", "complete": True, "naturalWidth": 640},
+        {"src": "corrupt.png", "complete": True, "naturalWidth": 0},
+        {"src": "pending.png", "complete": False, "naturalWidth": 0},
+    ]
     problems = dc.image_problems("index.html", images)
     assert [p.target for p in problems] == ["corrupt.png", "pending.png"]
-    assert str(problems[0]) == ("index.html: broken image: corrupt.png "
-                                "(complete=True, naturalWidth=0)")
+    assert str(problems[0]) == (
+        "index.html: broken image: corrupt.png (complete=True, naturalWidth=0)"
+    )
 
 
 def test_pages_to_open(site):
@@ -100,8 +104,9 @@ def test_gallery_shows_every_demo_figure_with_the_reports_caption():
     assert sorted(shown) == figures  # each once
     # each caption is the report's italic line under that image
     for section, name, caption in gallery.report_figures(report):
-        assert re.search(rf"!\[[^\]]*\]\(figures/{re.escape(name)}\)\s+\*{re.escape(caption)}\.?\*",
-                         report)
+        assert re.search(
+            rf"!\[[^\]]*\]\(figures/{re.escape(name)}\)\s+\*{re.escape(caption)}\.?\*", report
+        )
         assert f"{{figure}} img/{name}\n:alt: {caption}\n" in page
         assert f"## {section}" in page
 
@@ -123,15 +128,21 @@ def test_repository_links_become_site_pages(tmp_path):
     (tmp_path / "tutorials" / "01_cavi.ipynb").write_text("{}")
     (tmp_path / "reports" / "benchmarks").mkdir(parents=True)
     (tmp_path / "reports" / "benchmarks" / "mcmc.md").write_text("# x")
-    readme = ("[a](notebooks/) [b](reports/notebooks/) [c](reports/benchmarks/mcmc.md#ess) "
-              "[d](docs/smc.md) [e](https://x.org/notebooks/) [f](reports/benchmarks/gone.md)")
+    readme = (
+        "[a](notebooks/) [b](reports/notebooks/) [c](reports/benchmarks/mcmc.md#ess) "
+        "[d](docs/smc.md) [e](https://x.org/notebooks/) [f](reports/benchmarks/gone.md)"
+    )
     assert rl.rewrite_links(readme, "", tmp_path) == (
         "[a](tutorials/index.md) [b](tutorials/index.md) [c](reports/benchmarks/mcmc.md#ess) "
-        "[d](docs/smc.md) [e](https://x.org/notebooks/) [f](reports/benchmarks/gone.md)")
-    guide = ("[g](../notebooks/01_cavi.ipynb) [h](../reports/benchmarks/) [i](smc.md) "
-             "[j](notebooks/01_cavi.ipynb) [k](../notebooks/02_missing.ipynb)")
+        "[d](docs/smc.md) [e](https://x.org/notebooks/) [f](reports/benchmarks/gone.md)"
+    )
+    guide = (
+        "[g](../notebooks/01_cavi.ipynb) [h](../reports/benchmarks/) [i](smc.md) "
+        "[j](notebooks/01_cavi.ipynb) [k](../notebooks/02_missing.ipynb)"
+    )
     # docs/notebooks/01_cavi.ipynb does not exist in the repository: [j] stays broken, as on
     # GitHub, and so does a notebook that has no executed copy ([k])
     assert rl.rewrite_links(guide, "docs", tmp_path) == (
         "[g](tutorials/01_cavi.ipynb) [h](reports/benchmarks/index.md) [i](smc.md) "
-        "[j](notebooks/01_cavi.ipynb) [k](../notebooks/02_missing.ipynb)")
+        "[j](notebooks/01_cavi.ipynb) [k](../notebooks/02_missing.ipynb)"
+    )

@@ -27,8 +27,9 @@ EXPECTED = (
 
 
 def _runner():
-    spec = importlib.util.spec_from_file_location("run_notebooks",
-                                                  NOTEBOOK_DIR / "run_notebooks.py")
+    spec = importlib.util.spec_from_file_location(
+        "run_notebooks", NOTEBOOK_DIR / "run_notebooks.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -83,9 +84,16 @@ def test_kernel_runs_this_interpreter_with_the_mode(tmp_path):
 
     runner = _runner()
     path = tmp_path / "probe.ipynb"
-    nbformat.write(new_notebook(cells=[new_code_cell(
-        "import os, sys; print(sys.executable); print(os.environ['PPL_MIXTURES_NOTEBOOK_MODE'])")]),
-        path)
+    nbformat.write(
+        new_notebook(
+            cells=[
+                new_code_cell(
+                    "import os, sys; print(sys.executable); print(os.environ['PPL_MIXTURES_NOTEBOOK_MODE'])"
+                )
+            ]
+        ),
+        path,
+    )
     nb = runner.execute_notebook(path, mode="small", timeout=120)
     printed = nb.cells[0].outputs[0]["text"].split()
     assert printed == [sys.executable, "small"]
@@ -96,14 +104,20 @@ def test_figure_check_rejects_a_figure_without_legend(tmp_path):
     from nbclient.exceptions import CellExecutionError
     from nbformat.v4 import new_code_cell, new_notebook
 
-    good = ("fig, ax = plt.subplots()\nax.plot([0, 1], label='a line')\n"
-            "ax.set(title='t', xlabel='x', ylabel='y')\nax.legend()\nplt.show()")
+    good = (
+        "fig, ax = plt.subplots()\nax.plot([0, 1], label='a line')\n"
+        "ax.set(title='t', xlabel='x', ylabel='y')\nax.legend()\nplt.show()"
+    )
     bad = "fig, ax = plt.subplots()\nax.plot([0, 1])\nax.set(title='t', xlabel='x', ylabel='y')"
     runner = _runner()
     for source, ok in [(good, True), (bad, False)]:
         path = tmp_path / "figure.ipynb"
-        nbformat.write(new_notebook(cells=[new_code_cell("import matplotlib.pyplot as plt"),
-                                           new_code_cell(source)]), path)
+        nbformat.write(
+            new_notebook(
+                cells=[new_code_cell("import matplotlib.pyplot as plt"), new_code_cell(source)]
+            ),
+            path,
+        )
         if ok:
             nb = runner.execute_notebook(path, mode="small", timeout=120, check_figures=True)
             assert "checked 1 figures" in nb.cells[-1].outputs[0]["text"]
@@ -119,8 +133,9 @@ def test_notebook_executes_in_small_mode(name):
 
     runner = _runner()
     try:
-        nb = runner.execute_notebook(NOTEBOOK_DIR / f"{name}.ipynb", mode="small", timeout=600,
-                                     check_figures=True)
+        nb = runner.execute_notebook(
+            NOTEBOOK_DIR / f"{name}.ipynb", mode="small", timeout=600, check_figures=True
+        )
     except CellExecutionError as err:  # show the failing cell's traceback, not nbclient's
         pytest.fail(f"{name} failed in small mode:\n{err}")
     code_cells = [c for c in nb.cells if c.cell_type == "code"]

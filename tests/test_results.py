@@ -345,8 +345,9 @@ def test_make_idata_stores_a_covariance_with_its_sds_and_correlations():
     rng = np.random.default_rng(0)
     factors = rng.normal(size=(2, 3, 2, 3, 3))
     cov = factors @ np.swapaxes(factors, -1, -2) + np.eye(3)
-    tree = make_idata(rng.normal(size=(2, 3, 2, 3)), np.full((2, 3, 2), 0.5),
-                      rng.normal(size=(5, 3)), obs_cov=cov)
+    tree = make_idata(
+        rng.normal(size=(2, 3, 2, 3)), np.full((2, 3, 2), 0.5), rng.normal(size=(5, 3)), obs_cov=cov
+    )
     post = tree["posterior"]
     assert post["obs_cov"].dims == ("chain", "draw", "component", "feature", "feature_b")
     np.testing.assert_array_equal(post["obs_cov"].values, cov)
@@ -356,5 +357,9 @@ def test_make_idata_stores_a_covariance_with_its_sds_and_correlations():
     np.testing.assert_allclose(corr * sd[..., :, None] * sd[..., None, :], cov, rtol=1e-14)
     np.testing.assert_array_equal(np.diagonal(corr, axis1=-2, axis2=-1), 1.0)
     with pytest.raises(ValueError, match="obs_cov: expected shape"):
-        make_idata(rng.normal(size=(2, 3, 2, 3)), np.full((2, 3, 2), 0.5),
-                   rng.normal(size=(5, 3)), obs_cov=cov[..., :2, :2])
+        make_idata(
+            rng.normal(size=(2, 3, 2, 3)),
+            np.full((2, 3, 2), 0.5),
+            rng.normal(size=(5, 3)),
+            obs_cov=cov[..., :2, :2],
+        )

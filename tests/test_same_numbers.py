@@ -49,8 +49,7 @@ OPTIONS = {
     "advi": {"n_iter": 3000, "draws": 200, "elbo_draws": 100},
     "fullrank_advi": {"n_iter": 3000, "draws": 200, "elbo_draws": 100},
     "cavi": {"max_iter": 200, "n_draws": 200, "n_init": 2, "progressbar": False},
-    "svi": {"n_iter": 300, "batch_size": 50, "n_draws": 200, "n_init": 2,
-            "progressbar": False},
+    "svi": {"n_iter": 300, "batch_size": 50, "n_draws": 200, "n_init": 2, "progressbar": False},
     "em": {"max_iter": 200, "n_init": 2, "progressbar": False},
 }
 
@@ -60,11 +59,14 @@ def _datasets() -> dict[str, tuple[np.ndarray, MixtureSpec]]:
     return {
         "advi_notebook_100": (
             datasets.advi_notebook_points(100),
-            MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0)),
+            MixtureSpec(n_components=2, mean_prior_sd=1.0, dirichlet_alpha=0.1, obs_sd=1.0),
+        ),
         "three_clusters_1d": (
             datasets.three_clusters_1d()[0][:300],
-            MixtureSpec(n_components=3, mean_prior_sd=float(np.sqrt(10.0)), weights="fixed",
-                        obs_sd=1.0)),
+            MixtureSpec(
+                n_components=3, mean_prior_sd=float(np.sqrt(10.0)), weights="fixed", obs_sd=1.0
+            ),
+        ),
         "old_faithful": (faithful, MixtureSpec(n_components=2, obs_sd="learned")),
     }
 
@@ -87,8 +89,11 @@ def fingerprint(data_name: str, engine: str) -> dict:
     posterior = result.idata["posterior"]
     for name in sorted(posterior.data_vars):
         values = np.asarray(posterior[name].values, dtype=float)
-        out["variables"][name] = {"shape": list(values.shape), "sum": float(values.sum()),
-                                  "sum_sq": float((values ** 2).sum())}
+        out["variables"][name] = {
+            "shape": list(values.shape),
+            "sum": float(values.sum()),
+            "sum_sq": float((values**2).sum()),
+        }
     out["elbo_last"] = None if result.elbo is None else float(np.asarray(result.elbo)[-1])
     return out
 
@@ -108,13 +113,24 @@ def test_same_numbers_as_recorded(data_name, engine):
         have = got["variables"][name]
         assert have["shape"] == want["shape"], name
         # atol: a sum of ~1e4 values of O(1) carries ~1e-12 of round-off even when exact.
-        np.testing.assert_allclose(have["sum"], want["sum"], rtol=rtol, atol=1e-10,
-                                   err_msg=f"{data_name}/{engine}: {name} sum")
-        np.testing.assert_allclose(have["sum_sq"], want["sum_sq"], rtol=rtol, atol=1e-10,
-                                   err_msg=f"{data_name}/{engine}: {name} sum of squares")
+        np.testing.assert_allclose(
+            have["sum"],
+            want["sum"],
+            rtol=rtol,
+            atol=1e-10,
+            err_msg=f"{data_name}/{engine}: {name} sum",
+        )
+        np.testing.assert_allclose(
+            have["sum_sq"],
+            want["sum_sq"],
+            rtol=rtol,
+            atol=1e-10,
+            err_msg=f"{data_name}/{engine}: {name} sum of squares",
+        )
     if want_elbo := expected["elbo_last"]:
-        np.testing.assert_allclose(got["elbo_last"], want_elbo, rtol=rtol,
-                                   err_msg=f"{data_name}/{engine}: last ELBO")
+        np.testing.assert_allclose(
+            got["elbo_last"], want_elbo, rtol=rtol, err_msg=f"{data_name}/{engine}: last ELBO"
+        )
     else:
         assert got["elbo_last"] is None
 

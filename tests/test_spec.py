@@ -90,9 +90,16 @@ def test_fixed_weights_and_learned_obs_sd():
             precision_prior_rate=0.5,
         ),
         MixtureSpec(n_components=2, covariance="full", obs_cov=[[1.0, 0.3], [0.3, 2.0]]),
-        MixtureSpec(n_components=2, covariance="full", obs_cov=np.stack([np.eye(2), 2 * np.eye(2)])),
-        MixtureSpec(n_components=3, covariance="full", obs_cov="learned", precision_prior_dof=4.0,
-                    precision_prior_scale=[[0.5, 0.1], [0.1, 0.5]]),
+        MixtureSpec(
+            n_components=2, covariance="full", obs_cov=np.stack([np.eye(2), 2 * np.eye(2)])
+        ),
+        MixtureSpec(
+            n_components=3,
+            covariance="full",
+            obs_cov="learned",
+            precision_prior_dof=4.0,
+            precision_prior_scale=[[0.5, 0.1], [0.1, 0.5]],
+        ),
         MixtureSpec(n_components=2, covariance="tied", precision_prior_scale=0.3),
         MixtureSpec(n_components=2, covariance="spherical"),
     ],
@@ -114,9 +121,15 @@ def test_a_diagonal_spec_reads_as_before_the_covariance_types():
     is what it was before covariance types existed; obs_sd=None means 1.0 there."""
     spec = MixtureSpec(n_components=2)
     assert spec.to_dict() == {
-        "n_components": 2, "mean_prior_mean": 0.0, "mean_prior_sd": 1.0,
-        "weights": "dirichlet", "dirichlet_alpha": 1.0, "obs_sd": 1.0,
-        "precision_prior_shape": 2.0, "precision_prior_rate": 2.0, "ordered": False,
+        "n_components": 2,
+        "mean_prior_mean": 0.0,
+        "mean_prior_sd": 1.0,
+        "weights": "dirichlet",
+        "dirichlet_alpha": 1.0,
+        "obs_sd": 1.0,
+        "precision_prior_shape": 2.0,
+        "precision_prior_rate": 2.0,
+        "ordered": False,
         "weights_transform": "stick_breaking",
     }
     assert MixtureSpec(n_components=2, obs_sd=None) == spec
@@ -129,8 +142,13 @@ def test_default_wishart_reduces_to_the_gamma_prior_when_d_is_1(shape, rate):
     (scipy's densities as the oracle, on a grid of precisions)."""
     from scipy import stats
 
-    spec = MixtureSpec(n_components=2, covariance="full", obs_cov="learned",
-                       precision_prior_shape=shape, precision_prior_rate=rate)
+    spec = MixtureSpec(
+        n_components=2,
+        covariance="full",
+        obs_cov="learned",
+        precision_prior_shape=shape,
+        precision_prior_rate=rate,
+    )
     dof, scale = spec.wishart_dof(1), spec.wishart_scale(1)
     taus = np.linspace(0.05, 6.0, 25)
     wishart = stats.wishart(df=dof, scale=scale[0, 0]).logpdf(taus)
@@ -139,8 +157,9 @@ def test_default_wishart_reduces_to_the_gamma_prior_when_d_is_1(shape, rate):
 
 
 def test_default_wishart_keeps_the_gamma_prior_mean_in_any_dimension():
-    spec = MixtureSpec(n_components=2, covariance="tied", precision_prior_shape=3.0,
-                       precision_prior_rate=1.5)
+    spec = MixtureSpec(
+        n_components=2, covariance="tied", precision_prior_shape=3.0, precision_prior_rate=1.5
+    )
     for d in (1, 2, 5):
         mean = spec.wishart_dof(d) * spec.wishart_scale(d)  # E[Lambda] of a Wishart
         np.testing.assert_allclose(mean, (2 * 3.0 + d - 1) / (2 * 1.5) * np.eye(d))
