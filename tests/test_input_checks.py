@@ -743,7 +743,7 @@ CASES = [
         "Pass points with the columns of the data."),
     # ------------------------------------------------------ the scikit-learn estimator
     Bad("estimator-covariance", lambda _: _estimator(covariance="round"), ValueError, "covariance",
-        "expected one of 'diag'", "got 'round'", "Use covariance='diag'."),
+        "expected one of 'diag'", "got 'round'", "Use covariance='diag' (scikit-learn's covariance_type names"),
     Bad("estimator-options-list", lambda _: _estimator(engine_options=[("n_init", 2)]), TypeError,
         "engine_options", "expected a dict of engine options or None", "got [('n_init', 2)]",
         "Pass e.g. engine_options={'n_init': 2}."),
