@@ -1,5 +1,8 @@
 """`MixtureFit`: the result every engine returns, and the helpers engines use to build it.
 
+(Longer than ~400 lines on purpose: the fit, its typed records and the one schema builder
+are the single contract every engine writes and every reader reads; they change together.)
+
 Schema of ``fit.idata`` (an ``xarray.DataTree``, as ArviZ 1.x expects):
 
 - ``posterior``: ``means`` (chain, draw, component, feature), ``weights`` (chain, draw,

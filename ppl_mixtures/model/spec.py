@@ -1,5 +1,8 @@
 """`MixtureSpec`: the one Gaussian-mixture model every engine fits.
 
+(Longer than ~400 lines on purpose: one dataclass whose checks and derived arrays sit beside
+the fields they belong to; splitting it would scatter one model's definition.)
+
 For data x_1..x_N in R^D and K components::
 
     means_k   ~ Normal(mean_prior_mean, diag(mean_prior_sd^2))          k = 1..K

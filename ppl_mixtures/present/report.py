@@ -1,5 +1,7 @@
 """`write_report(comparison, out_dir)`: a report folder a reader can open and reproduce.
 
+(About 400 lines: the pure section renderers and the one entry point that writes them.)
+
 The folder holds::
 
     report.md               headline table, then per dataset: data summary, the model,

@@ -1,5 +1,7 @@
 """EM's M-step: the point-mass case of the conjugate core, from the same SufficientStats.
 
+(Slightly over ~400 lines: one M-step per covariance type, read side by side.)
+
 Where CAVI keeps distributions q(w), q(mu), q(tau), EM keeps one value of each (an
 :class:`EmState`). Its E-step is CAVI's pass with the values in place of expectations
 (:func:`log_const`), and its M-step (:func:`m_step`) reads the same N_k, x̄_k, S_k:
