@@ -180,14 +180,13 @@ def assert_readable(fig):
         assert inside(ax.get_tightbbox(renderer)), f"axes {ax.get_title()!r}: text clipped"
     texts = [t for ax in axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *ax.texts)]
     texts += [t for lg, _ in legends for t in (*lg.get_texts(), lg.get_title())]
-    texts += [t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None]
-    texts += list(fig.texts)
+    texts += list(fig.texts)  # the figure's own texts: suptitle, supxlabel, supylabel, ...
     for text in texts:
         if text.get_visible() and text.get_text().strip():
             ext = text.get_window_extent(renderer)
             assert inside(ext), f"text {text.get_text()!r} clipped: {ext} vs {frame}"
     titles = [t for ax in axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]
-    titles += [t for t in (fig._suptitle, fig._supxlabel, fig._supylabel) if t is not None]
+    titles += list(fig.texts)
     for legend, _ in legends:  # nor does a legend cover a title or an axis label
         box = legend.get_window_extent(renderer)
         for text in titles:
@@ -199,7 +198,7 @@ def assert_readable(fig):
 
 def _check(fig, *, title_part=None):
     assert isinstance(fig, Figure)
-    titles = [fig._suptitle.get_text() if fig._suptitle else ""]
+    titles = [fig.get_suptitle()]
     titles += [ax.get_title() for ax in fig.axes]
     assert any(titles), "figure has no title"
     if title_part:
