@@ -30,9 +30,7 @@ of ``fullcov_elbo.py``; the same three steps in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,9 +38,8 @@ import numpy as np
 from ppl_mixtures import validation as v
 from ppl_mixtures.inference.conjugate import driver
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
-from ppl_mixtures.inference.conjugate import meanfield as mf
 from ppl_mixtures.inference.conjugate.elbo import elbo
-from ppl_mixtures.inference.conjugate.fullcov_elbo import elbo as full_elbo
+from ppl_mixtures.inference.conjugate.family import q_draws, q_family
 from ppl_mixtures.inference.conjugate.fullcov_meanfield import FullParams
 from ppl_mixtures.inference.conjugate.meanfield import VariationalParams
 from ppl_mixtures.inference.registry import Engine
@@ -164,16 +161,8 @@ def init(
     random_seed = v.check_seed(random_seed)
     v.check_choice("init", init, tuple(driver.INITS))
     centers = driver.INITS[init](points, spec.n_components, np.random.default_rng(random_seed))
-    params = _family(spec)[0].initial_params(points, spec, centers)
+    params = q_family(spec)[0].initial_params(points, spec, centers)
     return CaviState(params=params, elbo=-np.inf, n_iter=0)
-
-
-def _family(spec: MixtureSpec) -> tuple[ModuleType, Callable[..., float]]:
-    """q's family module and its ELBO: ``fullcov_meanfield`` (Gaussian-Wishart factors) for
-    covariance "full" and "tied", ``meanfield`` (Gaussian-Gamma) for "diag", "spherical"."""
-    if spec.covariance in fm.FULL_COVARIANCES:
-        return fm, full_elbo
-    return mf, elbo
 
 
 def step(
@@ -199,7 +188,7 @@ def step(
         The ELBO is that of the new state (q(z) from this pass, the new global factors).
     """
     params = state.params
-    family, family_elbo = _family(spec)
+    family, family_elbo = q_family(spec)
     expect = family.expectations(params, spec)
     stats = family.local_pass(backend, points, params, expect)
     new_params = family.update_globals(stats, spec, expect.prec)
@@ -237,7 +226,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         When the kept restart used all ``max_iter`` sweeps.
     """
     opts = v.build_options("cavi", Options, options)
-    family = _family(spec)[0]
+    family = q_family(spec)[0]
     n_draws = v.check_draws(
         "n_draws", opts.n_draws, values_per_draw=family.values_per_draw(spec, points.shape[1])
     )
@@ -275,12 +264,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             ),
         )
     params = kept.state.params
-    if spec.ordered:
-        params = family.sorted_by_first_feature(params)
-    means, weights, obs = family.draws_from_q(
+    means, weights, obs_sd, obs_cov = q_draws(
         params, spec, n_draws, np.random.default_rng(seeds[-1])
     )
-    obs_sd, obs_cov = (None, obs) if family is fm else (obs, None)
+    if spec.ordered:  # details hold q sorted like its draws
+        params = family.sorted_by_first_feature(params)
     return MixtureFit(
         engine="cavi",
         spec=spec,

@@ -30,9 +30,7 @@ returned q, from one full pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -41,8 +39,7 @@ from ppl_mixtures import validation as v
 from ppl_mixtures.inference.conjugate import driver
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate import meanfield as mf
-from ppl_mixtures.inference.conjugate.elbo import elbo
-from ppl_mixtures.inference.conjugate.fullcov_elbo import elbo as full_elbo
+from ppl_mixtures.inference.conjugate.family import q_draws, q_family
 from ppl_mixtures.inference.registry import Engine
 from ppl_mixtures.kernels.estep import warm_up
 from ppl_mixtures.kernels.estep_full import warm_up_full
@@ -190,15 +187,7 @@ def init(
     v.check_choice("init", init, tuple(driver.INITS))
     center_seed, batch_seed = driver.restart_seeds(random_seed, 2)
     centers = driver.INITS[init](points, spec.n_components, np.random.default_rng(center_seed))
-    return SviState(_family(spec)[0].initial_params(points, spec, centers), 0, batch_seed)
-
-
-def _family(spec: MixtureSpec) -> tuple[ModuleType, Callable[..., float]]:
-    """q's family module and its ELBO: ``fullcov_meanfield`` (Gaussian-Wishart factors) for
-    covariance "full" and "tied", ``meanfield`` (Gaussian-Gamma) for "diag", "spherical"."""
-    if spec.covariance in fm.FULL_COVARIANCES:
-        return fm, full_elbo
-    return mf, elbo
+    return SviState(q_family(spec)[0].initial_params(points, spec, centers), 0, batch_seed)
 
 
 def step(
@@ -236,7 +225,7 @@ def step(
     rng = np.random.default_rng((state.batch_seed, t))
     batch = points[np.sort(rng.integers(0, n_samples, size=batch_size))]
     params = state.params
-    family, family_elbo = _family(spec)
+    family, family_elbo = q_family(spec)
     expect = family.expectations(params, spec)
     stats = family.scaled(family.local_pass(backend, batch, params, expect), n_samples / batch_size)
     estimate = family_elbo(stats, params, spec)
@@ -254,7 +243,7 @@ def exact_elbo(
     backend: str = "numba_parallel",
 ) -> float:
     """The exact ELBO (nats) of the global factors ``params`` with the optimal q(z): one pass."""
-    family, family_elbo = _family(spec)
+    family, family_elbo = q_family(spec)
     expect = family.expectations(params, spec)
     return family_elbo(family.local_pass(backend, points, params, expect), params, spec)
 
@@ -286,7 +275,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         When ``tol`` is given and was not met within ``n_iter`` steps.
     """
     opts = v.build_options("svi", Options, options)
-    family = _family(spec)[0]
+    family = q_family(spec)[0]
     batch_size = min(opts.batch_size, points.shape[0])
     n_draws = v.check_draws(
         "n_draws", opts.n_draws, values_per_draw=family.values_per_draw(spec, points.shape[1])
@@ -341,12 +330,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             ),
         )
     params = kept.state.params
-    if spec.ordered:
-        params = family.sorted_by_first_feature(params)
-    means, weights, obs = family.draws_from_q(
+    means, weights, obs_sd, obs_cov = q_draws(
         params, spec, n_draws, np.random.default_rng(seeds[-1])
     )
-    obs_sd, obs_cov = (None, obs) if family is fm else (obs, None)
+    if spec.ordered:  # details hold q sorted like its draws
+        params = family.sorted_by_first_feature(params)
     details = SviDetails(
         variational_params={k: val for k, val in params._asdict().items() if val is not None},
         step_sizes=(np.arange(1, kept.n_iter + 1) + opts.tau) ** -opts.kappa,
