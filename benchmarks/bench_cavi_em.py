@@ -97,6 +97,18 @@ def _our_steps(step, state, n_steps: int) -> tuple[np.ndarray, object]:
     return np.median(times, axis=0), state
 
 
+def _interleaved(measure: dict, n_rounds: int) -> tuple[dict, dict]:
+    """Run every ``measure`` function once per round, round after round (so each ratio
+    compares times taken seconds apart: the VM's speed drifts over minutes). Returns the
+    (rounds, 2) wall/CPU arrays per key and their medians over the rounds."""
+    per_round: dict = {key: [] for key in measure}
+    for _ in range(n_rounds):
+        for key, fn in measure.items():
+            per_round[key].append(fn())
+    per_round = {key: np.array(val) for key, val in per_round.items()}
+    return per_round, {key: np.median(val, axis=0) for key, val in per_round.items()}
+
+
 def run(quick: bool = False) -> str:
     """Measure and return the markdown report body."""
     import numba
@@ -170,12 +182,7 @@ def run(quick: bool = False) -> str:
     measure["cavi_c_order"] = lambda: our_step_times(cavi, best_backend, max_threads, points)
     measure["bgm"] = lambda: _per_iteration(bayesian_gaussian_mixture, m1, m2)
     measure["gm"] = lambda: _per_iteration(gaussian_mixture, m1, m2)
-    per_round = {key: [] for key in measure}
-    for _ in range(n_rounds):
-        for key, fn in measure.items():
-            per_round[key].append(fn())
-    per_round = {key: np.array(val) for key, val in per_round.items()}  # (rounds, 2)
-    rows = {key: np.median(val, axis=0) for key, val in per_round.items()}
+    per_round, rows = _interleaved(measure, n_rounds)  # (rounds, 2) per key, and medians
     state = cavi.init(points, spec, random_seed=0)
     rows["cavi_numpy"], _ = _our_steps(
         lambda s: cavi.step(points, spec, s, backend="numpy"), state, 2
@@ -354,12 +361,7 @@ def run_full(quick: bool = False) -> str:
         for t in thread_counts
     }
     measure["gm_full"] = lambda: _per_iteration(gaussian_mixture, m1, m2)
-    per_round = {key: [] for key in measure}
-    for _ in range(n_rounds):  # interleaved: each ratio compares times seconds apart
-        for key, fn in measure.items():
-            per_round[key].append(fn())
-    per_round = {key: np.array(val) for key, val in per_round.items()}
-    rows = {key: np.median(val, axis=0) for key, val in per_round.items()}
+    per_round, rows = _interleaved(measure, n_rounds)
 
     n_em = 30  # same start, same number of iterations: the final log-likelihoods
     with warnings.catch_warnings():
@@ -471,12 +473,7 @@ def run_cavi_full(quick: bool = False) -> str:
     measure["bgm_full"] = lambda: _per_iteration(bayesian_gaussian_mixture, m1, m2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn's ConvergenceWarning at max_iter
-        per_round = {key: [] for key in measure}
-        for _ in range(n_rounds):  # interleaved: each ratio compares times seconds apart
-            for key, fn in measure.items():
-                per_round[key].append(fn())
-    per_round = {key: np.array(val) for key, val in per_round.items()}
-    rows = {key: np.median(val, axis=0) for key, val in per_round.items()}
+        per_round, rows = _interleaved(measure, n_rounds)
     load_after = os.getloadavg()[0]
 
     lines = [
