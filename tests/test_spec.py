@@ -102,15 +102,20 @@ def test_fixed_weights_and_learned_obs_sd():
         ),
         MixtureSpec(n_components=2, covariance="tied", precision_prior_scale=0.3),
         MixtureSpec(n_components=2, covariance="spherical"),
+        MixtureSpec(n_components=4, weights="dp", dp_alpha=0.5),
+        MixtureSpec(n_components=4, weights="dp", dp_alpha_prior=(2.0, 0.5), covariance="tied"),
     ],
 )
 def test_to_dict_round_trip_through_json(spec):
     data = json.loads(json.dumps(spec.to_dict()))
-    # the covariance fields are written only when they differ from the diagonal default
+    # the covariance fields are written only when they differ from the diagonal default,
+    # the DP fields only for weights="dp"
     covariance_fields = {"covariance", "obs_cov", "precision_prior_dof", "precision_prior_scale"}
     written = {f.name for f in dataclasses.fields(MixtureSpec)}
     if spec.covariance == "diag":
         written -= covariance_fields
+    if spec.weights != "dp":
+        written -= {"dp_alpha", "dp_alpha_prior"}
     assert set(data) == written - {k for k in covariance_fields if getattr(spec, k) is None}
     again = MixtureSpec(**data)
     assert again == spec and hash(again) == hash(spec)

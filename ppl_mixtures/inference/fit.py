@@ -7,7 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ppl_mixtures.inference.registry import check_covariance_served, get_engine
+from ppl_mixtures.inference.registry import (
+    check_covariance_served,
+    check_weights_served,
+    get_engine,
+)
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.results import MixtureFit
 from ppl_mixtures.validation import (
@@ -71,6 +75,7 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
     entry = get_engine(engine)
     check_engine_options(engine, entry.options or entry.fit, options)
     check_covariance_served(engine, spec.covariance)
+    check_weights_served(engine, spec.weights)
     data = check_points(points, n_components=spec.n_components)
     spec.check_features(data.shape[1])
     message = check_data_scale(data, spec)

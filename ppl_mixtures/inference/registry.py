@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-__all__ = ["Engine", "available_engines", "check_covariance_served", "get_engine"]
+__all__ = [
+    "Engine",
+    "available_engines",
+    "check_covariance_served",
+    "check_weights_served",
+    "get_engine",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,11 @@ class Engine:
     covariances : tuple of str
         The ``MixtureSpec.covariance`` types the engine serves; ``fit`` refuses the others
         with a NotImplementedError naming the engines that serve them.
+    weights : tuple of str
+        The ``MixtureSpec.weights`` kinds the engine serves ("dirichlet", "fixed", "dp" for
+        truncated Dirichlet-process weights); ``fit`` refuses the others with a
+        NotImplementedError naming the engines that serve them. Engines without DP support
+        declare ``weights=("dirichlet", "fixed")``.
     """
 
     name: str
@@ -62,6 +73,7 @@ class Engine:
     options: type | None = None
     scalable: bool = False
     covariances: tuple[str, ...] = ("diag",)
+    weights: tuple[str, ...] = ("dirichlet", "fixed", "dp")
 
 
 _REGISTRY: dict[str, Engine] | None = None
@@ -141,4 +153,17 @@ def check_covariance_served(name: str, covariance: str) -> None:
     raise NotImplementedError(
         f"engine {name!r} does not serve covariance={covariance!r} (it serves "
         f"{', '.join(engines[name].covariances)}). Engines that do: {can}."
+    )
+
+
+def check_weights_served(name: str, weights: str) -> None:
+    """Raise NotImplementedError when engine ``name`` does not serve ``spec.weights``."""
+    engines = available_engines()
+    if weights in engines[name].weights:
+        return
+    serving = sorted(n for n, e in engines.items() if weights in e.weights)
+    can = ", ".join(serving) if serving else "none yet"
+    raise NotImplementedError(
+        f"engine {name!r} does not serve weights={weights!r} (it serves "
+        f"{', '.join(engines[name].weights)}). Engines that do: {can}."
     )

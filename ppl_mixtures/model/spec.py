@@ -6,7 +6,7 @@ the fields they belong to; splitting it would scatter one model's definition.)
 For data x_1..x_N in R^D and K components::
 
     means_k   ~ Normal(mean_prior_mean, diag(mean_prior_sd^2))          k = 1..K
-    weights   ~ Dirichlet(dirichlet_alpha)          or fixed at 1/K
+    weights   ~ Dirichlet(dirichlet_alpha)          or fixed at 1/K, or DP stick-breaking
     tau_kd    ~ Gamma(precision_prior_shape, precision_prior_rate)      only if obs_sd="learned"
     z_i       ~ Categorical(weights)                                    (marginalized in PyMC)
     x_id | z_i ~ Normal(means_{z_i, d}, obs_sd_{z_i, d})                obs_sd = tau^{-1/2} if learned
@@ -24,10 +24,23 @@ The Wishart has mean dof * scale. With D = 1, Wishart(dof, scale) is Gamma(shape
 rate = 1 / (2 scale)); so the defaults ``dof = 2 shape + D - 1`` and ``scale = I / (2 rate)``
 reduce to the diagonal model's Gamma(shape, rate) prior when D = 1, and in any D keep its
 prior mean of the precision, E[Lambda] = (2 shape + D - 1) / (2 rate) I.
+
+``weights="dp"`` replaces the Dirichlet by truncated Dirichlet-process (stick-breaking)
+weights, with T = K = ``n_components`` the truncation level (Ishwaran & James 2001, JASA
+96:161; Blei & Jordan 2006, Bayesian Analysis 1:121)::
+
+    v_k ~ Beta(1, alpha)   k = 1..T-1,   v_T = 1
+    w_k = v_k prod_{j<k} (1 - v_j)
+    alpha = dp_alpha (fixed)  or  alpha ~ Gamma(shape, rate) = dp_alpha_prior
+
+The order of the components is part of this prior (w_k decreases in k on average), so
+``ordered=True`` is refused with it. The truncation is adequate when the last weight w_T is
+small in the posterior.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,7 +50,7 @@ from ppl_mixtures import validation as v
 
 __all__ = ["MixtureSpec"]
 
-WEIGHTS_CHOICES = ("dirichlet", "fixed")
+WEIGHTS_CHOICES = ("dirichlet", "fixed", "dp")
 COVARIANCE_CHOICES = ("diag", "full", "tied", "spherical")
 TRANSFORM_CHOICES = ("stick_breaking", "simplex")
 
@@ -54,11 +67,20 @@ class MixtureSpec:
         Prior mean of every component mean, ``abs(value) <= 1e6``.
     mean_prior_sd : float or sequence of shape (n_features,)
         Prior standard deviation of the component means, in [1e-6, 1e6].
-    weights : {"dirichlet", "fixed"}
+    weights : {"dirichlet", "fixed", "dp"}
         "dirichlet": weights ~ Dirichlet(dirichlet_alpha). "fixed": every weight is 1/K
-        (the model of Blei et al. 2017 §3 and of seed 000).
+        (the model of Blei et al. 2017 §3 and of seed 000). "dp": truncated
+        Dirichlet-process (stick-breaking) weights with truncation level T = n_components
+        (see the module docs); ``ordered``, ``dirichlet_alpha`` and ``weights_transform``
+        must keep their defaults then.
     dirichlet_alpha : float or sequence of shape (n_components,)
         Dirichlet concentration, in [1e-6, 1e6]. Ignored when ``weights="fixed"``.
+    dp_alpha : float
+        Only for ``weights="dp"``: the DP concentration alpha in [1e-6, 1e6] (default 1.0),
+        sticks v_k ~ Beta(1, alpha); the value used when ``dp_alpha_prior`` is None.
+    dp_alpha_prior : None or (shape, rate)
+        Only for ``weights="dp"``: None (alpha fixed at ``dp_alpha``) or a Gamma(shape, rate)
+        prior on alpha (shape/rate parameterization, mean shape/rate), each in [1e-6, 1e6].
     obs_sd : float, sequence of shape (n_features,), "learned", or None
         For ``covariance="diag"``: the known observation standard deviation (in [1e-6, 1e6])
         shared by all components, or "learned": one sd per component and feature with a
@@ -106,7 +128,7 @@ class MixtureSpec:
     n_components: int
     mean_prior_mean: float | tuple[float, ...] = 0.0
     mean_prior_sd: float | tuple[float, ...] = 1.0
-    weights: Literal["dirichlet", "fixed"] = "dirichlet"
+    weights: Literal["dirichlet", "fixed", "dp"] = "dirichlet"
     dirichlet_alpha: float | tuple[float, ...] = 1.0
     obs_sd: float | tuple[float, ...] | Literal["learned"] | None = None
     precision_prior_shape: float = 2.0
@@ -117,6 +139,8 @@ class MixtureSpec:
     obs_cov: Any = None
     precision_prior_dof: float | None = None
     precision_prior_scale: Any = None
+    dp_alpha: float = 1.0
+    dp_alpha_prior: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         setattr_ = object.__setattr__  # frozen: normalize fields in place once
@@ -205,6 +229,68 @@ class MixtureSpec:
             )
         setattr_(self, "ordered", bool(self.ordered))
         v.check_choice("weights_transform", self.weights_transform, TRANSFORM_CHOICES)
+        self._check_dp_fields()
+
+    def _check_dp_fields(self) -> None:
+        """dp_alpha / dp_alpha_prior: only with weights="dp", which refuses Dirichlet options."""
+        setattr_ = object.__setattr__
+        if self.weights != "dp":
+            if not (isinstance(self.dp_alpha, numbers.Real) and self.dp_alpha == 1.0):
+                raise ValueError(
+                    f"dp_alpha: expected the default 1.0 with weights={self.weights!r}, got "
+                    f"{v.describe(self.dp_alpha)}. dp_alpha belongs to weights='dp'; pass "
+                    f"weights='dp' with it, or drop it."
+                )
+            if self.dp_alpha_prior is not None:
+                raise ValueError(
+                    f"dp_alpha_prior: expected None with weights={self.weights!r}, got "
+                    f"{v.describe(self.dp_alpha_prior)}. dp_alpha_prior belongs to "
+                    f"weights='dp'; pass weights='dp' with it, or drop it."
+                )
+            setattr_(self, "dp_alpha", 1.0)
+            return
+        refused = (
+            ("ordered", self.ordered, False, "the stick order is part of the DP prior"),
+            ("dirichlet_alpha", self.dirichlet_alpha, 1.0, "use dp_alpha for the DP"),
+            (
+                "weights_transform",
+                self.weights_transform,
+                "stick_breaking",
+                "the DP has its own sticks",
+            ),
+        )
+        for name, value, default, why in refused:
+            if value != default:
+                raise ValueError(
+                    f"{name}: expected the default {default!r} with weights='dp', got "
+                    f"{v.describe(value)} ({why}). Drop {name}, or use weights='dirichlet'."
+                )
+        alpha = v.check_positive(
+            "dp_alpha", self.dp_alpha, hint="The DP concentration must be > 0, e.g. dp_alpha=1.0"
+        )
+        v.check_positive_vector("dp_alpha", alpha, bounds=v.PRIOR_SCALE_RANGE)
+        setattr_(self, "dp_alpha", alpha)
+        prior = self.dp_alpha_prior
+        if prior is None:
+            return
+        if isinstance(prior, str) or not isinstance(prior, tuple | list) or len(prior) != 2:
+            raise ValueError(
+                f"dp_alpha_prior: expected None or a (shape, rate) pair for a Gamma prior on "
+                f"alpha, got {v.describe(prior)}. Use e.g. dp_alpha_prior=(1.0, 1.0)."
+            )
+        low, high = v.PRIOR_SCALE_RANGE
+        for value in prior:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"dp_alpha_prior: expected two positive numbers (shape, rate), got "
+                    f"{v.describe(prior)}. Use e.g. dp_alpha_prior=(1.0, 1.0)."
+                )
+            if not low <= float(value) <= high:
+                raise ValueError(
+                    f"dp_alpha_prior: expected shape and rate in [{low:g}, {high:g}], got "
+                    f"{[float(x) for x in prior]}. Use e.g. dp_alpha_prior=(1.0, 1.0)."
+                )
+        setattr_(self, "dp_alpha_prior", (float(prior[0]), float(prior[1])))
 
     def _check_covariance_fields(self) -> None:
         """obs_cov and the Wishart prior: present only where the covariance type uses them."""
@@ -359,8 +445,30 @@ class MixtureSpec:
         """True when the weights are not learned (fixed at 1/K, or K == 1)."""
         return self.weights == "fixed" or self.n_components == 1
 
+    @property
+    def is_dp(self) -> bool:
+        """True for truncated Dirichlet-process (stick-breaking) weights, ``weights="dp"``."""
+        return self.weights == "dp"
+
+    @property
+    def learned_dp_alpha(self) -> bool:
+        """True when the DP concentration has a Gamma prior (``dp_alpha_prior`` given)."""
+        return self.is_dp and self.dp_alpha_prior is not None
+
     def alpha(self) -> np.ndarray:
-        """Dirichlet concentration, shape (n_components,)."""
+        """Dirichlet concentration, shape (n_components,).
+
+        Raises
+        ------
+        ValueError
+            For ``weights="dp"`` (no Dirichlet; read ``dp_alpha`` / ``dp_alpha_prior``).
+        """
+        if self.is_dp:
+            raise ValueError(
+                "weights: expected 'dirichlet' or 'fixed' for a Dirichlet concentration, got "
+                "'dp'. A DP spec's concentration is spec.dp_alpha (or its Gamma prior "
+                "spec.dp_alpha_prior)."
+            )
         return np.broadcast_to(np.asarray(self.dirichlet_alpha, float), (self.n_components,)).copy()
 
     def fixed_weight_values(self) -> np.ndarray:
@@ -427,7 +535,17 @@ class MixtureSpec:
             f"K = {K} components, {_COVARIANCE_WORDS[self.covariance]} Gaussian components",
             f"means_k ~ Normal({self.mean_prior_mean}, sd={self.mean_prior_sd})",
         ]
-        if self.fixed_weights:
+        if self.is_dp:
+            lines.append(
+                f"weights by stick-breaking, truncated at T = {K}: v_k ~ Beta(1, alpha), "
+                f"w_k = v_k prod_(j<k) (1 - v_j)"
+            )
+            if self.dp_alpha_prior is None:
+                lines.append(f"alpha = {self.dp_alpha} (fixed)")
+            else:
+                shape, rate = self.dp_alpha_prior
+                lines.append(f"alpha ~ Gamma(shape={shape}, rate={rate})")
+        elif self.fixed_weights:
             lines.append(f"weights fixed at 1/{K}")
         else:
             lines.append(
@@ -462,11 +580,14 @@ class MixtureSpec:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (round-trips through ``MixtureSpec(**d)``); the covariance fields
-        appear only when they differ from the diagonal default, so a diagonal spec reads (and
-        fingerprints) as it always did."""
+        appear only when they differ from the diagonal default and the DP fields only when
+        ``weights="dp"``, so a diagonal Dirichlet spec reads (and fingerprints) as it always
+        did."""
         out = {}
         for name, val in self.__dict__.items():
             if name in _COVARIANCE_FIELDS and val == _COVARIANCE_DEFAULTS[name]:
+                continue
+            if name in _DP_FIELDS and not self.is_dp:
                 continue
             out[name] = _nested_list(val) if isinstance(val, tuple) else val
         return out
@@ -485,6 +606,7 @@ _COVARIANCE_DEFAULTS: dict[str, Any] = {
     "precision_prior_scale": None,
 }
 _COVARIANCE_FIELDS = tuple(_COVARIANCE_DEFAULTS)
+_DP_FIELDS = ("dp_alpha", "dp_alpha_prior")
 
 
 def _check_covariances(value: Any, n_components: int, name: str = "obs_cov") -> np.ndarray:

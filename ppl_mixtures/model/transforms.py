@@ -24,6 +24,14 @@ The module holds the PyMC transform :class:`StickBreaking` (attach with
 ``pm.Dirichlet(..., default_transform=StickBreaking())``) and numpy mirrors used to
 back-transform variational results without PyMC. PyTensor is imported lazily, so the numpy
 functions stay cheap to import.
+
+The truncated Dirichlet-process weights (``MixtureSpec(weights="dp")``) break the same stick
+with the sticks themselves as parameters (no offsets): for v in (0, 1)^(T-1) and v_T = 1::
+
+    w_k = v_k prod_{j<k} (1 - v_j)                                              (5)
+
+:func:`stick_weights` computes (5) and :func:`expected_log_stick_weights` its expected
+logarithm under independent stick factors (Blei & Jordan 2006, eq. 22).
 """
 
 from __future__ import annotations
@@ -32,9 +40,12 @@ import numpy as np
 
 __all__ = [
     "StickBreaking",  # noqa: F822 (built lazily by __getattr__)
+    "expected_log_stick_weights",
+    "log_stick_weights",
     "stick_breaking_backward",
     "stick_breaking_forward",
     "stick_breaking_log_jac_det",
+    "stick_weights",
 ]
 
 
@@ -126,6 +137,49 @@ def stick_breaking_log_jac_det(y) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- PyMC transform
+def log_stick_weights(sticks) -> np.ndarray:
+    """log w of eq. (5): sticks of shape (..., T-1) in [0, 1] -> log-weights (..., T).
+
+    ``log w_k = log v_k + sum_{j<k} log1p(-v_j)`` and ``log w_T = sum_{j<T} log1p(-v_j)``;
+    no weight is formed by subtracting from 1, so a tiny last weight keeps its relative
+    precision.
+    """
+    v = np.asarray(sticks, dtype=np.float64)
+    with np.errstate(divide="ignore"):  # a stick of exactly 0 or 1 gives log 0 = -inf
+        log_v = np.log(v)
+        log_1mv = np.log1p(-v)
+    left = np.cumsum(log_1mv, axis=-1)  # log of the stick left after break k
+    zeros = np.zeros((*v.shape[:-1], 1))
+    before = np.concatenate([zeros, left], axis=-1)  # log of the stick left before break k
+    return np.concatenate([log_v, zeros], axis=-1) + before
+
+
+def stick_weights(sticks) -> np.ndarray:
+    """The stick-breaking weights of eq. (5), shape (..., T), from sticks of shape (..., T-1).
+
+    Examples
+    --------
+    >>> stick_weights([0.5, 0.5])
+    array([0.5 , 0.25, 0.25])
+    """
+    return np.exp(log_stick_weights(sticks))
+
+
+def expected_log_stick_weights(e_log_v, e_log_1mv) -> np.ndarray:
+    """E[log w_k] under independent sticks, shape (..., T), from E[log v_k] and E[log(1 - v_k)]
+    of shape (..., T-1).
+
+    ``E[log w_k] = E[log v_k] + sum_{j<k} E[log(1 - v_j)]`` with ``E[log v_T] = 0`` (v_T = 1);
+    for Beta(a_k, b_k) sticks, ``E[log v_k] = psi(a_k) - psi(a_k + b_k)`` and
+    ``E[log(1 - v_k)] = psi(b_k) - psi(a_k + b_k)`` (Blei & Jordan 2006, eq. 22).
+    """
+    e_log_v = np.asarray(e_log_v, dtype=np.float64)
+    e_log_1mv = np.asarray(e_log_1mv, dtype=np.float64)
+    zeros = np.zeros((*e_log_v.shape[:-1], 1))
+    before = np.concatenate([zeros, np.cumsum(e_log_1mv, axis=-1)], axis=-1)
+    return np.concatenate([e_log_v, zeros], axis=-1) + before
+
+
 def _make_transform_class():
     import pytensor.tensor as pt
     from pymc.logprob.transforms import Transform
