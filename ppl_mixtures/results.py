@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ppl_mixtures.model.spec import MixtureSpec
+from ppl_mixtures.validation.chunked import ChunkedPoints
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -333,7 +334,20 @@ class MixtureFit:
 
     @property
     def points(self) -> np.ndarray:
-        """The observed data, shape (n_samples, n_features)."""
+        """The observed data, shape (n_samples, n_features).
+
+        Raises a ValueError for a fit of chunked (dask) data, which are not stored in it
+        (``idata.posterior.attrs["chunked_data"]`` describes them): pass the points
+        explicitly to what needs them.
+        """
+        if "observed_data" not in self.idata.children:
+            chunked = self.idata["posterior"].attrs.get(_CHUNKED_ATTR, "none stored")
+            raise ValueError(
+                f"fit.points: this {self.engine} fit does not store its data ({chunked}): "
+                f"chunked (dask) data stay where they are. Pass the points explicitly "
+                f"(e.g. fit.plot_data(points=subsample), responsibilities(fit, points)), "
+                f"or fit an in-memory array."
+            )
         return np.asarray(self.idata["observed_data"]["x"].values)
 
     @property
@@ -371,7 +385,14 @@ class MixtureFit:
 
     @property
     def data_fingerprint(self) -> str:
-        """sha256 (hex) of the observed data: its shape and float64 bytes (C order)."""
+        """sha256 (hex) of the observed data: its shape and float64 bytes (C order).
+
+        Chunked data: sha256 of the shape and every chunk's blake2b digest, in chunk order
+        (computed by the validating pass; it depends on the chunking too).
+        """
+        stored = self.idata["posterior"].attrs.get(_FINGERPRINT_ATTR)
+        if stored is not None and "observed_data" not in self.idata.children:
+            return str(stored)
         points = np.ascontiguousarray(self.points, dtype="<f8")
         digest = hashlib.sha256(repr(points.shape).encode())
         digest.update(points.tobytes())
@@ -462,6 +483,12 @@ class MixtureFit:
     __repr__ = __str__
 
 
+#: posterior attrs of a fit of chunked data (no observed_data group): what the data were,
+#: and their fingerprint.
+_CHUNKED_ATTR = "chunked_data"
+_FINGERPRINT_ATTR = "data_fingerprint"
+
+
 def make_idata(
     means: np.ndarray,
     weights: np.ndarray,
@@ -481,8 +508,12 @@ def make_idata(
     ----------
     means : ndarray of shape (n_chains, n_draws, n_components, n_features)
     weights : ndarray of shape (n_chains, n_draws, n_components)
-    points : ndarray of shape (n_samples, n_features)
-        Stored as ``observed_data.x``.
+    points : ndarray of shape (n_samples, n_features), or ChunkedPoints
+        Stored as ``observed_data.x``. Chunked data (``validation.chunked.ChunkedPoints``)
+        are not stored (1e8 points would be pulled into memory): there is no
+        ``observed_data`` group; ``posterior.attrs["chunked_data"]`` says "N x D in C
+        chunks" and ``posterior.attrs["data_fingerprint"]`` holds their fingerprint, and
+        ``MixtureFit.points`` raises a ValueError saying to pass the points explicitly.
     obs_sd : ndarray of shape (n_chains, n_draws, n_components, n_features), optional
         Only for specs that learn it.
     obs_cov : ndarray of shape (n_chains, n_draws, n_components, n_features, n_features), optional
@@ -515,6 +546,20 @@ def make_idata(
             f"axes, e.g. means[None, None]."
         )
     n_components, n_features = means.shape[2:]
+    chunked_attrs: dict[str, str] = {}
+    if isinstance(points, ChunkedPoints):
+        n_samples, data_features = points.shape
+        chunked_attrs = {
+            _CHUNKED_ATTR: f"{n_samples} x {data_features} in {points.n_chunks} chunks, not stored",
+            _FINGERPRINT_ATTR: points.fingerprint or "",
+        }
+        if log_likelihood is not None or data_features != n_features:
+            raise ValueError(
+                f"points: expected chunked data of {n_features} features and no "
+                f"log_likelihood, got {points.shape} and "
+                f"{'a' if log_likelihood is not None else 'no'} log_likelihood."
+            )
+        points = np.empty((0, n_features))  # placeholder for the shape checks below
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != n_features:
         raise ValueError(
@@ -569,10 +614,11 @@ def make_idata(
         corr[..., np.arange(n_features), np.arange(n_features)] = 1.0  # exactly, not 1 - 1 ulp
         posterior["obs_corr"] = corr
         dims["obs_cov"] = dims["obs_corr"] = ["component", "feature", "feature_b"]
-    groups: dict[str, dict[str, np.ndarray]] = {
-        "posterior": posterior,
-        "observed_data": {"x": points},
-    }
+    groups: dict[str, dict[str, np.ndarray]] = {"posterior": posterior}
+    if not chunked_attrs:
+        groups["observed_data"] = {"x": points}
+    else:
+        del coords["obs"], dims["x"]
     if sample_stats:
         groups["sample_stats"] = {k: np.asarray(val) for k, val in sample_stats.items()}
     if log_likelihood is not None:
@@ -589,6 +635,6 @@ def make_idata(
         extra = extra.assign_coords(chain=schema["chain"].values, draw=schema["draw"].values)
         merged = xr.merge([schema, extra], compat="override", join="override")
         tree["posterior"] = xr.DataTree(merged)
-    if attrs:
-        tree["posterior"].attrs.update(dict(attrs))
+    if attrs or chunked_attrs:
+        tree["posterior"].attrs.update({**dict(attrs or {}), **chunked_attrs})
     return tree

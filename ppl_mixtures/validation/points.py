@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ppl_mixtures.validation.chunked import ChunkedPoints, check_chunked_points, is_dask_array
 from ppl_mixtures.validation.errors import describe
 
 __all__ = [
@@ -19,23 +20,28 @@ __all__ = [
 ]
 
 
-def check_points(
-    points: Any, *, n_components: int | None = None, name: str = "points"
-) -> np.ndarray:
+def check_points(points: Any, *, n_components: int | None = None, name: str = "points") -> Any:
     """Validate data and return it as a float64 array of shape (n_samples, n_features).
 
     Parameters
     ----------
     points : array-like of shape (n_samples,) or (n_samples, n_features)
-        Numeric, finite observations. 1-D input is one feature.
+        Numeric, finite observations. 1-D input is one feature. A ``dask.array.Array`` gets
+        the same checks (``validation.chunked.check_chunked_points``: one pass over the
+        chunks for NaN/inf, naming the chunk; unknown chunk sizes refused).
     n_components : int, optional
         When given, ``n_samples`` must be at least this.
 
     Returns
     -------
     ndarray of shape (n_samples, n_features), float64, C-contiguous. A new array: the
-    caller's data is never modified.
+    caller's data is never modified. For a dask array: a ``ChunkedPoints`` (the data stay
+    where they are; only the engines "cavi", "em" and "svi" read it).
     """
+    if is_dask_array(points):
+        return check_chunked_points(points, n_components=n_components, name=name)
+    if isinstance(points, ChunkedPoints):
+        raise points.in_memory_error()
     if isinstance(points, str | bytes):
         raise TypeError(
             f"{name}: expected a numeric array of shape (n_samples, n_features), got "
@@ -198,13 +204,13 @@ DATA_LOCATION_FACTOR = 10.0
 DATA_SPREAD_FACTOR = 100.0
 
 
-def check_data_scale(points: np.ndarray, spec: PriorScales) -> str | None:
+def check_data_scale(points: np.ndarray | ChunkedPoints, spec: PriorScales) -> str | None:
     """Describe how the data sit far from the scale the spec's priors assume, or None.
 
     Parameters
     ----------
-    points : ndarray of shape (n_samples, n_features)
-        Validated data.
+    points : ndarray of shape (n_samples, n_features), or ChunkedPoints
+        Validated data (chunked data: the moments of their validating pass).
     spec : MixtureSpec (or any object with its prior methods, see PriorScales)
 
     Returns
@@ -237,9 +243,15 @@ def check_data_scale(points: np.ndarray, spec: PriorScales) -> str | None:
     prior_sd = spec.prior_sd(n_features)
     sigma = spec.typical_obs_sd(n_features)
     scale = np.sqrt(prior_sd**2 + sigma**2)
-    with np.errstate(over="ignore", invalid="ignore"):
-        centre = points.mean(axis=0)
-        spread = points.std(axis=0)
+    if isinstance(points, ChunkedPoints):
+        if points.moments is None:  # not validated here: nothing to check against
+            return None
+        centre = points.moments.mean
+        spread = np.sqrt(points.moments.variance)
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            centre = points.mean(axis=0)
+            spread = points.std(axis=0)
     for d in range(n_features):
         label = f"feature {d}" if n_features > 1 else "the data"
         if not (abs(centre[d] - prior_mean[d]) <= DATA_LOCATION_FACTOR * scale[d]):

@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ppl_mixtures import validation as v
-from ppl_mixtures.inference.conjugate import driver
+from ppl_mixtures.inference.conjugate import chunked, driver
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate.elbo import elbo
 from ppl_mixtures.inference.conjugate.family import q_draws, q_family
@@ -212,7 +212,13 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         (default 5; restart j is seeded by the j-th of
         ``driver.restart_seeds(random_seed, n_init + 1)``, the last seeds the draws),
         ``init``, ``n_draws`` (draws from q stored as one chain, at most
-        ``validation.MAX_STORED_VALUES`` floats in all), ``backend``, ``progressbar``.
+        ``validation.MAX_STORED_VALUES`` floats in all), ``backend``, ``progressbar``,
+        ``chunk_size`` (rows per chunk: the chunked pass of ``chunked.py``, the numbers
+        of a dask array with those chunks; None: one pass, or the dask array's chunks).
+
+        ``points`` may be chunked (``validation.chunked.ChunkedPoints``, what ``fit``
+        makes of a dask array): every pass then runs per chunk and the statistics reduce in
+        a fixed tree (``chunked.py``); the start reads ``chunked.init_sample``.
 
     Returns
     -------
@@ -232,15 +238,18 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     )
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init + 1)
     with stopwatch() as build:
+        data = chunked.prepare(points, opts.chunk_size)
+        backend = opts.pass_backend(data)
         # compile the pass (first run of a fresh install) or load it from numba's cache
         (warm_up_full if family is fm else warm_up)(
-            opts.backend, points.shape[0], points.shape[1], spec.n_components
+            backend, points.shape[0], points.shape[1], spec.n_components
         )
-        data = feature_major(points)  # read in place by the pass
+        if not isinstance(data, chunked.ChunkedPoints):
+            data = feature_major(points)  # read in place by the pass
 
     def run_one(seed: int, report: Any) -> driver.Run:
         state, trace, converged = driver.iterate(
-            lambda s: _step_elbo(data, spec, s, opts.backend),
+            lambda s: _step_elbo(data, spec, s, backend),
             init(data, spec, random_seed=seed, init=opts.init),
             max_iter=opts.max_iter,
             converged_when=driver.relative_change_below(opts.tol),
@@ -288,7 +297,16 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
 
 
 #: The options recorded in ``fit.options`` (everything but the progress bar).
-_RECORDED_OPTIONS = ("random_seed", "max_iter", "tol", "n_init", "init", "n_draws", "backend")
+_RECORDED_OPTIONS = (
+    "random_seed",
+    "max_iter",
+    "tol",
+    "n_init",
+    "init",
+    "n_draws",
+    "backend",
+    "chunk_size",
+)
 
 
 def _step_elbo(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ppl_mixtures import validation as v
+from ppl_mixtures.inference.conjugate import chunked
 from ppl_mixtures.inference.conjugate.stats import BACKENDS
 from ppl_mixtures.results import ConvergenceWarning, Restart
 from ppl_mixtures.validation import NumericalError
@@ -40,7 +41,12 @@ __all__ = [
 
 # ----------------------------------------------------------------- starting centers
 def random_points(points: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    """K distinct data points chosen uniformly (seed 002's start), shape (K, n_features)."""
+    """K distinct data points chosen uniformly (seed 002's start), shape (K, n_features).
+
+    Chunked data: points of ``chunked.init_sample`` (every point when N <= 100,000).
+    """
+    if isinstance(points, chunked.ChunkedPoints):
+        points = chunked.init_sample(points)
     index = rng.choice(points.shape[0], size=n_components, replace=False)
     return points[index].copy()
 
@@ -51,7 +57,11 @@ def kmeans_plusplus(points: np.ndarray, n_components: int, rng: np.random.Genera
     Each next center is a data point drawn with probability proportional to its squared
     distance to the nearest center chosen so far. Values above 1e100 are first scaled by
     a power of two (the probabilities are scale-invariant; their squares would overflow).
+    Chunked data: seeded on ``chunked.init_sample`` (rows floor(i N / m), m = min(N,
+    100,000): every point when N <= 100,000, so the start is the in-memory fit's).
     """
+    if isinstance(points, chunked.ChunkedPoints):
+        points = chunked.init_sample(points)
     n_samples = points.shape[0]
     largest = float(np.max(np.abs(points))) if points.size else 0.0
     scaled = points if largest <= 1e100 else points * 2.0 ** -int(np.frexp(largest)[1])
@@ -104,6 +114,13 @@ class RestartOptions:
         },
     )
     progressbar: bool = field(default=True, metadata={"help": "show a progress bar"})
+    chunk_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "rows per chunk: passes run per chunk and reduce in a fixed tree, the numbers "
+            "a dask array of such chunks gives (None: one pass, or the dask array's chunks)"
+        },
+    )
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: store the normalized values once
@@ -112,6 +129,14 @@ class RestartOptions:
         v.check_choice("init", self.init, tuple(INITS))
         v.check_choice("backend", self.backend, BACKENDS)
         set_(self, "progressbar", v.check_bool("progressbar", self.progressbar))
+        if self.chunk_size is not None:
+            set_(self, "chunk_size", v.check_int("chunk_size", self.chunk_size, minimum=1))
+
+    def pass_backend(self, points: Any) -> str:
+        """The backend the passes over ``points`` run: per chunk one numba thread."""
+        if isinstance(points, chunked.ChunkedPoints):
+            return chunked.chunk_backend(self.backend)
+        return self.backend
 
 
 # ----------------------------------------------------------------- one run

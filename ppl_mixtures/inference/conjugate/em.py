@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ppl_mixtures import validation as v
-from ppl_mixtures.inference.conjugate import driver
+from ppl_mixtures.inference.conjugate import chunked, driver
 from ppl_mixtures.inference.conjugate.pointmass import (
     PRIORS,
     EmState,
@@ -302,7 +302,9 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         ``init``, ``reg_covar`` (>= 0), ``max_iter``, ``tol`` (relative change of the
         objective), ``n_init`` (default 5; ranked by the final objective of each restart's
         returned parameters; restart j is seeded by the j-th of
-        ``driver.restart_seeds(random_seed, n_init)``), ``backend``, ``progressbar``.
+        ``driver.restart_seeds(random_seed, n_init)``), ``backend``, ``progressbar``,
+        ``chunk_size`` (rows per chunk, as for CAVI). Chunked ``points`` (a dask array
+        through ``fit``) run every pass per chunk, reduced in a fixed tree (``chunked.py``).
 
     Returns
     -------
@@ -321,14 +323,17 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     opts = v.build_options("em", Options, options)
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init)
     with stopwatch() as build:
+        data = chunked.prepare(points, opts.chunk_size)
+        backend = opts.pass_backend(data)
         # compile the pass (first run of a fresh install) or load it from numba's cache
         warm = warm_up_full if spec.covariance in ("full", "tied") else warm_up
-        warm(opts.backend, points.shape[0], points.shape[1], spec.n_components)
-        data = feature_major(points)  # read in place by the pass
+        warm(backend, points.shape[0], points.shape[1], spec.n_components)
+        if not isinstance(data, chunked.ChunkedPoints):
+            data = feature_major(points)  # read in place by the pass
 
     def one_step(state: EmState) -> tuple[EmState, float]:
         new_state, info = step(
-            data, spec, state, prior=opts.prior, reg_covar=opts.reg_covar, backend=opts.backend
+            data, spec, state, prior=opts.prior, reg_covar=opts.reg_covar, backend=backend
         )
         return new_state, info.objective
 
@@ -344,7 +349,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             converged_when=driver.relative_change_below(opts.tol),
         )
         # the objective of the returned parameters (one more E-step, no M-step)
-        _, log_lik, objective = _e_step(data, state, spec, opts.prior, opts.backend)
+        _, log_lik, objective = _e_step(data, state, spec, opts.prior, backend)
         return driver.Run(seed, state, trace, converged, objective, extra=log_lik)
 
     objective_name = "log_lik" if opts.prior == "none" else "log_joint"
@@ -409,6 +414,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             "tol": opts.tol,
             "n_init": opts.n_init,
             "backend": opts.backend,
+            "chunk_size": opts.chunk_size,
         },
     )
 
@@ -440,5 +446,6 @@ ENGINES = (
         scalable=True,
         summary="Expectation-maximization, ML (prior='none') or MAP (prior='map'), numpy+numba",
         covariances=("diag", "full", "tied", "spherical"),
+        weights=("dirichlet", "fixed"),  # no Dirichlet-process weights (a point estimate)
     ),
 )

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ppl_mixtures.inference.conjugate import chunked
 from ppl_mixtures.inference.conjugate.meanfield import update_means, update_precisions
 from ppl_mixtures.inference.conjugate.stats import SufficientStats, weighted_sq_dev
 from ppl_mixtures.inference.conjugate.stats_full import FullStats
@@ -171,7 +172,7 @@ def _start_diag(
 ) -> EmState:
     """Known variances, or the data's variance per feature (+ reg) for every component."""
     if spec.learned_obs_sd:
-        variances = np.broadcast_to(points.var(axis=0) + reg_covar, centers.shape).copy()
+        variances = np.broadcast_to(_variance(points) + reg_covar, centers.shape).copy()
     else:
         variances = spec.known_obs_sd(points.shape[1]) ** 2
     return EmState(spec.fixed_weight_values(), centers, variances, -np.inf, 0)
@@ -181,7 +182,7 @@ def _start_spherical(
     points: np.ndarray, spec: MixtureSpec, centers: np.ndarray, reg_covar: float
 ) -> EmState:
     """The data's variance averaged over features (+ reg), for every component."""
-    variances = np.full(centers.shape, points.var(axis=0).mean() + reg_covar)
+    variances = np.full(centers.shape, _variance(points).mean() + reg_covar)
     return EmState(spec.fixed_weight_values(), centers, variances, -np.inf, 0)
 
 
@@ -192,11 +193,21 @@ def _start_full(
     n_components, n_features = centers.shape
     if spec.covariance == "full" and not spec.learned_covariance:
         covariances = spec.known_obs_cov(n_features)
+    elif isinstance(points, chunked.ChunkedPoints):
+        data_cov = chunked.data_moments(points).covariance + reg_covar * np.eye(n_features)
+        covariances = np.broadcast_to(data_cov, (n_components, n_features, n_features))
     else:
         dev = points - points.mean(axis=0)
         data_cov = dev.T @ dev / points.shape[0] + reg_covar * np.eye(n_features)
         covariances = np.broadcast_to(data_cov, (n_components, n_features, n_features))
     return full_state(spec.fixed_weight_values(), centers, covariances)
+
+
+def _variance(points: np.ndarray) -> np.ndarray:
+    """The data's variance per feature (chunked data: from ``chunked.data_moments``)."""
+    if isinstance(points, chunked.ChunkedPoints):
+        return chunked.data_moments(points).variance
+    return points.var(axis=0)
 
 
 _STARTS = {

@@ -29,7 +29,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ppl_mixtures.inference.conjugate import chunked
 from ppl_mixtures.kernels.estep import SufficientStats, pass_numba
+from ppl_mixtures.validation.chunked import ChunkedPoints
 
 __all__ = [
     "BACKENDS",
@@ -132,7 +134,16 @@ def one_pass(
     centers: np.ndarray,
     precisions: np.ndarray,
 ) -> SufficientStats:
-    """The local step on ``backend`` (one of :data:`BACKENDS`); same result to round-off."""
+    """The local step on ``backend`` (one of :data:`BACKENDS`); same result to round-off.
+
+    Chunked ``points`` (``ChunkedPoints``): this pass on every chunk (one numba thread
+    each), the statistics combined in a fixed tree (``chunked.map_reduce``).
+    """
+    if isinstance(points, ChunkedPoints):
+        per_chunk = chunked.chunk_backend(backend)
+        return chunked.map_reduce(
+            points, lambda block: one_pass(per_chunk, block, log_const, centers, precisions)
+        )
     if backend == "numpy":
         return numpy_pass(points, log_const, centers, precisions)
     return pass_numba(points, log_const, centers, precisions, parallel=backend == "numba_parallel")
@@ -167,7 +178,10 @@ def hard_assignment_stats(points: np.ndarray, centers: np.ndarray) -> Sufficient
 
     Starts of CAVI, SVI and EM; the entropy of a hard assignment is 0 and ``sum_log_norm``
     is left at 0 (there is no rho). No N x K array beyond one block of 65,536 points.
+    Chunked ``points``: per chunk, combined in the fixed tree of ``chunked.map_reduce``.
     """
+    if isinstance(points, ChunkedPoints):
+        return chunked.map_reduce(points, lambda block: hard_assignment_stats(block, centers))
     n_components, n_features = centers.shape
     labels = np.concatenate(
         [

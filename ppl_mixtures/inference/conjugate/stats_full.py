@@ -26,7 +26,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
+from ppl_mixtures.inference.conjugate import chunked
 from ppl_mixtures.kernels.estep_full import FullStats, cholesky_lower, pass_full_numba
+from ppl_mixtures.validation.chunked import ChunkedPoints
 
 __all__ = [
     "BACKENDS",
@@ -122,6 +124,12 @@ def full_pass(
         raise ValueError(
             f"backend: expected one of {BACKENDS}, got {backend!r}. Use backend='numba'."
         )
+    if isinstance(points, ChunkedPoints):  # per chunk, combined in chunked's fixed tree
+        per_chunk = chunked.chunk_backend(backend)
+        return chunked.map_reduce(
+            points,
+            lambda block: full_pass(block, log_const, centers, precisions, backend=per_chunk),
+        )
     if backend == "numpy":
         return numpy_full_pass(points, log_const, centers, precisions)
     return pass_full_numba(
@@ -132,8 +140,11 @@ def full_pass(
 def hard_assignment_full_stats(points: np.ndarray, centers: np.ndarray) -> FullStats:
     """FullStats of r_nk = [k = argmin_j |x_n - c_j|^2] (the k-means start); entropy 0.
 
-    ``sum_log_norm`` is left at 0 (there is no rho).
+    ``sum_log_norm`` is left at 0 (there is no rho). Chunked ``points``: per chunk, combined
+    in the fixed tree of ``chunked.map_reduce``.
     """
+    if isinstance(points, ChunkedPoints):
+        return chunked.map_reduce(points, lambda block: hard_assignment_full_stats(block, centers))
     n_components = centers.shape[0]
     labels = np.concatenate(
         [

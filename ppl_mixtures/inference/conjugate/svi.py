@@ -36,7 +36,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ppl_mixtures import validation as v
-from ppl_mixtures.inference.conjugate import driver
+from ppl_mixtures.inference.conjugate import chunked, driver
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate import meanfield as mf
 from ppl_mixtures.inference.conjugate.family import q_draws, q_family
@@ -204,7 +204,10 @@ def step(
 
     Parameters
     ----------
-    points : ndarray of shape (n_samples, n_features)
+    points : ndarray of shape (n_samples, n_features), or ChunkedPoints
+        Chunked data: the batch comes from one chunk (``chunked.minibatch``: the chunk with
+        probability n_c / N, then S of its rows with replacement), so the same chunking
+        gives the same steps in memory and on dask.
     spec : MixtureSpec
     state : SviState
     batch_size : int
@@ -223,11 +226,20 @@ def step(
     n_samples = points.shape[0]
     t = state.n_iter + 1
     rng = np.random.default_rng((state.batch_seed, t))
-    batch = points[np.sort(rng.integers(0, n_samples, size=batch_size))]
     params = state.params
     family, family_elbo = q_family(spec)
     expect = family.expectations(params, spec)
-    stats = family.scaled(family.local_pass(backend, batch, params, expect), n_samples / batch_size)
+    if isinstance(points, chunked.ChunkedPoints):  # a batch from one chunk, on its worker
+        batch_stats = chunked.minibatch(
+            points,
+            rng,
+            batch_size,
+            lambda batch: family.local_pass(chunked.chunk_backend(backend), batch, params, expect),
+        )
+    else:
+        batch = points[np.sort(rng.integers(0, n_samples, size=batch_size))]
+        batch_stats = family.local_pass(backend, batch, params, expect)
+    stats = family.scaled(batch_stats, n_samples / batch_size)
     estimate = family_elbo(stats, params, spec)
     target = family.update_globals(stats, spec, expect.prec)
     rho = float((t + tau) ** -kappa)
@@ -260,7 +272,10 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         restart), ``batch_size`` (capped at n_samples), ``tau``, ``kappa``, ``tol``,
         ``n_init`` (default 5; ranked by the exact ELBO of each restart's q, one full pass;
         restart j is seeded by the j-th of ``driver.restart_seeds(random_seed, n_init + 1)``,
-        the last seeds the draws), ``init``, ``n_draws``, ``backend``, ``progressbar``.
+        the last seeds the draws), ``init``, ``n_draws``, ``backend``, ``progressbar``,
+        ``chunk_size`` (rows per chunk, as for CAVI; the minibatch then comes from one
+        chunk). Chunked ``points`` (a dask array through ``fit``): batches from one chunk
+        each, the exact final ELBO by the chunked pass (``chunked.py``).
 
     Returns
     -------
@@ -283,27 +298,29 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     seeds = driver.restart_seeds(opts.random_seed, opts.n_init + 1)
     steps_per_epoch = max(1, int(np.ceil(points.shape[0] / batch_size)))
     with stopwatch() as build:
+        data = chunked.prepare(points, opts.chunk_size)
+        backend = opts.pass_backend(data)
         # compile the pass (first run of a fresh install) or load it from numba's cache
         (warm_up_full if family is fm else warm_up)(
-            opts.backend, points.shape[0], points.shape[1], spec.n_components
+            backend, points.shape[0], points.shape[1], spec.n_components
         )
 
     def one_step(state: SviState) -> tuple[SviState, float]:
         new_state, info = step(
-            points,
+            data,
             spec,
             state,
             batch_size=batch_size,
             tau=opts.tau,
             kappa=opts.kappa,
-            backend=opts.backend,
+            backend=backend,
         )
         return new_state, info.elbo_estimate
 
     def run_one(seed: int, report: Any) -> driver.Run:
         state, trace, converged = driver.iterate(
             one_step,
-            init(points, spec, random_seed=seed, init=opts.init),
+            init(data, spec, random_seed=seed, init=opts.init),
             max_iter=opts.n_iter,
             report=report,
             converged_when=(
@@ -312,7 +329,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
                 else driver.epoch_mean_change_below(opts.tol, steps_per_epoch)
             ),
         )
-        final = exact_elbo(points, spec, state.params, backend=opts.backend)
+        final = exact_elbo(data, spec, state.params, backend=backend)
         return driver.Run(seed, state, trace, converged, final)
 
     with stopwatch() as run:
@@ -351,6 +368,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         "init": opts.init,
         "n_draws": n_draws,
         "backend": opts.backend,
+        "chunk_size": opts.chunk_size,
     }
     return MixtureFit(
         engine="svi",

@@ -1,0 +1,299 @@
+"""Chunked data (a ``dask.array.Array``, or an in-memory array cut into row chunks).
+
+:func:`check_chunked_points` is what ``check_points`` does for a dask array: the same checks
+as for in-memory data (numeric dtype, 1-D or 2-D, at least one point and one feature, every
+value finite, at least ``n_components`` points), with one pass over the data for the values
+(NaN/inf are reported by chunk and row), all before any engine iterates. It returns a
+:class:`ChunkedPoints`, the one type the engines that serve chunked data (CAVI, EM, SVI)
+receive; every other engine is refused when it tries to read it as an array.
+
+Chunks are along rows only: a dask array with several column chunks is rechunked to one
+column chunk (a chunk holds whole points). Dask itself is never imported here unless the
+caller already holds a dask array (it is an optional dependency:
+``pip install 'ppl-mixtures[dask]'``).
+
+The one pass also computes, per chunk, the count, column means and the scatter matrix
+sum (x - x̄)(x - x̄)^T, combined in a fixed binary tree over the chunks (Chan, Golub &
+LeVeque 1979): the data's moments for the data-scale check and EM's start, the same
+numbers for the same chunking whatever runs the chunks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "CHUNKED_ENGINES",
+    "ChunkedPoints",
+    "DataMoments",
+    "check_chunked_points",
+    "chunk_moments",
+    "combine_moments",
+    "is_dask_array",
+    "tree_reduce",
+]
+
+#: The engines that accept chunked data (one pass per iteration, additive statistics).
+CHUNKED_ENGINES = ("cavi", "em", "svi")
+
+DASK_INSTALL_HINT = "pip install 'ppl-mixtures[dask]'"
+
+
+def is_dask_array(value: Any) -> bool:
+    """True for a ``dask.array.Array`` (checked without importing dask)."""
+    kind = type(value)
+    return kind.__name__ == "Array" and kind.__module__.startswith("dask.array")
+
+
+@dataclass(frozen=True, eq=False)
+class DataMoments:
+    """Count, column means and scatter matrix sum_i (x_i - x̄)(x_i - x̄)^T of some rows."""
+
+    count: float
+    mean: np.ndarray
+    scatter: np.ndarray
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Per-feature variance (divisor n), shape (n_features,)."""
+        return np.diagonal(self.scatter) / self.count
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Covariance matrix (divisor n), shape (n_features, n_features)."""
+        return self.scatter / self.count
+
+
+def chunk_moments(block: np.ndarray) -> DataMoments:
+    """:class:`DataMoments` of one chunk (float64, any layout; Fortran order is made first)."""
+    block = np.asfortranarray(block, dtype=np.float64)
+    mean = block.mean(axis=0)
+    dev = block - mean
+    return DataMoments(float(block.shape[0]), mean, dev.T @ dev)
+
+
+def combine_moments(a: DataMoments, b: DataMoments) -> DataMoments:
+    """Moments of the union of two disjoint sets of rows (Chan et al. 1979, pairwise)."""
+    count = a.count + b.count
+    delta = b.mean - a.mean
+    mean = a.mean + delta * (b.count / count)
+    scatter = a.scatter + b.scatter + np.outer(delta, delta) * (a.count * b.count / count)
+    return DataMoments(count, mean, scatter)
+
+
+def tree_reduce[T](items: Sequence[T], combine: Callable[[T, T], T]) -> T:
+    """Combine ``items`` pairwise in a fixed binary tree: (0,1), (2,3), ... then again.
+
+    The order depends only on the number of items, never on which finished first, so the
+    result is reproducible bit for bit.
+    """
+    if not items:
+        raise ValueError("tree_reduce: expected at least one item, got none.")
+    level = list(items)
+    while len(level) > 1:
+        level = [
+            combine(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+            for i in range(0, len(level), 2)
+        ]
+    return level[0]
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkedPoints:
+    """Validated data in row chunks: what CAVI, EM and SVI receive for chunked input.
+
+    Attributes
+    ----------
+    source : ndarray or dask.array.Array
+        Shape (n_samples, n_features): a float64 C-ordered array (the in-memory view that
+        ``chunk_size=`` makes) or a dask array with one column chunk (any real dtype; each
+        chunk is cast to float64 where it is read).
+    bounds : tuple of int
+        Row offsets of the chunks: chunk c holds rows ``bounds[c]:bounds[c + 1]``.
+    moments : DataMoments or None
+        The data's moments, computed by the validating pass (or on first use).
+    fingerprint : str or None
+        sha256 over the shape and each chunk's blake2b digest (float64, C order), in order.
+    cache : dict
+        Per-object memo (the k-means++ start's subsample, dask's per-chunk tasks).
+    """
+
+    source: Any
+    bounds: tuple[int, ...]
+    moments: DataMoments | None = None
+    fingerprint: str | None = None
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.source.shape[0]), int(self.source.shape[1]))
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.bounds) - 1
+
+    @property
+    def is_dask(self) -> bool:
+        return not isinstance(self.source, np.ndarray)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise self.in_memory_error()
+
+    def in_memory_error(self) -> TypeError:
+        """The TypeError for code that needs every point in memory (every engine but
+        CAVI, EM and SVI, and the analyses that read the points)."""
+        n_samples, n_features = self.shape
+        return TypeError(
+            f"points: this engine needs every point in memory, got chunked data "
+            f"({n_samples} x {n_features} in {self.n_chunks} chunks). Chunked (dask) data "
+            f"are accepted by engines {', '.join(map(repr, CHUNKED_ENGINES))} only: NUTS, "
+            f"Metropolis, SMC and the PyMC engines take a full pass over the data at every "
+            f"step and do not distribute. Use engine='cavi', 'em' or 'svi', or pass "
+            f"points.compute() if the data fit in memory."
+        )
+
+    def __repr__(self) -> str:
+        kind = "dask" if self.is_dask else "in-memory"
+        return f"ChunkedPoints({kind}, shape={self.shape}, n_chunks={self.n_chunks})"
+
+
+def row_bounds(chunk_rows: Sequence[int]) -> tuple[int, ...]:
+    """Offsets (0, n_0, n_0 + n_1, ...) of chunks of ``chunk_rows`` rows."""
+    return tuple(int(b) for b in np.concatenate([[0], np.cumsum(chunk_rows, dtype=np.int64)]))
+
+
+def _chunk_check(block: np.ndarray) -> tuple[int, int, DataMoments | None, str]:
+    """One chunk's (n non-finite, first bad row (chunk-local, -1), moments, digest)."""
+    block = np.asarray(block, dtype=np.float64)
+    digest = hashlib.blake2b(np.ascontiguousarray(block).tobytes(), digest_size=16).hexdigest()
+    finite = np.isfinite(block)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        return int((~finite).sum()), int(bad_rows[0]), None, digest
+    return 0, -1, chunk_moments(block), digest
+
+
+def _fingerprint(shape: tuple[int, int], digests: Sequence[str]) -> str:
+    digest = hashlib.sha256(repr(shape).encode())
+    for part in digests:
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+def check_chunked_points(
+    points: Any, *, n_components: int | None = None, name: str = "points"
+) -> ChunkedPoints:
+    """Validate a dask array like ``check_points`` validates an array; one pass for the values.
+
+    Parameters
+    ----------
+    points : dask.array.Array of shape (n_samples,) or (n_samples, n_features)
+        Real numbers, chunked along rows (several column chunks are merged into one).
+    n_components : int, optional
+        When given, ``n_samples`` must be at least this.
+
+    Returns
+    -------
+    ChunkedPoints
+        With ``moments`` and ``fingerprint`` from the validating pass.
+
+    Raises
+    ------
+    TypeError
+        Non-numeric, boolean or complex dtype.
+    ValueError
+        Unknown (NaN) chunk sizes, more than 2 dimensions, no rows or columns, NaN/inf
+        values (naming the first chunk and row that hold one), too few points.
+    """
+    dtype = np.dtype(points.dtype)
+    if dtype.kind == "b" or not np.issubdtype(dtype, np.number):
+        raise TypeError(
+            f"{name}: expected numbers, got a dask array of dtype {dtype}. Convert the "
+            f"data to float, e.g. points.astype('float64')."
+        )
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(
+            f"{name}: expected real numbers, got a dask array of dtype {dtype}. Pass the "
+            f"real part, or split real and imaginary into features."
+        )
+    if any(np.isnan(size) for sizes in points.chunks for size in sizes):
+        raise ValueError(
+            f"{name}: expected a dask array with known chunk sizes, got unknown (NaN) "
+            f"chunk sizes {points.chunks} (e.g. after boolean indexing). Call "
+            f"points.compute_chunk_sizes() first."
+        )
+    if points.ndim == 1:
+        points = points[:, None]
+    if points.ndim != 2:
+        raise ValueError(
+            f"{name}: expected a 1-D or 2-D array (n_samples, n_features), got a "
+            f"{points.ndim}-D dask array of shape {points.shape}. Reshape to "
+            f"(n_samples, n_features)."
+        )
+    if points.shape[0] == 0 or points.shape[1] == 0:
+        raise ValueError(
+            f"{name}: expected at least one sample and one feature, got shape "
+            f"{points.shape}. Pass non-empty data."
+        )
+    if n_components is not None and points.shape[0] < n_components:
+        raise ValueError(
+            f"n_components: expected at most n_samples={points.shape[0]} components, "
+            f"got {n_components}. Use fewer components or more data."
+        )
+    if len(points.chunks[1]) > 1:  # a chunk must hold whole points
+        points = points.rechunk({1: -1})
+    return validate_chunks(points, name=name)
+
+
+def validate_chunks(points: Any, *, name: str = "points") -> ChunkedPoints:
+    """The values pass of :func:`check_chunked_points` (finite values, moments, fingerprint)."""
+    import dask
+
+    bounds = row_bounds(points.chunks[0])
+    blocks = points.to_delayed().ravel()
+    results = dask.compute(*[dask.delayed(_chunk_check)(b) for b in blocks])
+    for c, (n_bad, first_row, _, _) in enumerate(results):
+        if n_bad:
+            total = sum(r[0] for r in results)
+            chunks = sum(1 for r in results if r[0])
+            row = bounds[c] + first_row
+            raise ValueError(
+                f"{name}: expected finite values, got {total} NaN/inf entries in {chunks} "
+                f"of {len(results)} chunks; the first in chunk {c} (rows {bounds[c]} to "
+                f"{bounds[c + 1] - 1}), at 0-based row {row}. Drop or impute them, e.g. "
+                f"points[dask.array.isfinite(points).all(axis=1)] then "
+                f".compute_chunk_sizes()."
+            )
+    moments = tree_reduce([r[2] for r in results], combine_moments)
+    shape = (int(points.shape[0]), int(points.shape[1]))
+    return ChunkedPoints(points, bounds, moments, _fingerprint(shape, [r[3] for r in results]))
+
+
+def in_memory_chunks(points: np.ndarray, chunk_size: int) -> ChunkedPoints:
+    """A validated in-memory array viewed as chunks of ``chunk_size`` rows (the last shorter).
+
+    The same chunk functions and the same tree then give the numbers a dask array with
+    these chunks gives, bit for bit.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    n_samples = points.shape[0]
+    sizes = [min(chunk_size, n_samples - start) for start in range(0, n_samples, chunk_size)]
+    bounds = row_bounds(sizes)
+    blocks = [points[a:b] for a, b in itertools.pairwise(bounds)]
+    checks = [_chunk_check(block) for block in blocks]
+    moments = tree_reduce([c[2] for c in checks if c[2] is not None], combine_moments)
+    shape = (int(points.shape[0]), int(points.shape[1]))
+    return ChunkedPoints(points, bounds, moments, _fingerprint(shape, [c[3] for c in checks]))
