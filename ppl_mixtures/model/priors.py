@@ -1,4 +1,5 @@
-"""The priors' log-densities, written once: Normal means, Gamma precisions, Dirichlet weights.
+"""The priors' log-densities, written once: Normal means, Gamma precisions, Dirichlet weights,
+Beta sticks of the truncated Dirichlet process.
 
 Each takes expectations under a factor of q, so CAVI's ELBO uses them as they are; a point
 mass (variance 0, E[log tau] = log tau, E[log w] = log w) gives the plain log-density, which
@@ -12,10 +13,12 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 __all__ = [
+    "beta_log_prior",
     "dirichlet_log_prior",
     "gamma_log_prior",
     "multigammaln_array",
     "normal_log_prior",
+    "stick_log_prior",
     "wishart_entropy",
     "wishart_log_normalizer",
     "wishart_log_prior",
@@ -59,6 +62,39 @@ def dirichlet_log_prior(mean_log_weights: np.ndarray, alpha: np.ndarray) -> np.n
     shape = np.broadcast_shapes(np.shape(alpha), mean_log_weights.shape)
     weighted = np.multiply(alpha - 1.0, mean_log_weights, out=np.zeros(shape), where=alpha != 1.0)
     return gammaln(alpha.sum()) - gammaln(alpha).sum() + weighted.sum(axis=-1)
+
+
+def beta_log_prior(
+    mean_log_v: np.ndarray, mean_log_1mv: np.ndarray, a: np.ndarray | float, b: np.ndarray | float
+) -> np.ndarray:
+    """E[log Beta(v | a, b)] given E[log v] and E[log(1 - v)], elementwise (point: the density).
+
+    = log Gamma(a + b) - log Gamma(a) - log Gamma(b) + (a - 1) E[log v] + (b - 1) E[log(1 - v)]
+
+    For q(v) = Beta(a, b) itself (E[log v] = psi(a) - psi(a + b), E[log(1 - v)] =
+    psi(b) - psi(a + b)) it is minus the Beta's entropy. A term with a = 1 (or b = 1) is 0
+    even where log v = -inf, as in :func:`dirichlet_log_prior`.
+    """
+    mean_log_v, mean_log_1mv = np.asarray(mean_log_v, float), np.asarray(mean_log_1mv, float)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    shape = np.broadcast_shapes(a.shape, b.shape, mean_log_v.shape, mean_log_1mv.shape)
+    term_v = np.multiply(a - 1.0, mean_log_v, out=np.zeros(shape), where=a != 1.0)
+    term_1mv = np.multiply(b - 1.0, mean_log_1mv, out=np.zeros(shape), where=b != 1.0)
+    return gammaln(a + b) - gammaln(a) - gammaln(b) + term_v + term_1mv
+
+
+def stick_log_prior(mean_log_1mv: np.ndarray, mean_alpha: float, mean_log_alpha: float) -> float:
+    """E[log p(v | alpha)] of the truncated DP's sticks v_k ~ Beta(1, alpha), k < T, summed.
+
+    log Beta(v | 1, alpha) = log alpha + (alpha - 1) log(1 - v), so under independent q(v)
+    and q(alpha) (Blei & Jordan 2006, §4)::
+
+        sum_{k<T} E[log alpha] + (E[alpha] - 1) E[log(1 - v_k)]
+
+    With alpha fixed, pass (alpha, log alpha): it is :func:`beta_log_prior` with a = 1.
+    """
+    mean_log_1mv = np.asarray(mean_log_1mv, dtype=float)
+    return float(mean_log_1mv.size * mean_log_alpha + (mean_alpha - 1.0) * mean_log_1mv.sum())
 
 
 def wishart_mean_log_det(dof: np.ndarray | float, scale: np.ndarray) -> np.ndarray:

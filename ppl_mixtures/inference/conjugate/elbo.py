@@ -20,10 +20,12 @@ Gamma KL per component; full and tied covariances are in ``fullcov_elbo.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import digamma, gammaln
 
+from ppl_mixtures.inference.conjugate import sticks
 from ppl_mixtures.inference.conjugate.meanfield import VariationalParams, expectations
 from ppl_mixtures.inference.conjugate.stats import SufficientStats, weighted_sq_dev
 from ppl_mixtures.model.density import LOG_2PI
@@ -34,6 +36,7 @@ __all__ = [
     "ElboTerms",
     "elbo",
     "elbo_terms",
+    "weights_kl",
 ]
 
 
@@ -52,7 +55,8 @@ class ElboTerms:
         H[q(z)] = -sum_ik r_ik log r_ik (eq. 10.75).
     kl_weights, kl_means, kl_precisions : float
         KL(q || p) of each global factor (eqs. 10.73-10.74, 10.76-10.77 as differences);
-        0 for fixed weights and for a known obs_sd.
+        0 for fixed weights and for a known obs_sd. For dp weights ``kl_weights`` is the
+        sticks' KL plus, when alpha is learned, q(alpha)'s (:func:`weights_kl`).
     """
 
     expected_log_lik: float
@@ -118,11 +122,7 @@ def elbo_terms(stats: SufficientStats, params: VariationalParams, spec: MixtureS
         )
         + mean_entropy
     )
-    kl_weights = 0.0
-    if params.weight_conc is not None:
-        # H[Dir(conc)] = -E[log Dir(w | conc)], the same formula with conc for alpha
-        entropy_w = -dirichlet_log_prior(expect.log_weights, params.weight_conc)
-        kl_weights = -(dirichlet_log_prior(expect.log_weights, spec.alpha()) + entropy_w)
+    kl_weights = weights_kl(params, spec, expect.log_weights)
     kl_precisions = 0.0
     if params.prec_shape is not None and params.prec_rate is not None:
         # one factor per (k, d), or per k when spherical: E[tau], E[log tau] of each factor
@@ -145,6 +145,20 @@ def elbo_terms(stats: SufficientStats, params: VariationalParams, spec: MixtureS
         float(kl_means),
         float(kl_precisions),
     )
+
+
+def weights_kl(params: Any, spec: MixtureSpec, mean_log_weights: np.ndarray) -> float:
+    """KL of q's weight factor from its prior, nats: Dirichlet (``weight_conc``), the DP's
+    sticks and concentration (``sticks.kl``: KL(q(v) || p(v | alpha)) averaged over q(alpha)
+    plus KL(q(alpha) || p(alpha)); Blei & Jordan 2006, §4), or 0 for fixed weights."""
+    factors = sticks.factors_of(params)
+    if factors is not None:
+        return sticks.kl(factors, spec)
+    if params.weight_conc is None:
+        return 0.0
+    # H[Dir(conc)] = -E[log Dir(w | conc)], the same formula with conc for alpha
+    entropy_w = -dirichlet_log_prior(mean_log_weights, params.weight_conc)
+    return float(-(dirichlet_log_prior(mean_log_weights, spec.alpha()) + entropy_w))
 
 
 def elbo(stats: SufficientStats, params: VariationalParams, spec: MixtureSpec) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ppl_mixtures.inference.conjugate.elbo import ElboTerms
+from ppl_mixtures.inference.conjugate.elbo import ElboTerms, weights_kl
 from ppl_mixtures.inference.conjugate.fullcov_meanfield import (
     FullParams,
     expectations,
@@ -22,7 +22,6 @@ from ppl_mixtures.inference.conjugate.fullcov_meanfield import (
 from ppl_mixtures.inference.conjugate.stats_full import FullStats
 from ppl_mixtures.model.density import LOG_2PI
 from ppl_mixtures.model.priors import (
-    dirichlet_log_prior,
     normal_log_prior,
     wishart_entropy,
     wishart_log_prior,
@@ -65,10 +64,7 @@ def elbo_terms(stats: FullStats, params: FullParams, spec: MixtureSpec) -> ElboT
             params.mean_loc, mean_var, spec.prior_mean(n_features), spec.prior_sd(n_features) ** 2
         )
     ) - np.sum(mean_entropy)
-    kl_weights = 0.0
-    if params.weight_conc is not None:
-        entropy_w = -dirichlet_log_prior(expect.log_weights, params.weight_conc)
-        kl_weights = -(dirichlet_log_prior(expect.log_weights, spec.alpha()) + entropy_w)
+    kl_weights = weights_kl(params, spec, expect.log_weights)
     kl_precisions = 0.0
     if params.wishart_dof is not None and params.wishart_scale is not None:
         dof, scale = params.wishart_dof, params.wishart_scale  # one row per factor

@@ -28,6 +28,10 @@ Read in this order:
    :func:`update_globals`);
 4. ``fullcov_elbo.py``: the objective as named terms.
 
+``weights="dp"``: the stick factors q(v_k) = Beta (and q(alpha) = Gamma) replace the
+Dirichlet, as in ``meanfield.py`` (fields ``stick_a``, ``stick_b``, ``alpha_shape``,
+``alpha_rate``; the math in ``sticks.py``).
+
 A tied model stores its one Wishart factor with a leading axis of length 1
 (``wishart_dof`` (1,), ``wishart_scale`` (1, D, D)); arrays broadcast against K.
 """
@@ -37,8 +41,8 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy.special import digamma
 
+from ppl_mixtures.inference.conjugate import sticks
 from ppl_mixtures.inference.conjugate.stats_full import (
     FullStats,
     full_pass,
@@ -50,9 +54,11 @@ from ppl_mixtures.model.spec import MixtureSpec
 
 __all__ = [
     "FULL_COVARIANCES",
+    "DPFullParams",
     "FullExpectations",
     "FullParams",
     "draws_from_q",
+    "draws_with_extras",
     "expectations",
     "initial_params",
     "local_pass",
@@ -85,6 +91,8 @@ class FullParams(NamedTuple):
     wishart_dof, wishart_scale : ndarray of shape (n_components,) and (n_components, D, D)
         q(Lambda_k) = Wishart(nu_k, W_k) (mean nu_k W_k); shapes (1,) and (1, D, D) for a
         tied covariance (one factor); None for a known obs_cov.
+
+    ``weights="dp"`` uses :class:`DPFullParams`: these fields and the stick factors.
     """
 
     mean_loc: np.ndarray
@@ -92,6 +100,34 @@ class FullParams(NamedTuple):
     weight_conc: np.ndarray | None
     wishart_dof: np.ndarray | None
     wishart_scale: np.ndarray | None
+
+
+class DPFullParams(NamedTuple):
+    """:class:`FullParams` for ``weights="dp"`` (``weight_conc`` None) and the stick factors.
+
+    Attributes
+    ----------
+    mean_loc, mean_cov, weight_conc, wishart_dof, wishart_scale
+        As in :class:`FullParams`.
+    stick_a, stick_b : ndarray of shape (n_components - 1,)
+        q(v_k) = Beta(stick_a_k, stick_b_k), k < T (``sticks.py``).
+    alpha_shape, alpha_rate : ndarray of shape (1,) or None
+        q(alpha) = Gamma(shape, rate) when ``dp_alpha_prior`` is given; None otherwise.
+    """
+
+    mean_loc: np.ndarray
+    mean_cov: np.ndarray
+    weight_conc: np.ndarray | None
+    wishart_dof: np.ndarray | None
+    wishart_scale: np.ndarray | None
+    stick_a: np.ndarray | None
+    stick_b: np.ndarray | None
+    alpha_shape: np.ndarray | None
+    alpha_rate: np.ndarray | None
+
+
+#: Either params record (Dirichlet or fixed weights; dp weights).
+type AnyFullParams = FullParams | DPFullParams
 
 
 # ----------------------------------------------------------------- 1. expectations under q
@@ -103,17 +139,14 @@ class FullExpectations(NamedTuple):
     log_det: np.ndarray
 
 
-def expectations(params: FullParams, spec: MixtureSpec) -> FullExpectations:
+def expectations(params: AnyFullParams, spec: MixtureSpec) -> FullExpectations:
     """E[log w], E[Lambda] = nu W (Bishop 2006, B.80) and E[log |Lambda|] (eq. 10.65, B.81).
 
     A known obs_cov gives Lambda_k = Sigma_k^{-1} and log |Lambda_k| = -log |Sigma_k|;
     a tied factor is broadcast to every component.
     """
     n_components, n_features = params.mean_loc.shape
-    if params.weight_conc is None:
-        log_weights = np.log(spec.fixed_weight_values())
-    else:
-        log_weights = digamma(params.weight_conc) - digamma(params.weight_conc.sum())
+    log_weights = sticks.log_weight_expectations(params, spec)
     if params.wishart_dof is None or params.wishart_scale is None:
         cov = spec.known_obs_cov(n_features)
         prec = _sym(np.linalg.inv(cov))
@@ -128,7 +161,7 @@ def expectations(params: FullParams, spec: MixtureSpec) -> FullExpectations:
 
 
 # ----------------------------------------------------------------- 2. the local step
-def log_rho_constants(params: FullParams, expect: FullExpectations) -> np.ndarray:
+def log_rho_constants(params: AnyFullParams, expect: FullExpectations) -> np.ndarray:
     """log_const_k of the local step, shape (n_components,).
 
     The optimal q(z_i) (Bishop 2006, eq. 10.46, with eq. 10.64 for a semi-conjugate q)::
@@ -145,7 +178,7 @@ def log_rho_constants(params: FullParams, expect: FullExpectations) -> np.ndarra
 
 
 def local_pass(
-    backend: str, points: np.ndarray, params: FullParams, expect: FullExpectations
+    backend: str, points: np.ndarray, params: AnyFullParams, expect: FullExpectations
 ) -> FullStats:
     """q(z) for every point, reduced to N_k, x̄_k, S_k (``stats_full.full_pass``).
 
@@ -162,8 +195,9 @@ def local_pass(
 
 # ----------------------------------------------------------------- 3. the global updates
 def update_weights(stats: FullStats, spec: MixtureSpec) -> np.ndarray | None:
-    """q(w) = Dirichlet(alpha + N) (Bishop 2006, eq. 10.58); None for fixed weights."""
-    if spec.fixed_weights:
+    """q(w) = Dirichlet(alpha + N) (Bishop 2006, eq. 10.58); None for fixed weights and for
+    dp weights (their sticks: ``sticks.update``)."""
+    if spec.fixed_weights or spec.is_dp:
         return None
     return spec.alpha() + stats.counts
 
@@ -223,21 +257,26 @@ def update_precisions(
     return dof, scale
 
 
-def update_globals(stats: FullStats, spec: MixtureSpec, prec: np.ndarray) -> FullParams:
-    """q(w), then q(mu) given E[Lambda] = ``prec`` (the current q(Lambda)), then q(Lambda)."""
+def update_globals(stats: FullStats, spec: MixtureSpec, prec: np.ndarray) -> AnyFullParams:
+    """q(w) (dp: q(v) and q(alpha) jointly, ``sticks.update``), then q(mu) given E[Lambda] =
+    ``prec`` (the current q(Lambda)), then q(Lambda)."""
     weight_conc = update_weights(stats, spec)
+    factors = sticks.update(stats.counts, spec) if spec.is_dp and not spec.fixed_weights else None
     mean_loc, mean_cov = update_means(stats, prec, spec)
-    if not spec.learned_covariance:
-        return FullParams(mean_loc, mean_cov, weight_conc, None, None)
-    dof, scale = update_precisions(stats, mean_loc, mean_cov, spec)
-    return FullParams(mean_loc, mean_cov, weight_conc, dof, scale)
+    dof = scale = None
+    if spec.learned_covariance:
+        dof, scale = update_precisions(stats, mean_loc, mean_cov, spec)
+    if factors is None:
+        return FullParams(mean_loc, mean_cov, weight_conc, dof, scale)
+    return DPFullParams(mean_loc, mean_cov, None, dof, scale, *factors)
 
 
-def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -> FullParams:
+def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -> AnyFullParams:
     """The global factors after hard-assigning every point to its nearest center.
 
     As ``meanfield.initial_params``: q(mu)'s update needs E[Lambda], the prior mean
-    nu0 W0 when learned, Sigma^{-1} when known.
+    nu0 W0 when learned, Sigma^{-1} when known; dp relabels the centers by decreasing hard
+    count (``sticks.size_biased``).
     """
     n_components, n_features = centers.shape
     if spec.learned_covariance:
@@ -245,7 +284,8 @@ def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -
     else:
         start = np.linalg.inv(spec.known_obs_cov(n_features))
     prec = np.broadcast_to(start, (n_components, n_features, n_features)).copy()
-    return update_globals(hard_assignment_full_stats(points, centers), spec, prec)
+    hard = sticks.size_biased(hard_assignment_full_stats(points, centers), spec)
+    return update_globals(hard, spec, prec)
 
 
 # ----------------------------------------------------------------- SVI's pieces
@@ -260,10 +300,11 @@ def scaled(stats: FullStats, factor: float) -> FullStats:
     )
 
 
-def natural_step(old: FullParams, target: FullParams, rho: float) -> FullParams:
+def natural_step(old: AnyFullParams, target: AnyFullParams, rho: float) -> AnyFullParams:
     """(1 - rho) old + rho target in each factor's natural parameters (Hoffman et al. 2013).
 
-    q(mu_k): the precision C^{-1} and C^{-1} m; q(w): conc; q(Lambda): nu and W^{-1} (the
+    q(mu_k): the precision C^{-1} and C^{-1} m; q(w): conc (dp: ``sticks.natural_step``);
+    q(Lambda): nu and W^{-1} (the
     Wishart's natural parameters are (nu - D - 1)/2 and -W^{-1}/2, linear in these).
     """
     old_prec, target_prec = np.linalg.inv(old.mean_cov), np.linalg.inv(target.mean_cov)
@@ -283,13 +324,15 @@ def natural_step(old: FullParams, target: FullParams, rho: float) -> FullParams:
             target.wishart_scale
         )
         scale = _sym(np.linalg.inv(inv))
-    return FullParams(
+    mixed = FullParams(
         loc,
         cov,
         mix(old.weight_conc, target.weight_conc),
         mix(old.wishart_dof, target.wishart_dof),
         scale,
     )
+    factors = sticks.natural_step_of(old, target, rho)
+    return mixed if factors is None else DPFullParams(*mixed, *factors)
 
 
 # ----------------------------------------------------------------- draws and labels
@@ -299,31 +342,36 @@ def values_per_draw(spec: MixtureSpec, n_features: int) -> int:
     per_component = n_features + 1
     if spec.learned_covariance:
         per_component += 2 * n_features * n_features + n_features
-    return spec.n_components * per_component
+    return spec.n_components * per_component + sticks.values_per_draw(spec)
 
 
 def draws_from_q(
-    params: FullParams, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
+    params: AnyFullParams, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Draws of means (1, S, K, D), weights (1, S, K) and obs_cov (1, S, K, D, D) or None.
 
     obs_cov holds Sigma_k = Lambda_k^{-1} for Lambda_k drawn from q(Lambda_k) (Bartlett
     decomposition); tied: one draw per sample, the same matrix for every component.
     """
+    return draws_with_extras(params, spec, n_draws, rng)[:3]
+
+
+def draws_with_extras(
+    params: AnyFullParams, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+    """:func:`draws_from_q` and the dp draws ``dp_sticks`` / ``dp_alpha``
+    (``sticks.weight_draws``; an empty dict for other weights)."""
     n_components, n_features = params.mean_loc.shape
     chol = np.linalg.cholesky(params.mean_cov)
     noise = rng.normal(size=(n_draws, n_components, n_features))
     means = (params.mean_loc + np.einsum("kij,skj->ski", chol, noise))[None]
-    if params.weight_conc is None:
-        weights = np.broadcast_to(spec.fixed_weight_values(), (1, n_draws, n_components)).copy()
-    else:
-        weights = rng.dirichlet(params.weight_conc, size=(1, n_draws))
+    weights, extras = sticks.weight_draws(params, spec, n_draws, rng)
     if params.wishart_dof is None or params.wishart_scale is None:
-        return means, weights, None
+        return means, weights, None, extras
     prec = _wishart_draws(params.wishart_dof, params.wishart_scale, n_draws, rng)  # (S, F, D, D)
     cov = _sym(np.linalg.inv(prec))
     cov = np.broadcast_to(cov, (n_draws, n_components, n_features, n_features))
-    return means, weights, cov[None].copy()
+    return means, weights, cov[None].copy(), extras
 
 
 def _wishart_draws(
@@ -344,18 +392,18 @@ def _wishart_draws(
     return root @ np.swapaxes(root, -1, -2)
 
 
-def sorted_by_first_feature(params: FullParams) -> FullParams:
+def sorted_by_first_feature(params: AnyFullParams) -> AnyFullParams:
     """The same q with components relabelled so that mean_loc[:, 0] increases (a tied
     factor, shared by all, is left as it is)."""
     n_components = params.mean_loc.shape[0]
     order = np.argsort(params.mean_loc[:, 0], kind="stable")
 
-    def sort(values: Any) -> Any:
+    def sort(values: Any) -> Any:  # (the dp fields are never sorted: dp refuses ordered)
         if values is None or values.shape[0] != n_components:
             return values
         return values[order]
 
-    return FullParams(*(sort(values) for values in params))
+    return type(params)(*(sort(values) for values in params))
 
 
 def _sym(matrices: np.ndarray) -> np.ndarray:

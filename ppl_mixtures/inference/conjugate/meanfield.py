@@ -26,6 +26,11 @@ rate of shape (K,), :func:`expectations` repeats them over the features, so the 
 pass and q(mu)'s update serve it unchanged, and :func:`update_spherical_precisions`
 replaces :func:`update_precisions`. Full and tied covariances: ``fullcov_meanfield.py``.
 
+``weights="dp"`` (truncated Dirichlet-process weights) replaces Dir(w | alpha_hat) by
+prod_{k<T} Beta(v_k | gamma1_k, gamma2_k) (and Gamma(alpha | w1, w2) when alpha is learned),
+held in the optional fields ``stick_a``, ``stick_b``, ``alpha_shape``, ``alpha_rate``; the
+updates, expectations, KL and draws are in ``sticks.py`` (Blei & Jordan 2006).
+
 Deviation from Bishop §10.2: his Gaussian-Wishart prior ties mu to the precision, so
 q(mu, Lambda) stays jointly conjugate. Our prior on mu is independent of tau
 (semi-conjugate), so q(mu) q(tau) are two coordinates, each the textbook conjugate update
@@ -40,6 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import digamma
 
+from ppl_mixtures.inference.conjugate import sticks
 from ppl_mixtures.inference.conjugate.stats import (
     SufficientStats,
     hard_assignment_stats,
@@ -51,9 +57,11 @@ from ppl_mixtures.model.density import LOG_2PI
 from ppl_mixtures.model.spec import MixtureSpec
 
 __all__ = [
+    "DPVariationalParams",
     "Expectations",
     "VariationalParams",
     "draws_from_q",
+    "draws_with_extras",
     "expectations",
     "initial_params",
     "local_pass",
@@ -82,6 +90,8 @@ class VariationalParams(NamedTuple):
     prec_shape, prec_rate : ndarray of shape (n_components, n_features) or None
         q(tau_kd) = Gamma(shape, rate) on the precisions; None when obs_sd is known. For
         ``covariance="spherical"`` shape (n_components,): q(tau_k), Sigma_k = I / tau_k.
+
+    ``weights="dp"`` uses :class:`DPVariationalParams`: these fields and the stick factors.
     """
 
     mean_loc: np.ndarray
@@ -89,6 +99,35 @@ class VariationalParams(NamedTuple):
     weight_conc: np.ndarray | None
     prec_shape: np.ndarray | None
     prec_rate: np.ndarray | None
+
+
+class DPVariationalParams(NamedTuple):
+    """:class:`VariationalParams` for ``weights="dp"`` (``weight_conc`` is None there), and
+    the stick factors of ``sticks.py`` (Blei & Jordan 2006).
+
+    Attributes
+    ----------
+    mean_loc, mean_var, weight_conc, prec_shape, prec_rate
+        As in :class:`VariationalParams`.
+    stick_a, stick_b : ndarray of shape (n_components - 1,)
+        q(v_k) = Beta(stick_a_k, stick_b_k), k < T.
+    alpha_shape, alpha_rate : ndarray of shape (1,) or None
+        q(alpha) = Gamma(shape, rate) when ``dp_alpha_prior`` is given; None otherwise.
+    """
+
+    mean_loc: np.ndarray
+    mean_var: np.ndarray
+    weight_conc: np.ndarray | None
+    prec_shape: np.ndarray | None
+    prec_rate: np.ndarray | None
+    stick_a: np.ndarray | None
+    stick_b: np.ndarray | None
+    alpha_shape: np.ndarray | None
+    alpha_rate: np.ndarray | None
+
+
+#: Either params record (Dirichlet or fixed weights; dp weights).
+type Params = VariationalParams | DPVariationalParams
 
 
 # ----------------------------------------------------------------- 1. expectations under q
@@ -100,18 +139,16 @@ class Expectations(NamedTuple):
     log_prec: np.ndarray
 
 
-def expectations(params: VariationalParams, spec: MixtureSpec) -> Expectations:
+def expectations(params: Params, spec: MixtureSpec) -> Expectations:
     """E[log w], E[tau], E[log tau] under q (Bishop 2006, eqs. 10.66 and B.27, B.30).
 
-    E[log w_k] = psi(alpha_hat_k) - psi(sum_j alpha_hat_j); for Gamma(a, b): E[tau] = a / b,
-    E[log tau] = psi(a) - log b. Fixed weights and a known obs_sd give their plain values.
+    E[log w_k] = psi(alpha_hat_k) - psi(sum_j alpha_hat_j) (dp: the sticks' E[log w_k] of
+    ``sticks.expected_log_weights``); for Gamma(a, b): E[tau] = a / b, E[log tau] =
+    psi(a) - log b. Fixed weights and a known obs_sd give their plain values.
     Spherical (``prec_shape`` of shape (K,)): tau_k repeated over the features, (K, D).
     """
     n_features = params.mean_loc.shape[1]
-    if params.weight_conc is None:
-        log_weights = np.log(spec.fixed_weight_values())
-    else:
-        log_weights = digamma(params.weight_conc) - digamma(params.weight_conc.sum())
+    log_weights = sticks.log_weight_expectations(params, spec)
     if params.prec_shape is None or params.prec_rate is None:
         prec = spec.known_obs_sd(n_features) ** -2.0
         log_prec = np.log(prec)
@@ -125,7 +162,7 @@ def expectations(params: VariationalParams, spec: MixtureSpec) -> Expectations:
 
 
 # ----------------------------------------------------------------- 2. the local step
-def log_rho_constants(params: VariationalParams, expect: Expectations) -> np.ndarray:
+def log_rho_constants(params: Params, expect: Expectations) -> np.ndarray:
     """log_const_k of the local step (*) of ``stats.py``, shape (n_components,).
 
     The optimal q(z_i) (Bishop 2006, eq. 10.46 with a diagonal Gaussian) is r_ik ∝ rho_ik::
@@ -142,7 +179,7 @@ def log_rho_constants(params: VariationalParams, expect: Expectations) -> np.nda
 
 
 def local_pass(
-    backend: str, points: np.ndarray, params: VariationalParams, expect: Expectations
+    backend: str, points: np.ndarray, params: Params, expect: Expectations
 ) -> SufficientStats:
     """q(z) for every point, reduced to N_k, x̄_k, S_k (``stats.one_pass`` on ``backend``)."""
     return one_pass(
@@ -152,8 +189,9 @@ def local_pass(
 
 # ----------------------------------------------------------------- 3. the global updates
 def update_weights(stats: SufficientStats, spec: MixtureSpec) -> np.ndarray | None:
-    """q(w) = Dirichlet(alpha + N) (Bishop 2006, eq. 10.58); None for fixed weights."""
-    if spec.fixed_weights:
+    """q(w) = Dirichlet(alpha + N) (Bishop 2006, eq. 10.58); None for fixed weights and for
+    dp weights (their sticks: ``sticks.update``)."""
+    if spec.fixed_weights or spec.is_dp:
         return None
     return spec.alpha() + stats.counts
 
@@ -218,22 +256,23 @@ def update_spherical_precisions(
     return shape, spec.precision_prior_rate + 0.5 * sq_dev.sum(axis=1)
 
 
-def update_globals(
-    stats: SufficientStats, spec: MixtureSpec, prec: np.ndarray
-) -> VariationalParams:
-    """q(w), then q(mu) given E[tau] = ``prec`` (the current q(tau)), then q(tau) given q(mu)."""
+def update_globals(stats: SufficientStats, spec: MixtureSpec, prec: np.ndarray) -> Params:
+    """q(w) (dp: q(v) and q(alpha), jointly; ``sticks.update``), then q(mu) given E[tau] =
+    ``prec`` (the current q(tau)), then q(tau) given q(mu)."""
     weight_conc = update_weights(stats, spec)
+    factors = sticks.update(stats.counts, spec) if spec.is_dp and not spec.fixed_weights else None
     mean_loc, mean_var = update_means(stats, prec, spec)
+    prec_shape = prec_rate = None
     if spec.covariance == "spherical":
         prec_shape, prec_rate = update_spherical_precisions(stats, mean_loc, mean_var, spec)
+    elif spec.learned_obs_sd:
+        prec_shape, prec_rate = update_precisions(stats, mean_loc, mean_var, spec)
+    if factors is None:
         return VariationalParams(mean_loc, mean_var, weight_conc, prec_shape, prec_rate)
-    if not spec.learned_obs_sd:
-        return VariationalParams(mean_loc, mean_var, weight_conc, None, None)
-    prec_shape, prec_rate = update_precisions(stats, mean_loc, mean_var, spec)
-    return VariationalParams(mean_loc, mean_var, weight_conc, prec_shape, prec_rate)
+    return DPVariationalParams(mean_loc, mean_var, None, prec_shape, prec_rate, *factors)
 
 
-def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -> VariationalParams:
+def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -> Params:
     """The global factors after hard-assigning every point to its nearest center.
 
     Parameters
@@ -245,23 +284,24 @@ def initial_params(points: np.ndarray, spec: MixtureSpec, centers: np.ndarray) -
     -----
     r_ik = [k is the nearest center] plays the role of sklearn's k-means responsibilities;
     one global update turns it into a q that respects the priors. The q(mu) update needs
-    E[tau]: the prior mean a0/b0 when learned, the known precision otherwise.
+    E[tau]: the prior mean a0/b0 when learned, the known precision otherwise. For dp weights
+    the centers are relabelled by decreasing hard count first (``sticks.size_biased``), the
+    order the stick-breaking prior favours.
     """
     if spec.learned_obs_sd or spec.covariance == "spherical":
         start_prec = np.full_like(centers, spec.precision_prior_shape / spec.precision_prior_rate)
     else:
         start_prec = spec.known_obs_sd(points.shape[1]) ** -2.0
-    return update_globals(hard_assignment_stats(points, centers), spec, start_prec)
+    hard = sticks.size_biased(hard_assignment_stats(points, centers), spec)
+    return update_globals(hard, spec, start_prec)
 
 
 # ----------------------------------------------------------------- SVI's step
-def natural_step(
-    old: VariationalParams, target: VariationalParams, rho: float
-) -> VariationalParams:
+def natural_step(old: Params, target: Params, rho: float) -> Params:
     """(1 - rho) old + rho target in each factor's natural parameters (Hoffman et al. 2013).
 
-    q(mu_kd): 1/s2 and m/s2; q(w): conc; q(tau): shape and rate. (``stats.scaled`` makes
-    the minibatch statistics that ``target`` is computed from.)
+    q(mu_kd): 1/s2 and m/s2; q(w): conc (dp: ``sticks.natural_step``); q(tau): shape and
+    rate. (``stats.scaled`` makes the minibatch statistics that ``target`` is computed from.)
     """
     old_prec, target_prec = 1.0 / old.mean_var, 1.0 / target.mean_var
     prec = (1.0 - rho) * old_prec + rho * target_prec
@@ -270,58 +310,69 @@ def natural_step(
     def mix(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
         return None if a is None or b is None else (1.0 - rho) * a + rho * b
 
-    return VariationalParams(
+    mixed = VariationalParams(
         loc,
         1.0 / prec,
         mix(old.weight_conc, target.weight_conc),
         mix(old.prec_shape, target.prec_shape),
         mix(old.prec_rate, target.prec_rate),
     )
+    factors = sticks.natural_step_of(old, target, rho)
+    return mixed if factors is None else DPVariationalParams(*mixed, *factors)
 
 
 # ----------------------------------------------------------------- draws and labels
 def values_per_draw(spec: MixtureSpec, n_features: int) -> int:
-    """Floats one stored draw from q holds: means (K, D), weights (K), obs_sd (K, D)."""
-    return spec.n_components * (2 * n_features + 1)
+    """Floats one stored draw from q holds: means (K, D), weights (K), obs_sd (K, D), and for
+    dp the T - 1 sticks (and alpha when learned)."""
+    return spec.n_components * (2 * n_features + 1) + sticks.values_per_draw(spec)
 
 
 def draws_from_q(
-    params: VariationalParams, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
+    params: Params, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Draws of means (1, S, K, D), weights (1, S, K) and obs_sd (1, S, K, D) or None."""
+    return draws_with_extras(params, spec, n_draws, rng)[:3]
+
+
+def draws_with_extras(
+    params: Params, spec: MixtureSpec, n_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, np.ndarray]]:
+    """:func:`draws_from_q` and the dp draws ``dp_sticks`` (1, S, T - 1) and ``dp_alpha``
+    (1, S) (``sticks.weight_draws``; an empty dict for other weights)."""
     n_components, n_features = params.mean_loc.shape
     means = rng.normal(
         params.mean_loc, np.sqrt(params.mean_var), size=(1, n_draws, n_components, n_features)
     )
-    if params.weight_conc is None:
-        weights = np.broadcast_to(spec.fixed_weight_values(), (1, n_draws, n_components)).copy()
-    else:
-        weights = rng.dirichlet(params.weight_conc, size=(1, n_draws))
+    weights, extras = sticks.weight_draws(params, spec, n_draws, rng)
     obs_sd = None
     if params.prec_shape is not None and params.prec_rate is not None:
         if params.prec_shape.ndim == 1:  # spherical: one sd per component, equal across D
             tau = rng.gamma(
                 params.prec_shape, 1.0 / params.prec_rate, size=(1, n_draws, n_components)
             )
-            return means, weights, np.repeat(tau[..., None] ** -0.5, n_features, axis=3)
-        tau = rng.gamma(
-            params.prec_shape, 1.0 / params.prec_rate, size=(1, n_draws, n_components, n_features)
-        )
-        obs_sd = tau**-0.5
-    return means, weights, obs_sd
+            obs_sd = np.repeat(tau[..., None] ** -0.5, n_features, axis=3)
+        else:
+            tau = rng.gamma(
+                params.prec_shape,
+                1.0 / params.prec_rate,
+                size=(1, n_draws, n_components, n_features),
+            )
+            obs_sd = tau**-0.5
+    return means, weights, obs_sd, extras
 
 
-def sorted_by_first_feature(params: VariationalParams) -> VariationalParams:
+def sorted_by_first_feature(params: Params) -> Params:
     """The same q with components relabelled so that mean_loc[:, 0] increases."""
     order = np.argsort(params.mean_loc[:, 0], kind="stable")
 
     def sort(values: np.ndarray | None) -> np.ndarray | None:
         return None if values is None else values[order]
 
-    return VariationalParams(
-        params.mean_loc[order],
-        params.mean_var[order],
-        sort(params.weight_conc),
-        sort(params.prec_shape),
-        sort(params.prec_rate),
+    return params._replace(
+        mean_loc=params.mean_loc[order],
+        mean_var=params.mean_var[order],
+        weight_conc=sort(params.weight_conc),
+        prec_shape=sort(params.prec_shape),
+        prec_rate=sort(params.prec_rate),
     )
