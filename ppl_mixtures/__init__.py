@@ -24,6 +24,7 @@ from ppl_mixtures.analysis import diagnostics
 from ppl_mixtures.analysis.compare import Comparison, compare
 from ppl_mixtures.analysis.diagnostics import responsibilities
 from ppl_mixtures.analysis.relabel import relabel
+from ppl_mixtures.analysis.select_k import SelectK, select_k
 from ppl_mixtures.inference.fit import fit
 from ppl_mixtures.inference.registry import available_engines
 from ppl_mixtures.model import evidence
@@ -57,6 +58,7 @@ __all__ = [
     "MixtureFit",
     "MixtureSpec",
     "NumericalError",
+    "SelectK",
     "Timings",
     "__version__",
     "available_engines",
@@ -67,4 +69,5 @@ __all__ = [
     "fit",
     "relabel",
     "responsibilities",
+    "select_k",
 ]

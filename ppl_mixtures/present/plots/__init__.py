@@ -17,7 +17,9 @@ Engines keep one colour across all figures.
 - :func:`plot_forest`: 50 % and 89 % intervals, one panel per parameter group and feature;
 - :func:`plot_trace`: per-chain densities and traces of one fit, with a chain colour key;
 - :func:`plot_responsibilities`: points coloured by their component responsibilities
-  (any covariance type).
+  (any covariance type);
+- :func:`plot_select_k`: what :func:`ppl_mixtures.select_k` found, each criterion's
+  difference from its best K (nats or BIC units) and the DP's P(K | x).
 
 The correlations of a learned full or tied covariance (``obs_corr[k,i,j]``, i < j) are
 parameters like the others in :func:`plot_marginals`, :func:`plot_trace` and
@@ -38,7 +40,7 @@ is not given, an attribute of the same name on the comparison is used if it has 
 (``feature_names``, ``units``, ``data_transform``); otherwise "feature d (data units)".
 
 The figures live one family per module (:mod:`.data`, :mod:`.elbo`, :mod:`.marginals`,
-:mod:`.forest`, :mod:`.trace`, :mod:`.responsibilities`; shared helpers in :mod:`.common`);
+:mod:`.forest`, :mod:`.trace`, :mod:`.responsibilities`, :mod:`.select_k`; shared helpers in :mod:`.common`);
 this package re-exports every public function, so ``plots.<name>`` is the API.
 """
 
@@ -48,6 +50,7 @@ from ppl_mixtures.present.plots.elbo import plot_elbo
 from ppl_mixtures.present.plots.forest import INTERVAL_PROBS, plot_forest
 from ppl_mixtures.present.plots.marginals import plot_fit_marginals, plot_marginals
 from ppl_mixtures.present.plots.responsibilities import plot_responsibilities
+from ppl_mixtures.present.plots.select_k import plot_select_k
 from ppl_mixtures.present.plots.trace import plot_trace
 
 __all__ = [
@@ -61,5 +64,6 @@ __all__ = [
     "plot_forest",
     "plot_marginals",
     "plot_responsibilities",
+    "plot_select_k",
     "plot_trace",
 ]
