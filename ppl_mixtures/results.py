@@ -343,10 +343,10 @@ class MixtureFit:
         if "observed_data" not in self.idata.children:
             chunked = self.idata["posterior"].attrs.get(_CHUNKED_ATTR, "none stored")
             raise ValueError(
-                f"fit.points: this {self.engine} fit does not store its data ({chunked}): "
-                f"chunked (dask) data stay where they are. Pass the points explicitly "
-                f"(e.g. fit.plot_data(points=subsample), responsibilities(fit, points)), "
-                f"or fit an in-memory array."
+                f"fit.points: expected a fit that stores its data, got a {self.engine} fit "
+                f"of chunked data ({chunked}), which stay where they are. Pass the points "
+                f"explicitly (e.g. fit.plot_data(points=subsample), responsibilities(fit, "
+                f"points)), or fit an in-memory array."
             )
         return np.asarray(self.idata["observed_data"]["x"].values)
 

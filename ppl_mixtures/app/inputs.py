@@ -68,6 +68,9 @@ def load_points(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
     from ppl_mixtures import datasets
 
+    if str(args.data).rstrip("/").lower().endswith(".zarr"):
+        return _open_zarr(args)
+
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign, assignment]
@@ -94,6 +97,34 @@ def load_points(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     return points, shown
 
 
+def _open_zarr(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """DATA as a ``.zarr`` store: a lazy dask array (``datasets.readers.open_zarr``); the
+    engines that accept chunked data (cavi, em, svi) read it chunk by chunk."""
+    from ppl_mixtures.datasets.readers import open_zarr
+
+    if args.dropna:
+        raise UsageError(
+            "--dropna: not available for a .zarr store (rows cannot be dropped without "
+            "reading it); a NaN is reported by chunk and row. Drop them when writing the store."
+        )
+    if args.standardize:
+        raise UsageError(
+            "--standardize: not available for a .zarr store (it would read the store once "
+            "more); standardize when writing the store."
+        )
+    columns = None
+    if args.columns is not None:
+        try:
+            columns = [int(c) for c in args.columns]
+        except (TypeError, ValueError):
+            raise UsageError(
+                f"--columns: expected 0-based column indices for a .zarr store (it has no "
+                f"column names), got {args.columns!r}. Try --columns 0,1."
+            ) from None
+    points, names = open_zarr(args.data, columns)
+    return points, {"feature_names": names, "data_transform": None}
+
+
 def input_paths(args: argparse.Namespace) -> list[str]:
     """The user's input files (``--out`` may neither be nor hold them)."""
     data = getattr(args, "data", None)
@@ -105,6 +136,13 @@ def check_out(args: argparse.Namespace) -> None:
     report of ours, no --force, holds the data or the current folder, not writable)."""
     if args.out is not None:
         from ppl_mixtures.present.report import check_out_dir, clean_stale
+
+        if str(getattr(args, "data", "") or "").rstrip("/").lower().endswith(".zarr"):
+            raise UsageError(
+                "--out: a report needs the points in memory (its figures and k-hat read "
+                "them), got a .zarr store, which stays on disk. Drop --out (the fit's summary "
+                "is printed), or fit an in-memory sample (.npy, .csv) for a report."
+            )
 
         clean_stale(args.out)  # what a killed run left (it may have set the old report aside)
         check_out_dir(

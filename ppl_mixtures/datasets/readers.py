@@ -1,4 +1,5 @@
-"""Reading a ``.csv`` or ``.npy`` file into a :class:`Table` (before columns are chosen).
+"""Reading a ``.csv`` or ``.npy`` file into a :class:`Table` (before columns are chosen),
+and opening a ``.zarr`` store lazily as a dask array (:func:`open_zarr`).
 
 CSV: a header is optional (a first row with no number), cells are plain ASCII numbers
 (:func:`ppl_mixtures.validation.parse_float_text`), missing values are empty/NA/NaN.
@@ -17,7 +18,7 @@ import numpy as np
 
 from ppl_mixtures import validation as v
 
-__all__ = ["Table", "read_csv", "read_npy"]
+__all__ = ["Table", "open_zarr", "read_csv", "read_npy"]
 
 _MISSING = frozenset({"", "na", "nan", "n/a", "null", "none"})
 
@@ -239,3 +240,70 @@ def read_csv(path: Path) -> Table:
                 stacklevel=4,
             )
     return Table(values, first if has_header else None, lines, text, "line")
+
+
+def open_zarr(path: str | Path, columns: list[int] | None = None) -> tuple[object, tuple[str, ...]]:
+    """A ``.zarr`` array store opened lazily (``dask.array.from_zarr``): nothing is read.
+
+    Parameters
+    ----------
+    path : str or Path
+        A zarr array store (a directory written by ``dask.array.to_zarr`` or
+        ``zarr.save``) of shape (n_samples,) or (n_samples, n_features); its chunks along
+        rows become the dask chunks (``fit`` merges column chunks).
+    columns : list of int, optional
+        0-based columns to keep (a store has no column names).
+
+    Returns
+    -------
+    (dask.array.Array, tuple of str)
+        The lazy array, and ``"column j"`` for each kept column.
+
+    Raises
+    ------
+    ImportError
+        dask or zarr missing, naming ``pip install 'ppl-mixtures[dask]'``.
+    FileNotFoundError, ValueError
+        No such store, or not a zarr array (a group, or not zarr at all).
+    """
+    try:
+        import dask.array as da
+        import zarr
+    except ImportError as err:
+        raise ImportError(
+            f"path: reading a .zarr store needs dask and zarr ({err}). Install them with "
+            f"pip install 'ppl-mixtures[dask]'."
+        ) from err
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"path: expected an existing .zarr store, got {str(path)!r} (no such file or "
+            f"directory). Check the path and the working directory."
+        )
+    try:
+        store = zarr.open(str(path), mode="r")
+    except Exception as err:  # zarr raises several kinds for a folder that is not a store
+        raise ValueError(
+            f"path: expected a zarr array store, got {str(path)!r}, which zarr cannot open "
+            f"({type(err).__name__}: {err}). Write one with dask.array.to_zarr(points, path)."
+        ) from err
+    if not hasattr(store, "chunks") or not hasattr(store, "dtype"):
+        raise ValueError(
+            f"path: expected a zarr array, got a zarr group at {str(path)!r} (arrays: "
+            f"{', '.join(sorted(store.array_keys())) or 'none'}). Name the array's own "
+            f"folder, e.g. {str(path / 'points')!r}."
+        )
+    points = da.from_zarr(str(path))
+    if points.ndim == 1:
+        points = points[:, None]
+    n_columns = int(points.shape[1]) if points.ndim == 2 else 0
+    if columns is not None:
+        bad = [j for j in columns if not 0 <= j < n_columns]
+        if bad:
+            raise ValueError(
+                f"columns: expected 0-based column indices below {n_columns} for "
+                f"{path.name!r}, got {bad}. A .zarr store has no column names; use indices."
+            )
+        points = points[:, list(columns)]
+    kept = list(range(n_columns)) if columns is None else list(columns)
+    return points, tuple(f"column {j}" for j in kept)

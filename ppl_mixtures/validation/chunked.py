@@ -32,6 +32,7 @@ __all__ = [
     "CHUNKED_ENGINES",
     "ChunkedPoints",
     "DataMoments",
+    "check_chunked_engine",
     "check_chunked_points",
     "chunk_moments",
     "combine_moments",
@@ -168,6 +169,24 @@ class ChunkedPoints:
     def __repr__(self) -> str:
         kind = "dask" if self.is_dask else "in-memory"
         return f"ChunkedPoints({kind}, shape={self.shape}, n_chunks={self.n_chunks})"
+
+
+def check_chunked_engine(engine: str, points: Any) -> None:
+    """TypeError when chunked data (a dask array) go to an engine that does not accept them.
+
+    Cheap (no pass over the data): ``fit`` calls it before validating the values.
+    """
+    if engine in CHUNKED_ENGINES or not (
+        is_dask_array(points) or isinstance(points, ChunkedPoints)
+    ):
+        return
+    raise TypeError(
+        f"points: engine {engine!r} needs every point in memory, got a dask array of shape "
+        f"{tuple(points.shape)}. Chunked data are accepted by engines "
+        f"{', '.join(map(repr, CHUNKED_ENGINES))} only: NUTS, Metropolis, SMC and the PyMC "
+        f"engines take a full pass over the data at every step and do not distribute. Use "
+        f"engine='cavi', 'em' or 'svi', or pass points.compute() if the data fit in memory."
+    )
 
 
 def row_bounds(chunk_rows: Sequence[int]) -> tuple[int, ...]:

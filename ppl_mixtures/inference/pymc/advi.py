@@ -112,6 +112,7 @@ from ppl_mixtures.results import (
 from ppl_mixtures.validation import (
     build_options,
 )
+from ppl_mixtures.validation.chunked import ChunkedPoints
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -341,6 +342,14 @@ def _details(
 
 def _fit(points: np.ndarray, spec: MixtureSpec, method: str, options: Options) -> MixtureFit:
     """Fit ``method`` ("advi" or "fullrank_advi"): restarts, the best kept, q's draws."""
+    if isinstance(points, ChunkedPoints):  # a dask array through fit(): not streamed (yet)
+        raise TypeError(
+            f"points: {method} needs every point in memory, got chunked data "
+            f"({points.shape[0]} x {points.shape[1]} in {points.n_chunks} chunks); minibatch "
+            f"ADVI does not stream from chunks yet. Use engine='svi' (minibatches from the "
+            f"chunks, the same mean-field family as CAVI), 'cavi' or 'em', or pass "
+            f"points.compute() if the data fit in memory."
+        )
     opts = options.for_data(points.shape[0])
     with stopwatch() as build:
         objective, cache_hit = get_objective(
