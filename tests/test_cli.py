@@ -626,3 +626,26 @@ def test_an_engine_taking_any_keyword_accepts_every_option():
     engine = Engine(name="toy", fit=_toy_with_options, summary="toy", family="mcmc")
     assert option_docs(engine) is None and accepted_options(engine) is None
     assert engine_options(engine, {}, {"chains": 2}, strict=False) == {"chains": 2}
+
+
+def test_choose_k_help_teaches_and_loads_no_engine():
+    """``choose-k --help`` lists the criteria with their costs and examples, and stays
+    instant (a fresh process: no PyMC, PyTensor or matplotlib)."""
+    import subprocess
+
+    code = (
+        "import contextlib, io, sys\n"
+        "from ppl_mixtures.app import cli\n"
+        "text = io.StringIO()\n"
+        "with contextlib.redirect_stdout(text):\n"
+        "    status = cli.main(['choose-k', '--help'])\n"
+        "heavy = [m for m in ('pymc', 'pytensor', 'matplotlib') if m in sys.modules]\n"
+        "print(status, heavy)\n"
+        "print(text.getvalue())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    first, _, text = done.stdout.partition("\n")
+    assert first == "0 []", done.stderr
+    for fragment in ("--ks KS", "--covariance", "--criteria", "elbo_logk", "one NUTS fit per K",
+                     "examples:", "ppl-mixtures choose-k points.csv --ks 1-6 --out choose_k"):  # fmt: skip
+        assert fragment in text, fragment

@@ -280,8 +280,8 @@ CASES = [
     Bad("options-type", lambda: _sk(nuts_options=["draws", 10]), TypeError, "nuts_options",
         "expected a dict of engine options", "got ['draws', 10]", "nuts_options={"),
     Bad("dp-truncation", lambda: _sk(ks=[1, 2, 3], dp_truncation=2), ValueError,
-        "dp_truncation", "expected an integer >= max(ks) = 3", "got 2",
-        "dp_truncation=7"),
+        "dp_truncation", "expected an integer from max(ks) = 3 to the number of points N = 10",
+        "got 2", "dp_truncation=7"),
 ]
 # fmt: on
 

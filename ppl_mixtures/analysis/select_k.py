@@ -59,7 +59,14 @@ from ppl_mixtures.analysis.select_k_table import SelectK
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.validation import check_points, check_seed, describe
 
-__all__ = ["CRITERIA", "DEFAULT_CRITERIA", "DP_EXTRA_COMPONENTS", "SelectK", "select_k"]
+__all__ = [
+    "CRITERIA",
+    "DEFAULT_CRITERIA",
+    "DP_EXTRA_COMPONENTS",
+    "SelectK",
+    "check_arguments",
+    "select_k",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +223,9 @@ def _dp_cells(
     from ppl_mixtures.analysis.occupancy import occupied_components
 
     dp_fit = run.fit("dp", _dp_spec(spec, truncation), "cavi", options)
-    occ = run.timed("dp", occupied_components, dp_fit, run.points)
+    with warnings.catch_warnings():  # TruncationWarning: the flag below says it
+        warnings.simplefilter("ignore")
+        occ = run.timed("dp", occupied_components, dp_fit, run.points)
     pmf = np.asarray(occ.pmf, float)
     flags = []
     if not dp_fit.converged:
@@ -282,6 +291,49 @@ def _add_flag(flags: dict[str, dict[int, str]], name: str, k: int, text: str) ->
     flags[name][k] = f"{old}; {text}" if old else text
 
 
+def check_arguments(
+    points: Any,
+    spec: Any,
+    ks: Any,
+    criteria: Any = DEFAULT_CRITERIA,
+    dp_truncation: Any = None,
+) -> tuple[np.ndarray, tuple[int, ...], tuple[str, ...], int]:
+    """:func:`select_k`'s checks of its data, model, ks, criteria and truncation, before any
+    fit: (points as float64, sorted ks, criteria in table order, the DP's truncation)."""
+    data = check_points(points)
+    if not isinstance(spec, MixtureSpec):
+        raise TypeError(
+            f"spec: expected a MixtureSpec, got {type(spec).__name__}. Build one with "
+            f"MixtureSpec(n_components=...) (its n_components is replaced by each K)."
+        )
+    if spec.weights == "dp":
+        raise ValueError(
+            "spec: expected Dirichlet or fixed weights (each row is a finite K-component "
+            "mixture), got weights='dp'. Pass the finite spec; the 'dp' criterion builds "
+            "the DP version of it."
+        )
+    ks_ = _check_ks(ks, data.shape[0])
+    chosen = _check_criteria(criteria)
+    n_samples = data.shape[0]
+    default = min(max(ks_) + DP_EXTRA_COMPONENTS, n_samples)
+    truncation = default if dp_truncation is None else dp_truncation
+    if "dp" in chosen and (isinstance(truncation, bool) or not isinstance(truncation, int)):
+        raise TypeError(
+            f"dp_truncation: expected an integer from max(ks) = {max(ks_)} to the number of "
+            f"points N = {n_samples}, got {describe(dp_truncation)}. Pass e.g. "
+            f"dp_truncation={default}."
+        )
+    if "dp" in chosen and not max(ks_) <= truncation <= n_samples:
+        raise ValueError(
+            f"dp_truncation: expected an integer from max(ks) = {max(ks_)} to the number of "
+            f"points N = {n_samples}, got {truncation}. Pass e.g. dp_truncation={default}."
+        )
+    for k in ks_:
+        _spec_for(spec, k)
+    spec.check_features(data.shape[1])
+    return data, ks_, chosen, int(truncation)
+
+
 # --------------------------------------------------------------------------- the API
 def select_k(
     points: Any,
@@ -324,7 +376,9 @@ def select_k(
         ``nuts_options={"draws": 500, "chains": 4}``. EM must stay maximum likelihood
         (``prior="none"``): BIC, AIC and ICL are defined there.
     dp_truncation : int, optional
-        The DP's truncation level T; default max(ks) + :data:`DP_EXTRA_COMPONENTS`.
+        The DP's truncation level T, from max(ks) to n_samples; default max(ks) +
+        :data:`DP_EXTRA_COMPONENTS` (at most n_samples): room for the occupied count to
+        exceed max(ks), and the last stick's weight checks that T was enough.
 
     Returns
     -------
@@ -337,20 +391,7 @@ def select_k(
     -----
     The module docs give each criterion's convention and the log K! correction.
     """
-    data = check_points(points)
-    if not isinstance(spec, MixtureSpec):
-        raise TypeError(
-            f"spec: expected a MixtureSpec, got {type(spec).__name__}. Build one with "
-            f"MixtureSpec(n_components=...) (its n_components is replaced by each K)."
-        )
-    if spec.weights == "dp":
-        raise ValueError(
-            "spec: expected Dirichlet or fixed weights (each row is a finite K-component "
-            "mixture), got weights='dp'. Pass the finite spec; the 'dp' criterion builds "
-            "the DP version of it."
-        )
-    ks_ = _check_ks(ks, data.shape[0])
-    chosen = _check_criteria(criteria)
+    data, ks_, chosen, truncation = check_arguments(points, spec, ks, criteria, dp_truncation)
     seed = check_seed(random_seed)
     options = {
         "cavi": _check_options("cavi_options", cavi_options),
@@ -364,18 +405,6 @@ def select_k(
             f"em_options: expected prior='none' (BIC, AIC and ICL are defined at the "
             f"maximum-likelihood estimate), got prior={options['em']['prior']!r}. Drop it."
         )
-    truncation = max(ks_) + DP_EXTRA_COMPONENTS if dp_truncation is None else dp_truncation
-    if "dp" in chosen and (isinstance(truncation, bool) or not isinstance(truncation, int)):
-        raise TypeError(
-            f"dp_truncation: expected an integer >= max(ks) = {max(ks_)}, got "
-            f"{describe(dp_truncation)}. Pass e.g. dp_truncation={max(ks_) + 4}."
-        )
-    if "dp" in chosen and truncation < max(ks_):
-        raise ValueError(
-            f"dp_truncation: expected an integer >= max(ks) = {max(ks_)}, got {truncation}. "
-            f"Pass e.g. dp_truncation={max(ks_) + 4}."
-        )
-    spec.check_features(data.shape[1])
     run = _Runner(data, seed, bool(progressbar))
     rows: dict[int, dict[str, Cell]] = {}
     for k in ks_:

@@ -65,7 +65,7 @@ CRITERIA: dict[str, Criterion] = {
         Criterion("bic", "EM BIC", False, "BIC units", "em"),
         Criterion("aic", "EM AIC", False, "BIC units", "em"),
         Criterion("icl", "EM ICL", False, "BIC units", "em"),
-        Criterion("dp", "DP P(K | x)", True, "probability", "dp"),
+        Criterion("dp", "DP mass on K", True, "probability", "dp"),
     )
 }
 

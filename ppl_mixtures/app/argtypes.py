@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-__all__ = ["columns", "key_value", "obs_sd", "seed"]
+__all__ = ["columns", "key_value", "ks_list", "obs_sd", "seed"]
 
 
 def _option_value(text: str) -> Any:
@@ -56,3 +56,38 @@ def seed(text: str) -> int:
 def columns(text: str) -> list[str | int]:
     """``--columns A,B``: header names, or 0-based indices where a part is all digits."""
     return [int(c) if c.strip().isdigit() else c.strip() for c in text.split(",") if c.strip()]
+
+
+#: The largest K ``--ks`` accepts (each K is one fit per criterion; the DP adds 4).
+MAX_K = 50
+
+
+def ks_list(text: str) -> list[int]:
+    """``--ks``: K values as ``1-6`` (a range, both ends included), ``2,3,5`` or both
+    (``1-3,5``); each a whole number in 1..MAX_K, listed once."""
+    hint = "e.g. --ks 1-6 or --ks 2,3,5"
+    values: list[int] = []
+    parts = [p.strip() for p in text.split(",")]
+    for part in parts:
+        low, dash, high = part.partition("-")
+        try:
+            ends = [int(low)] if not dash else [int(low), int(high)]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected whole numbers >= 1 as a range A-B or a list A,B,C ({hint}), got {text!r}"
+            ) from None
+        if min(ends) < 1 or max(ends) > MAX_K:
+            raise argparse.ArgumentTypeError(
+                f"expected values between 1 and {MAX_K} ({hint}), got {text!r}"
+            )
+        if dash and ends[1] < ends[0]:
+            raise argparse.ArgumentTypeError(
+                f"expected a range A-B with A <= B ({hint}), got {part!r} in {text!r}"
+            )
+        values += list(range(ends[0], ends[-1] + 1))
+    repeated = sorted({k for k in values if values.count(k) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"expected each K once ({hint}), got {repeated[0]} twice in {text!r}"
+        )
+    return sorted(values)

@@ -1,7 +1,7 @@
-"""The ``ppl-mixtures`` command: demo | fit | compare | engines | bench.
+"""The ``ppl-mixtures`` command: demo | fit | compare | choose-k | engines | bench.
 
 This module parses the command line and dispatches; the commands live in
-:mod:`.commands` (fit, compare, engines), :mod:`.demo` and :mod:`.bench`.
+:mod:`.commands` (fit, compare, choose-k, engines), :mod:`.demo` and :mod:`.bench`.
 ``main(argv=None) -> int`` runs in-process (the tests call it). Exit codes
 (:mod:`.errors`): 0 success; 2 our own input checks refused something (a usage error, a
 bad file, option, model or ``--out``), with one line on stderr and no traceback; 1
@@ -23,9 +23,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ppl_mixtures.app.argtypes import columns, key_value, obs_sd, seed
+from ppl_mixtures.app.argtypes import columns, key_value, ks_list, obs_sd, seed
 from ppl_mixtures.app.bench import run_bench
-from ppl_mixtures.app.commands import run_compare, run_engines, run_fit
+from ppl_mixtures.app.commands import run_choose_k, run_compare, run_engines, run_fit
 from ppl_mixtures.app.demo import run_demo
 from ppl_mixtures.app.errors import Signalled, exit_code, quiet_library_logs, signals_unwind
 from ppl_mixtures.app.ui import PROG, UI
@@ -56,6 +56,20 @@ examples:
   ppl-mixtures compare points.csv -k 3 --engines nuts,advi,cavi,em --out cmp
   ppl-mixtures compare faithful.csv -k 2 --standardize --obs-sd learned --engines all --out cmp
   ppl-mixtures compare points.npy -k 2 --engines nuts,cavi --quick --out cmp --force"""
+
+CHOOSE_K_EPILOG = """\
+criteria (--criteria, comma-separated, or 'all'; default: all but smc and loo):
+  elbo, elbo_logk   CAVI's ELBO, and ELBO + log K! (the K! label modes)   one CAVI fit per K
+  exact             log p(x) by enumeration (tiny N, known covariance)    "—" otherwise
+  smc               SMC's log p(x) +- se                                  one SMC run set per K
+  loo               NUTS's PSIS-LOO elpd +- se                            one NUTS fit per K
+  bic, aic, icl     at EM's maximum-likelihood estimate                   one EM fit per K
+  dp                P(K occupied | x) under a truncated DP (T = max K + 4) one CAVI fit
+
+examples:
+  ppl-mixtures choose-k points.csv --ks 1-6 --out choose_k
+  ppl-mixtures choose-k faithful.csv --ks 1-5 --standardize --covariance full --out ck
+  ppl-mixtures choose-k points.csv --ks 2,3,4 --criteria all --quick --out ck --force"""
 
 DEMO_EPILOG = """\
 The demo fits four built-in datasets and writes one report:
@@ -114,16 +128,17 @@ def _registry_epilog(text: str) -> Callable[[], str]:
 
 
 # --------------------------------------------------------------------------- arguments
-def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+def _add_data_arguments(p: argparse.ArgumentParser, with_k: bool = True) -> None:
     p.add_argument("data", metavar="DATA", help="CSV or .npy file with the points.")
-    p.add_argument(
-        "-k",
-        "--n-components",
-        type=int,
-        required=True,
-        metavar="K",
-        help="number of mixture components K (>= 1, at most the number of rows).",
-    )
+    if with_k:
+        p.add_argument(
+            "-k",
+            "--n-components",
+            type=int,
+            required=True,
+            metavar="K",
+            help="number of mixture components K (>= 1, at most the number of rows).",
+        )
     p.add_argument(
         "--columns",
         type=columns,
@@ -225,6 +240,62 @@ def _subcommand(
     return parser
 
 
+def _add_choose_k(sub: Any, common: argparse.ArgumentParser) -> None:
+    choose = _subcommand(
+        sub,
+        "choose-k",
+        run_choose_k,
+        common,
+        help="every criterion for the number of components K, side by side.",
+        epilog=f"{DATA_HELP}\n\n{CHOOSE_K_EPILOG}",
+        description="Fit the mixture for each K and print one table of every criterion "
+        "(ELBO, ELBO + log K!, exact and SMC log p(x), LOO, BIC, AIC, ICL, the DP's "
+        "P(K | x)), each criterion's choice and the flags; with --out write a report.",
+    )
+    _add_data_arguments(choose, with_k=False)
+    choose.add_argument(
+        "--ks",
+        type=ks_list,
+        default=list(range(1, 7)),
+        metavar="KS",
+        help="the K values: a range 1-6 (default) or a list 2,3,5.",
+    )
+    choose.add_argument(
+        "--covariance",
+        choices=("diag", "full", "tied", "spherical"),
+        default="diag",
+        help="the components' covariance (default diag, with --obs-sd); full, tied and "
+        "spherical are learned.",
+    )
+    choose.add_argument(
+        "--criteria",
+        default=None,
+        metavar="A,B",
+        help="comma-separated criteria, or 'all' (default: all but smc and loo; see below).",
+    )
+    choose.add_argument(
+        "--seed",
+        "--random-seed",
+        dest="random_seed",
+        type=seed,
+        default=0,
+        help="seed of every fit (default 0): same seed, same table.",
+    )
+    choose.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sampler settings for smc and loo (NUTS 2 x 200 draws, SMC 4 x 500).",
+    )
+    choose.add_argument(
+        "--dp-truncation",
+        type=int,
+        default=None,
+        metavar="T",
+        help="the DP's truncation level (default: the largest K + 4).",
+    )
+    _add_report_arguments(choose, "write the report folder here.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
     parser = _ArgumentParser(
@@ -323,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_options(cmp_)
     cmp_.add_argument("--no-cache", action="store_true", help=NO_CACHE_HELP)
     _add_report_arguments(cmp_, "write the report folder here.")
+
+    _add_choose_k(sub, common)
 
     _subcommand(
         sub, "engines", run_engines, common, help="list the registered engines and their options."

@@ -1,4 +1,4 @@
-"""The ``fit``, ``compare`` and ``engines`` commands (``demo``: :mod:`.demo`; ``bench``:
+"""The ``fit``, ``compare``, ``choose-k`` and ``engines`` commands (``demo``: :mod:`.demo`; ``bench``:
 :mod:`.bench`). Each takes the parsed arguments and the :class:`UI` and returns the exit
 code; the input is read and checked first, under :func:`input_checks` (exit 2).
 
@@ -25,7 +25,7 @@ from ppl_mixtures.app.inputs import (
 from ppl_mixtures.app.options import check_known_options, engine_help, engine_options
 from ppl_mixtures.app.ui import UI
 
-__all__ = ["FLAGS", "cli_options", "run_compare", "run_engines", "run_fit"]
+__all__ = ["FLAGS", "cli_options", "run_choose_k", "run_compare", "run_engines", "run_fit"]
 
 #: The engine options with a flag of their own (any other comes from ``--option``).
 FLAGS = {
@@ -147,6 +147,118 @@ def run_compare(args: argparse.Namespace, ui: UI) -> int:
             _write(comparison, args, title=f"ppl-mixtures compare: {label}")
         ui.note(f"report written to {args.out}/report.md")
     return 0
+
+
+def _choose_k_spec(args: argparse.Namespace) -> Any:
+    """The base spec of ``choose-k`` (its n_components is replaced by each K)."""
+    from ppl_mixtures.model.spec import MixtureSpec
+
+    if args.covariance != "diag" and args.obs_sd is not None:
+        raise UsageError(
+            f"--obs-sd: expected it only with --covariance diag, got --obs-sd {args.obs_sd} "
+            f"with --covariance {args.covariance} (whose covariances are learned). Drop "
+            f"--obs-sd, or use --covariance diag."
+        )
+    kwargs: dict[str, Any] = {"n_components": 1, "ordered": args.ordered}
+    for name in ("mean_prior_sd", "dirichlet_alpha", "obs_sd"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    if args.fixed_weights:
+        kwargs["weights"] = "fixed"
+    kwargs["covariance"] = args.covariance
+    if args.covariance == "full":
+        kwargs["obs_cov"] = "learned"
+    return MixtureSpec(**kwargs)
+
+
+def _criteria(text: str | None) -> Any:
+    """``--criteria``: comma-separated names, 'all', or the defaults."""
+    from ppl_mixtures.analysis.select_k import CRITERIA, DEFAULT_CRITERIA
+
+    if text is None:
+        return DEFAULT_CRITERIA
+    if text.strip() == "all":
+        return "all"
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CRITERIA]
+    if not names or unknown:
+        raise UsageError(
+            f"--criteria: expected comma-separated names among {', '.join(CRITERIA)} or "
+            f"'all', got {text!r}. Try --criteria elbo,bic,dp."
+        )
+    return names
+
+
+def run_choose_k(args: argparse.Namespace, ui: UI) -> int:
+    """``choose-k``: every criterion for K; the table, each choice, and a report."""
+    from ppl_mixtures.analysis.select_k import select_k
+
+    with input_checks():
+        check_out(args)
+        criteria = _criteria(args.criteria)
+        points, shown = load_points(args)
+        spec = _choose_k_spec(args)
+        if max(args.ks) > len(points):
+            raise UsageError(
+                f"--ks: expected every K at most the number of rows N = {len(points)}, got "
+                f"{max(args.ks)}. Use a smaller --ks, or more data."
+            )
+        spec.check_features(points.shape[1])
+        if args.dp_truncation is not None and not max(args.ks) <= args.dp_truncation <= len(points):
+            raise UsageError(
+                f"--dp-truncation: expected a number from the largest K ({max(args.ks)}) to "
+                f"the number of rows ({len(points)}), got {args.dp_truncation}. Drop it for "
+                f"the default (the largest K + 4, at most the rows)."
+            )
+    quick = {"nuts_options": QUICK_OPTIONS["nuts"], "smc_options": QUICK_OPTIONS["smc"]}
+    label = Path(args.data).name
+    with input_checks():  # select_k's own checks of the options (dp truncation ...)
+        call = _select_k_call(select_k, points, spec, args, criteria, quick if args.quick else {})
+    with ui.status(f"[{label}] fitting K = {', '.join(map(str, args.ks))} ..."):
+        result = call()
+    ui.result(result.to_markdown())
+    if args.out:
+        from ppl_mixtures.present.choose_k_report import write_choose_k_report
+
+        with ui.status("writing the report ..."):
+            write_choose_k_report(
+                result,
+                args.out,
+                force=args.force,
+                command=args.command_line,
+                title=f"ppl-mixtures choose-k: {label}",
+                inputs=input_paths(args),
+                data_label=f"{label} (columns {', '.join(map(str, shown['feature_names']))})",
+                data_transform=shown["data_transform"],
+                name="--out",
+                force_hint="Add --force",
+            )
+        ui.note(f"report written to {args.out}/report.md")
+    return 0
+
+
+def _select_k_call(
+    select_k: Any, points: Any, spec: Any, args: argparse.Namespace, criteria: Any, extra: dict
+) -> Any:
+    """select_k's argument checks now (exit 2), the fits when the returned call runs."""
+    from functools import partial
+
+    call = partial(
+        select_k,
+        points,
+        spec,
+        args.ks,
+        criteria=criteria,
+        random_seed=args.random_seed,
+        progressbar=False,
+        dp_truncation=args.dp_truncation,
+        **extra,
+    )
+    # the same checks select_k makes before fitting, run on no K at all
+    from ppl_mixtures.analysis.select_k import check_arguments
+
+    check_arguments(points, spec, args.ks, criteria, args.dp_truncation)
+    return call
 
 
 def run_engines(args: argparse.Namespace, ui: UI) -> int:
