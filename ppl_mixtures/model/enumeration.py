@@ -1,5 +1,8 @@
 """Every assignment of N points to K components, and its collapsed joint log p(x, z).
 
+(A little over ~400 lines: the three weight priors' p(z) sit beside the collapsed terms that
+use them.)
+
 The pieces :mod:`ppl_mixtures.model.evidence` sums over all K^N assignments: given z, each
 component's mean integrates out against its Normal prior (:func:`log_marginal_normal`),
 the weights against their Dirichlet (:func:`log_joint_from_stats`, eq. (1) there), and a
@@ -14,14 +17,27 @@ mean, so their stacked marginal is Gaussian with covariance I (x) Sigma_k + 11^T
 precision of the mean, which depends on z only through the count n_k, so its Cholesky
 factors are computed once per (k, n) rather than per assignment. :func:`collapsed_terms`
 picks the diagonal or the full form from the spec.
+
+Truncated Dirichlet-process weights (``weights="dp"``, T = K): given alpha the sticks
+integrate out one by one (Ishwaran & James 2001, eq. 6's generalized Polya urn), so a
+labelled sequence z with counts n_k and m_k = sum_{j>k} n_j has::
+
+    p(z | alpha) = prod_{k<T} B(1 + n_k, alpha + m_k) / B(1, alpha)                      (D1)
+
+and with alpha ~ Gamma(s1, s2), p(z) = int p(z | alpha) Gamma(alpha | s1, s2) d alpha,
+computed per distinct count vector by adaptive quadrature in log alpha
+(:func:`dp_log_prior_z`). For any weights the next point's label follows from the prior of
+the extended sequence: p(z_new = k | z) = p(z, k) / p(z).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.integrate import quad
 from scipy.special import gammaln, logsumexp
 
 from ppl_mixtures.model.density import LOG_2PI
@@ -34,6 +50,7 @@ __all__ = [
     "assignment_blocks",
     "block_stats",
     "collapsed_terms",
+    "dp_log_prior_z",
     "log_joint_block",
     "log_joint_from_stats",
     "log_marginal_normal",
@@ -113,6 +130,8 @@ def _log_prior_z(counts: np.ndarray, n_samples: int, spec: MixtureSpec) -> np.nd
     """log p(z) of one labelled sequence z, shape (A,) (or a scalar for fixed weights)."""
     if spec.fixed_weights:
         return -n_samples * np.log(spec.n_components)
+    if spec.is_dp:
+        return dp_log_prior_z(counts, spec)
     alpha = spec.alpha()  # Dirichlet-multinomial: B(alpha + n(z)) / B(alpha)
     return (
         gammaln(alpha.sum())
@@ -175,11 +194,74 @@ def log_predictive_given_z(
 
 
 def _log_component_weights(counts: np.ndarray, n_samples: int, spec: MixtureSpec) -> np.ndarray:
-    """log p(z_new = k | z): (alpha_k + n_k) / (sum(alpha) + N), or 1/K; shape (A, K)."""
+    """log p(z_new = k | z): (alpha_k + n_k) / (sum(alpha) + N), or 1/K, or for dp
+    p(z, k) / p(z) by (D1); shape (A, K)."""
     if spec.fixed_weights:
         return np.full(counts.shape, -np.log(spec.n_components))
+    if spec.is_dp:
+        extended = counts[:, None, :] + np.eye(spec.n_components)  # (A, K, K): z then k
+        flat = dp_log_prior_z(extended.reshape(-1, spec.n_components), spec)
+        return flat.reshape(counts.shape) - dp_log_prior_z(counts, spec)[:, None]
     alpha = spec.alpha()
     return np.log(alpha + counts) - np.log(alpha.sum() + n_samples)
+
+
+def _dp_log_prior_given_alpha(counts: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
+    """log p(z | alpha) of (D1) for counts (..., T) and alpha broadcast against (...)."""
+    alpha = np.asarray(alpha, dtype=float)[..., None]
+    n = counts[..., :-1]
+    after = np.cumsum(counts[..., ::-1], axis=-1)[..., ::-1][..., 1:]  # m_k, k < T
+    # log B(1 + n, alpha + m) - log B(1, alpha), with log B(1, alpha) = -log alpha
+    terms = gammaln(1.0 + n) + gammaln(alpha + after) - gammaln(1.0 + n + alpha + after)
+    return (terms + np.log(alpha)).sum(axis=-1)
+
+
+def dp_log_prior_z(counts: np.ndarray, spec: MixtureSpec) -> np.ndarray:
+    """log p(z) of labelled sequences with counts (A, T) under truncated DP weights, (A,).
+
+    Alpha fixed: (D1). Alpha ~ Gamma(s1, s2): for each distinct count vector,
+    log int exp(h(u)) du with u = log alpha and
+    h(u) = log p(z | e^u) + log Gamma(e^u | s1, s2) + u, by ``scipy.integrate.quad``
+    (relative tolerance 1e-12) over the interval where h is within 60 nats of its maximum
+    on a grid of u in [-35, 35] (alpha from 6e-16 to 1.6e15; outside it the Gamma prior
+    in [1e-6, 1e6] leaves no mass that matters at that tolerance).
+    """
+    counts = np.asarray(counts, dtype=float)
+    if spec.dp_alpha_prior is None:
+        return _dp_log_prior_given_alpha(counts, spec.dp_alpha)
+    unique, inverse = np.unique(counts, axis=0, return_inverse=True)
+    shape, rate = spec.dp_alpha_prior
+    out = np.array([_integrate_alpha(tuple(n), shape, rate) for n in unique.tolist()])
+    return out[inverse.ravel()]
+
+
+@functools.lru_cache(maxsize=65_536)
+def _integrate_alpha(count_tuple: tuple[float, ...], shape: float, rate: float) -> float:
+    """log int p(z | alpha) Gamma(alpha | shape, rate) d alpha for one count vector (T,)
+    (cached: the blocks of an enumeration and the predictive meet the same vectors)."""
+    counts = np.array(count_tuple)
+    log_norm = shape * np.log(rate) - gammaln(shape)
+
+    def h(u: np.ndarray | float) -> np.ndarray:  # the log integrand in u = log alpha
+        alpha = np.exp(u)
+        return _dp_log_prior_given_alpha(counts, alpha) + log_norm + shape * u - rate * alpha
+
+    grid = np.linspace(-35.0, 35.0, 1401)
+    values = h(grid)
+    peak = int(np.argmax(values))
+    top = float(values[peak])
+    inside = np.flatnonzero(values > top - 60.0)
+    low, high = grid[max(inside[0] - 1, 0)], grid[min(inside[-1] + 1, grid.size - 1)]
+    area, _ = quad(
+        lambda u: float(np.exp(h(u) - top)),
+        low,
+        high,
+        points=[grid[peak]],
+        epsabs=0.0,
+        epsrel=1e-12,
+        limit=200,
+    )
+    return top + float(np.log(area))
 
 
 # ------------------------------------------------------------------ the two collapsed forms

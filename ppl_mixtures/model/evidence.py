@@ -12,7 +12,10 @@ computable exactly, which makes it the oracle for every engine in the package:
 With the component means integrated out analytically (conjugate Normal prior, known
 observation sd, or a known full covariance ``obs_cov``: see
 :class:`~ppl_mixtures.model.enumeration.FullCovarianceTerms`) and the weights integrated out analytically (Dirichlet-multinomial), or
-p(z) = K^-N for fixed weights, each assignment z has a closed-form joint::
+p(z) = K^-N for fixed weights, or the stick-breaking p(z) of truncated Dirichlet-process
+weights (``weights="dp"``: a product of Beta functions given alpha, eq. (D1) of
+:mod:`~ppl_mixtures.model.enumeration`; with a Gamma prior on alpha, a 1-D quadrature per
+distinct count vector), each assignment z has a closed-form joint::
 
     log p(x, z) = log p(z) + sum_k log p(x_{z=k})                                      (1)
     log p(x)    = logsumexp_z log p(x, z)                                             (2)
@@ -134,7 +137,8 @@ def exact_log_evidence(points: ArrayLike, spec: MixtureSpec) -> float:
         :data:`MAX_ASSIGNMENTS` (e.g. N <= 13 for K = 3, N <= 20 for K = 2).
     spec : MixtureSpec
         Known covariances only: a known ``obs_sd`` (``covariance="diag"``) or a known
-        ``obs_cov`` matrix (``covariance="full"``); Dirichlet or fixed weights.
+        ``obs_cov`` matrix (``covariance="full"``); Dirichlet, fixed or truncated-DP
+        weights (``weights="dp"``, alpha fixed or with its Gamma prior).
 
     Returns
     -------
@@ -159,7 +163,10 @@ def exact_log_evidence(points: ArrayLike, spec: MixtureSpec) -> float:
     covariance I (x) Sigma_k + 11^T (x) diag(mean_prior_sd^2), evaluated in information form
     by :class:`~ppl_mixtures.model.enumeration.FullCovarianceTerms`). With Dirichlet
     weights, p(z) = B(alpha + n(z)) / B(alpha) (Dirichlet-multinomial for one labelled
-    sequence); with fixed weights p(z) = K^-N. The result is the logsumexp over all z.
+    sequence); with fixed weights p(z) = K^-N; with truncated DP weights
+    p(z) = prod_{k<T} B(1 + n_k, alpha + m_k) / B(1, alpha), m_k = sum_{j>k} n_j
+    (integrated against alpha's Gamma prior when it has one). The result is the logsumexp
+    over all z.
     ``spec.ordered`` is ignored: it is the unconstrained model's evidence.
     :func:`exact_posterior` gives the same number plus co-clustering and predictive.
 
@@ -219,7 +226,8 @@ class ExactPosterior:
         Notes
         -----
         Given an assignment z of the data, the next point joins component k with
-        probability (alpha_k + n_k) / (sum(alpha) + N) (1/K for fixed weights), and its
+        probability (alpha_k + n_k) / (sum(alpha) + N) (1/K for fixed weights; for DP
+        weights p(z, k) / p(z) with the stick-breaking p(z)), and its
         features are independent Normals around the conjugate posterior of that
         component's mean (with a known full covariance: multivariate Normal, see
         :class:`~ppl_mixtures.model.enumeration.FullCovarianceTerms`)::
@@ -259,8 +267,8 @@ def exact_posterior(points: ArrayLike, spec: MixtureSpec) -> ExactPosterior:
     points : array-like of shape (n_samples,) or (n_samples, n_features)
         K^N must be at most :data:`MAX_ASSIGNMENTS` (:func:`exact_feasible`).
     spec : MixtureSpec
-        Known ``obs_sd`` or known full ``obs_cov``; Dirichlet or fixed weights; any number
-        of features.
+        Known ``obs_sd`` or known full ``obs_cov``; Dirichlet, fixed or truncated-DP
+        weights; any number of features.
         ``spec.ordered`` is ignored (the quantities are label-invariant).
 
     Returns
