@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # makes each notebook its own group so the notebooks spread over both workers.
 PYTEST_PARALLEL ?= -n 2 --dist loadgroup
 
-.PHONY: help demo test test-fast notebooks bench lint docs docs-check clean-venv
+.PHONY: help demo test test-fast notebooks bench bench-scale lint docs docs-check clean-venv
 .DEFAULT_GOAL := help
 
 help:
@@ -21,6 +21,7 @@ help:
 	@echo "make test-fast  the tests without the slow end-to-end ones"
 	@echo "make notebooks  execute the tutorials at full settings into reports/notebooks/"
 	@echo "make bench      run benchmarks/ and write reports/benchmarks/"
+	@echo "make bench-scale  chunked CAVI: a 1e8-point zarr store (1.6 GB in /tmp/ppl_scale), a LocalCluster"
 	@echo "make lint       ruff format --check, ruff check, lint-imports (layers), mypy (numeric core)"
 	@echo "make docs       build the documentation site into docs/_build/html (warnings are errors)"
 	@echo "make docs-check open the built site in headless Chromium; fail on a broken image or link"
@@ -46,6 +47,9 @@ notebooks: $(BIN)/.installed
 
 bench: $(BIN)/.installed
 	$(BIN)/ppl-mixtures bench
+
+bench-scale: $(BIN)/.installed
+	$(BIN)/ppl-mixtures bench --only scale
 
 # Every check runs even when an earlier one fails; the target fails if any did.
 # mypy checks the numeric core listed in pyproject.toml [tool.mypy] `files`.

@@ -72,8 +72,8 @@ class DataMoments:
 
 
 def chunk_moments(block: np.ndarray) -> DataMoments:
-    """:class:`DataMoments` of one chunk (float64, any layout; Fortran order is made first)."""
-    block = np.asfortranarray(block, dtype=np.float64)
+    """:class:`DataMoments` of one chunk (float64, any layout; C order is made first)."""
+    block = np.ascontiguousarray(block, dtype=np.float64)
     mean = block.mean(axis=0)
     dev = block - mean
     return DataMoments(float(block.shape[0]), mean, dev.T @ dev)

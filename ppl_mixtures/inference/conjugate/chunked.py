@@ -92,13 +92,13 @@ def prepare(points: Any, chunk_size: int | None) -> Any:
 
 
 def _apply(fn: Callable[[np.ndarray], Any], block: Any) -> Any:
-    """``fn`` of one chunk, as float64 in Fortran order (the layout the pass reads in place):
-    every path hands the pass the same bytes."""
-    return fn(np.asfortranarray(block, dtype=np.float64))
+    """``fn`` of one chunk as C-ordered float64 (no copy for the chunks of a C-ordered
+    array or a zarr store): every path hands the pass the same bytes in the same layout."""
+    return fn(np.ascontiguousarray(block, dtype=np.float64))
 
 
 def _apply_rows(fn: Callable[[np.ndarray], Any], block: Any, rows: np.ndarray) -> Any:
-    return fn(np.asfortranarray(np.asarray(block)[rows], dtype=np.float64))
+    return fn(np.ascontiguousarray(np.asarray(block)[rows], dtype=np.float64))
 
 
 def _dask_blocks(points: ChunkedPoints) -> list[Any]:
