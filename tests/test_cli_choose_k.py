@@ -126,3 +126,9 @@ def test_bad_input_exits_2_before_fitting(
     code, out, err = run(["--quiet", "choose-k", tiny, *argv, "--out", tmp_path / "o"], capsys)
     assert code == 2 and out == "" and err.count("\n") == 1 and words in err, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_zarr_store_is_refused_before_reading(tmp_path: Path, capsys: pytest.CaptureFixture):
+    code, out, err = run(["choose-k", tmp_path / "big.zarr", "--ks", "1-3"], capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "DATA: choose-k needs the points in memory" in err and "Pass a .npy or .csv" in err

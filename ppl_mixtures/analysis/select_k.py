@@ -75,6 +75,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_CRITERIA = ("elbo", "elbo_logk", "exact", "bic", "aic", "icl", "dp")
 #: The DP's truncation level is max(ks) + this (the occupied count can exceed max(ks)).
 DP_EXTRA_COMPONENTS = 4
+#: Draws from the DP fit's q whose z draws give P(K | x) (Monte Carlo sd of each
+#: probability at most sqrt(0.25 / 100) = 0.05; ``dp_options={"n_draws": ...}`` for more).
+DP_DRAWS = 100
 #: SMC farther from the exact log p(x) than this many se is flagged.
 SMC_EXACT_SE = 3.0
 #: LOO's choice: the smallest K within max(LOO_MIN_NATS, LOO_SE * se_diff) of the best.
@@ -222,7 +225,7 @@ def _dp_cells(
     """P(K occupied | x) for each K in ks from one CAVI fit with DP weights, and a note."""
     from ppl_mixtures.analysis.occupancy import occupied_components
 
-    dp_fit = run.fit("dp", _dp_spec(spec, truncation), "cavi", options)
+    dp_fit = run.fit("dp", _dp_spec(spec, truncation), "cavi", {"n_draws": DP_DRAWS, **options})
     with warnings.catch_warnings():  # TruncationWarning: the flag below says it
         warnings.simplefilter("ignore")
         occ = run.timed("dp", occupied_components, dp_fit, run.points)
@@ -234,9 +237,11 @@ def _dp_cells(
         flags.append(f"last stick weight {occ.last_weight:.3g} > 0.01: increase dp_truncation")
     flag = "; ".join(flags)
     cells = {k: Cell(float(pmf[k]) if k < pmf.size else 0.0, flag=flag) for k in ks}
-    outside = max(0.0, 1.0 - sum(c.value for c in cells.values()))
+    outside = 1.0 - sum(c.value for c in cells.values())
+    outside = outside if outside > 1e-12 else 0.0  # round-off of a pmf that sums to 1
     note = (
-        f"one CAVI fit with weights='dp', T = {truncation}; effective number of components "
+        f"one CAVI fit with weights='dp', T = {truncation}, {dp_fit.n_draws} draws from q "
+        f"(mean occupied {occ.mean:.2f} ± {occ.mean_mcse:.2f} MCSE); effective number of components "
         f"{occ.effective_number:g}; P(K outside ks) = {outside:.3g}; last stick weight "
         f"{occ.last_weight:.3g}"
     )

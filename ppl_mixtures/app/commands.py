@@ -194,6 +194,12 @@ def run_choose_k(args: argparse.Namespace, ui: UI) -> int:
     from ppl_mixtures.analysis.select_k import select_k
 
     with input_checks():
+        if str(args.data).rstrip("/").lower().endswith(".zarr"):
+            raise UsageError(
+                f"DATA: choose-k needs the points in memory (the exact, DP and sampler "
+                f"criteria read them), got the .zarr store {args.data!r}. Pass a .npy or "
+                f".csv file (a sample of the store, for large data)."
+            )
         check_out(args)
         criteria = _criteria(args.criteria)
         points, shown = load_points(args)
