@@ -240,6 +240,7 @@ ENGINES = (
     Engine(
         name="latent_gibbs",
         fit=fit,
+        weights=("dirichlet", "fixed"),  # the teaching contrast; DP specs: nuts, metropolis, smc
         options=Options,
         summary="Explicit assignments z (CategoricalGibbsMetropolis) + NUTS or Metropolis "
         "for the parameters: the slow textbook contrast to marginalizing z",

@@ -17,8 +17,9 @@ R-hat) next to NUTS on the same model, and offers the options that repair part o
   k-means++ data points as means, random weights); ``"prior"``: each chain at means drawn
   from the prior. Only the per-chain starts let R-hat see chains that end in different
   modes; "map" stays the default because it is the recipe this engine reproduces;
-- ``compound=True``: Metropolis for the weights and NUTS for the means (and learned
-  precisions), the list-of-steps form of ``pm.sample(step=[...])``.
+- ``compound=True``: Metropolis for the weights (DP specs: the sticks and a learned alpha)
+  and NUTS for the means (and learned precisions), the list-of-steps form of
+  ``pm.sample(step=[...])``.
 
 Every variant samples the same model as ``"nuts"`` (``models.build_marginal_model``), so the
 answers are comparable and ``relabel``/``compare`` need no special case.
@@ -124,6 +125,10 @@ def _initvals(
 
 
 # ----------------------------------------------------------------- steps
+#: The free variables of the weights: Dirichlet ``weights``, or the DP's sticks and alpha.
+_WEIGHT_VARIABLES = ("weights", "dp_neg_log_rest", "dp_alpha")
+
+
 def _steps(model: Any, *, blocked: bool, compound: bool) -> list[Any]:
     """The step methods; building them compiles the logp functions (build time)."""
     import pymc as pm
@@ -131,8 +136,8 @@ def _steps(model: Any, *, blocked: bool, compound: bool) -> list[Any]:
     free = list(model.free_RVs)
     if not compound:
         return [pm.Metropolis(vars=free, blocked=blocked)]
-    weights = [rv for rv in free if rv.name == "weights"]
-    rest = [rv for rv in free if rv.name != "weights"]
+    weights = [rv for rv in free if rv.name in _WEIGHT_VARIABLES]
+    rest = [rv for rv in free if rv.name not in _WEIGHT_VARIABLES]
     return [pm.Metropolis(vars=weights, blocked=blocked), pm.NUTS(vars=rest)]
 
 
@@ -258,7 +263,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         "data": each chain from its own overdispersed start, ``models.initial_points``;
         "prior": each chain's means drawn from the prior; None: "data"), ``compound``
         (Metropolis for the weights and NUTS for the means and learned precisions; needs
-        ``spec.weights="dirichlet"`` and K > 1), ``random_seed``, ``progressbar``,
+        ``spec.weights="dirichlet"`` or ``"dp"`` and K > 1), ``random_seed``, ``progressbar``,
         ``log_likelihood`` (store log p(x_i | theta) per draw for ``az.loo``).
 
     Returns
@@ -285,7 +290,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     if opts.compound and spec.fixed_weights:
         raise ValueError(
             "compound: expected a spec with learned weights (weights='dirichlet' "
-            "and n_components > 1), got fixed weights, so there is nothing for "
+            "or 'dp', and n_components > 1), got fixed weights, so there is nothing for "
             "Metropolis to sample. Use compound=False, or engine='nuts'."
         )
 

@@ -22,7 +22,10 @@ name               dims                        when
 ``means``          (component, feature)        always (a Deterministic when ``ordered``)
 ``means_first``    (component,)                ``spec.ordered``: feature 0, ordered transform
 ``means_rest``     (component, feature_rest)   ``spec.ordered`` and D > 1
-``weights``        (component,)                Dirichlet, or a Deterministic 1/K when fixed
+``weights``        (component,)                Dirichlet, or a Deterministic 1/K when fixed,
+                                               or a Deterministic of the DP sticks
+``dp_sticks``      (component_stick,)          ``spec.is_dp``: Beta(1, alpha) sticks (:mod:`.dp`)
+``dp_alpha``       ()                          ``spec.is_dp`` with ``dp_alpha_prior``: Gamma
 ``obs_precision``  (component, feature)        ``spec.learned_obs_sd``: Gamma(shape, rate)
 ``obs_sd``         (component, feature)        ``spec.learned_obs_sd``: precision^(-1/2)
 ``x``              (obs, feature)              the observed data
@@ -65,7 +68,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.graph.basic import Variable
 from pytensor.graph.traversal import ancestors
 
-from ppl_mixtures.inference.pymc import cov_models
+from ppl_mixtures.inference.pymc import cov_models, dp
 from ppl_mixtures.model.density import mixture_logp_pt
 from ppl_mixtures.model.spec import MixtureSpec
 from ppl_mixtures.model.transforms import StickBreaking
@@ -109,6 +112,7 @@ def _coords(points: np.ndarray, spec: MixtureSpec, *, with_obs: bool = True) -> 
     if spec.ordered and n_features > 1:
         coords["feature_rest"] = np.arange(1, n_features)
     coords.update(cov_models.covariance_coords(spec, n_features))
+    coords.update(dp.dp_coords(spec))
     if with_obs:
         coords["obs"] = np.arange(n_samples)
     return coords
@@ -138,11 +142,13 @@ def _add_means(spec: MixtureSpec, n_features: int) -> Variable:
 
 
 def _add_weights(spec: MixtureSpec) -> Variable:
-    """The mixture weights, (K,)."""
+    """The mixture weights, (K,): Dirichlet, fixed, or DP stick-breaking (:mod:`.dp`)."""
     if spec.fixed_weights:
         return pm.Deterministic(
             "weights", pt.as_tensor(spec.fixed_weight_values()), dims="component"
         )
+    if dp.is_dp(spec):
+        return dp.add_dp_weights(spec)
     if spec.weights_transform == "stick_breaking":
         return pm.Dirichlet(
             "weights", a=spec.alpha(), dims="component", default_transform=StickBreaking()
@@ -371,8 +377,9 @@ def initial_point(
 
     The means start at K data points spread along feature 0 (the points at the
     (k + 1/2)/K quantiles of feature 0, or K distinct random points when ``random_seed``
-    is given), sorted so that ``means[:, 0]`` strictly increases; the weights at 1/K; the
-    learned precisions at 1 / var(points) per feature.
+    is given), sorted so that ``means[:, 0]`` strictly increases; the weights at 1/K (DP
+    specs: the sticks v_k = 1 / (K - k + 1) that give weights 1/K, and a learned alpha at
+    its prior mean); the learned precisions at 1 / var(points) per feature.
 
     Parameters
     ----------
@@ -385,8 +392,8 @@ def initial_point(
     Returns
     -------
     dict
-        By free-variable name (``means`` or ``means_first``/``means_rest``, ``weights``,
-        ``obs_precision``), for ``pm.sample(initvals=...)`` / ``pm.fit(start=...)``.
+        By free-variable name (``means`` or ``means_first``/``means_rest``, ``weights`` or
+        ``dp_sticks``/``dp_alpha``, ``obs_precision``), for ``pm.sample(initvals=...)`` / ``pm.fit(start=...)``.
     """
     points = _checked(points, spec, check_input)
     n_samples, n_features = points.shape
@@ -400,7 +407,9 @@ def initial_point(
     # rows are sorted by feature 0: strictly increasing there even with ties (the ordered
     # transform needs log(diff) > -inf)
     start = _means_start(spec, _ordered_means(points[rows], points))
-    if not spec.fixed_weights:
+    if dp.is_dp(spec):  # the sticks of equal weights: v_k = 1 / (K - k + 1)
+        start.update(dp.dp_start(spec, np.full(K, 1.0 / K)))
+    elif not spec.fixed_weights:
         start["weights"] = np.full(K, 1.0 / K)
     if spec.learned_obs_sd:
         var = np.clip(points.var(axis=0), 1e-6, 1e6) if n_samples > 1 else np.ones(n_features)
@@ -500,7 +509,9 @@ def initial_points(
       a chain out of the minor modes an ``ordered`` spec has when the ordering on feature
       0 puts a cluster's other features in the wrong component;
     - weights (Dirichlet specs): a draw from Dirichlet(1, ..., 1) (uniform on the simplex),
-      floored at 0.1/K and renormalized so no component starts empty;
+      floored at 0.1/K and renormalized so no component starts empty; DP specs start at
+      the sticks of such a draw, and a learned alpha at its prior mean times exp(u),
+      u ~ Uniform(-1, 1) (drawn after everything else, so other specs' streams are unchanged);
     - learned precisions: 1 / var(points) per feature times exp(u), u ~ Uniform(-1, 1) per
       component and feature (sds from 0.6x to 1.6x the data's sd).
 
@@ -540,12 +551,18 @@ def initial_points(
         start.update(_means_start(spec, means))
         if not spec.fixed_weights:
             weights = np.maximum(rng.dirichlet(np.ones(K)), 0.1 / K)
-            start["weights"] = weights / weights.sum()
+            weights = weights / weights.sum()
+            if dp.is_dp(spec):  # the same weights as sticks (and alpha drawn last)
+                start.update(dp.dp_start(spec, weights))
+            else:
+                start["weights"] = weights
         if spec.learned_obs_sd:
             start["obs_precision"] = start["obs_precision"] * np.exp(
                 rng.uniform(-1.0, 1.0, size=(K, n_features))
             )
         if spec.covariance != "diag":  # drawn last: the diag streams above stay as they were
             start.update(cov_models.covariance_start(spec, points, rng))
+        if dp.is_dp(spec) and spec.dp_alpha_prior is not None:
+            start.update(dp.dp_start(spec, weights, rng))  # same sticks, alpha overdispersed
         starts.append(start)
     return starts

@@ -364,7 +364,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         - ``random_seed``: same seed -> identical draws and log evidence; ``progressbar``;
         - ``log_likelihood``: store log_likelihood ``x`` (chain, draw, obs) for ``az.loo``;
         - ``one_label_mode``: for an unordered spec whose prior is exchangeable (scalar
-          ``dirichlet_alpha`` or fixed weights), sample one of the K! label modes:
+          ``dirichlet_alpha`` or fixed weights; not DP weights, whose prior is not
+          exchangeable), sample one of the K! label modes:
           particles start from sorted prior draws and stay ordered by feature 0 (the spec
           is fitted as if ``ordered=True``). The posterior is the same up to labels
           (``compare`` relabels anyway) and the chains agree; the log evidence is log p(x)
@@ -419,7 +420,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
 
     opts = build_options("smc", Options, options)
     draws, runs = opts.draws, opts.runs
-    exchangeable = spec.fixed_weights or len(set(spec.alpha().tolist())) == 1
+    # DP weights are not exchangeable (stick-breaking favours the first components)
+    exchangeable = spec.fixed_weights or (not spec.is_dp and len(set(spec.alpha().tolist())) == 1)
     sample_spec = spec
     if not spec.ordered and spec.n_components > 1:
         if opts.one_label_mode and exchangeable:
@@ -452,8 +454,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
     # an ordered, non-exchangeable spec estimates the evidence under the normalized ordered
     # prior, which is not the model CAVI bounds: no comparison then
     # (and the check needs a CAVI that serves the spec's covariance type)
-    comparable = not (spec.ordered and not exchangeable) and (
-        spec.covariance in get_engine("cavi").covariances
+    cavi = get_engine("cavi")
+    comparable = (
+        not (spec.ordered and not exchangeable)
+        and spec.covariance in cavi.covariances
+        and spec.weights in cavi.weights
     )
     with stopwatch() as check:
         elbo = (
