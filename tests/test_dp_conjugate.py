@@ -62,12 +62,23 @@ def test_cavi_dp_ends_with_the_three_clusters(covariance, alpha_prior):
     assert sorted(np.round(counts[counts >= 1.0])) == [135.0, 191.0, 274.0]
 
 
+@pytest.mark.slow  # ~10 s: SVI merges a split cluster slowly (see below)
 @pytest.mark.parametrize("alpha_prior", [None, GAMMA_PRIOR])
 def test_svi_dp_ends_with_the_three_clusters(alpha_prior):
     spec = _dp_spec("diag", dp_alpha_prior=alpha_prior)
-    # full-data batches (600), slow step decay: 500 natural-gradient steps per restart
+    # full-data batches (600 points), slowly decaying steps rho_t = (t + 1)^-0.55: the steps
+    # are damped CAVI sweeps, and a cluster split between two components at the start
+    # empties only over ~10^3 steps (at 500 steps most seeds still hold a 4th component
+    # with 10-40 points); 2000 steps ended with 3 for 10 of 10 data/fit seeds tried
     result = fit(
-        _three_clusters(), spec, engine="svi", random_seed=0, kappa=0.55, n_iter=500, n_draws=100
+        _three_clusters(),
+        spec,
+        engine="svi",
+        random_seed=0,
+        kappa=0.55,
+        n_iter=2000,
+        n_init=3,
+        n_draws=100,
     )
     counts = expected_counts(result.details.variational_params, spec)
     assert np.count_nonzero(counts >= 1.0) == 3, counts

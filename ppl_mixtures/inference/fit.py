@@ -57,6 +57,9 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
     ------
     TypeError, ValueError
         Bad input, naming the argument.
+    NotImplementedError
+        When the engine does not serve ``spec.covariance`` or ``spec.weights`` (e.g.
+        ``weights="dp"`` with EM); the message names the engines that do.
     NumericalError
         The engine produced NaN/inf means, weights, obs_sd or ELBO (see
         :func:`check_finite_fit`); no such fit is ever returned.

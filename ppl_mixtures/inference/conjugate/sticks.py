@@ -23,8 +23,11 @@ With alpha learned, (1) and (2) depend on each other. :func:`update` solves them
 with a = E[alpha], (1) gives E[log(1 - v_k)] = psi(a + M_k) - psi(1 + N_k + M_k + a), and
 (2) then says ``a (s2 + sum_k h_k(a)) = s1 + T - 1`` with
 h_k(a) = psi(1 + N_k + M_k + a) - psi(a + M_k) > 0. The left side is strictly increasing in
-a (a s2 is, and a h_k(a) is for N_k >= 0 because y (psi(y + c) - psi(y)) increases in y for
-c >= 1), so there is exactly one root, found by Brent's method to machine precision. A
+a: a s2 is, and so is a h_k(a) = (y - M_k) h(y), y = a + M_k, whose derivative is at least
+d/dy [y h(y)] (h decreases, M_k >= 0); and y h(y) = y (psi(y + c) - psi(y)), c = 1 + N_k
+>= 1, equals int_0^inf e^-s g(s / y) ds with g(t) = (1 - e^-ct) / (1 - e^-t), which
+decreases in t for c >= 1 (d/dt log g = c / (e^ct - 1) - 1 / (e^t - 1) <= 0), so y h(y)
+increases. Hence exactly one root, found by Brent's method to machine precision. A
 fixed point of the coordinate updates (1)-(2) is a stationary point of the ELBO in the
 (q(v), q(alpha)) block, and there is only one, so the root is the block's optimum: each
 CAVI sweep takes the exact block maximum, which keeps the ELBO monotone.
