@@ -338,3 +338,52 @@ def test_cavi_dp_elbo_is_below_the_exact_evidence(covariance, alpha_prior):
     assert elbo <= log_evidence + 1e-10 * abs(log_evidence)
     # and not a trivially loose one: mean-field on 7 points loses a few nats at most
     assert log_evidence - elbo < 5.0, (elbo, log_evidence)
+
+
+# ------------------------------------------------------------- models that coincide
+@pytest.mark.parametrize("covariance", ["diag", "tied"])
+def test_two_sticks_are_a_dirichlet_one_alpha(covariance):
+    """T = 2: w = (v, 1 - v) with v ~ Beta(1, alpha) is Dirichlet(1, alpha), and q(v) =
+    Beta(a, b) is q(w) = Dirichlet(a, b); CAVI must give the same ELBO trace."""
+    points = _three_clusters()[::6]
+    alpha = 0.6
+    dp = _dp_spec(covariance, n_components=2, dp_alpha=alpha)
+    dirichlet = dp.to_dict() | {"weights": "dirichlet", "dirichlet_alpha": (1.0, alpha)}
+    dirichlet.pop("dp_alpha")
+    dirichlet.pop("dp_alpha_prior")
+    options = dict(engine="cavi", random_seed=2, n_init=1, n_draws=10, backend="numpy")
+    ours = fit(points, dp, **options)
+    theirs = fit(points, MixtureSpec(**dirichlet), **options)
+    assert ours.n_iter == theirs.n_iter
+    # the same sums in a different order (digamma of a sum vs of its parts): ~1e-13
+    np.testing.assert_allclose(ours.elbo, theirs.elbo, rtol=1e-10)
+    counts = expected_counts(ours.details.variational_params, dp)
+    conc = theirs.details.variational_params["weight_conc"]
+    np.testing.assert_allclose(counts, conc - (1.0, alpha), rtol=1e-9, atol=1e-9)
+
+
+def test_two_sticks_have_the_dirichlet_evidence():
+    points = np.array([-1.9, -2.2, 0.4, 2.1, 1.7, 2.6, -0.3])
+    common = dict(n_components=2, mean_prior_sd=2.0, obs_sd=0.7)
+    dp = exact_log_evidence(points, MixtureSpec(**common, weights="dp", dp_alpha=2.5))
+    dirichlet = exact_log_evidence(points, MixtureSpec(**common, dirichlet_alpha=(1.0, 2.5)))
+    assert dp == pytest.approx(dirichlet, abs=1e-12)
+
+
+def test_one_stick_level_is_the_one_component_model():
+    """T = 1: the weight is 1 whatever alpha, so the fit is the K = 1 model's."""
+    points = _three_clusters()[::10]
+    dp = MixtureSpec(n_components=1, weights="dp", dp_alpha_prior=GAMMA_PRIOR, mean_prior_sd=3.0)
+    ours = fit(points, dp, engine="cavi", random_seed=0, n_init=1, n_draws=10)
+    theirs = fit(
+        points,
+        MixtureSpec(n_components=1, mean_prior_sd=3.0),
+        engine="cavi",
+        random_seed=0,
+        n_init=1,
+        n_draws=10,
+    )
+    np.testing.assert_allclose(ours.elbo, theirs.elbo, rtol=1e-12)
+    assert np.all(ours.idata["posterior"]["weights"].values == 1.0)
+    with pytest.raises(ValueError, match="variational_params: expected the stick factors"):
+        expected_counts(ours.details.variational_params, dp)
