@@ -224,3 +224,31 @@ def test_latent_gibbs_refuses_dp_naming_the_engines_that_serve_it():
     message = str(info.value)
     for engine in ("nuts", "metropolis", "smc"):
         assert engine in message.split("Engines that do:")[1], message
+
+
+@pytest.mark.parametrize(
+    "covariance, extra",
+    [
+        ("diag", {"obs_sd": "learned"}),
+        ("full", {"obs_cov": "learned"}),
+        ("tied", {}),
+        ("spherical", {}),
+    ],
+)
+def test_every_covariance_type_has_a_dp_model_with_finite_starts(covariance, extra):
+    spec = MixtureSpec(
+        4,
+        weights="dp",
+        covariance=covariance,
+        dp_alpha_prior=(1.0, 1.0),
+        mean_prior_sd=5.0,
+        **extra,
+    )
+    model = build_marginal_model(POINTS, spec)
+    assert model.named_vars_to_dims["dp_sticks"] == ("component_stick",)
+    # Python-mode graphs: two evaluations do not pay for a numba compile
+    logp = model.compile_logp(mode="FAST_COMPILE")
+    dlogp = model.compile_dlogp(mode="FAST_COMPILE")
+    for start in initial_points(spec, POINTS, 2, random_seed=2):
+        point = _value_point(model, start)
+        assert np.isfinite(logp(point)) and np.all(np.isfinite(dlogp(point)))
