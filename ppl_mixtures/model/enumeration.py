@@ -18,8 +18,9 @@ precision of the mean, which depends on z only through the count n_k, so its Cho
 factors are computed once per (k, n) rather than per assignment. :func:`collapsed_terms`
 picks the diagonal or the full form from the spec.
 
-Truncated Dirichlet-process weights (``weights="dp"``, T = K): given alpha the sticks
-integrate out one by one (Ishwaran & James 2001, eq. 6's generalized Polya urn), so a
+Truncated Dirichlet-process weights (``weights="dp"``, T = K): given alpha the sticks are
+independent Beta(1, alpha) variables (Ishwaran & James 2001) and prod_i w_{z_i} =
+prod_{k<T} v_k^n_k (1 - v_k)^m_k, so each stick integrates out on its own and a
 labelled sequence z with counts n_k and m_k = sum_{j>k} n_j has::
 
     p(z | alpha) = prod_{k<T} B(1 + n_k, alpha + m_k) / B(1, alpha)                      (D1)

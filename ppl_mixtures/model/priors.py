@@ -87,7 +87,7 @@ def stick_log_prior(mean_log_1mv: np.ndarray, mean_alpha: float, mean_log_alpha:
     """E[log p(v | alpha)] of the truncated DP's sticks v_k ~ Beta(1, alpha), k < T, summed.
 
     log Beta(v | 1, alpha) = log alpha + (alpha - 1) log(1 - v), so under independent q(v)
-    and q(alpha) (Blei & Jordan 2006, §4)::
+    and q(alpha) (Blei & Jordan 2006, §3)::
 
         sum_{k<T} E[log alpha] + (E[alpha] - 1) E[log(1 - v_k)]
 

@@ -31,7 +31,7 @@ with the sticks themselves as parameters (no offsets): for v in (0, 1)^(T-1) and
     w_k = v_k prod_{j<k} (1 - v_j)                                              (5)
 
 :func:`stick_weights` computes (5) and :func:`expected_log_stick_weights` its expected
-logarithm under independent stick factors (Blei & Jordan 2006, eq. 22).
+logarithm under independent stick factors (Blei & Jordan 2006, §3).
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def expected_log_stick_weights(e_log_v, e_log_1mv) -> np.ndarray:
 
     ``E[log w_k] = E[log v_k] + sum_{j<k} E[log(1 - v_j)]`` with ``E[log v_T] = 0`` (v_T = 1);
     for Beta(a_k, b_k) sticks, ``E[log v_k] = psi(a_k) - psi(a_k + b_k)`` and
-    ``E[log(1 - v_k)] = psi(b_k) - psi(a_k + b_k)`` (Blei & Jordan 2006, eq. 22).
+    ``E[log(1 - v_k)] = psi(b_k) - psi(a_k + b_k)`` (Blei & Jordan 2006, §3).
     """
     e_log_v = np.asarray(e_log_v, dtype=np.float64)
     e_log_1mv = np.asarray(e_log_1mv, dtype=np.float64)

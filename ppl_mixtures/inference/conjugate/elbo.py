@@ -150,7 +150,7 @@ def elbo_terms(stats: SufficientStats, params: VariationalParams, spec: MixtureS
 def weights_kl(params: Any, spec: MixtureSpec, mean_log_weights: np.ndarray) -> float:
     """KL of q's weight factor from its prior, nats: Dirichlet (``weight_conc``), the DP's
     sticks and concentration (``sticks.kl``: KL(q(v) || p(v | alpha)) averaged over q(alpha)
-    plus KL(q(alpha) || p(alpha)); Blei & Jordan 2006, §4), or 0 for fixed weights."""
+    plus KL(q(alpha) || p(alpha)); Blei & Jordan 2006, §3), or 0 for fixed weights."""
     factors = sticks.factors_of(params)
     if factors is not None:
         return sticks.kl(factors, spec)

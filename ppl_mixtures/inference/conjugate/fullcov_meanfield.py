@@ -103,16 +103,9 @@ class FullParams(NamedTuple):
 
 
 class DPFullParams(NamedTuple):
-    """:class:`FullParams` for ``weights="dp"`` (``weight_conc`` None) and the stick factors.
-
-    Attributes
-    ----------
-    mean_loc, mean_cov, weight_conc, wishart_dof, wishart_scale
-        As in :class:`FullParams`.
-    stick_a, stick_b : ndarray of shape (n_components - 1,)
-        q(v_k) = Beta(stick_a_k, stick_b_k), k < T (``sticks.py``).
-    alpha_shape, alpha_rate : ndarray of shape (1,) or None
-        q(alpha) = Gamma(shape, rate) when ``dp_alpha_prior`` is given; None otherwise.
+    """:class:`FullParams` for ``weights="dp"`` (``weight_conc`` None) and the stick factors
+    q(v_k) = Beta(stick_a_k, stick_b_k), k < T, and q(alpha) = Gamma(alpha_shape,
+    alpha_rate) (None when alpha is fixed), shaped as in ``meanfield.DPVariationalParams``.
     """
 
     mean_loc: np.ndarray

@@ -1,22 +1,22 @@
 """The stick factors of CAVI and SVI for truncated Dirichlet-process weights (``weights="dp"``).
 
 The prior (``model/spec.py``; Ishwaran & James 2001 for the truncation, Blei & Jordan 2006,
-Bayesian Analysis 1(1), §3-4 for the variational family), T = ``n_components``::
+Bayesian Analysis 1(1), §3 for the variational family), T = ``n_components``::
 
     v_k ~ Beta(1, alpha)  k < T,  v_T = 1,   w_k = v_k prod_{j<k} (1 - v_j)
     alpha fixed (dp_alpha), or alpha ~ Gamma(s1, s2) (dp_alpha_prior, shape/rate)
 
-The factors of q (Blei & Jordan 2006, eq. 18, with their Gamma factor on alpha, §4)::
+The factors of q (Blei & Jordan 2006, §3, with their Gamma factor on alpha)::
 
     q(v_k) = Beta(gamma1_k, gamma2_k)   k < T        q(alpha) = Gamma(w1, w2)
 
-Given q(z) with expected counts N_k = sum_i r_ik, the optimal factors are (eqs. 19-20 and
-§4; M_k = sum_{j>k} N_j)::
+Given q(z) with expected counts N_k = sum_i r_ik, the optimal factors are (ibid.;
+M_k = sum_{j>k} N_j)::
 
     gamma1_k = 1 + N_k,   gamma2_k = E[alpha] + M_k                                    (1)
     w1 = s1 + T - 1,      w2 = s2 - sum_{k<T} E[log(1 - v_k)]                          (2)
 
-and E[log w_k] = E[log v_k] + sum_{j<k} E[log(1 - v_j)] (eq. 22) takes the place of the
+and E[log w_k] = E[log v_k] + sum_{j<k} E[log(1 - v_j)] (ibid.) takes the place of the
 Dirichlet's psi(alpha_k) - psi(sum alpha) in q(z)'s update.
 
 With alpha learned, (1) and (2) depend on each other. :func:`update` solves them jointly:
@@ -103,7 +103,7 @@ def expected_alpha(factors: StickFactors, spec: MixtureSpec) -> tuple[float, flo
 
 
 def expected_log_weights(factors: StickFactors) -> np.ndarray:
-    """E[log w_k] of the stick-broken weights, shape (T,) (Blei & Jordan 2006, eq. 22)."""
+    """E[log w_k] of the stick-broken weights, shape (T,) (Blei & Jordan 2006, §3)."""
     return expected_log_stick_weights(*_beta_log_means(factors.stick_a, factors.stick_b))
 
 
@@ -227,7 +227,7 @@ def expected_counts(variational_params: Any, spec: MixtureSpec) -> np.ndarray:
 
 # ------------------------------------------------ the weights' factor, whichever the spec has
 def log_weight_expectations(params: Any, spec: MixtureSpec) -> np.ndarray:
-    """E[log w_k] under q's weight factor, shape (K,): stick-breaking (eq. 22), Dirichlet
+    """E[log w_k] under q's weight factor, shape (K,): stick-breaking (Blei & Jordan 2006), Dirichlet
     (psi(conc_k) - psi(sum conc)), or log(1/K) for fixed weights."""
     factors = factors_of(params)
     if factors is not None:
