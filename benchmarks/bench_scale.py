@@ -309,6 +309,12 @@ def run(
         f"Model: K = {SPEC.n_components}, D = 2, Dirichlet weights, learned diagonal "
         f"precisions; three Gaussian clusters. Command: `.venv/bin/python {command}`.",
         "",
+        "A load average above 2 on this 2-core machine means other jobs shared the cores: "
+        "absolute times are then inflated (one in-memory CAVI iteration over 1e6 points takes "
+        "3.5 ms on two threads at load 1.1-1.7, reports/benchmarks/cavi_em.md), while each "
+        "comparison within a "
+        "section is measured in the same minutes.",
+        "",
     ]
     return "\n".join(header + store + cluster)
 
