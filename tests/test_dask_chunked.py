@@ -221,3 +221,21 @@ def test_a_zarr_store_larger_than_the_memory_cap_is_fitted_chunk_by_chunk(
             chunk_size=chunk,
         )
     assert np.array_equal(result.elbo, in_memory.elbo)
+
+
+@pytest.mark.parametrize("engine", ["em", "svi"])
+def test_uneven_chunks_and_rechunking_give_the_in_memory_numbers(
+    points: np.ndarray, engine: str
+) -> None:
+    """Chunks of 30,000 rows (the last one 10,000): dask's own chunks, and a dask array of
+    other chunks re-chunked by ``chunk_size=30_000``, match ``chunk_size=30_000`` in memory.
+    SVI's minibatches then come from chunks of unequal size (chosen with probability n_c/N)."""
+    in_memory = _fit(points, engine, "diag", chunk_size=30_000)
+    with dask.config.set(scheduler="threads"):
+        own = _fit(da.from_array(points, chunks=(30_000, 2)), engine, "diag")
+        rechunked = _fit(
+            da.from_array(points, chunks=(7_000, 1)), engine, "diag", chunk_size=30_000
+        )
+    _assert_identical(in_memory, own)
+    _assert_identical(in_memory, rechunked)
+    assert in_memory.options["chunk_size"] == 30_000
