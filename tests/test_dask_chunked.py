@@ -18,15 +18,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import dask
+import dask.array as da  # the `dask` extra; the `dev` extra that `make test` installs has it
 import numpy as np
 import pytest
+from distributed import Client, LocalCluster, get_task_stream
 
-da = pytest.importorskip("dask.array")  # the `dask` extra; `make test` installs it (dev)
-import dask  # noqa: E402
-from distributed import Client, LocalCluster, get_task_stream  # noqa: E402
-
-from ppl_mixtures import MixtureSpec, fit  # noqa: E402
-from ppl_mixtures.results import ConvergenceWarning  # noqa: E402
+from ppl_mixtures import MixtureSpec, fit
+from ppl_mixtures.results import ConvergenceWarning
 
 N_SAMPLES = 100_000
 CHUNK = 25_000  # 4 chunks

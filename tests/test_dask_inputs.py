@@ -14,17 +14,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+import dask.array as da  # the `dask` extra; the `dev` extra that `make test` installs has it
 import numpy as np
 import pytest
 
-da = pytest.importorskip("dask.array")  # the `dask` extra; `make test` installs it (dev)
-
-from ppl_mixtures import MixtureSpec, fit  # noqa: E402
-from ppl_mixtures.app.cli import main  # noqa: E402
-from ppl_mixtures.datasets.readers import open_zarr  # noqa: E402
-from ppl_mixtures.inference import registry  # noqa: E402
-from ppl_mixtures.inference.registry import Engine  # noqa: E402
-from ppl_mixtures.validation.chunked import CHUNKED_ENGINES, check_chunked_engine  # noqa: E402
+from ppl_mixtures import MixtureSpec, fit
+from ppl_mixtures.app.cli import main
+from ppl_mixtures.datasets.readers import open_zarr
+from ppl_mixtures.inference import registry
+from ppl_mixtures.inference.registry import Engine
+from ppl_mixtures.validation.chunked import CHUNKED_ENGINES, check_chunked_engine
 
 SPEC = MixtureSpec(n_components=2, obs_sd=1.0)
 

@@ -42,8 +42,6 @@ from ppl_mixtures.validation.chunked import (
     chunk_moments,
     combine_moments,
     in_memory_chunks,
-    is_dask_array,
-    row_bounds,
     tree_reduce,
 )
 
@@ -243,18 +241,3 @@ def minibatch[T](
         return dask.compute(task)[0]
     block = points.source[points.bounds[chunk] : points.bounds[chunk + 1]]
     return _apply_rows(fn, block, rows)
-
-
-def check_dask_importable() -> None:
-    """ImportError naming the extra when dask is missing (only chunked input needs it)."""
-    try:
-        import dask
-        import dask.array  # noqa: F401
-    except ImportError as err:
-        raise ImportError(
-            f"chunked data need dask: {err}. Install it with "
-            f"pip install 'ppl-mixtures[dask]' (dask[array], distributed and zarr)."
-        ) from err
-
-
-__all__ += ["check_dask_importable", "is_dask_array", "row_bounds"]
