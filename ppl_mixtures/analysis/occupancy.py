@@ -28,7 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from ppl_mixtures.analysis.draws import check_fit, check_fit_points, chunks, parameter_draws
+from ppl_mixtures.analysis.draws import (
+    ParameterDraws,
+    check_fit,
+    check_fit_points,
+    chunks,
+    parameter_draws,
+)
 from ppl_mixtures.results import MixtureFit
 from ppl_mixtures.validation import check_int, check_seed
 
@@ -118,7 +124,9 @@ class Occupancy:
         return self.to_markdown()
 
 
-def _sample_occupied(data: np.ndarray, draws: Any, rng: np.random.Generator) -> np.ndarray:
+def _sample_occupied(
+    data: np.ndarray, draws: ParameterDraws, rng: np.random.Generator
+) -> np.ndarray:
     """Eqs. (1)-(2): the number of occupied components for each draw, shape (n_total,)."""
     n_samples, n_components = data.shape[0], draws.n_components
     out = np.empty(draws.n_total, dtype=np.int64)
@@ -194,7 +202,8 @@ def occupied_components(
     data = check_fit_points(fit, points)
     rng = np.random.default_rng(check_seed(random_seed))
     draws = parameter_draws(fit)
-    shape: tuple[int, int] | None = tuple(fit.draws("means").shape[:2])  # type: ignore[assignment]
+    sizes = fit.idata["posterior"].sizes
+    shape: tuple[int, int] | None = (int(sizes["chain"]), int(sizes["draw"]))
     last_weight = float(draws.weights[:, -1].mean())
     if n_draws is not None:
         n_draws = check_int(
