@@ -133,7 +133,9 @@ def test_bad_chunked_input_gets_a_message_that_teaches(
         position = found + len(part)
 
 
-@pytest.mark.parametrize("engine", ["advi", "fullrank_advi", "latent_gibbs"])
+@pytest.mark.parametrize(
+    "engine", ["advi", "fullrank_advi", "latent_gibbs", "nuts", "metropolis", "smc"]
+)
 def test_engines_that_need_the_data_in_memory_refuse_a_dask_array(engine: str) -> None:
     with pytest.raises(TypeError, match=r"^points: .*needs every point in memory.*'svi'"):
         fit(_good(), SPEC, engine=engine, progressbar=False)

@@ -248,6 +248,21 @@ def test_posterior_draws_break_the_sticks_and_carry_alpha():
     assert obs_cov is None
 
 
+@pytest.mark.parametrize("engine", ["cavi", "svi"])
+def test_a_dp_fit_stores_its_sticks_and_alpha_in_the_posterior(engine):
+    """fit() puts q's draws of the sticks and of alpha beside the stick-broken weights."""
+    points = _three_clusters()[::10]
+    spec = _dp_spec("diag", n_components=5, dp_alpha_prior=GAMMA_PRIOR)
+    options = {"n_iter": 200} if engine == "svi" else {}
+    result = fit(points, spec, engine=engine, n_init=1, progressbar=False, **options)
+    posterior = result.idata["posterior"]
+    assert posterior["dp_sticks"].shape[-1] == 4 and posterior["dp_alpha"].ndim == 2
+    np.testing.assert_allclose(
+        posterior["weights"].values, stick_weights(posterior["dp_sticks"].values), rtol=1e-12
+    )
+    assert np.all(posterior["dp_alpha"].values > 0)
+
+
 # ------------------------------------------------------------------ exact evidence
 @pytest.mark.parametrize("alpha_prior", [None, GAMMA_PRIOR])
 @pytest.mark.parametrize(("n_samples", "n_components"), [(6, 3), (4, 4)])

@@ -21,6 +21,7 @@ from ppl_mixtures.validation import (
     check_engine_options,
     check_points,
 )
+from ppl_mixtures.validation.chunked import check_chunked_engine
 
 __all__ = ["DataScaleWarning", "NumericalError", "check_finite_fit", "fit"]
 
@@ -39,7 +40,9 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
     points : array-like of shape (n_samples,) or (n_samples, n_features)
         Finite numeric data; 1-D input is one feature. Never modified. A ``(points,
         labels)`` tuple (what ``datasets.three_clusters_1d()`` returns) is refused with a
-        message saying to pass its first element.
+        message saying to pass its first element. A ``dask.array.Array`` chunked along rows
+        is accepted by the engines cavi, em and svi (``docs/scaling.md``); the others refuse
+        it with a TypeError naming them.
     spec : MixtureSpec
         The model. Every engine fits the same model, so answers are comparable.
     engine : str
@@ -79,6 +82,7 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
     check_engine_options(engine, entry.options or entry.fit, options)
     check_covariance_served(engine, spec.covariance)
     check_weights_served(engine, spec.weights)
+    check_chunked_engine(engine, points)  # dask arrays: cavi, em and svi only
     data = check_points(points, n_components=spec.n_components)
     spec.check_features(data.shape[1])
     message = check_data_scale(data, spec)

@@ -39,7 +39,7 @@ from ppl_mixtures import validation as v
 from ppl_mixtures.inference.conjugate import chunked, driver
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate.elbo import elbo
-from ppl_mixtures.inference.conjugate.family import q_draws, q_family
+from ppl_mixtures.inference.conjugate.family import q_family, q_posterior_draws
 from ppl_mixtures.inference.conjugate.fullcov_meanfield import FullParams
 from ppl_mixtures.inference.conjugate.meanfield import VariationalParams
 from ppl_mixtures.inference.registry import Engine
@@ -132,7 +132,10 @@ class CaviDetails:
         ``prec_shape``, ``prec_rate``; spherical: one Gamma per component, shape (K,)).
         Full and tied: the fields of :class:`FullParams` (``mean_loc`` (K, D), ``mean_cov``
         (K, D, D), ``weight_conc``, ``wishart_dof`` (K,), ``wishart_scale`` (K, D, D);
-        tied: one Wishart factor, shapes (1,) and (1, D, D)).
+        tied: one Wishart factor, shapes (1,) and (1, D, D)). ``weights="dp"``: no
+        ``weight_conc``; instead the stick factors ``stick_a``, ``stick_b`` (T - 1,) and,
+        with ``dp_alpha_prior``, ``alpha_shape``, ``alpha_rate`` (1,)
+        (``DPVariationalParams`` / ``DPFullParams``; ``sticks.expected_counts`` reads E[N_k]).
     """
 
     variational_params: dict[str, np.ndarray]
@@ -273,7 +276,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             ),
         )
     params = kept.state.params
-    means, weights, obs_sd, obs_cov = q_draws(
+    means, weights, obs_sd, obs_cov, extra = q_posterior_draws(
         params, spec, n_draws, np.random.default_rng(seeds[-1])
     )
     if spec.ordered:  # details hold q sorted like its draws
@@ -283,7 +286,13 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         spec=spec,
         family="vi",
         idata=make_idata(
-            means, weights, points, obs_sd=obs_sd, obs_cov=obs_cov, attrs={"engine": "cavi"}
+            means,
+            weights,
+            points,
+            obs_sd=obs_sd,
+            obs_cov=obs_cov,
+            attrs={"engine": "cavi"},
+            extra_posterior=extra,
         ),
         timings=Timings(build=build.seconds, run=run.seconds),
         elbo=kept.trace,

@@ -39,7 +39,7 @@ from ppl_mixtures import validation as v
 from ppl_mixtures.inference.conjugate import chunked, driver
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate import meanfield as mf
-from ppl_mixtures.inference.conjugate.family import q_draws, q_family
+from ppl_mixtures.inference.conjugate.family import q_family, q_posterior_draws
 from ppl_mixtures.inference.registry import Engine
 from ppl_mixtures.kernels.estep import warm_up
 from ppl_mixtures.kernels.estep_full import warm_up_full
@@ -347,7 +347,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             ),
         )
     params = kept.state.params
-    means, weights, obs_sd, obs_cov = q_draws(
+    means, weights, obs_sd, obs_cov, extra = q_posterior_draws(
         params, spec, n_draws, np.random.default_rng(seeds[-1])
     )
     if spec.ordered:  # details hold q sorted like its draws
@@ -375,7 +375,13 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         spec=spec,
         family="vi",
         idata=make_idata(
-            means, weights, points, obs_sd=obs_sd, obs_cov=obs_cov, attrs={"engine": "svi"}
+            means,
+            weights,
+            points,
+            obs_sd=obs_sd,
+            obs_cov=obs_cov,
+            attrs={"engine": "svi"},
+            extra_posterior=extra,
         ),
         timings=Timings(build=build.seconds, run=run.seconds),
         elbo=kept.trace,
