@@ -65,7 +65,9 @@ def vi_khat(
         Gaussians for the means, a Dirichlet for the weights and Gammas for learned
         precisions, from ``fit.details.variational_params``; every covariance type: with
         full and tied covariances q(mu_k) is a full Gaussian and q(Lambda) a Wishart per
-        component, or one for tied; spherical: one Gamma per component).
+        component, or one for tied; spherical: one Gamma per component; truncated DP
+        weights: Beta sticks ``stick_a``, ``stick_b`` and, with a learned concentration,
+        a Gamma q(alpha) from ``alpha_shape``, ``alpha_rate``).
     points : array-like of shape (n_samples, n_features), optional
         The data of p(x, theta): the data q was fitted to (the fit's own data when None).
     n_draws : int
@@ -192,6 +194,9 @@ def _conjugate_log_ratios(
     log_p = log_prior_means(means, spec, n_features)
     if spec.fixed_weights:
         weights = np.broadcast_to(spec.fixed_weight_values(), (n_draws, n_components))
+    elif spec.is_dp:
+        weights, log_q_dp, log_p_dp = _stick_draws(params, spec, n_draws, rng)
+        log_q, log_p = log_q + log_q_dp, log_p + log_p_dp
     else:
         conc = np.asarray(params["weight_conc"], dtype=np.float64)
         log_w = _log_dirichlet_draws(conc, n_draws, rng)
@@ -219,6 +224,44 @@ def _conjugate_log_ratios(
     else:
         obs_sd = spec.known_obs_sd(n_features)
     return log_p + log_likelihood_sum(data, weights, means, obs_sd) - log_q
+
+
+def _stick_draws(
+    params: Mapping[str, Any], spec: Any, n_draws: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truncated-DP weights from q: v_k ~ Beta(stick_a_k, stick_b_k), k < T, and (when
+    learned) alpha ~ Gamma(alpha_shape, alpha_rate); returns the stick-broken weights
+    (S, T) and log q, log p of (v, alpha), (S,) each.
+
+    p(v | alpha) = prod_k Beta(v_k | 1, alpha) = prod_k alpha (1 - v_k)^(alpha - 1), times
+    Gamma(alpha | dp_alpha_prior) when alpha is learned. q and p are densities of the same
+    coordinates (v, alpha), so no Jacobian enters the ratio."""
+    from scipy.stats import beta, gamma
+
+    from ppl_mixtures.model.transforms import log_stick_weights
+
+    stick_a = np.asarray(params["stick_a"], dtype=np.float64)
+    stick_b = np.asarray(params["stick_b"], dtype=np.float64)
+    sticks = rng.beta(stick_a, stick_b, size=(n_draws, stick_a.size))
+    log_q = beta.logpdf(sticks, stick_a, stick_b).sum(axis=1)
+    if spec.learned_dp_alpha:
+        shape = float(np.asarray(params["alpha_shape"], dtype=np.float64).ravel()[0])
+        rate = float(np.asarray(params["alpha_rate"], dtype=np.float64).ravel()[0])
+        alpha = rng.gamma(shape, 1.0 / rate, size=n_draws)
+        prior_shape, prior_rate = spec.dp_alpha_prior
+        log_q = log_q + gamma.logpdf(alpha, shape, scale=1.0 / rate)
+        log_p = gamma.logpdf(alpha, prior_shape, scale=1.0 / prior_rate)
+    else:
+        alpha = np.full(n_draws, float(spec.dp_alpha))
+        log_p = np.zeros(n_draws)
+    with np.errstate(divide="ignore"):  # a stick rounded to 1: (1 - v)^(alpha - 1) -> 0 or inf
+        log_1mv = np.log1p(-sticks)
+    # log Beta(v | 1, alpha) = log alpha + (alpha - 1) log(1 - v); 0 * -inf counts as 0
+    tail = np.multiply(
+        (alpha - 1.0)[:, None], log_1mv, out=np.zeros_like(sticks), where=alpha[:, None] != 1.0
+    )
+    log_p = log_p + (np.log(alpha)[:, None] + tail).sum(axis=1)
+    return np.exp(log_stick_weights(sticks)), log_q, log_p
 
 
 def _mean_draws(

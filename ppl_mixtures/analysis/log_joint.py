@@ -77,6 +77,39 @@ def _unconstrained_blocks(labels: list[str], theta: np.ndarray) -> dict[str, np.
     }
 
 
+def _dp_unconstrained(
+    blocks: dict[str, np.ndarray], spec: MixtureSpec
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Truncated-DP weights (S, T), log p and log abs(det J) (S,) each, from the PyMC
+    model's value variables (:mod:`ppl_mixtures.inference.pymc.dp`).
+
+    ``dp_neg_log_rest_log__`` holds y = log e with e_k = -log(1 - v_k) ~ Exponential(alpha)
+    (log p = log alpha - alpha e, log abs(det J) = y); ``dp_alpha_log__`` (learned alpha)
+    holds log alpha, alpha ~ Gamma(dp_alpha_prior) (log abs(det J) = log alpha). The
+    weights follow in log space: log w_k = log(1 - exp(-e_k)) - sum_{j<k} e_j,
+    log w_T = -sum_{j<T} e_j.
+    """
+    y = blocks["dp_neg_log_rest_log__"]  # (S, T-1)
+    rest = np.exp(y)
+    log_jac = y.sum(axis=1)
+    if spec.learned_dp_alpha:
+        log_alpha = blocks["dp_alpha_log__"][:, 0]
+        alpha = np.exp(log_alpha)
+        log_jac = log_jac + log_alpha
+        log_p = gamma_log_prior(alpha, log_alpha, *spec.dp_alpha_prior)
+    else:
+        alpha = np.full(y.shape[0], float(spec.dp_alpha))
+        log_alpha = np.log(alpha)
+        log_p = np.zeros(y.shape[0])
+    log_p = log_p + (log_alpha[:, None] - alpha[:, None] * rest).sum(axis=1)
+    left = -np.cumsum(rest, axis=1)  # log of the stick left after break k
+    before = np.concatenate([np.zeros((y.shape[0], 1)), left[:, :-1]], axis=1)
+    with np.errstate(divide="ignore"):  # e = 0 exactly: a stick of 0, weight 0
+        log_v = np.log(-np.expm1(-rest))
+    log_w = np.concatenate([log_v + before, left[:, -1:]], axis=1)
+    return np.exp(log_w), log_p, log_jac
+
+
 def unconstrained_log_joint(
     theta: np.ndarray, labels: list[str], spec: MixtureSpec, points: np.ndarray
 ) -> np.ndarray:
@@ -86,8 +119,9 @@ def unconstrained_log_joint(
     ``logp(jacobian=True)``), for every parameterization the models use: free ``means``, or
     ``means_first`` through PyMC's ordered transform (x_0 = y_0, x_k = x_(k-1) + exp(y_k),
     log abs(det J) = sum_(k>=1) y_k) plus ``means_rest``; weights through our stick-breaking
-    (:mod:`ppl_mixtures.model.transforms`) or PyMC's simplex transform; learned precisions through
-    log (log abs(det J) = sum y).
+    (:mod:`ppl_mixtures.model.transforms`) or PyMC's simplex transform, or truncated-DP
+    sticks through e = -log(1 - v) ~ Exponential(alpha) and log (and a learned alpha
+    through log); learned precisions through log (log abs(det J) = sum y).
 
     Parameters
     ----------
@@ -117,6 +151,9 @@ def unconstrained_log_joint(
     log_p = log_prior_means(means, spec, n_features)
     if spec.fixed_weights:
         weights = np.broadcast_to(spec.fixed_weight_values(), (n_draws, n_components))
+    elif spec.is_dp:
+        weights, log_p_dp, log_jac_dp = _dp_unconstrained(blocks, spec)
+        log_p, log_jac = log_p + log_p_dp, log_jac + log_jac_dp
     else:
         if "weights_stickbreaking__" in blocks:
             y = blocks["weights_stickbreaking__"]

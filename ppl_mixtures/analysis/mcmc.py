@@ -92,7 +92,8 @@ def mcmc_summary(fit: MixtureFit, **kwargs: Any) -> McmcSummary:
     Relabel first (``ppl_mixtures.relabel``) when the chains may use different component
     labels; otherwise R-hat reports the label switching, not a convergence failure. For
     learned full and tied covariances the table (and the worst R-hat and ESS) also covers
-    the correlations ``obs_corr[k, i, j]``, i < j (each once; the sds are ``obs_sd``).
+    the correlations ``obs_corr[k, i, j]``, i < j (each once; the sds are ``obs_sd``), and a
+    truncated DP's learned concentration ``dp_alpha``.
 
     Parameters
     ----------
@@ -108,7 +109,11 @@ def mcmc_summary(fit: MixtureFit, **kwargs: Any) -> McmcSummary:
 
     fit = check_fit(fit)
     with_corr = "var_names" not in kwargs and "obs_corr" in fit.idata["posterior"].data_vars
-    kwargs.setdefault("var_names", [*fit.parameter_names(), *(["obs_corr"] if with_corr else [])])
+    dp_alpha = ["dp_alpha"] if "dp_alpha" in fit.idata["posterior"].data_vars else []
+    kwargs.setdefault(
+        "var_names",
+        [*fit.parameter_names(), *(["obs_corr"] if with_corr else []), *dp_alpha],
+    )
     with warnings.catch_warnings():  # one chain or one draw: R-hat/ESS are NaN, not an error
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)

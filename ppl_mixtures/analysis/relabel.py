@@ -22,6 +22,26 @@ The assignment enumerates the K! permutations, vectorized over draws, for K <= 6
 calls ``scipy.optimize.linear_sum_assignment`` per draw for larger K. On exact ties the
 identity wins, so an aligned posterior is returned bit for bit.
 
+Truncated Dirichlet-process fits (``spec.weights == "dp"``). Their components are not
+exchangeable a priori (stick k is broken before stick k + 1), but the likelihood is, and
+samplers still swap sticks of similar size (across chains, and within one when two
+weights are close), so DP fits are relabeled like the others, with two changes:
+
+- the cost of giving draw s's component j a label is its squared distance times its
+  weight w_sj. An unoccupied component (weight near 0) has a mean drawn from the prior,
+  anywhere; unweighted, its distance would pull occupied components out of place. With
+  the weight, occupied components are matched by their means and unoccupied ones are
+  labeled at (almost) no cost;
+- a variational fit (one chain of independent draws from q) is permuted as a block: q
+  has no label switching inside it, and per-draw assignments would only reorder the
+  unoccupied components' prior draws, which changes their marginals.
+
+After relabeling, the components carry the reference's labels, not stick positions:
+``weights[k]`` is no longer the k-th stick's weight, so the stick variables
+(``dp_sticks``, ``dp_neg_log_rest``, dims ``component_stick``) are dropped from a
+relabeled posterior when any draw moved (they describe the original stick order);
+``dp_alpha`` does not depend on labels and is kept.
+
 A permutation is applied to the whole draw at once, to every posterior variable with a
 ``component`` dimension (means, weights, obs_sd, ...), so a draw's components are never
 mixed. Latent assignments ``z`` (dims chain, draw, obs; values are component labels, as
@@ -85,8 +105,17 @@ def _assign_hungarian(cost: np.ndarray) -> np.ndarray:
     return perms
 
 
-def _assign(means: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Permutations (n_chains, n_draws, K) taking every draw's means closest to ``reference``."""
+def _assign(
+    means: np.ndarray,
+    reference: np.ndarray,
+    weights: np.ndarray | None = None,
+    block: bool = False,
+) -> np.ndarray:
+    """Permutations (n_chains, n_draws, K) taking every draw's means closest to ``reference``.
+
+    ``weights`` (n_chains, n_draws, K): each draw component's squared distance is scaled by
+    its weight (DP fits). ``block``: one permutation per chain, minimizing the summed cost
+    over its draws."""
     n_chains, n_draws, n_components, _ = means.shape
     cost = (
         (
@@ -95,7 +124,12 @@ def _assign(means: np.ndarray, reference: np.ndarray) -> np.ndarray:
         )
         ** 2
     ).sum(-1)  # (n, K_ref, K)
+    if weights is not None:
+        cost = cost * weights.reshape(-1, 1, n_components)
     solve = _assign_enumerated if n_components <= _MAX_ENUMERATED_K else _assign_hungarian
+    if block:
+        per_chain = solve(cost.reshape(n_chains, n_draws, n_components, n_components).sum(1))
+        return np.repeat(per_chain[:, None, :], n_draws, axis=1)
     return solve(cost).reshape(n_chains, n_draws, n_components)
 
 
@@ -106,7 +140,12 @@ def _permute(draws: np.ndarray, perms: np.ndarray) -> np.ndarray:
 
 
 def align_permutations(
-    means: np.ndarray, reference: np.ndarray | None = None, max_iter: int = 20
+    means: np.ndarray,
+    reference: np.ndarray | None = None,
+    max_iter: int = 20,
+    *,
+    weights: np.ndarray | None = None,
+    block: bool = False,
 ) -> np.ndarray:
     """Permutations that align every draw's components to a reference.
 
@@ -119,6 +158,13 @@ def align_permutations(
         until no label moves.
     max_iter : int
         Refinement rounds when ``reference`` is None.
+    weights : ndarray of shape (n_chains, n_draws, n_components), optional
+        Scale each draw component's squared distance by its weight (what :func:`relabel`
+        does for DP fits: unoccupied components, whose means are prior draws, then cost
+        almost nothing wherever they are). None: unweighted distances.
+    block : bool
+        One permutation per chain (the minimum of the cost summed over its draws) instead
+        of one per draw: for independent draws from a variational q.
 
     Returns
     -------
@@ -140,11 +186,21 @@ def align_permutations(
     n_chains, n_draws, n_components, _ = means.shape
     if n_components == 1:
         return np.zeros((n_chains, n_draws, 1), dtype=np.intp)
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != means.shape[:3]:
+            raise ValueError(
+                f"weights: expected an array of shape {means.shape[:3]} (n_chains, "
+                f"n_draws, n_components) like means, got shape {weights.shape}. Pass "
+                f"fit.draws('weights')."
+            )
     if reference is not None:
-        return _assign(means, np.asarray(reference, dtype=np.float64))
-    perms = _assign(means, means[0, n_draws // 2])
+        return _assign(means, np.asarray(reference, dtype=np.float64), weights, block)
+    if block and n_chains == 1:  # one block aligned with itself: nothing moves
+        return np.broadcast_to(np.arange(n_components), (1, n_draws, n_components)).copy()
+    perms = _assign(means, means[0, n_draws // 2], weights, block)
     for _ in range(max_iter - 1):  # max_iter assignments in all, the first from one draw
-        new_perms = _assign(means, _permute(means, perms).mean(axis=(0, 1)))
+        new_perms = _assign(means, _permute(means, perms).mean(axis=(0, 1)), weights, block)
         if np.array_equal(new_perms, perms):
             break
         perms = new_perms
@@ -188,7 +244,10 @@ def _rhat_max(fit: MixtureFit) -> float | None:
         return None
     import arviz as az
 
-    names = list(fit.parameter_names())
+    names = [
+        *fit.parameter_names(),
+        *(["dp_alpha"] if "dp_alpha" in fit.idata["posterior"] else []),
+    ]
     rhat = az.rhat(fit.idata, var_names=names)
     return float(max(np.nanmax(np.asarray(rhat[n].values)) for n in names))
 
@@ -212,6 +271,8 @@ def relabel(fit: MixtureFit, reference: MixtureFit | np.ndarray | None = None) -
         n_draws, n_components), how many draws changed labels, and the max R-hat over
         the parameters before and after (None with one chain). The input fit
         is not modified; when no draw moves, the posterior values are the original ones.
+        DP fits: weighted costs, a variational fit as one block, and the stick variables
+        dropped when draws moved (module docstring).
 
     Examples
     --------
@@ -234,12 +295,23 @@ def relabel(fit: MixtureFit, reference: MixtureFit | np.ndarray | None = None) -
                 f"(n_components, n_features), got {reference.shape}. Align fits "
                 f"of the same K and data."
             )
-    perms = align_permutations(means, reference)
+    dp = bool(fit.spec.is_dp) and fit.n_components > 1
+    perms = align_permutations(
+        means,
+        reference,
+        weights=fit.draws("weights") if dp else None,
+        block=dp and fit.family == "vi" and fit.n_chains == 1,
+    )
     identity = np.arange(fit.n_components)
     n_moved = int((perms != identity).any(-1).sum())
     idata = fit.idata.copy()
     if n_moved:
-        idata["posterior"] = apply_permutations(fit.idata["posterior"].to_dataset(), perms)
+        posterior = apply_permutations(fit.idata["posterior"].to_dataset(), perms)
+        if dp:  # the sticks describe the original stick order (module docstring)
+            posterior = posterior.drop_vars(
+                [n for n, v in posterior.data_vars.items() if "component_stick" in v.dims]
+            )
+        idata["posterior"] = posterior
     relabeled = fit.replace(idata=idata)
     info = Relabeling(
         permutations=perms,

@@ -6,7 +6,8 @@ reference, Wasserstein-1 distance); :func:`engine_row` aggregates one engine's r
 geometric-mean sd ratio over the free parameters, the largest shift, label switching).
 The columns are documented on :class:`ppl_mixtures.analysis.comparison.Comparison`.
 
-The rows are the model parameters (``results.PARAMETERS``: means, weights, obs_sd) and, for
+The rows are the model parameters (``results.PARAMETERS``: means, weights, obs_sd), a
+truncated DP's learned concentration ``dp_alpha`` and, for
 a learned full or tied covariance, its correlations ``obs_corr[k,i,j]`` for i < j
 (:data:`TABLE_PARAMETERS`, :func:`table_parameters`): a covariance is tabled as its sds
 (obs_sd, the square roots of the variances) and correlations, never as raw Cholesky
@@ -49,21 +50,28 @@ __all__ = [
 ]
 
 #: The parameter groups of the comparison tables, in table order: the model parameters,
-#: then the correlations of a learned full (or tied) covariance.
-TABLE_PARAMETERS = (*PARAMETERS, "obs_corr")
+#: then the correlations of a learned full (or tied) covariance, then a truncated DP's
+#: learned concentration ``dp_alpha`` (a scalar: one row).
+TABLE_PARAMETERS = (*PARAMETERS, "obs_corr", "dp_alpha")
 
 
 def parameter_labels(name: str, shape: tuple[int, ...]) -> list[str]:
-    """``means[0,1]``-style labels for every entry of a (K,) or (K, D) parameter."""
+    """``means[0,1]``-style labels for every entry of a (K,) or (K, D) parameter; a scalar
+    (shape ()) is labeled by its name alone (``dp_alpha``)."""
+    if shape == ():
+        return [name]
     return [f"{name}[{','.join(str(i) for i in idx)}]" for idx in np.ndindex(*shape)]
 
 
 def split_parameter(label: str) -> tuple[str, int | None]:
-    """("means", 1) from "means[0,1]"; ("weights", None) from "weights[2]".
+    """("means", 1) from "means[0,1]"; ("weights", None) from "weights[2]"; ("dp_alpha",
+    None) from the scalar "dp_alpha".
 
     A correlation "obs_corr[0,0,1]" has no single feature: ("obs_corr", None) (it is
     unit-free, so unit conversions leave it unchanged).
     """
+    if "[" not in label:  # a scalar parameter, e.g. "dp_alpha"
+        return label, None
     name, idx = label.rstrip("]").split("[")
     parts = idx.split(",")
     return name, (int(parts[1]) if len(parts) == 2 else None)
@@ -93,9 +101,12 @@ def correlation_label(label: str, feature_names: Sequence[str] | None = None) ->
 
 def table_parameters(fit: MixtureFit) -> tuple[str, ...]:
     """The fit's parameter groups in the tables: ``fit.parameter_names()``, plus
-    ``obs_corr`` when the posterior has learned correlations (two or more features)."""
+    ``obs_corr`` when the posterior has learned correlations (two or more features), plus
+    ``dp_alpha`` when a truncated DP's concentration is learned."""
     post = fit.idata["posterior"]
     extra = ("obs_corr",) if "obs_corr" in post.data_vars and fit.n_features > 1 else ()
+    if "dp_alpha" in post.data_vars:  # a DP's learned concentration
+        extra = (*extra, "dp_alpha")
     return tuple(p for p in TABLE_PARAMETERS if p in (*fit.parameter_names(), *extra))
 
 
@@ -140,6 +151,8 @@ def _copies(name: str, shape: tuple[int, ...], entries: np.ndarray, covariance: 
     """Which tabled entries repeat another, shape (n_entries,) of bool: with a tied
     covariance every component's obs_sd and obs_corr are component 0's; with a spherical
     one every feature's obs_sd is feature 0's."""
+    if not shape:  # a scalar (dp_alpha) repeats nothing
+        return np.zeros(entries.size, dtype=bool)
     idx = np.unravel_index(entries, shape)
     if covariance == "tied" and name in ("obs_sd", "obs_corr"):
         return idx[0] > 0

@@ -100,8 +100,9 @@ _CONTAINS = MappingProxyType(
     }
 )
 #: Parameter groups, each judged and named separately in a verdict (obs_corr: the
-#: correlations of a learned full or tied covariance, judged like any other parameter).
-GROUPS = ("means", "weights", "obs_sd", "obs_corr")
+#: correlations of a learned full or tied covariance, judged like any other parameter;
+#: dp_alpha: a truncated DP's learned concentration).
+GROUPS = ("means", "weights", "obs_sd", "obs_corr", "dp_alpha")
 #: The groups the rules text names when it is not told which groups a comparison has.
 _RULES_GROUPS = ("means", "weights", "obs_sd")
 

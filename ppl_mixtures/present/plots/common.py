@@ -182,6 +182,8 @@ class FeatureAxes:
     def parameter_label(self, name: str, d: int | None) -> str:
         if name == "obs_corr":
             return "correlation (unitless)"
+        if name == "dp_alpha":
+            return "DP concentration alpha (unitless)"
         if name == "weights" or d is None:
             return "weight (probability)"
         return self.label(d, "mean" if name == "means" else "sd")

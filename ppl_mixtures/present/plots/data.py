@@ -1,5 +1,11 @@
 """The data with each fit's components: :func:`plot_data` (a comparison, one panel per
-engine) and :func:`plot_fit_data` (one fit), drawn by one code path."""
+engine) and :func:`plot_fit_data` (one fit), drawn by one code path.
+
+Truncated Dirichlet-process fits carry T components of which only a few hold data; an
+unoccupied one has its prior as posterior (mean ellipses as wide as the prior), which
+would cover the panel and say nothing. Their 2-D panels draw only the components that
+expect at least one of the N points (N w_k >= 1) in at least half of the draws
+(:data:`DP_DRAWN_FRACTION`), and say so in the panel title."""
 
 from __future__ import annotations
 
@@ -27,7 +33,21 @@ if TYPE_CHECKING:
 
     from ppl_mixtures.analysis.compare import Comparison
 
-__all__ = ["plot_data", "plot_fit_data"]
+__all__ = ["DP_DRAWN_FRACTION", "plot_data", "plot_fit_data"]
+
+#: A DP fit's component is drawn when N w_k >= 1 (it expects a point) in at least this
+#: fraction of the draws: its posterior median weight is >= 1/N.
+DP_DRAWN_FRACTION = 0.5
+
+
+def _drawn(fit: MixtureFit, n_samples: int) -> np.ndarray:
+    """Which components a 2-D panel draws, (K,) bool: all, except a DP fit's components
+    that expect less than one of the ``n_samples`` points in most draws
+    (:data:`DP_DRAWN_FRACTION`)."""
+    weights = fit.draws("weights").reshape(-1, fit.n_components)
+    if not fit.spec.is_dp:
+        return np.ones(fit.n_components, dtype=bool)
+    return (n_samples * weights >= 1.0).mean(axis=0) >= DP_DRAWN_FRACTION
 
 
 def plot_data(
@@ -211,16 +231,29 @@ def _plot_data_2d(
     ref_means = (
         None
         if reference is None
-        else features.values(fits[reference].posterior_mean("means"))[:, :2]
+        else features.values(fits[reference].posterior_mean("means"))[
+            _drawn(fits[reference], points.shape[0]), :2
+        ]
     )
     lows, highs = [shown.min(axis=0)], [shown.max(axis=0)]
+    hidden = False
     for ax, name in zip(axes.ravel(), names, strict=False):
         panel_lows, panel_highs = _draw_data_panel(
-            ax, fits[name], shown, features, colors[name], None if name == reference else ref_means
+            ax,
+            fits[name],
+            shown,
+            features,
+            colors[name],
+            None if name == reference else ref_means,
+            _drawn(fits[name], points.shape[0]),
         )
         lows += panel_lows
         highs += panel_highs
         point = " (point estimate)" if is_point_estimate(fits[name]) else ""
+        drawn = _drawn(fits[name], points.shape[0])
+        if not drawn.all():
+            hidden = True
+            point += f"\n{int(drawn.sum())} of {drawn.size} DP components drawn"
         ax.set_title(f"{name}{point}", fontsize="medium")
     low, high = np.min(lows, axis=0), np.max(highs, axis=0)
     pad = 0.04 * (high - low)
@@ -232,6 +265,12 @@ def _plot_data_2d(
         ax.set_visible(False)
     full = any(component_cov(fit) is not None for fit in fits.values())
     outside_legend(fig, _data_legend_2d(points.shape[0], reference, full), ncols=legend_ncols)
+    if hidden:
+        sep = " " if len(names) > 1 else "\n"  # one panel: too narrow for one line
+        title += (
+            f"\n(DP: a component is drawn when it expects{sep}>= 1 of the {points.shape[0]} "
+            f"points in >= {DP_DRAWN_FRACTION:.0%} of the draws)"
+        )
     if not np.allclose(features.scale[:2], features.scale[0]):
         sep = " " if len(names) > 1 or figsize is None else "\n"  # one narrow panel: 2 lines
         title += f"\n(equal aspect in standardized units:{sep}one sd of each feature is one length)"
@@ -246,16 +285,20 @@ def _draw_data_panel(
     features: FeatureAxes,
     color: Any,
     ref_means: np.ndarray | None,
+    drawn: np.ndarray,
 ) -> tuple[list, list]:
-    """Draw one fit over the data ``shown`` (n, 2) (data units) on ``ax``.
+    """Draw one fit's components ``drawn`` ((K,) bool) over the data ``shown`` (n, 2) (data
+    units) on ``ax``.
 
     Returns the lower and upper corners (arrays of shape (2,)) of each component's 2-sd
     box, so the caller can give every panel limits that hold all of them.
     """
-    means = features.values(fit.posterior_mean("means"))[:, :2]
-    sds = features.spreads(component_sd(fit))[:, :2]
-    covs = _mean_cov(fit, features, (0, 1))
+    means = features.values(fit.posterior_mean("means"))[drawn, :2]
+    sds = features.spreads(component_sd(fit))[drawn, :2]
+    covs = _mean_cov(fit, features, (0, 1))[drawn]
     density_covs = _density_cov(fit, features)
+    if density_covs is not None:
+        density_covs = density_covs[drawn]
     ax.scatter(
         shown[:, 0], shown[:, 1], s=5, c="0.6", alpha=min(1.0, 300 / len(shown)), linewidths=0
     )
