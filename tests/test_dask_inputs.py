@@ -133,10 +133,10 @@ def test_bad_chunked_input_gets_a_message_that_teaches(
         position = found + len(part)
 
 
-@pytest.mark.parametrize(
-    "engine", ["advi", "fullrank_advi", "latent_gibbs", "nuts", "metropolis", "smc"]
-)
+@pytest.mark.parametrize("engine", ["latent_gibbs", "nuts", "metropolis", "smc"])
 def test_engines_that_need_the_data_in_memory_refuse_a_dask_array(engine: str) -> None:
+    """(ADVI streams chunked data with batch_size and refuses them without it, naming
+    batch_size: tests/test_dask_advi.py.)"""
     with pytest.raises(TypeError, match=r"^points: .*needs every point in memory.*'svi'"):
         fit(_good(), SPEC, engine=engine, progressbar=False)
 

@@ -5,7 +5,8 @@ as for in-memory data (numeric dtype, 1-D or 2-D, at least one point and one fea
 value finite, at least ``n_components`` points), with one pass over the data for the values
 (NaN/inf are reported by chunk and row), all before any engine iterates. It returns a
 :class:`ChunkedPoints`, the one type the engines that serve chunked data (CAVI, EM, SVI)
-receive; every other engine is refused when it tries to read it as an array.
+receive (and minibatch ADVI, which streams one chunk at a time: ``batch_size`` required);
+every other engine is refused when it tries to read it as an array.
 
 Chunks are along rows only: a dask array with several column chunks is rechunked to one
 column chunk (a chunk holds whole points). Dask itself is never imported here unless the
@@ -16,6 +17,11 @@ The one pass also computes, per chunk, the count, column means and the scatter m
 sum (x - x̄)(x - x̄)^T, combined in a fixed binary tree over the chunks (Chan, Golub &
 LeVeque 1979): the data's moments for the data-scale check and EM's start, the same
 numbers for the same chunking whatever runs the chunks.
+
+Reading chunks (shared by the conjugate engines and minibatch ADVI, which must not import
+each other): :func:`chunk_blocks` (one delayed object per chunk), :func:`read_chunk` (one
+chunk, or some of its rows, into memory), :func:`chunk_epoch` (chunks drawn with
+probability n_c / N, stratified over an epoch) and :func:`init_sample` (the deterministic subsample the starts read).
 """
 
 from __future__ import annotations
@@ -30,18 +36,32 @@ import numpy as np
 
 __all__ = [
     "CHUNKED_ENGINES",
+    "INIT_SAMPLE_SIZE",
+    "MINIBATCH_CHUNKED_ENGINES",
     "ChunkedPoints",
     "DataMoments",
     "check_chunked_engine",
     "check_chunked_points",
+    "chunk_blocks",
+    "chunk_epoch",
     "chunk_moments",
     "combine_moments",
+    "init_sample",
     "is_dask_array",
+    "read_chunk",
     "tree_reduce",
 ]
 
-#: The engines that accept chunked data (one pass per iteration, additive statistics).
-CHUNKED_ENGINES = ("cavi", "em", "svi")
+#: The engines that accept chunked data: CAVI, EM and SVI (one pass per iteration, additive
+#: statistics), and ADVI with minibatches (``batch_size``; it streams one chunk at a time).
+CHUNKED_ENGINES = ("cavi", "em", "svi", "advi", "fullrank_advi")
+#: Of those, the ones that accept chunked data only with ``batch_size`` set.
+MINIBATCH_CHUNKED_ENGINES = ("advi", "fullrank_advi")
+#: k-means++ and random-point starts on chunked data read at most this many rows: rows
+#: floor(i N / m), i = 0..m-1 (every row when N <= m, so a small data set starts exactly
+#: where the in-memory fit starts).
+INIT_SAMPLE_SIZE = 100_000
+_ACCEPTED = "'cavi', 'em', 'svi' and, with batch_size set, minibatch 'advi' and 'fullrank_advi'"
 
 DASK_INSTALL_HINT = "pip install 'ppl-mixtures[dask]'"
 
@@ -155,15 +175,15 @@ class ChunkedPoints:
 
     def in_memory_error(self) -> TypeError:
         """The TypeError for code that needs every point in memory (every engine but
-        CAVI, EM and SVI, and the analyses that read the points)."""
+        CAVI, EM, SVI and minibatch ADVI, and the analyses that read the points)."""
         n_samples, n_features = self.shape
         return TypeError(
             f"points: this engine needs every point in memory, got chunked data "
             f"({n_samples} x {n_features} in {self.n_chunks} chunks). Chunked (dask) data "
-            f"are accepted by engines {', '.join(map(repr, CHUNKED_ENGINES))} only: NUTS, "
-            f"Metropolis, SMC and the PyMC engines take a full pass over the data at every "
-            f"step and do not distribute. Use engine='cavi', 'em' or 'svi', or pass "
-            f"points.compute() if the data fit in memory."
+            f"are accepted by engines {_ACCEPTED} only: NUTS, Metropolis, SMC and "
+            f"full-data ADVI take a full pass over the data at every step and do not "
+            f"distribute. Use engine='cavi', 'em' or 'svi', or pass points.compute() if "
+            f"the data fit in memory."
         )
 
     def __repr__(self) -> str:
@@ -174,7 +194,9 @@ class ChunkedPoints:
 def check_chunked_engine(engine: str, points: Any) -> None:
     """TypeError when chunked data (a dask array) go to an engine that does not accept them.
 
-    Cheap (no pass over the data): ``fit`` calls it before validating the values.
+    Cheap (no pass over the data): ``fit`` calls it before validating the values. The
+    engines of :data:`MINIBATCH_CHUNKED_ENGINES` pass here and check ``batch_size``
+    themselves (a clear error when it is None).
     """
     if engine in CHUNKED_ENGINES or not (
         is_dask_array(points) or isinstance(points, ChunkedPoints)
@@ -182,10 +204,10 @@ def check_chunked_engine(engine: str, points: Any) -> None:
         return
     raise TypeError(
         f"points: engine {engine!r} needs every point in memory, got a dask array of shape "
-        f"{tuple(points.shape)}. Chunked data are accepted by engines "
-        f"{', '.join(map(repr, CHUNKED_ENGINES))} only: NUTS, Metropolis, SMC and the PyMC "
-        f"engines take a full pass over the data at every step and do not distribute. Use "
-        f"engine='cavi', 'em' or 'svi', or pass points.compute() if the data fit in memory."
+        f"{tuple(points.shape)}. Chunked data are accepted by engines {_ACCEPTED} only: "
+        f"NUTS, Metropolis, SMC and the other PyMC engines take a full pass over the data "
+        f"at every step and do not distribute. Use engine='cavi', 'em' or 'svi' (or "
+        f"'advi' with batch_size), or pass points.compute() if the data fit in memory."
     )
 
 
@@ -316,3 +338,87 @@ def in_memory_chunks(points: np.ndarray, chunk_size: int) -> ChunkedPoints:
     moments = tree_reduce([c[2] for c in checks if c[2] is not None], combine_moments)
     shape = (int(points.shape[0]), int(points.shape[1]))
     return ChunkedPoints(points, bounds, moments, _fingerprint(shape, [c[3] for c in checks]))
+
+
+# ----------------------------------------------------------------- reading chunks
+def chunk_blocks(points: ChunkedPoints) -> list[Any]:
+    """One delayed object per chunk of a dask-backed ``points`` (made once, kept in
+    ``points.cache``)."""
+    if "blocks" not in points.cache:
+        points.cache["blocks"] = list(points.source.to_delayed().ravel())
+    return points.cache["blocks"]
+
+
+def apply_rows(fn: Callable[[np.ndarray], Any], block: Any, rows: np.ndarray | None) -> Any:
+    """``fn`` of ``block`` (or of its ``rows``) as C-ordered float64."""
+    block = np.asarray(block)
+    if rows is not None:
+        block = block[rows]
+    return fn(np.ascontiguousarray(block, dtype=np.float64))
+
+
+def _identity(block: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(block)
+
+
+def read_chunk(points: ChunkedPoints, chunk: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Chunk ``chunk`` (or its chunk-local ``rows``) in memory, float64 C order, shape
+    (n_rows, n_features). On dask one task: only this chunk is read."""
+    if points.is_dask:
+        import dask
+
+        block = chunk_blocks(points)[chunk]
+        return dask.compute(dask.delayed(apply_rows, pure=False)(_identity, block, rows))[0]
+    block = points.source[points.bounds[chunk] : points.bounds[chunk + 1]]
+    return apply_rows(_identity, block, rows)
+
+
+def chunk_epoch(points: ChunkedPoints, rng: np.random.Generator) -> np.ndarray:
+    """One epoch of chunk reads, shape (n_chunks,): chunks drawn by stratified sampling in
+    proportion to their rows, in random order.
+
+    Read j of the epoch takes the chunk holding row floor((j + U) N / C) (U uniform, one
+    for the epoch, C = n_chunks), then the reads are shuffled. Each read on its own is the
+    chunk holding a uniform row -- chunk c with probability n_c / N, so a minibatch drawn
+    uniformly from it is unbiased for the full data -- while over the epoch every chunk is
+    read about C n_c / N times (equal chunks: each exactly once), which removes most of
+    the chunk-to-chunk variance that independent draws would leave (two ``rng`` calls).
+    """
+    n_chunks, n_samples = points.n_chunks, points.shape[0]
+    rows = np.floor((np.arange(n_chunks) + rng.random()) * (n_samples / n_chunks))
+    rows = np.minimum(rows.astype(np.int64), n_samples - 1)
+    chunks = np.searchsorted(points.bounds, rows, side="right") - 1
+    return rng.permutation(chunks)
+
+
+def init_sample(points: ChunkedPoints, size: int = INIT_SAMPLE_SIZE) -> np.ndarray:
+    """Rows ``floor(i N / m)``, i = 0..m-1, m = min(N, ``size``), as float64 (in memory).
+
+    The k-means++, random-point and ADVI starts draw from these rows; every row when
+    N <= ``size``. Read once per ChunkedPoints (one task per chunk, each returning its
+    rows of the subsample) and kept for the restarts.
+    """
+    if "init_sample" in points.cache:
+        return points.cache["init_sample"]
+    n_samples = points.shape[0]
+    m = min(n_samples, size)
+    index = (np.arange(m, dtype=np.int64) * n_samples) // m
+    bounds = np.asarray(points.bounds)
+    chunk_of = np.searchsorted(bounds, index, side="right") - 1
+    local = [index[chunk_of == c] - bounds[c] for c in range(points.n_chunks)]
+    if points.is_dask:
+        import dask
+
+        tasks = [
+            dask.delayed(apply_rows, pure=False)(_identity, b, rows)
+            for b, rows in zip(chunk_blocks(points), local, strict=True)
+        ]
+        parts = list(dask.compute(*tasks))
+    else:
+        parts = [
+            np.asarray(points.source[points.bounds[c] : points.bounds[c + 1]][rows], np.float64)
+            for c, rows in enumerate(local)
+        ]
+    sample = np.ascontiguousarray(np.concatenate(parts), dtype=np.float64)
+    points.cache["init_sample"] = sample
+    return sample

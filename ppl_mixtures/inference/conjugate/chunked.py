@@ -19,7 +19,8 @@ the chunking, never on which chunk finished first, so an in-memory fit with
 ``chunk_size=c`` and a dask array of row chunks of c give identical numbers, bit for bit.
 
 Also here: the start's data (:func:`init_sample`, a deterministic subsample by index for
-k-means++), EM's data moments (:func:`data_moments`) and SVI's minibatch from one chunk
+k-means++; it lives in ``validation.chunked`` with the other chunk readers, which minibatch
+ADVI shares), EM's data moments (:func:`data_moments`) and SVI's minibatch from one chunk
 (:func:`minibatch`). The global updates never change: they run on the reduced statistics.
 """
 
@@ -37,11 +38,14 @@ from ppl_mixtures.kernels.estep import SufficientStats
 from ppl_mixtures.kernels.estep_full import FullStats
 from ppl_mixtures.validation.chunked import (
     CHUNKED_ENGINES,
+    INIT_SAMPLE_SIZE,
     ChunkedPoints,
     DataMoments,
+    chunk_blocks,
     chunk_moments,
     combine_moments,
     in_memory_chunks,
+    init_sample,
     tree_reduce,
 )
 
@@ -58,11 +62,6 @@ __all__ = [
     "minibatch",
     "prepare",
 ]
-
-#: k-means++ and random-point starts on chunked data read at most this many rows: rows
-#: floor(i N / m), i = 0..m-1 (every row when N <= m, so a small data set starts exactly
-#: where the in-memory fit starts).
-INIT_SAMPLE_SIZE = 100_000
 
 
 def chunk_backend(backend: str) -> str:
@@ -99,11 +98,7 @@ def _apply_rows(fn: Callable[[np.ndarray], Any], block: Any, rows: np.ndarray) -
     return fn(np.ascontiguousarray(np.asarray(block)[rows], dtype=np.float64))
 
 
-def _dask_blocks(points: ChunkedPoints) -> list[Any]:
-    """One delayed object per chunk (made once per ChunkedPoints, reused every iteration)."""
-    if "blocks" not in points.cache:
-        points.cache["blocks"] = list(points.source.to_delayed().ravel())
-    return points.cache["blocks"]
+_dask_blocks = chunk_blocks  # one delayed object per chunk (validation.chunked)
 
 
 def map_chunks[T](points: ChunkedPoints, fn: Callable[[np.ndarray], T]) -> list[T]:
@@ -166,46 +161,6 @@ def combine_stats[S: (SufficientStats, FullStats)](a: S, b: S) -> S:
 
 
 # ----------------------------------------------------------------- the start
-def _sample_index(n_samples: int, size: int) -> np.ndarray:
-    return (np.arange(size, dtype=np.int64) * n_samples) // size
-
-
-def init_sample(points: ChunkedPoints, size: int = INIT_SAMPLE_SIZE) -> np.ndarray:
-    """Rows ``floor(i N / m)``, i = 0..m-1, m = min(N, ``size``), as float64 (in memory).
-
-    The k-means++ and random-point starts draw their centers from these rows; every row
-    when N <= ``size``. Read once per ChunkedPoints (one task per chunk, each returning its
-    rows of the subsample) and kept for the restarts.
-    """
-    if "init_sample" in points.cache:
-        return points.cache["init_sample"]
-    n_samples = points.shape[0]
-    index = _sample_index(n_samples, min(n_samples, size))
-    bounds = np.asarray(points.bounds)
-    chunk_of = np.searchsorted(bounds, index, side="right") - 1
-    local = [index[chunk_of == c] - bounds[c] for c in range(points.n_chunks)]
-    if points.is_dask:
-        import dask
-
-        tasks = [
-            dask.delayed(_apply_rows, pure=False)(_identity, b, rows)
-            for b, rows in zip(_dask_blocks(points), local, strict=True)
-        ]
-        parts = list(dask.compute(*tasks))
-    else:
-        parts = [
-            np.asarray(points.source[points.bounds[c] : points.bounds[c + 1]][rows], np.float64)
-            for c, rows in enumerate(local)
-        ]
-    sample = np.ascontiguousarray(np.concatenate(parts), dtype=np.float64)
-    points.cache["init_sample"] = sample
-    return sample
-
-
-def _identity(block: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(block)
-
-
 def data_moments(points: ChunkedPoints) -> DataMoments:
     """The data's count, mean and scatter matrix (EM's start), from the validating pass or
     one pass now; the same tree over the same chunks either way."""

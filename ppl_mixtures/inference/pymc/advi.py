@@ -13,8 +13,9 @@ The engine is split by meaning: this module holds the result's details
 shared by both engines); :mod:`.advi_schedule` the step sizes,
 iteration counts, averaging window and optimisation loop; :mod:`.advi_convergence` the
 convergence test and the ELBO estimates; :mod:`.advi_tables` q's readable tables. Their
-public names are re-exported here (which, with this docstring and :class:`AdviDetails`'s
-attribute docs, takes this module a little past 400 lines; the fit itself is ~150).
+public names are re-exported here (which, with this docstring -- chunked data included --
+and :class:`AdviDetails`'s attribute docs, takes this module past 400 lines; the fit
+itself is ~170).
 
 What a fit returns (beyond the shared schema):
 
@@ -32,6 +33,21 @@ What a fit returns (beyond the shared schema):
   raises a ``ConvergenceWarning`` that says what to try.
 - ``fit.details``: an :class:`AdviDetails` (q readable, the convergence test's
   measurements, the step sizes, q's parameters, timings of the pieces).
+
+Chunked data (a ``dask.array.Array`` through :func:`ppl_mixtures.fit`, arriving as a
+:class:`~ppl_mixtures.validation.chunked.ChunkedPoints`): minibatch ADVI streams them, one
+chunk in memory at a time (``batch_size`` is required; full-data ADVI needs every point at
+every step and is refused). Every block of
+:data:`~ppl_mixtures.inference.pymc.advi_objective.CHUNK_STEPS` iterations reads one chunk,
+drawn with probability n_c / N, and draws the block's minibatches from it: each minibatch
+row is uniform over all N points, so the objective's gradient stays unbiased, but the
+minibatches of a block are correlated (they share a chunk), which adds variance that the
+step decay and the iterate average must absorb (more so when chunks are sorted, e.g. by
+cluster or time). The start reads ``validation.chunked.init_sample`` (every point when
+N <= 100,000: the in-memory start); the final ELBO and the convergence test's ELBO change
+sum the log-likelihood chunk by chunk (one pass over the data each), so they are the same
+full-data quantities as in memory. ``details.chunks_loaded`` lists the chunk read at each
+block and ``details.buffer_rows`` the rows held in memory (the largest chunk).
 
 The optimisation (defaults): adagrad_window at ``learning_rate`` for the first 10% of
 the iterations, then Robbins-Monro decay (4); the returned q is the Polyak-Ruppert
@@ -112,7 +128,7 @@ from ppl_mixtures.results import (
 from ppl_mixtures.validation import (
     build_options,
 )
-from ppl_mixtures.validation.chunked import ChunkedPoints
+from ppl_mixtures.validation.chunked import ChunkedPoints, init_sample
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -181,6 +197,12 @@ class AdviDetails:
     unconstrained_labels : list of str, length d
     raw_params : dict of ndarray
         PyMC's ``mu`` and ``rho`` (mean-field) or ``L_tril`` (full rank), averaged.
+    chunks_loaded : ndarray of int
+        Chunked data: the chunk read at each block of the returned run, in order (empty
+        in memory).
+    buffer_rows : int or None
+        Chunked data: the rows of data held in memory during the run (the largest chunk);
+        None in memory.
     """
 
     approximation: pd.DataFrame
@@ -200,6 +222,8 @@ class AdviDetails:
     unconstrained_chol: np.ndarray
     unconstrained_labels: list[str]
     raw_params: dict[str, np.ndarray]
+    chunks_loaded: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, int))
+    buffer_rows: int | None = None
 
 
 # --------------------------------------------------------------------------- engine fit
@@ -219,6 +243,7 @@ class _Run:
     raw: dict[str, np.ndarray]
     rng: np.random.Generator
     rates: np.ndarray
+    chunks: np.ndarray
 
 
 def _restart_seeds(random_seed: int | None, n_init: int) -> list[int]:
@@ -229,7 +254,7 @@ def _restart_seeds(random_seed: int | None, n_init: int) -> list[int]:
 
 def _run_restart(
     objective: CompiledObjective,
-    points: np.ndarray,
+    points: np.ndarray | ChunkedPoints,
     spec: MixtureSpec,
     opts: Options,
     seed: int,
@@ -240,7 +265,10 @@ def _run_restart(
 
     # internal invariants (not user input): Options.for_data resolved these
     assert opts.n_iter is not None and opts.elbo_draws is not None and opts.average is not None
-    start = initial_point(spec, points, random_seed=None if index == 0 else seed, check_input=False)
+    start_points = init_sample(points) if isinstance(points, ChunkedPoints) else points
+    start = initial_point(
+        spec, start_points, random_seed=None if index == 0 else seed, check_input=False
+    )
     rates = step_sizes(
         opts.n_iter,
         opts.learning_rate,
@@ -291,6 +319,7 @@ def _run_restart(
         raw=raw,
         rng=rng,
         rates=rates[:n_run],
+        chunks=np.asarray(objective.chunk_history, dtype=np.int64),
     )
 
 
@@ -337,17 +366,21 @@ def _details(
         unconstrained_chol=params["chol"],
         unconstrained_labels=list(objective.labels),
         raw_params={k: np.array(v) for k, v in best.raw.items()},
+        chunks_loaded=best.chunks,
+        buffer_rows=objective.buffer_rows,
     )
 
 
-def _fit(points: np.ndarray, spec: MixtureSpec, method: str, options: Options) -> MixtureFit:
+def _fit(
+    points: np.ndarray | ChunkedPoints, spec: MixtureSpec, method: str, options: Options
+) -> MixtureFit:
     """Fit ``method`` ("advi" or "fullrank_advi"): restarts, the best kept, q's draws."""
-    if isinstance(points, ChunkedPoints):  # a dask array through fit(): not streamed (yet)
-        raise TypeError(
-            f"points: {method} needs every point in memory, got chunked data "
-            f"({points.shape[0]} x {points.shape[1]} in {points.n_chunks} chunks); minibatch "
-            f"ADVI does not stream from chunks yet. Use engine='svi' (minibatches from the "
-            f"chunks, the same mean-field family as CAVI), 'cavi' or 'em', or pass "
+    if isinstance(points, ChunkedPoints) and options.batch_size is None:
+        raise ValueError(
+            f"batch_size: expected a minibatch size for chunked data with {method} (it "
+            f"streams one chunk at a time), got None (full-data ADVI reads all "
+            f"{points.shape[0]} points of the {points.n_chunks} chunks at every step). "
+            f"Pass e.g. batch_size=200, or use engine='cavi' or 'svi', or pass "
             f"points.compute() if the data fit in memory."
         )
     opts = options.for_data(points.shape[0])
@@ -408,13 +441,16 @@ def _fit(points: np.ndarray, spec: MixtureSpec, method: str, options: Options) -
     )
 
 
-def fit_advi(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
+def fit_advi(points: np.ndarray | ChunkedPoints, spec: MixtureSpec, **options: Any) -> MixtureFit:
     """Mean-field ADVI: q(theta) = prod_i Normal(theta_i | mu_i, sd_i^2).
 
     Parameters
     ----------
-    points : ndarray of shape (n_samples, n_features)
-        Validated data (``ppl_mixtures.fit`` validates it).
+    points : ndarray of shape (n_samples, n_features), or ChunkedPoints
+        Validated data (``ppl_mixtures.fit`` validates it). Chunked data (a dask array)
+        need ``batch_size``: they are streamed one chunk at a time, the minibatches of each
+        block of iterations drawn from one chunk chosen with probability n_c / N (unbiased,
+        but correlated within the block; module docs).
     spec : MixtureSpec
     **options
         The fields of :class:`Options` (``n_iter``, ``batch_size``, ``learning_rate``,
@@ -432,7 +468,9 @@ def fit_advi(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFi
     return _fit(points, spec, "advi", build_options("advi", Options, options))
 
 
-def fit_fullrank_advi(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
+def fit_fullrank_advi(
+    points: np.ndarray | ChunkedPoints, spec: MixtureSpec, **options: Any
+) -> MixtureFit:
     """Full-rank ADVI: q(theta) = Normal(theta | mu, L L^T). Parameters and result as
     :func:`fit_advi` (the same :class:`Options`)."""
     return _fit(points, spec, "fullrank_advi", build_options("fullrank_advi", Options, options))

@@ -1,7 +1,8 @@
 """The compiled ADVI objective, built once per model shape and reused across fits.
 
 (Longer than our ~400-line guide: one class and its builder, whose compiled pieces share
-the same shared variables; splitting them would pass a dozen of those between modules.)
+the same shared variables -- for in-memory and for chunked data; splitting them would pass
+a dozen of those between modules.)
 
 ``pm.fit`` rebuilds the whole optimisation graph on every call: it creates the
 approximation, differentiates the ELBO, rewrites the graph and asks numba for the compiled
@@ -49,10 +50,31 @@ constant is computed from the whole data shape and comes out as N/B * N/D instea
 below adagrad's epsilon and the optimiser barely moves. We switch the scaling off: the loss
 is then the negative ELBO in full-data nats (the minibatch log-likelihood is already
 multiplied by N/B through ``total_size``), for every batch size and data dimension.
+
+Chunked data (a :class:`~ppl_mixtures.validation.chunked.ChunkedPoints`, e.g. a dask array;
+minibatches only). The data never load whole: the objective's data variable is a *buffer*
+of as many rows as the largest chunk, and the model is built on a zero-copy stand-in of
+shape (N, D) (only its shape is read: ``total_size=N``). At every refill (every
+:data:`CHUNK_STEPS` iterations) one chunk is read into the buffer and the block's minibatch
+rows are drawn uniformly, with replacement, from it. The chunks come in epochs of C reads
+(:func:`~ppl_mixtures.validation.chunked.chunk_epoch`, its own stream ``(seed, 4)``):
+stratified in proportion to their rows, in random order. Each read is chunk c with
+probability n_c / N, so each row of every minibatch is uniform over all N points
+(n_c / N x 1 / n_c = 1 / N) and the scaled minibatch log-likelihood stays an **unbiased**
+estimate of the full-data one, as in memory; but the batches of one block share a chunk, so
+they are *correlated* within a block (a chunk whose points differ from the whole -- by
+chance, or because the data are sorted -- pulls a whole block of steps one way). The
+stratified epochs cancel most of that over every C blocks; the step decay and the iterate
+average over many epochs absorb the rest, which shows in the convergence test's batch-means
+standard error (over whole blocks). The full-data ``log p(x, theta)`` (the final ELBO, the
+convergence test's ELBO change) is summed chunk by chunk: the log prior and log|J| once,
+the log-likelihood of each chunk read into the buffer in turn (one pass over the data per
+call, on the caller's side).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -62,6 +84,7 @@ from typing import Any
 import numpy as np
 
 from ppl_mixtures.model.spec import MixtureSpec
+from ppl_mixtures.validation.chunked import ChunkedPoints, chunk_epoch, read_chunk
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +102,8 @@ CONSTRAINED_NAMES = ("means", "weights", "obs_sd", "obs_cov")
 _NDIM = {"means": 2, "weights": 1, "obs_sd": 2, "obs_cov": 3}
 #: Iterations per block of pre-drawn noise and minibatch rows (see the module docs).
 BLOCK = 100
+#: Chunked data: iterations between chunk loads (one chunk per block; module docs).
+CHUNK_STEPS = BLOCK
 _CACHE_SIZE = 8
 #: PyTensor mode of the helpers that run a few hundred times per fit (constrain, unconstrain,
 #: the final ELBO's log p): the Python linker skips a numba compile per helper (seconds
@@ -116,6 +141,10 @@ class CompiledObjective:
     method : {"advi", "fullrank_advi"}
     spec : MixtureSpec
     n_samples, n_features, batch_size : int, int, int or None
+    buffer_rows : int or None
+        Chunked data: the rows of the data buffer (the largest chunk); None in memory.
+    chunk_history : list of int
+        Chunked data: the chunk loaded at each refill since the last reset, in order.
     ordering : list of (name, slice, shape)
         The unconstrained coordinates: value-variable name, its slice in the flat vector
         of length ``ndim``, its shape.
@@ -151,9 +180,17 @@ class CompiledObjective:
     _unconstrain_fn: Any
     _logp_fn: Any
     build_seconds: float = 0.0
+    buffer_rows: int | None = None
+    loaded_rows: Any = None
+    _prior_fn: Any = None
     _rng: Any = None
     _rate_plan: Any = None
     _t: int = 0
+    _chunks: ChunkedPoints | None = None
+    _chunk_rng: Any = None
+    _chunk_queue: list = dataclasses.field(default_factory=list)
+    _n_loaded: int = 0
+    chunk_history: list = dataclasses.field(default_factory=list)
 
     # ------------------------------------------------------------------ state
     @property
@@ -161,13 +198,19 @@ class CompiledObjective:
         return len(self.labels)
 
     def reset(
-        self, points: np.ndarray, start: np.ndarray, rates: np.ndarray, random_seed: int
+        self,
+        points: np.ndarray | ChunkedPoints,
+        start: np.ndarray,
+        rates: np.ndarray,
+        random_seed: int,
     ) -> None:
         """Put the objective in the state of a fresh build, with new data and seed.
 
         Parameters
         ----------
-        points : ndarray of shape (n_samples, n_features)
+        points : ndarray of shape (n_samples, n_features), or ChunkedPoints
+            Chunked data only for an objective built for them (``buffer_rows`` set);
+            nothing is read here (the first refill reads a chunk).
         start : ndarray of shape (ndim,)
             The unconstrained start of q's mean; q's scale starts at PyMC's default
             (sd = softplus(0) = 0.69 per coordinate, or L = identity for full rank).
@@ -179,9 +222,21 @@ class CompiledObjective:
         """
         from pymc.pytensorf import reseed_rngs
 
+        if isinstance(points, ChunkedPoints) != (self.buffer_rows is not None):
+            kind = "in-memory" if self.buffer_rows is None else "chunked"
+            raise ValueError(  # internal: get_objective builds by the kind of data
+                f"points: expected {kind} data (this objective was built for them), got "
+                f"{type(points).__name__}. Get the objective with get_objective(points, ...)."
+            )
         for shared, value in self.resets:
             shared.set_value(value.copy())
-        self.data.set_value(points)
+        if isinstance(points, ChunkedPoints):
+            self._chunks = points
+            self._chunk_rng = np.random.default_rng((random_seed, 4))
+            self._chunk_queue = []
+            self.chunk_history = []
+        else:
+            self.data.set_value(points)
         self._rate_plan = np.atleast_1d(np.asarray(rates, dtype=np.float64)).copy()
         self._t = 0
         self._param("mu").set_value(np.asarray(start, dtype=np.float64).copy())
@@ -193,12 +248,19 @@ class CompiledObjective:
 
     def refill(self) -> None:
         """Draw the next :data:`BLOCK` iterations of q's noise and minibatch rows, and set
-        their learning rates from the plan."""
+        their learning rates from the plan. Chunked data: every :data:`CHUNK_STEPS`
+        iterations first a chunk drawn with probability n_c / N is read into the buffer,
+        and the rows are drawn from it."""
+        if self._chunks is not None and self._t % CHUNK_STEPS == 0:
+            if not self._chunk_queue:  # the next epoch of chunk reads
+                self._chunk_queue = list(chunk_epoch(self._chunks, self._chunk_rng))[::-1]
+            chunk = int(self._chunk_queue.pop())
+            self._load(chunk)
+            self.chunk_history.append(chunk)
         self.noise.set_value(self._rng.standard_normal((BLOCK, self.ndim)))
         if self.batch_rows is not None:
-            self.batch_rows.set_value(
-                self._rng.integers(0, self.n_samples, size=(BLOCK, self.batch_size))
-            )
+            high = self.n_samples if self._chunks is None else self._n_loaded
+            self.batch_rows.set_value(self._rng.integers(0, high, size=(BLOCK, self.batch_size)))
         index = np.minimum(np.arange(self._t, self._t + BLOCK), self._rate_plan.size - 1)
         self.rates.set_value(self._rate_plan[index])
         self.counter.set_value(np.int64(0))
@@ -228,6 +290,15 @@ class CompiledObjective:
             totals[name] = total.get_value()
             total.set_value(np.zeros_like(totals[name]))
         return totals
+
+    def _load(self, chunk: int) -> None:
+        """Read chunk ``chunk`` of the chunked data into the first rows of the buffer."""
+        block = read_chunk(self._chunks, chunk)
+        buffer = self.data.get_value(borrow=True)
+        buffer[: block.shape[0]] = block
+        self.data.set_value(buffer, borrow=True)
+        self.loaded_rows.set_value(np.int64(block.shape[0]))
+        self._n_loaded = int(block.shape[0])
 
     def raw_params(self) -> dict[str, np.ndarray]:
         """The current raw variational parameters (``mu`` and ``rho`` or ``L_tril``)."""
@@ -295,8 +366,19 @@ class CompiledObjective:
         return np.concatenate([np.ravel(p) for p in parts])
 
     def log_joint(self, theta: np.ndarray) -> np.ndarray:
-        """Full-data log p(x, theta) in unconstrained space (log|J| included), (n_draws,)."""
-        return np.array([float(self._logp_fn(row)) for row in np.atleast_2d(theta)])
+        """Full-data log p(x, theta) in unconstrained space (log|J| included), (n_draws,).
+
+        Chunked data: the log prior with log|J|, plus the log-likelihood summed chunk by
+        chunk (each chunk read into the buffer once for all draws; one pass over the data).
+        """
+        theta = np.atleast_2d(theta)
+        if self._chunks is None:
+            return np.array([float(self._logp_fn(row)) for row in theta])
+        total = np.array([float(self._prior_fn(row)) for row in theta])
+        for chunk in range(self._chunks.n_chunks):
+            self._load(chunk)
+            total += np.array([float(self._logp_fn(row)) for row in theta])
+        return total
 
 
 def _build(
@@ -312,10 +394,23 @@ def _build(
     from ppl_mixtures.inference.pymc.models import build_marginal_model, observed_data
 
     n_samples, n_features = points.shape
-    model = build_marginal_model(points, spec, batch_size=batch_size, check_input=False)
-    data = pytensor.shared(
-        np.array(points, dtype=np.float64), name="advi_points", shape=points.shape
-    )
+    chunked = isinstance(points, ChunkedPoints)
+    if chunked:  # a buffer of the largest chunk; the model on a zero-copy (N, D) stand-in
+        assert batch_size is not None  # internal: fit_advi refuses chunked full-data ADVI
+        buffer_rows = int(np.max(np.diff(points.bounds)))
+        standin = np.broadcast_to(np.zeros((1, n_features)), (n_samples, n_features))
+        model = build_marginal_model(standin, spec, batch_size=batch_size, check_input=False)
+        data = pytensor.shared(
+            np.zeros((buffer_rows, n_features)),
+            name="advi_points",
+            shape=(buffer_rows, n_features),
+        )
+    else:
+        buffer_rows = None
+        model = build_marginal_model(points, spec, batch_size=batch_size, check_input=False)
+        data = pytensor.shared(
+            np.array(points, dtype=np.float64), name="advi_points", shape=points.shape
+        )
     rates = pytensor.shared(np.full(BLOCK, 0.01), name="advi_rates", shape=(BLOCK,))
     with model:
         approx = pm.MeanField() if method == "advi" else pm.FullRank()
@@ -327,7 +422,9 @@ def _build(
     noise = pytensor.shared(
         np.zeros((BLOCK, group.ddim)), name="advi_noise", shape=(BLOCK, group.ddim)
     )
-    replacements = {observed_data(model): data, group.symbolic_initial: noise[counter][None, :]}
+    # (chunked: the batch rows below replace the only read of the stand-in)
+    replacements = {} if chunked else {observed_data(model): data}
+    replacements[group.symbolic_initial] = noise[counter][None, :]
     batch_rows = None
     if batch_size is not None:
         batch_rows = pytensor.shared(
@@ -398,28 +495,40 @@ def _build(
         inputs.append(value)
     unconstrain_fn = pytensor.function(inputs, pieces, on_unused_input="ignore", mode=_HELPER_MODE)
 
-    # full-data log p(x, theta), log|J| included, on the shared data
-    full = (
-        model
-        if batch_size is None
-        else build_marginal_model(points, spec, batch_size=None, check_input=False)
-    )
+    # full-data log p(x, theta), log|J| included, on the shared data; chunked: the prior
+    # with log|J| (prior_fn), and the log-likelihood of the buffer's loaded rows (logp_fn)
+    loaded_rows, prior_fn = None, None
+    if chunked:
+        full = build_marginal_model(data.get_value(), spec, batch_size=None, check_input=False)
+    elif batch_size is None:
+        full = model
+    else:
+        full = build_marginal_model(points, spec, batch_size=None, check_input=False)
     full_values = {v.name: v for v in full.value_vars}
-    full_logp = graph_replace(
-        full.logp(jacobian=True),
-        {
-            observed_data(full): data,
-            **{full_values[name]: theta[slc].reshape(shape) for name, slc, shape in ordering},
-        },
-        strict=False,
-    )
-    logp_fn = pytensor.function([theta], full_logp, mode=_HELPER_MODE)
+    to_full = {
+        observed_data(full): data,
+        **{full_values[name]: theta[slc].reshape(shape) for name, slc, shape in ordering},
+    }
+    if chunked:
+        loaded_rows = pytensor.shared(np.int64(0), name="advi_loaded_rows")
+        observed = full["x"]
+        prior_terms = [rv for rv in full.basic_RVs if rv is not observed] + list(full.potentials)
+        prior = graph_replace(full.logp(vars=prior_terms, jacobian=True), to_full, strict=False)
+        elementwise = full.logp(vars=[observed], sum=False)[0]
+        loglik = graph_replace(pt.sum(elementwise[:loaded_rows]), to_full, strict=False)
+        prior_fn = pytensor.function([theta], prior, mode=_HELPER_MODE)
+        logp_fn = pytensor.function([theta], loglik, mode=_HELPER_MODE)
+    else:
+        full_logp = graph_replace(full.logp(jacobian=True), to_full, strict=False)
+        logp_fn = pytensor.function([theta], full_logp, mode=_HELPER_MODE)
 
     # JIT-compile everything now (numba compiles on the first call), so build time is
     # paid here and not in the first fit's run time; reset() undoes the state change.
     step()
     point = np.zeros(len(labels))
     logp_fn(point)
+    if prior_fn is not None:
+        prior_fn(point)
 
     return CompiledObjective(
         method=method,
@@ -447,11 +556,14 @@ def _build(
         _constrain_batched=constrain_batched,
         _unconstrain_fn=unconstrain_fn,
         _logp_fn=logp_fn,
+        buffer_rows=buffer_rows,
+        loaded_rows=loaded_rows,
+        _prior_fn=prior_fn,
     )
 
 
 def get_objective(
-    points: np.ndarray,
+    points: np.ndarray | ChunkedPoints,
     spec: MixtureSpec,
     method: str,
     batch_size: int | None,
@@ -463,7 +575,9 @@ def get_objective(
 
     Parameters
     ----------
-    points : ndarray of shape (n_samples, n_features)
+    points : ndarray of shape (n_samples, n_features), or ChunkedPoints
+        Chunked data (``batch_size`` required) get an objective that streams them
+        (module docs), cached by the largest chunk's rows.
     spec : MixtureSpec
     method : {"advi", "fullrank_advi"}
     batch_size : int or None
@@ -479,7 +593,8 @@ def get_objective(
     """
     import time
 
-    key = (spec, method, points.shape, batch_size, optimizer)
+    buffer = int(np.max(np.diff(points.bounds))) if isinstance(points, ChunkedPoints) else None
+    key = (spec, method, points.shape, batch_size, optimizer, buffer)
     if use_cache and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key], True
