@@ -227,6 +227,8 @@ def test_compare_tables_show_a_learned_dp_alpha(learned_alpha_fits):
     row = next(line for line in table.splitlines() if line.startswith("| dp_alpha |"))
     assert f"{nuts_alpha:.3f}" in row
     assert "dp_alpha" in mcmc_summary(learned_alpha_fits["nuts"]).table.index
+    rules = comparison.rules_text()
+    assert "obs_sd, dp_alpha) is named" in rules and "**DP fits**" in rules
     figure = comparison.plot_marginals()
     titles = {ax.get_title(): ax.get_xlabel() for ax in figure.axes}
     assert "alpha" in titles["dp_alpha"] and "weight" not in titles["dp_alpha"]
@@ -264,4 +266,18 @@ def test_data_figure_draws_only_the_occupied_dp_components(learned_alpha_fits):
     assert "3 of 4 DP components drawn" in panel.get_title()
     markers = [c for c in panel.collections if c.get_offsets().shape[0] == 3]
     assert markers, "expected one scatter of the 3 drawn components' means"
+    plt.close(figure)
+
+
+def test_responsibilities_figure_leaves_out_unoccupied_dp_components(learned_alpha_fits):
+    """The responsibilities figure of CAVI's DP fit marks 3 component means (the occupied
+    ones) and its legend says the fourth, unoccupied, component is not shown."""
+    import matplotlib.pyplot as plt
+
+    comparison = compare(learned_alpha_fits, reference="nuts", khat=False)
+    figure = comparison.plot_responsibilities("cavi")
+    ax = figure.axes[0]
+    assert any(c.get_offsets().shape[0] == 3 for c in ax.collections)
+    labels = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+    assert "1 unoccupied DP component not shown" in labels
     plt.close(figure)

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-__all__ = ["Comparison", "rule_groups"]
+__all__ = ["Comparison", "has_dp", "rule_groups"]
 
 
 def _json_number(value: Any) -> Any:
@@ -234,7 +234,7 @@ class Comparison:
     def rules_text(self) -> str:
         """The verdict rules with their thresholds, in words (:func:`verdict_rules`), naming
         the groups of :func:`rule_groups` (``obs_corr`` only when correlations are compared)."""
-        return verdict_rules(groups=rule_groups([self]))
+        return verdict_rules(groups=rule_groups([self]), dp=has_dp([self]))
 
     def reference_line(self) -> str:
         """One sentence: is the reference strong, and if not, why."""
@@ -444,10 +444,18 @@ class Comparison:
 def rule_groups(comparisons: Iterable[Comparison]) -> tuple[str, ...]:
     """The parameter groups the verdict rules name for these comparisons: means, weights
     and obs_sd (the wording of every diagonal comparison), then obs_corr when any of them
-    has correlation rows (learned full or tied covariances)."""
+    has correlation rows (learned full or tied covariances) and dp_alpha when any has a
+    learned DP concentration."""
     present = {
         group
         for comparison in comparisons
         for group in (comparison.parameters["group"] if "group" in comparison.parameters else ())
     }
-    return tuple(group for group in GROUPS if group != "obs_corr" or group in present)
+    optional = ("obs_corr", "dp_alpha")  # named only when some comparison has such rows
+    return tuple(group for group in GROUPS if group not in optional or group in present)
+
+
+def has_dp(comparisons: Iterable[Comparison]) -> bool:
+    """True when any of these comparisons is of truncated Dirichlet-process fits (the
+    verdict rules then say how DP components are aligned)."""
+    return any(fit.spec.is_dp for comparison in comparisons for fit in comparison.fits.values())

@@ -123,12 +123,23 @@ def thresholds() -> dict[str, float]:
     }
 
 
-def verdict_rules(groups: Sequence[str] = _RULES_GROUPS) -> str:
+def verdict_rules(groups: Sequence[str] = _RULES_GROUPS, *, dp: bool = False) -> str:
     """The verdict rules and every threshold, in words (a paragraph of markdown).
 
     ``groups``: the parameter groups of the comparison, named in the shifts rule (default
     means, weights, obs_sd; pass e.g. ``GROUPS`` when correlations are compared too).
+    ``dp``: add how truncated Dirichlet-process components are aligned
+    (:func:`ppl_mixtures.analysis.relabel.relabel`).
     """
+    dp_rule = (
+        " **DP fits**: each draw's components are matched to the reference by distances "
+        "weighted by their weights (an unoccupied component's mean is a prior draw and "
+        "costs almost nothing wherever it is), a VI fit's q is moved as one block, and "
+        "labels are then the reference's, not stick positions (dp_sticks are dropped once "
+        "labels move)."
+        if dp
+        else ""
+    )
     return (
         "How to read the verdicts. Components are aligned to the reference before anything "
         'is compared. **Shifts**: a parameter is named ("obs_sd[0,0] 3.3 reference sd '
@@ -151,7 +162,7 @@ def verdict_rules(groups: Sequence[str] = _RULES_GROUPS) -> str:
         f"strong when it has >= {REF_MIN_CHAINS} chains, every free parameter R-hat <= "
         f"{RHAT_TOL:g} and "
         f"bulk ESS >= {ESS_MIN}; otherwise the table says it is weak and why. **k-hat** "
-        f"(VI): Pareto k-hat of p/q, < {KHAT_TOL:g} usable."
+        f"(VI): Pareto k-hat of p/q, < {KHAT_TOL:g} usable.{dp_rule}"
     )
 
 

@@ -34,7 +34,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ppl_mixtures.analysis.comparison import Comparison, rule_groups
+from ppl_mixtures.analysis.comparison import Comparison, has_dp, rule_groups
 from ppl_mixtures.analysis.verdicts import verdict_rules
 from ppl_mixtures.present import tables
 from ppl_mixtures.present.report_files import slug, write_dataset_files
@@ -170,7 +170,8 @@ def render_report(
     if command:
         parts += ["Reproduce with:", "", "```", command, "```", ""]
     parts += ["## Headline", "", tables.headline_table(comparisons), "",
-              verdict_rules(groups=rule_groups(comparisons.values())), ""]  # fmt: skip
+              verdict_rules(groups=rule_groups(comparisons.values()),
+                            dp=has_dp(comparisons.values())), ""]  # fmt: skip
     parts += [sections[name] for name in comparisons]
     parts += ["## Versions", "",
               tables.markdown_table(["package", "version"], list(versions.items())), "",

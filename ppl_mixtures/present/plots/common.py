@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from ppl_mixtures.analysis.compare import Comparison
 
 __all__ = [
+    "DP_DRAWN_FRACTION",
     "FeatureAxes",
     "component_colors",
     "component_cov",
     "component_sd",
     "dataset_title",
+    "drawn_components",
     "engine_colors",
     "is_point_estimate",
     "labelled_chain_draws",
@@ -187,6 +189,22 @@ class FeatureAxes:
         if name == "weights" or d is None:
             return "weight (probability)"
         return self.label(d, "mean" if name == "means" else "sd")
+
+
+#: A DP fit's component is drawn when N w_k >= 1 (it expects one of the N points) in at
+#: least this fraction of the draws, i.e. when its posterior median weight is >= 1/N.
+DP_DRAWN_FRACTION = 0.5
+
+
+def drawn_components(fit: MixtureFit, n_samples: int) -> np.ndarray:
+    """Which components a data figure draws, (K,) bool: all, except a truncated DP fit's
+    components that expect less than one of the ``n_samples`` points in most draws
+    (:data:`DP_DRAWN_FRACTION`): their posterior is their prior, and their mean (a prior
+    draw) and its ellipse would say nothing about the data."""
+    if not fit.spec.is_dp:
+        return np.ones(fit.n_components, dtype=bool)
+    weights = fit.draws("weights").reshape(-1, fit.n_components)
+    return (n_samples * weights >= 1.0).mean(axis=0) >= DP_DRAWN_FRACTION
 
 
 def labelled_chain_draws(fit: MixtureFit) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ Truncated Dirichlet-process fits carry T components of which only a few hold dat
 unoccupied one has its prior as posterior (mean ellipses as wide as the prior), which
 would cover the panel and say nothing. Their 2-D panels draw only the components that
 expect at least one of the N points (N w_k >= 1) in at least half of the draws
-(:data:`DP_DRAWN_FRACTION`), and say so in the panel title."""
+(``common.DP_DRAWN_FRACTION``), and say so in the panel title."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ppl_mixtures.present.plots.common import (
+    DP_DRAWN_FRACTION,
     FeatureAxes,
     component_cov,
     component_sd,
     dataset_title,
+    drawn_components,
     engine_colors,
     is_point_estimate,
     new_figure,
@@ -33,21 +35,9 @@ if TYPE_CHECKING:
 
     from ppl_mixtures.analysis.compare import Comparison
 
-__all__ = ["DP_DRAWN_FRACTION", "plot_data", "plot_fit_data"]
+__all__ = ["plot_data", "plot_fit_data"]
 
-#: A DP fit's component is drawn when N w_k >= 1 (it expects a point) in at least this
-#: fraction of the draws: its posterior median weight is >= 1/N.
-DP_DRAWN_FRACTION = 0.5
-
-
-def _drawn(fit: MixtureFit, n_samples: int) -> np.ndarray:
-    """Which components a 2-D panel draws, (K,) bool: all, except a DP fit's components
-    that expect less than one of the ``n_samples`` points in most draws
-    (:data:`DP_DRAWN_FRACTION`)."""
-    weights = fit.draws("weights").reshape(-1, fit.n_components)
-    if not fit.spec.is_dp:
-        return np.ones(fit.n_components, dtype=bool)
-    return (n_samples * weights >= 1.0).mean(axis=0) >= DP_DRAWN_FRACTION
+_drawn = drawn_components
 
 
 def plot_data(

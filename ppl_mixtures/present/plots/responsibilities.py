@@ -11,6 +11,7 @@ from ppl_mixtures.analysis.diagnostics import responsibilities
 from ppl_mixtures.present.plots.common import (
     FeatureAxes,
     component_colors,
+    drawn_components,
     new_figure,
     outside_legend,
     thin,
@@ -90,6 +91,8 @@ def plot_responsibilities(
     A point's colour mixes the component colours in proportion to p(z_i = k | x): pure
     colours are confident assignments, blends are points the model is unsure about
     (equal aspect). For 1-D data, each component's responsibility is plotted against x.
+    A truncated DP fit's unoccupied components (``common.drawn_components``) get no
+    marker and no legend entry of their own.
     """
     from matplotlib.patches import Patch
 
@@ -100,7 +103,18 @@ def plot_responsibilities(
     colors = component_colors(fit.n_components)
     fig, axes = new_figure((6.5, 5.6) if points.shape[1] > 1 else (7.5, 4.0))
     ax = axes[0, 0]
-    handles = [Patch(color=colors[k], label=f"component {k}") for k in range(fit.n_components)]
+    drawn = drawn_components(fit, fit.points.shape[0])
+    handles = [Patch(color=colors[k], label=f"component {k}") for k in np.flatnonzero(drawn)]
+    if not drawn.all():  # a truncated DP's unoccupied components
+        n_hidden = int((~drawn).sum())
+        plural = "s" if n_hidden > 1 else ""
+        handles.append(
+            Patch(
+                facecolor="white",
+                edgecolor="0.6",
+                label=f"{n_hidden} unoccupied DP component{plural} not shown",
+            )
+        )
     if points.shape[1] == 1:
         for k in range(fit.n_components):
             ax.scatter(shown[:, 0], resp[:, k], s=8, color=colors[k], alpha=0.6)
@@ -111,9 +125,15 @@ def plot_responsibilities(
     else:
         mixed = np.clip(resp @ colors, 0.0, 1.0)
         ax.scatter(shown[:, 0], shown[:, 1], s=12, c=mixed, linewidths=0)
-        means = features.values(fit.posterior_mean("means"))
+        means = features.values(fit.posterior_mean("means"))[drawn]
         ax.scatter(
-            means[:, 0], means[:, 1], s=90, marker="X", c=colors, edgecolors="black", zorder=3
+            means[:, 0],
+            means[:, 1],
+            s=90,
+            marker="X",
+            c=colors[drawn],
+            edgecolors="black",
+            zorder=3,
         )
         handles.append(Patch(facecolor="white", edgecolor="black", label="X: component mean"))
         ax.set_xlabel(features.label(0))
