@@ -1,8 +1,9 @@
 """How good is q? The PSIS Pareto k-hat of p/q for a variational fit: :func:`vi_khat`
 (Yao et al. 2018), its importance log ratios :func:`vi_log_ratios`, and :func:`pareto_khat`
 for any importance log ratios. CAVI/SVI fits are scored for every covariance type (full and
-tied: a full Gaussian q(mu_k) and Wishart q(Lambda), drawn by Bartlett's decomposition),
-and ADVI fits too (for non-diag specs p is the PyMC model's own log density)."""
+tied: a full Gaussian q(mu_k) and Wishart q(Lambda), drawn by Bartlett's decomposition) and
+for truncated Dirichlet-process weights (Beta q(v_k) sticks, a Gamma q(alpha) when alpha is
+learned), and ADVI fits too (for non-diag specs p is the PyMC model's own log density)."""
 
 from __future__ import annotations
 
