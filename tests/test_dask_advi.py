@@ -213,6 +213,7 @@ def test_bad_chunked_advi_input_gets_a_message_that_teaches(case: Bad) -> None:
         position = found + len(part)
 
 
+@pytest.mark.slow  # ~12 s: compiles two full-rank objectives of a larger model
 def test_fullrank_advi_streams_a_full_covariance_dp_model(points: np.ndarray) -> None:
     """Full-rank ADVI on chunked data with every kind of prior term at once (learned full
     covariance by Bartlett factors, DP sticks with a learned alpha): log p(x, theta) summed
@@ -256,3 +257,29 @@ def test_fullrank_advi_streams_a_full_covariance_dp_model(points: np.ndarray) ->
     params = {"mean": result.details.unconstrained_mean, "chol": result.details.unconstrained_chol}
     value, _ = final_elbo(in_memory, params, np.random.default_rng((seed, 2)), 20)
     assert np.isclose(result.elbo_estimate.value, value, rtol=1e-10, atol=0.0)
+
+
+def test_streamed_advi_on_a_local_cluster_gives_the_same_numbers(points: np.ndarray) -> None:
+    """With a dask.distributed Client active (2 worker processes, the chunks persisted on
+    them), each chunk read is a task on the worker holding it and the chunk travels to the
+    client: the same chunk order, ELBO trace, q and final ELBO as on dask's threads."""
+    from distributed import Client, LocalCluster
+
+    chunked = da.from_array(points, chunks=(CHUNK, 2))
+    options = {"n_iter": 1000, "draws": 20, "elbo_draws": 10}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 1,000 iterations: short
+        threads = _advi(chunked, **options)
+        with (
+            LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            Client(cluster),
+        ):
+            distributed = _advi(chunked.persist(), **options)
+    assert np.array_equal(threads.details.chunks_loaded, distributed.details.chunks_loaded)
+    assert np.array_equal(threads.elbo, distributed.elbo)
+    assert np.array_equal(
+        threads.details.unconstrained_mean, distributed.details.unconstrained_mean
+    )
+    assert threads.elbo_estimate == distributed.elbo_estimate
