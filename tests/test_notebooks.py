@@ -23,6 +23,7 @@ EXPECTED = (
     "04_mcmc_vs_vi",
     "05_em_and_bayes",
     "06_full_covariance",
+    "07_choosing_k",
 )
 
 
