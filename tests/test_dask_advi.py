@@ -283,3 +283,14 @@ def test_streamed_advi_on_a_local_cluster_gives_the_same_numbers(points: np.ndar
         threads.details.unconstrained_mean, distributed.details.unconstrained_mean
     )
     assert threads.elbo_estimate == distributed.elbo_estimate
+
+
+def test_chunks_sorted_by_cluster_are_flagged_not_silently_wrong(points: np.ndarray) -> None:
+    """Rows sorted by cluster put each cluster in its own chunks, so each block of steps
+    optimises a different problem (docs/scaling.md): the fit must say it did not converge
+    (a ConvergenceWarning, ``converged=False``) rather than return a q that looks fine."""
+    by_cluster = points[np.argsort(points[:, 0] + points[:, 1], kind="stable")]
+    chunked = da.from_array(by_cluster, chunks=(CHUNK, 2))
+    with pytest.warns(ConvergenceWarning, match="not converged"):
+        result = _advi(chunked, n_iter=N_ITER, draws=20)
+    assert not result.converged
