@@ -24,6 +24,12 @@ from ppl_mixtures.inference.pymc.advi_convergence import final_elbo
 from ppl_mixtures.inference.pymc.advi_objective import get_objective
 from ppl_mixtures.results import ConvergenceWarning
 from ppl_mixtures.validation import check_points
+from ppl_mixtures.validation.chunk_order import (
+    CHUNK_ORDER_ALPHA,
+    ChunkOrderWarning,
+    chunk_order_test,
+)
+from ppl_mixtures.validation.chunked import in_memory_chunks
 
 SPEC = MixtureSpec(n_components=2, mean_prior_sd=3.0, obs_sd=1.0)
 N_SAMPLES = 2000
@@ -287,10 +293,39 @@ def test_streamed_advi_on_a_local_cluster_gives_the_same_numbers(points: np.ndar
 
 def test_chunks_sorted_by_cluster_are_flagged_not_silently_wrong(points: np.ndarray) -> None:
     """Rows sorted by cluster put each cluster in its own chunks, so each block of steps
-    optimises a different problem (docs/scaling.md): the fit must say it did not converge
-    (a ConvergenceWarning, ``converged=False``) rather than return a q that looks fine."""
+    optimises a different problem (docs/scaling.md): a ChunkOrderWarning says so before the
+    run, and the fit says it did not converge (a ConvergenceWarning, ``converged=False``)
+    rather than return a q that looks fine."""
     by_cluster = points[np.argsort(points[:, 0] + points[:, 1], kind="stable")]
     chunked = da.from_array(by_cluster, chunks=(CHUNK, 2))
-    with pytest.warns(ConvergenceWarning, match="not converged"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         result = _advi(chunked, n_iter=N_ITER, draws=20)
+    kinds = [w.category for w in caught]
+    assert ChunkOrderWarning in kinds and ConvergenceWarning in kinds, kinds
+    order = next(str(w.message) for w in caught if w.category is ChunkOrderWarning)
+    assert order.startswith("points: advi draws each block of minibatches from one chunk")
+    assert "Shuffle the rows before writing the chunks" in order
     assert not result.converged
+
+
+def test_the_chunk_order_test_holds_its_level_on_randomly_ordered_rows(
+    points: np.ndarray,
+) -> None:
+    """Under random row order the statistic is ~ chi2((C - 1) D): over 400 random
+    permutations cut into 8 chunks, p < 0.05 about 20 times (Binomial(400, 0.05): sd 4.4)
+    and p < 0.5 about 200 times (sd 10), each within 4 sds; sorted rows give p ~ 0; the
+    fixture's random order stays far above the warning's level."""
+    rng = np.random.default_rng(3)
+    p_values = np.array(
+        [
+            chunk_order_test(in_memory_chunks(points[rng.permutation(N_SAMPLES)], 250)).p_value
+            for _ in range(400)
+        ]
+    )
+    assert abs(int(np.sum(p_values < 0.05)) - 20) <= 4 * np.sqrt(400 * 0.05 * 0.95)
+    assert abs(int(np.sum(p_values < 0.5)) - 200) <= 4 * np.sqrt(400 * 0.25)
+    by_cluster = points[np.argsort(points[:, 0] + points[:, 1], kind="stable")]
+    assert chunk_order_test(in_memory_chunks(by_cluster, CHUNK)).p_value < CHUNK_ORDER_ALPHA
+    assert chunk_order_test(in_memory_chunks(points, CHUNK)).p_value > 0.01
+    assert chunk_order_test(in_memory_chunks(points, N_SAMPLES)) is None  # one chunk

@@ -19,7 +19,8 @@ LeVeque 1979): the data's moments for the data-scale check and EM's start, the s
 numbers for the same chunking whatever runs the chunks.
 
 Reading chunks (shared by the conjugate engines and minibatch ADVI, which must not import
-each other): :func:`chunk_blocks` (one delayed object per chunk), :func:`read_chunk` (one
+each other; with them this module passes our ~400-line guide, kept whole so that everything
+that touches a chunk is in one place): :func:`chunk_blocks` (one delayed object per chunk), :func:`read_chunk` (one
 chunk, or some of its rows, into memory), :func:`chunk_epoch` (chunks drawn with
 probability n_c / N, stratified over an epoch) and :func:`init_sample` (the deterministic subsample the starts read).
 """
@@ -141,6 +142,8 @@ class ChunkedPoints:
         The data's moments, computed by the validating pass (or on first use).
     fingerprint : str or None
         sha256 over the shape and each chunk's blake2b digest (float64, C order), in order.
+    chunk_stats : tuple of DataMoments, or None
+        Each chunk's moments, from the validating pass (``validation.chunk_order``).
     cache : dict
         Per-object memo (the k-means++ start's subsample, dask's per-chunk tasks).
     """
@@ -149,6 +152,7 @@ class ChunkedPoints:
     bounds: tuple[int, ...]
     moments: DataMoments | None = None
     fingerprint: str | None = None
+    chunk_stats: tuple[DataMoments, ...] | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -320,7 +324,13 @@ def validate_chunks(points: Any, *, name: str = "points") -> ChunkedPoints:
             )
     moments = tree_reduce([r[2] for r in results], combine_moments)
     shape = (int(points.shape[0]), int(points.shape[1]))
-    return ChunkedPoints(points, bounds, moments, _fingerprint(shape, [r[3] for r in results]))
+    return ChunkedPoints(
+        points,
+        bounds,
+        moments,
+        _fingerprint(shape, [r[3] for r in results]),
+        chunk_stats=tuple(r[2] for r in results),
+    )
 
 
 def in_memory_chunks(points: np.ndarray, chunk_size: int) -> ChunkedPoints:
@@ -337,7 +347,13 @@ def in_memory_chunks(points: np.ndarray, chunk_size: int) -> ChunkedPoints:
     checks = [_chunk_check(block) for block in blocks]
     moments = tree_reduce([c[2] for c in checks if c[2] is not None], combine_moments)
     shape = (int(points.shape[0]), int(points.shape[1]))
-    return ChunkedPoints(points, bounds, moments, _fingerprint(shape, [c[3] for c in checks]))
+    return ChunkedPoints(
+        points,
+        bounds,
+        moments,
+        _fingerprint(shape, [c[3] for c in checks]),
+        chunk_stats=tuple(c[2] for c in checks),
+    )
 
 
 # ----------------------------------------------------------------- reading chunks

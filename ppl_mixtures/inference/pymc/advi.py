@@ -43,7 +43,8 @@ drawn with probability n_c / N, and draws the block's minibatches from it: each 
 row is uniform over all N points, so the objective's gradient stays unbiased, but the
 minibatches of a block are correlated (they share a chunk), which adds variance that the
 step decay and the iterate average must absorb (more so when chunks are sorted, e.g. by
-cluster or time). The start reads ``validation.chunked.init_sample`` (every point when
+cluster or time; a ``ChunkOrderWarning`` says so before the run when the chunk means
+differ more than a random order allows, ``validation.chunk_order``). The start reads ``validation.chunked.init_sample`` (every point when
 N <= 100,000: the in-memory start); the final ELBO and the convergence test's ELBO change
 sum the log-likelihood chunk by chunk (one pass over the data each), so they are the same
 full-data quantities as in memory. ``details.chunks_loaded`` lists the chunk read at each
@@ -127,6 +128,11 @@ from ppl_mixtures.results import (
 )
 from ppl_mixtures.validation import (
     build_options,
+)
+from ppl_mixtures.validation.chunk_order import (
+    CHUNK_ORDER_ALPHA,
+    ChunkOrderWarning,
+    chunk_order_test,
 )
 from ppl_mixtures.validation.chunked import ChunkedPoints, init_sample
 
@@ -323,6 +329,24 @@ def _run_restart(
     )
 
 
+def _warn_sorted_chunks(points: ChunkedPoints, method: str) -> None:
+    """A ChunkOrderWarning when the chunk means say the rows are not in random order."""
+    test = chunk_order_test(points)
+    if test is None or test.p_value >= CHUNK_ORDER_ALPHA:
+        return
+    warnings.warn(
+        f"points: {method} draws each block of minibatches from one chunk, which is "
+        f"unbiased only when the rows are in random order across the chunks; these chunk "
+        f"means differ more than that allows (chi-square {test.statistic:.4g} on {test.dof} "
+        f"degrees of freedom, p = {test.p_value:.2g}; chunk {test.worst_chunk} differs "
+        f"most): the data look sorted (by cluster, time, site ...), and the fit will likely "
+        f"not converge or be wrong. Shuffle the rows before writing the chunks, or use "
+        f"engine='cavi' (docs/scaling.md).",
+        ChunkOrderWarning,
+        stacklevel=4,  # _warn_sorted_chunks <- _fit <- fit_advi <- the caller
+    )
+
+
 def _warn_not_converged(method: str, best: _Run, opts: Options) -> None:
     """The ConvergenceWarning of a failed test: what failed, and what to try."""
     test = best.convergence
@@ -383,6 +407,8 @@ def _fit(
             f"Pass e.g. batch_size=200, or use engine='cavi' or 'svi', or pass "
             f"points.compute() if the data fit in memory."
         )
+    if isinstance(points, ChunkedPoints):
+        _warn_sorted_chunks(points, method)
     opts = options.for_data(points.shape[0])
     with stopwatch() as build:
         objective, cache_hit = get_objective(
