@@ -128,7 +128,7 @@ def tree_reduce[T](items: Sequence[T], combine: Callable[[T, T], T]) -> T:
 
 @dataclass(frozen=True, eq=False)
 class ChunkedPoints:
-    """Validated data in row chunks: what CAVI, EM and SVI receive for chunked input.
+    """Validated data in row chunks: what CAVI, EM, SVI and minibatch ADVI receive.
 
     Attributes
     ----------
