@@ -99,7 +99,8 @@ def load_points(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def _open_zarr(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """DATA as a ``.zarr`` store: a lazy dask array (``datasets.readers.open_zarr``); the
-    engines that accept chunked data (cavi, em, svi) read it chunk by chunk."""
+    engines that accept chunked data (cavi, em, svi, and advi/fullrank_advi with
+    --batch-size) read it chunk by chunk."""
     from ppl_mixtures.datasets.readers import open_zarr
 
     if args.dropna:

@@ -41,8 +41,9 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
         Finite numeric data; 1-D input is one feature. Never modified. A ``(points,
         labels)`` tuple (what ``datasets.three_clusters_1d()`` returns) is refused with a
         message saying to pass its first element. A ``dask.array.Array`` chunked along rows
-        is accepted by the engines cavi, em and svi (``docs/scaling.md``); the others refuse
-        it with a TypeError naming them.
+        is accepted by the engines cavi, em, svi, and advi/fullrank_advi with ``batch_size``
+        (streamed one chunk at a time; ``docs/scaling.md``); the others refuse it with a
+        TypeError naming them.
     spec : MixtureSpec
         The model. Every engine fits the same model, so answers are comparable.
     engine : str
@@ -82,7 +83,7 @@ def fit(points: Any, spec: MixtureSpec, engine: str = "nuts", **options: Any) ->
     check_engine_options(engine, entry.options or entry.fit, options)
     check_covariance_served(engine, spec.covariance)
     check_weights_served(engine, spec.weights)
-    check_chunked_engine(engine, points)  # dask arrays: cavi, em and svi only
+    check_chunked_engine(engine, points)  # dask arrays: cavi, em, svi and minibatch advi only
     data = check_points(points, n_components=spec.n_components)
     spec.check_features(data.shape[1])
     message = check_data_scale(data, spec)
