@@ -253,3 +253,22 @@ def test_every_covariance_type_has_a_dp_model_with_finite_starts(covariance, ext
     for start in initial_points(spec, POINTS, 2, random_seed=2):
         point = _value_point(model, start)
         assert np.isfinite(logp(point)) and np.all(np.isfinite(dlogp(point)))
+
+
+def test_advi_stores_the_sticks_and_alpha_of_its_draws():
+    """ADVI's posterior carries q's sticks and alpha, consistent with its weights."""
+    from ppl_mixtures.model.transforms import stick_weights
+
+    rng = np.random.default_rng(0)
+    points = np.r_[rng.normal(-3, 0.5, (60, 1)), rng.normal(3, 0.5, (60, 1))]
+    spec = MixtureSpec(n_components=4, weights="dp", dp_alpha_prior=(2.0, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short run: convergence is not what is tested
+        result = fit(points, spec, engine="advi", n_iter=500, random_seed=1, progressbar=False)
+    posterior = result.idata["posterior"]
+    assert posterior["dp_sticks"].dims == ("chain", "draw", "component_stick")
+    np.testing.assert_allclose(
+        posterior["weights"].values, stick_weights(posterior["dp_sticks"].values), rtol=1e-10
+    )
+    assert posterior["dp_alpha"].dims == ("chain", "draw")
+    assert np.all(posterior["dp_alpha"].values > 0)

@@ -434,6 +434,7 @@ def _fit(
         obs_sd=draws["obs_sd"][None] if "obs_sd" in draws else None,
         obs_cov=draws["obs_cov"][None] if "obs_cov" in draws else None,
         attrs={"engine": method, "inference_library": "pymc"},
+        extra_posterior=_dp_draws(draws),
     )
     run_seconds = time.perf_counter() - run_start
     test = best.convergence
@@ -512,6 +513,19 @@ def describe_defaults() -> str:
         f"(ceil({AUTO_PASSES} N / B), at least {AUTO_N_ITER:,}) with minibatches; "
         f"elbo_draws min(500, max(100, {ELBO_BUDGET:.0e} / N))"
     )
+
+
+def _dp_draws(draws: dict[str, np.ndarray]) -> Any:
+    """q's draws of the dp sticks (and of alpha when learned) for the posterior, as NUTS
+    stores them; None for other weights."""
+    if "dp_sticks" not in draws:
+        return None
+    import xarray as xr
+
+    extra = {"dp_sticks": (("chain", "draw", "component_stick"), draws["dp_sticks"][None])}
+    if "dp_alpha" in draws:
+        extra["dp_alpha"] = (("chain", "draw"), draws["dp_alpha"][None])
+    return xr.Dataset(extra)
 
 
 ENGINES = (

@@ -97,9 +97,9 @@ __all__ = [
 
 METHODS = ("advi", "fullrank_advi")
 OPTIMIZERS = ("adagrad_window", "adagrad", "adam")
-CONSTRAINED_NAMES = ("means", "weights", "obs_sd", "obs_cov")
-# per draw: (K, D), (K,), (K, D), (K, D, D)
-_NDIM = {"means": 2, "weights": 1, "obs_sd": 2, "obs_cov": 3}
+CONSTRAINED_NAMES = ("means", "weights", "obs_sd", "obs_cov", "dp_sticks", "dp_alpha")
+# per draw: (K, D), (K,), (K, D), (K, D, D); dp weights: sticks (K - 1,), alpha ()
+_NDIM = {"means": 2, "weights": 1, "obs_sd": 2, "obs_cov": 3, "dp_sticks": 1, "dp_alpha": 0}
 #: Iterations per block of pre-drawn noise and minibatch rows (see the module docs).
 BLOCK = 100
 #: Chunked data: iterations between chunk loads (one chunk per block; module docs).
