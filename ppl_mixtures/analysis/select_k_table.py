@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ppl_mixtures.analysis.select_k_criteria import CRITERIA
+from ppl_mixtures.analysis.select_k_criteria import CRITERIA, Cell
 from ppl_mixtures.model.spec import MixtureSpec
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["RULES", "SelectK"]
+__all__ = ["LOO_MIN_NATS", "LOO_SE", "RULES", "SMC_EXACT_SE", "SelectK", "assemble"]
 
 #: Each criterion's rule, in words (reports and docs print these).
 RULES: dict[str, str] = {
@@ -71,7 +71,8 @@ class SelectK:
         ICL; a probability for ``dp``. NaN only where :attr:`missing` says why.
     choices : dict of str -> int or None
         Each criterion's K (None unless every row has a value: a partial column cannot
-        choose).
+        choose). The DP's is the mode of P(K occupied | x) over K = 0..T, which may lie
+        outside ks (the note says so).
     differences : pandas.DataFrame
         value - value at the criterion's choice (nats or BIC units), per criterion but dp.
     difference_se : pandas.DataFrame
@@ -132,7 +133,9 @@ class SelectK:
             chosen = f"K = {k}" if k is not None else "no choice"
             if k is None and absent:
                 chosen += f" (no value at K = {', '.join(map(str, absent))})"
-            flagged = k is not None and k in self.flags.get(name, {})
+            flags = self.flags.get(name, {})
+            # the DP's one fit flags every row alike; its choice may lie outside ks
+            flagged = k is not None and (k in flags or (name == "dp" and bool(flags)))
             suffix = " (flagged: see below)" if flagged else ""
             lines.append(f"- **{CRITERIA[name].label}**: {chosen}{suffix}. {RULES[name]}")
         return lines
@@ -202,3 +205,106 @@ class SelectK:
 
         plots = importlib.import_module("ppl_mixtures.present.plots")
         return plots.plot_select_k(self, **kwargs)
+
+
+# --------------------------------------------------------------------------- assembly
+#: SMC farther from the exact log p(x) than this many se is flagged.
+SMC_EXACT_SE = 3.0
+#: LOO's choice: the smallest K within max(LOO_MIN_NATS, LOO_SE * se_diff) of the best.
+LOO_MIN_NATS, LOO_SE = 4.0, 2.0
+
+
+def _choice(name: str, values: pd.Series, pointwise: dict) -> int | None:
+    """The criterion's K; None unless every row has a value (a partial column cannot choose)."""
+    finite = values[np.isfinite(values)]
+    if finite.empty or len(finite) < len(values):
+        return None
+    best = int(finite.idxmax() if CRITERIA[name].higher_is_better else finite.idxmin())
+    if name != "loo":
+        return best
+    for k in finite.index:  # the smallest K within the LOO tolerance of the best
+        gap = finite[best] - finite[k]
+        if gap <= max(LOO_MIN_NATS, LOO_SE * _paired_se(pointwise, k, best)):
+            return int(k)
+    return best
+
+
+def _paired_se(pointwise: Mapping[int, np.ndarray], k: int, best: int) -> float:
+    """se of elpd_K - elpd_best from the pointwise elpd (``az.compare``'s dse)."""
+    if k == best or k not in pointwise or best not in pointwise:
+        return 0.0
+    diff = pointwise[k] - pointwise[best]
+    return float(np.sqrt(diff.size * np.var(diff)))
+
+
+def _differences(
+    table: pd.DataFrame, criteria: tuple[str, ...], choices: Mapping, pointwise: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """value - value at the choice, and its se (SMC: independent runs; LOO: paired)."""
+    diff = pd.DataFrame(index=table.index)
+    diff_se = pd.DataFrame(index=table.index)
+    for name in criteria:
+        best = choices.get(name)
+        if best is None or name == "dp":
+            continue
+        diff[name] = table[name] - table.loc[best, name]
+        if name == "smc":
+            se = table["smc_se"]
+            diff_se[name] = np.sqrt(se**2 + se[best] ** 2).where(table.index != best, 0.0)
+        elif name == "loo":
+            diff_se[name] = [_paired_se(pointwise, k, best) for k in table.index]
+    return diff, diff_se
+
+
+def _add_flag(flags: dict[str, dict[int, str]], name: str, k: int, text: str) -> None:
+    old = flags.setdefault(name, {}).get(k, "")
+    flags[name][k] = f"{old}; {text}" if old else text
+
+
+def assemble(
+    rows: Mapping[int, Mapping[str, Cell]],
+    chosen: tuple[str, ...],
+    ks: tuple[int, ...],
+    spec: MixtureSpec,
+    n_samples: int,
+    seconds: Mapping[str, float],
+    notes: dict[str, str],
+) -> SelectK:
+    """The table, choices, differences and flags from the cells."""
+    columns: dict[str, list[float]] = {}
+    flags: dict[str, dict[int, str]] = {}
+    missing: dict[str, dict[int, str]] = {}
+    pointwise: dict[int, np.ndarray] = {}
+    for name in chosen:
+        columns[name] = [rows[k][name].value for k in ks]
+        if CRITERIA[name].has_se:
+            columns[f"{name}_se"] = [rows[k][name].se for k in ks]
+        for k in ks:
+            cell = rows[k][name]
+            if cell.flag:
+                _add_flag(flags, name, k, cell.flag)
+            if cell.missing:
+                missing.setdefault(name, {})[k] = cell.missing
+            if name == "loo" and cell.extra is not None:
+                pointwise[k] = cell.extra
+    table = pd.DataFrame(columns, index=pd.Index(ks, name="K"))
+    if "smc" in chosen and "exact" in chosen:  # the rule: SMC within 3 se of the truth
+        for k in ks:
+            smc, se, exact = table.loc[k, ["smc", "smc_se", "exact"]]
+            if np.isfinite(exact) and np.isfinite(se) and abs(smc - exact) > SMC_EXACT_SE * se:
+                _add_flag(flags, "smc", k, f"{smc - exact:+.3f} nats from the exact value (> 3 se)")
+    choices = {name: _choice(name, table[name], pointwise) for name in chosen}
+    diff, diff_se = _differences(table, chosen, choices, pointwise)
+    return SelectK(
+        table=table,
+        choices=choices,
+        differences=diff,
+        difference_se=diff_se,
+        flags=flags,
+        missing=missing,
+        notes=notes,
+        criteria=chosen,
+        spec=spec,
+        n_samples=n_samples,
+        seconds=dict(seconds),
+    )

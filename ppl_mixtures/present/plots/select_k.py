@@ -49,7 +49,7 @@ def _panel(ax: Any, result: SelectK, names: list[str], colors: dict, markers: di
         if flagged:
             ax.plot(x[flagged], y[flagged], "x", color="black", markersize=9, zorder=4)
         best = result.choices.get(name)
-        if best is not None:
+        if best is not None and best in result.ks:
             j = result.ks.index(best)
             ax.plot(x[j], y[j], marker=marker, markersize=13, markerfacecolor="none",
                     markeredgecolor=color, markeredgewidth=2, zorder=5)  # fmt: skip
@@ -121,7 +121,7 @@ def plot_select_k(result: SelectK, *, title: str | None = None) -> Figure:
         mass = result.table["dp"].to_numpy(float)
         ax.bar(result.ks, np.nan_to_num(mass), color=colors["dp"], width=0.6)
         best = result.choices.get("dp")
-        if best is not None:
+        if best is not None and best in result.ks:
             ax.bar([best], [mass[result.ks.index(best)]], width=0.6, fill=False,
                    edgecolor="black", linewidth=2)  # fmt: skip
         ax.set_ylim(0, 1.05)
