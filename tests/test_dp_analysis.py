@@ -137,7 +137,7 @@ def _dp_draws(n_chains, n_draws, seed):
     return means, weights
 
 
-def _dp_fit(means, weights, engine="nuts", family="mcmc"):
+def _dp_fit(means, weights, engine="nuts", family="mcmc", spec=DP_SPEC):
     rng = np.random.default_rng(1)
     points = rng.standard_normal((20, 2))
     sticks = weights[..., :-1] / np.cumsum(weights[..., ::-1], axis=-1)[..., ::-1][..., :-1]
@@ -147,8 +147,10 @@ def _dp_fit(means, weights, engine="nuts", family="mcmc"):
             "dp_alpha": (("chain", "draw"), rng.gamma(2.0, 1.0, size=weights.shape[:2])),
         }
     )
+    if not spec.is_dp:
+        extra = extra.drop_vars("dp_sticks")
     idata = make_idata(means, weights, points, extra_posterior=extra)
-    return MixtureFit(engine=engine, spec=DP_SPEC, idata=idata, family=family)
+    return MixtureFit(engine=engine, spec=spec, idata=idata, family=family)
 
 
 def _scrambled(seed=0):
@@ -180,6 +182,29 @@ def test_relabel_of_dp_draws_keeps_each_occupied_component_in_one_label():
     flat = np.take_along_axis(means, unweighted[..., None], 2)
     spread = flat[..., :2].std(axis=(0, 1)).max()
     assert spread > 1.0
+
+
+def test_relabel_of_a_sparse_overfitted_mixture_weights_its_empty_components_out():
+    """A sparse finite mixture (Dirichlet 0.01, K = 5 on 3 clusters) has the same empty
+    components with prior-drawn means: the same draws relabel as for the DP, each occupied
+    component in one label; a fit whose every component holds points is untouched by the
+    rule (its expected counts are all >= 1, so the unweighted cost is kept)."""
+    sparse = MixtureSpec(n_components=5, dirichlet_alpha=0.01, mean_prior_sd=5.0, obs_sd=0.7)
+    means, weights = _scrambled()
+    aligned = relabel(_dp_fit(means, weights, spec=sparse))
+    got_means, got_weights = aligned.draws("means"), aligned.draws("weights")
+    for k in np.argsort(got_weights.mean(axis=(0, 1)))[-3:]:
+        distance = np.linalg.norm(got_means[:, :, k, None, :] - OCCUPIED, axis=-1)
+        assert distance[..., np.argmin(distance.mean(axis=(0, 1)))].max() < 1.0
+    # every component occupied (weights ~ 0.45, 0.35, 0.2 of 20 points): plain relabeling
+    full_means, full_weights = _dp_draws(4, 300, 0)
+    occupied = (
+        full_means[:, :, :3],
+        full_weights[:, :, :3] / full_weights[:, :, :3].sum(-1, keepdims=True),
+    )
+    three = MixtureSpec(n_components=3, dirichlet_alpha=0.01, mean_prior_sd=5.0, obs_sd=0.7)
+    plain = relabel(_dp_fit(*occupied, spec=three))
+    np.testing.assert_array_equal(plain.relabeling.permutations, align_permutations(occupied[0]))
 
 
 def test_relabel_moves_a_dp_q_as_one_block():

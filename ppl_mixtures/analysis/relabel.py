@@ -36,6 +36,12 @@ weights are close), so DP fits are relabeled like the others, with two changes:
   has no label switching inside it, and per-draw assignments would only reorder the
   unoccupied components' prior draws, which changes their marginals.
 
+Overfitted finite mixtures (a sparse Dirichlet, e.g. ``dirichlet_alpha=0.01`` with more
+components than clusters) have the same unoccupied components with prior-drawn means, so
+they get the same two changes whenever, in at least half the draws, some component is
+empty: its expected count N w_k is below 1 (:func:`_has_empty_components`). A fit whose every
+component holds points is relabeled exactly as before.
+
 After relabeling, the components carry the reference's labels, not stick positions:
 ``weights[k]`` is no longer the k-th stick's weight, so the stick variables
 (``dp_sticks``, ``dp_neg_log_rest``, dims ``component_stick``) are dropped from a
@@ -296,11 +302,12 @@ def relabel(fit: MixtureFit, reference: MixtureFit | np.ndarray | None = None) -
                 f"of the same K and data."
             )
     dp = bool(fit.spec.is_dp) and fit.n_components > 1
+    weighted = dp or _has_empty_components(fit)  # DP, or an overfitted (sparse) mixture
     perms = align_permutations(
         means,
         reference,
-        weights=fit.draws("weights") if dp else None,
-        block=dp and fit.family == "vi" and fit.n_chains == 1,
+        weights=fit.draws("weights") if weighted else None,
+        block=weighted and fit.family == "vi" and fit.n_chains == 1,
     )
     identity = np.arange(fit.n_components)
     n_moved = int((perms != identity).any(-1).sum())
@@ -327,3 +334,14 @@ def relabel(fit: MixtureFit, reference: MixtureFit | np.ndarray | None = None) -
         info.rhat_after,
     )
     return relabeled.replace(relabeling=info)
+
+
+def _has_empty_components(fit: MixtureFit) -> bool:
+    """True when, in at least half the draws, some component's expected count N w_k is
+    below 1 (an overfitted mixture's unoccupied component, whichever label it has in that
+    draw: labels may switch); False without stored points."""
+    if fit.spec.fixed_weights or "observed_data" not in fit.idata.children:
+        return False
+    n_samples = fit.idata["observed_data"]["x"].shape[0]
+    expected = n_samples * fit.draws("weights")  # (chain, draw, K)
+    return bool(np.median(expected.min(axis=-1)) < 1.0)
