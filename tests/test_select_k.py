@@ -34,12 +34,13 @@ def conjugate(separated: np.ndarray) -> SelectK:
 
 @pytest.fixture(scope="module")
 def samplers(separated: np.ndarray) -> SelectK:
-    """SMC and NUTS-LOO at K = 2, 3, 4 only: measured, K = 1..6 with these settings costs
-    ~75 s (the overfitted K = 5, 6 posteriors are the slow ones), K = 2, 3, 4 about 35 s;
-    3 beating both neighbours is what "picks 3" means. Small settings: 2 chains x 200
-    draws (the LOO se is ~23 nats, the K = 2 vs 3 gap ~3800 nats; K = 3 vs 4 is decided by
-    the 4-nat rule, not by noise) and 3 SMC runs of 300 particles (se ~0.3 nats at K = 3
-    against a 5-7 nat gap to K = 4)."""
+    """SMC and NUTS-LOO at K = 2, 3, 4 only: 3 beating both neighbours is what "picks 3"
+    means, and the overfitted K = 5, 6 posteriors are the slow ones (measured on the
+    loaded machine: NUTS 2 x 300 draws and SMC 3 x 500 particles for K = 1..6 took about
+    90 s and 80 s; these settings at K = 2, 3, 4: 8 s and 11 s on a quiet machine). Small
+    settings: 2 chains x 200 draws (LOO se ~23 nats; the K = 2 vs 3 gap is ~6400 nats and
+    K = 3 vs 4 is decided by the 4-nat rule, not by noise) and 3 SMC runs of 300
+    particles (se 0.18 nats at K = 3 against a 4.6-nat gap to K = 4)."""
     return select_k(
         separated,
         SPEC,
