@@ -282,19 +282,21 @@ def _add_choose_k(sub: Any, common: argparse.ArgumentParser) -> None:
         dest="random_seed",
         type=seed,
         default=0,
+        metavar="N",
         help="seed of every fit (default 0): same seed, same table.",
     )
     choose.add_argument(
         "--quick",
         action="store_true",
-        help="small sampler settings for smc and loo (NUTS 2 x 200 draws, SMC 4 x 500).",
+        help="small sampler settings for smc and loo (NUTS 2 x (200 tune + 200 draws), "
+        "SMC 4 runs x 500 particles).",
     )
     choose.add_argument(
         "--dp-truncation",
         type=int,
         default=None,
         metavar="T",
-        help="the DP's truncation level (default: the largest K + 4).",
+        help="the DP's truncation level (default: the largest K + 4, at most the rows).",
     )
     _add_report_arguments(choose, "write the report folder here.")
 
