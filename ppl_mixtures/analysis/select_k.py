@@ -107,7 +107,7 @@ class _Runner:
     """Fits one engine per K with the shared seed and progress bar; times each source."""
 
     points: np.ndarray
-    random_seed: int
+    random_seed: int | None
     progressbar: bool
     seconds: dict[str, float] = field(default_factory=dict)
 
