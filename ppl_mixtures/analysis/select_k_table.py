@@ -199,12 +199,11 @@ class SelectK:
         """The differences from each criterion's best K
         (:func:`ppl_mixtures.present.plots.plot_select_k`)."""
         # A shortcut for users, like MixtureFit.plot_* and Comparison.plot_*: the figure
-        # module is imported at call time (nothing below `present` calls this), by name so
-        # the layer contract's import graph does not see an edge it has no exception for.
-        import importlib
+        # module is imported at call time (nothing below `present` calls this); the layer
+        # contract declares this edge (pyproject.toml, ignore_imports).
+        from ppl_mixtures.present.plots import plot_select_k
 
-        plots = importlib.import_module("ppl_mixtures.present.plots")
-        return plots.plot_select_k(self, **kwargs)
+        return plot_select_k(self, **kwargs)
 
 
 # --------------------------------------------------------------------------- assembly
