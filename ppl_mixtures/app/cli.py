@@ -36,8 +36,9 @@ from ppl_mixtures.app.ui import PROG, UI
 __all__ = ["build_parser", "main"]
 
 DATA_HELP = """\
-DATA is a CSV file (comma-separated; the header row is optional) or a NumPy .npy file of
-shape (n_samples, n_features). Choose columns with --columns (names or 0-based indices).
+DATA is a CSV file (comma-separated; the header row is optional), a NumPy .npy file of
+shape (n_samples, n_features), or a .zarr array store (read lazily, chunk by chunk; engines
+cavi, em, svi, and advi with --batch-size; --columns by 0-based index; no --out). Choose columns with --columns (names or 0-based indices).
 Rows with missing values are an error that says where they are, unless --dropna.
 Standardize (--standardize) when features have different scales (e.g. minutes and
 seconds) or are far from 0: the default priors (mean_prior_sd=1, obs_sd=1) assume data of
@@ -132,7 +133,7 @@ def _registry_epilog(text: str) -> Callable[[], str]:
 
 # --------------------------------------------------------------------------- arguments
 def _add_data_arguments(p: argparse.ArgumentParser, with_k: bool = True) -> None:
-    p.add_argument("data", metavar="DATA", help="CSV or .npy file with the points.")
+    p.add_argument("data", metavar="DATA", help="CSV, .npy or .zarr store with the points.")
     if with_k:
         p.add_argument(
             "-k",
