@@ -38,7 +38,8 @@ __all__ = ["build_parser", "main"]
 DATA_HELP = """\
 DATA is a CSV file (comma-separated; the header row is optional), a NumPy .npy file of
 shape (n_samples, n_features), or a .zarr array store (read lazily, chunk by chunk; engines
-cavi, em, svi, and advi with --batch-size; --columns by 0-based index; no --out). Choose columns with --columns (names or 0-based indices).
+cavi, em, svi, and advi with --batch-size; --columns by 0-based index; no --out).
+Choose columns with --columns (names or 0-based indices).
 Rows with missing values are an error that says where they are, unless --dropna.
 Standardize (--standardize) when features have different scales (e.g. minutes and
 seconds) or are far from 0: the default priors (mean_prior_sd=1, obs_sd=1) assume data of
