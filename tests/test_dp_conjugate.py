@@ -16,13 +16,13 @@ from scipy import integrate
 from scipy.stats import beta, gamma, multivariate_normal, norm, wishart
 
 from ppl_mixtures import MixtureSpec, datasets, fit
-from ppl_mixtures.inference.conjugate import cavi
+from ppl_mixtures.inference.conjugate import cavi, driver, merge
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate import meanfield as mf
 from ppl_mixtures.inference.conjugate.family import q_family, q_posterior_draws
-from ppl_mixtures.inference.conjugate.stats import log_rho, responsibilities
-from ppl_mixtures.inference.conjugate.stats_full import log_rho_full
-from ppl_mixtures.inference.conjugate.sticks import expected_counts
+from ppl_mixtures.inference.conjugate.stats import log_rho, responsibilities, sufficient_stats
+from ppl_mixtures.inference.conjugate.stats_full import full_stats, log_rho_full
+from ppl_mixtures.inference.conjugate.sticks import expected_counts, size_biased
 from ppl_mixtures.model.enumeration import dp_log_prior_z, one_hot
 from ppl_mixtures.model.evidence import exact_log_evidence, exact_posterior
 from ppl_mixtures.model.transforms import stick_weights
@@ -95,6 +95,65 @@ def test_cavi_dp_elbo_never_decreases(covariance, alpha_prior):
     # every sweep takes each block's exact optimum; rounding of sums of ~300 terms of
     # size ~10 is ~1e-12 relative, far below the 1e-9 allowed
     assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+
+
+# ------------------------------------------------------------------ merge moves
+def _split_prone(n_samples: int) -> np.ndarray:
+    """Three well-separated clusters of unequal size and shape (benchmarks/bench_select_k.py's
+    data): k-means++ with T = 10 centres splits each cluster among several components."""
+    rng = np.random.default_rng(0)
+    labels = rng.choice(3, size=n_samples, p=[0.5, 0.3, 0.2])
+    centers = np.array([[0.0, 0.0], [4.0, 3.0], [-3.0, 5.0]])
+    scales = np.array([[1.0, 0.5], [0.7, 1.0], [1.0, 1.2]])
+    return centers[labels] + scales[labels] * rng.normal(size=(n_samples, 2))
+
+
+@pytest.mark.parametrize("covariance", ["diag", "full"])
+def test_merged_statistics_are_those_of_the_union(covariance):
+    # oracle: the statistics of hard responsibilities in which the two labels are one
+    points = _split_prone(500)
+    labels = np.random.default_rng(1).integers(0, 5, size=500)
+    spec = _dp_spec(covariance, n_components=5)
+    stats_of = sufficient_stats if covariance == "diag" else full_stats
+    merged = merge.merged_stats(stats_of(points, np.eye(5)[labels]), 3, 1, spec)
+    union = size_biased(stats_of(points, np.eye(5)[np.where(labels == 3, 1, labels)]), spec)
+    assert merged.counts.sum() == 500.0
+    np.testing.assert_allclose(merged.counts, union.counts, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(merged.means, union.means, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(merged.scatter, union.scatter, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("covariance", ["diag", "spherical", "full", "tied"])
+def test_cavi_dp_merge_moves_keep_the_elbo_monotone(covariance):
+    spec = _dp_spec(covariance, dp_alpha_prior=GAMMA_PRIOR)
+    result = fit(_split_prone(2000), spec, engine="cavi", random_seed=0, n_init=1, n_draws=10)
+    assert result.details.merges_accepted >= 1  # this run does merge
+    assert result.details.merges_proposed >= result.details.merges_accepted
+    trace = np.asarray(result.elbo)
+    assert trace.size == result.n_iter
+    # every value is the ELBO of a full sweep, an accepted merge's included; the 1e-9
+    # relative rounding allowance as in test_cavi_dp_elbo_never_decreases
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+
+
+@pytest.mark.parametrize("covariance", ["diag", "full"])
+def test_cavi_dp_merges_the_split_clusters_of_a_kmeans_start(covariance):
+    # 2,000 points, T = 10: plain coordinate ascent from the same k-means++ start still
+    # holds >= 5 components after as many sweeps as the merging fit used; the merges end
+    # with the 3 clusters at a higher ELBO (the last value of each trace is an exact ELBO)
+    points = _split_prone(2000)
+    spec = _dp_spec(covariance)
+    result = fit(points, spec, engine="cavi", random_seed=0, n_init=1, n_draws=10)
+    counts = expected_counts(result.details.variational_params, spec)
+    assert result.converged
+    assert np.count_nonzero(counts >= 1.0) == 3, counts
+    state = cavi.init(points, spec, random_seed=driver.restart_seeds(0, 2)[0])
+    assert result.elbo[0] == pytest.approx(cavi.step(points, spec, state)[1].elbo, rel=1e-12)
+    for _ in range(result.n_iter):
+        state, _info = cavi.step(points, spec, state)
+    plain = expected_counts(state.params, spec)
+    assert np.count_nonzero(plain >= 1.0) > 3, plain
+    assert result.elbo[-1] > state.elbo
 
 
 # ------------------------------------------------------------------ the ELBO's terms

@@ -21,6 +21,17 @@ The model, the mean-field family and the updates are in ``meanfield.py``; one sw
 ``fit`` runs ``n_init`` restarts through the shared driver (``driver.py``) and keeps the
 one with the highest ELBO.
 
+Merge moves (``weights="dp"`` only; ``merge.py``): k-means++ starts T centres, so on large
+data each true cluster begins split among several components, which coordinate ascent
+merges only at a crawl. When the relative ELBO change falls below 1e-5 (at most every 10
+sweeps) and before convergence is declared, ``fit`` proposes merging the closest pairs of
+occupied components (at most 3 per round): their sufficient statistics are combined, the
+global factors set from them, one full sweep run, and the result kept only if its ELBO is
+higher (Ueda et al. 2000; Hughes & Sudderth 2013). The trace stays monotone and every
+value in it is the ELBO of a full sweep; ``fit.details.merges_proposed`` /
+``merges_accepted`` count the moves. Other weights run the plain sweeps (same numbers as
+before); :func:`step` never merges.
+
 Covariance types: "diag" and "spherical" (one Gamma q(tau_k) per component) use
 ``meanfield.py`` and ``elbo.py`` as above; "full" (learned or known) and "tied" use the
 Gaussian-Wishart family of ``fullcov_meanfield.py`` (q(mu_k) with full covariance,
@@ -36,7 +47,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ppl_mixtures import validation as v
-from ppl_mixtures.inference.conjugate import chunked, driver
+from ppl_mixtures.inference.conjugate import chunked, driver, merge
 from ppl_mixtures.inference.conjugate import fullcov_meanfield as fm
 from ppl_mixtures.inference.conjugate.elbo import elbo
 from ppl_mixtures.inference.conjugate.family import q_family, q_posterior_draws
@@ -136,9 +147,14 @@ class CaviDetails:
         ``weight_conc``; instead the stick factors ``stick_a``, ``stick_b`` (T - 1,) and,
         with ``dp_alpha_prior``, ``alpha_shape``, ``alpha_rate`` (1,)
         (``DPVariationalParams`` / ``DPFullParams``; ``sticks.expected_counts`` reads E[N_k]).
+    merges_proposed, merges_accepted : int
+        ``weights="dp"``: merge moves (``merge.py``) the kept restart tried (one pass each)
+        and accepted (each one a sweep in the ELBO trace); 0 for other specs.
     """
 
     variational_params: dict[str, np.ndarray]
+    merges_proposed: int = 0
+    merges_accepted: int = 0
 
 
 # ----------------------------------------------------------------- init / step
@@ -190,14 +206,42 @@ def step(
     (CaviState, CaviInfo)
         The ELBO is that of the new state (q(z) from this pass, the new global factors).
     """
-    params = state.params
+    new_params, value, stats = _sweep(points, spec, state.params, backend)
+    new_state = CaviState(new_params, value, state.n_iter + 1)
+    return new_state, CaviInfo(value, value - state.elbo, stats.counts)
+
+
+def _sweep(
+    points: np.ndarray, spec: MixtureSpec, params: Any, backend: str
+) -> tuple[Any, float, Any]:
+    """One sweep from the global factors ``params``: (new factors, their ELBO, the pass's
+    sufficient statistics)."""
     family, family_elbo = q_family(spec)
     expect = family.expectations(params, spec)
     stats = family.local_pass(backend, points, params, expect)
     new_params = family.update_globals(stats, spec, expect.prec)
-    value = family_elbo(stats, new_params, spec)
-    new_state = CaviState(new_params, value, state.n_iter + 1)
-    return new_state, CaviInfo(value, value - state.elbo, stats.counts)
+    return new_params, family_elbo(stats, new_params, spec), stats
+
+
+def _globals_from_stats(stats: Any, spec: MixtureSpec) -> Any:
+    """The global factors set from (merged) statistics: q(mu) first given the prior mean
+    of the precisions (as ``initial_params``), then twice more given the new q's."""
+    family = q_family(spec)[0]
+    n_components, n_features = stats.means.shape
+    if family is fm:
+        if spec.learned_covariance:
+            start = spec.wishart_dof(n_features) * spec.wishart_scale(n_features)
+        else:
+            start = np.linalg.inv(spec.known_obs_cov(n_features))
+        prec = np.broadcast_to(start, (n_components, n_features, n_features)).copy()
+    elif spec.learned_obs_sd or spec.covariance == "spherical":
+        prec = np.full(stats.means.shape, spec.precision_prior_shape / spec.precision_prior_rate)
+    else:
+        prec = np.broadcast_to(spec.known_obs_sd(n_features) ** -2.0, stats.means.shape).copy()
+    params = family.update_globals(stats, spec, prec)
+    for _ in range(2):
+        params = family.update_globals(stats, spec, family.expectations(params, spec).prec)
+    return params
 
 
 # ----------------------------------------------------------------- fit
@@ -251,6 +295,18 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
             data = feature_major(points)  # read in place by the pass
 
     def run_one(seed: int, report: Any) -> driver.Run:
+        if spec.is_dp and not spec.fixed_weights:  # merge moves (merge.py)
+            params, trace, converged, record = merge.iterate_with_merges(
+                lambda p: _sweep(data, spec, p, backend),
+                lambda stats: _globals_from_stats(stats, spec),
+                init(data, spec, random_seed=seed, init=opts.init).params,
+                spec,
+                max_iter=opts.max_iter,
+                converged_when=driver.relative_change_below(opts.tol),
+                report=report,
+            )
+            state = CaviState(params, float(trace[-1]), int(trace.size))
+            return driver.Run(seed, state, trace, converged, state.elbo, extra=record)
         state, trace, converged = driver.iterate(
             lambda s: _step_elbo(data, spec, s, backend),
             init(data, spec, random_seed=seed, init=opts.init),
@@ -300,7 +356,11 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
         n_iter=kept.n_iter,
         elbo_estimate=Estimate(float(kept.objective), 0.0),
         restarts=restarts,
-        details=CaviDetails({k: val for k, val in params._asdict().items() if val is not None}),
+        details=CaviDetails(
+            {k: val for k, val in params._asdict().items() if val is not None},
+            merges_proposed=kept.extra.proposed if kept.extra is not None else 0,
+            merges_accepted=kept.extra.accepted if kept.extra is not None else 0,
+        ),
         options={name: getattr(opts, name) for name in _RECORDED_OPTIONS},
     )
 
