@@ -43,10 +43,12 @@ def _copy_tutorials() -> list[str]:
     TUTORIALS.mkdir()
     for source in sources:
         shutil.copy2(source, TUTORIALS / source.name)
+    words = {5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+    count = words.get(len(sources), str(len(sources)))
     index = [
         "# Tutorials",
         "",
-        "The five tutorial notebooks, executed at full settings by `make notebooks` "
+        f"The {count} tutorial notebooks, executed at full settings by `make notebooks` "
         "(their stored outputs are shown here; the site build does not re-run them).",
         "",
         "```{toctree}",
