@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pytest
+from scipy.stats import multivariate_normal
 
 from ppl_mixtures import MixtureFit, MixtureSpec
 from ppl_mixtures.analysis.occupancy import (
@@ -70,6 +71,41 @@ def test_a_component_between_two_clusters_splits_them_at_random():
     # a Dirichlet-weights fit: no truncation check
     assert not occ.truncated and occ.truncation_ok
     assert occ.effective_number == occ.mean  # a sampler-like fit: the posterior mean count
+
+
+def test_full_covariance_draws_assign_points_with_their_responsibilities():
+    # 2 components, 3 points between them, two parameter sets alternating over the draws
+    # (correlated covariances that differ per draw). Exactly one component is occupied
+    # when all 3 points pick the same one: P(1) = mean over the sets of
+    # prod_i r_i1 + prod_i r_i2, with r from scipy's densities (the oracle).
+    points = np.array([[0.0, 0.0], [0.4, -0.3], [-0.5, 0.6]])
+    means = np.array([[[-1.0, 0.5], [1.0, -0.5]], [[-0.5, -1.0], [0.8, 1.0]]])
+    covs = np.array(
+        [
+            [[[1.0, 0.6], [0.6, 1.5]], [[0.8, -0.3], [-0.3, 0.5]]],
+            [[[0.5, 0.2], [0.2, 2.0]], [[1.2, 0.9], [0.9, 1.0]]],
+        ]
+    )
+    weights = np.array([[0.4, 0.6], [0.7, 0.3]])
+    p1 = 0.0
+    for s in range(2):
+        joint = np.array(
+            [
+                weights[s, k] * multivariate_normal(means[s, k], covs[s, k]).pdf(points)
+                for k in range(2)
+            ]
+        )
+        resp = joint / joint.sum(axis=0)
+        p1 += 0.5 * (np.prod(resp[0]) + np.prod(resp[1]))
+    n_draws = 4000
+    pick = np.arange(n_draws) % 2
+    spec = MixtureSpec(2, covariance="full", obs_cov="learned", mean_prior_sd=5.0)
+    idata = make_idata(means[pick][None], weights[pick][None], points, obs_cov=covs[pick][None])
+    occ = occupied_components(MixtureFit(engine="test", spec=spec, idata=idata), random_seed=5)
+    # binomial se of a frequency over independent draws; 4 se
+    assert 0.05 < p1 < 0.95
+    assert abs(occ.pmf[1] - p1) <= 4 * np.sqrt(p1 * (1 - p1) / n_draws), (occ.pmf, p1)
+    assert occ.pmf[1] + occ.pmf[2] == pytest.approx(1.0, abs=1e-12)
 
 
 def test_pmf_sums_to_one_on_overlapping_clusters_and_draw_subsets():
