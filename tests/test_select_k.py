@@ -58,13 +58,20 @@ def test_every_criterion_picks_three_on_separated_clusters(
 ) -> None:
     choices = {**conjugate.choices, **samplers.choices}
     assert set(choices) == {"elbo", "elbo_logk", "bic", "aic", "icl", "dp", "smc", "loo"}
+    # AIC picks 3 on this draw, but not reliably: its penalty (2 per parameter) is below the
+    # gain a spurious split buys by chance (notebook 07: 3 on 5 of 12 redraws of such
+    # data). What always holds at the same EM fits: AIC's penalty is lighter than BIC's
+    # (2 < log N), so AIC never chooses fewer components than BIC.
+    aic = choices.pop("aic")
+    assert aic >= choices["bic"]
     assert choices == dict.fromkeys(choices, 3), choices
     # differences are value - value at the choice: 0 there; on the worse side elsewhere for
     # the argmax/argmin criteria (LOO's rule keeps K = 3 within its tolerance instead)
     for result in (conjugate, samplers):
         for name, diff in result.differences.items():
-            assert diff[3] == 0.0
-            others = diff.drop(3)
+            chosen = result.choices[name]
+            assert diff[chosen] == 0.0
+            others = diff.drop(chosen)
             if name in ("elbo", "elbo_logk", "smc"):
                 assert (others < 0).all(), (name, others)
             elif name in ("bic", "aic", "icl"):
@@ -304,3 +311,17 @@ def test_bad_input_gets_a_message_that_teaches(case: Bad) -> None:
         found = message.find(part, position)
         assert found >= 0, f"{part!r} missing (in this order) from {message!r}"
         position = found + len(part)
+
+
+def test_an_em_component_collapsed_onto_tied_values_is_flagged() -> None:
+    """14 points sharing one value in feature 1 (like Old Faithful's eruptions that all
+    waited 83 min): EM puts a component on them with sd -> 0 and the likelihood grows
+    without bound, so BIC/AIC/ICL there are flagged, not trusted; clean data are not."""
+    rng = np.random.default_rng(0)
+    cloud = rng.normal(0.0, 1.0, (200, 2))
+    tied = np.c_[rng.normal(0.5, 1.0, 14), np.full(14, 1.3)]
+    spec = MixtureSpec(n_components=1, obs_sd="learned")
+    result = select_k(np.r_[cloud, tied], spec, (1, 2), criteria=("bic",), progressbar=False)
+    assert "collapsed onto tied values" in result.flags["bic"][2]
+    clean = select_k(cloud, spec, (1, 2), criteria=("bic",), progressbar=False)
+    assert not clean.flags.get("bic")

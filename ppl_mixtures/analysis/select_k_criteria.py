@@ -185,13 +185,40 @@ def em_cells(fit: MixtureFit, points: np.ndarray) -> dict[str, Cell]:
     p = free_parameters(fit.spec, n_features)
     resp = np.asarray(responsibilities(fit, points))
     entropy = float(-np.sum(resp * np.log(np.where(resp > 0, resp, 1.0))))
-    flag = "" if fit.converged else "EM did not converge"
+    flags = [] if fit.converged else ["EM did not converge"]
+    collapsed = collapsed_components(fit, points, resp)
+    if collapsed:
+        flags.append(
+            f"component(s) {', '.join(map(str, collapsed))} collapsed onto tied values (sd < "
+            f"{COLLAPSE_RATIO:g} of the feature's): a degenerate maximum of the likelihood"
+        )
+    flag = "; ".join(flags)
     bic = -2.0 * log_lik + p * math.log(n_samples)
     return {
         "bic": Cell(bic, flag=flag),
         "aic": Cell(-2.0 * log_lik + 2.0 * p, flag=flag),
         "icl": Cell(bic + 2.0 * entropy, flag=flag),
     }
+
+
+#: An EM component whose sd in some feature is below this fraction of the feature's sd,
+#: with two or more points assigned, has collapsed onto tied values (e.g. 14 Old Faithful
+#: eruptions that all waited 83 min: sd 0.014 min); the likelihood grows without bound there.
+COLLAPSE_RATIO = 1e-3
+
+
+def collapsed_components(fit: MixtureFit, points: np.ndarray, resp: np.ndarray) -> list[int]:
+    """Components (by index) of a maximum-likelihood fit that sit on a spike of the
+    likelihood: at least two points assigned (by the largest responsibility) and an sd
+    below :data:`COLLAPSE_RATIO` times that feature's sd in the data. Known covariances
+    cannot collapse (an empty list)."""
+    if "obs_sd" not in fit.idata["posterior"]:
+        return []
+    sd = np.asarray(fit.posterior_mean("obs_sd"), dtype=float)  # (K, D)
+    data_sd = points.std(axis=0)
+    assigned = np.bincount(resp.argmax(axis=1), minlength=sd.shape[0])
+    tiny = (sd < COLLAPSE_RATIO * data_sd).any(axis=1)
+    return [int(k) for k in np.flatnonzero(tiny & (assigned >= 2))]
 
 
 # --------------------------------------------------------------------------- samplers
