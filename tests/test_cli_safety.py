@@ -205,7 +205,7 @@ def test_an_option_no_selected_engine_accepts_is_an_error(csv_path, capsys):
         "--option n_inti: expected an option that at least one of the selected engines "
         "(cavi, em) accepts" in err
     )
-    assert "Valid options: backend, init, max_iter" in err and "n_init" in err
+    assert "Valid options: backend, chunk_size, init, max_iter" in err and "n_init" in err
     code, _, err = run(
         f"--quiet compare {csv_path} -k 2 --engines cavi,em --reference cavi --draws 10",
         capsys,
