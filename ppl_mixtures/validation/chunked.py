@@ -345,14 +345,16 @@ def in_memory_chunks(points: np.ndarray, chunk_size: int) -> ChunkedPoints:
     bounds = row_bounds(sizes)
     blocks = [points[a:b] for a, b in itertools.pairwise(bounds)]
     checks = [_chunk_check(block) for block in blocks]
-    moments = tree_reduce([c[2] for c in checks if c[2] is not None], combine_moments)
+    # in-memory points arrive validated (finite), so every chunk has its moments
+    chunk_stats = tuple(c[2] for c in checks if c[2] is not None)
+    moments = tree_reduce(list(chunk_stats), combine_moments)
     shape = (int(points.shape[0]), int(points.shape[1]))
     return ChunkedPoints(
         points,
         bounds,
         moments,
         _fingerprint(shape, [c[3] for c in checks]),
-        chunk_stats=tuple(c[2] for c in checks),
+        chunk_stats=chunk_stats,
     )
 
 
