@@ -80,6 +80,8 @@ FULL_COVARIANCES = ("full", "tied")
 class FullParams(NamedTuple):
     """The global factors of q for full or tied covariances.
 
+    ``weights="dp"`` uses :class:`DPFullParams`: these fields and the stick factors.
+
     Attributes
     ----------
     mean_loc : ndarray of shape (n_components, n_features)
@@ -91,8 +93,6 @@ class FullParams(NamedTuple):
     wishart_dof, wishart_scale : ndarray of shape (n_components,) and (n_components, D, D)
         q(Lambda_k) = Wishart(nu_k, W_k) (mean nu_k W_k); shapes (1,) and (1, D, D) for a
         tied covariance (one factor); None for a known obs_cov.
-
-    ``weights="dp"`` uses :class:`DPFullParams`: these fields and the stick factors.
     """
 
     mean_loc: np.ndarray

@@ -81,6 +81,8 @@ __all__ = [
 class VariationalParams(NamedTuple):
     """The parameters of the global factors of q (the local q(z_i) are implied by them).
 
+    ``weights="dp"`` uses :class:`DPVariationalParams`: these fields and the stick factors.
+
     Attributes
     ----------
     mean_loc, mean_var : ndarray of shape (n_components, n_features)
@@ -90,8 +92,6 @@ class VariationalParams(NamedTuple):
     prec_shape, prec_rate : ndarray of shape (n_components, n_features) or None
         q(tau_kd) = Gamma(shape, rate) on the precisions; None when obs_sd is known. For
         ``covariance="spherical"`` shape (n_components,): q(tau_k), Sigma_k = I / tau_k.
-
-    ``weights="dp"`` uses :class:`DPVariationalParams`: these fields and the stick factors.
     """
 
     mean_loc: np.ndarray
