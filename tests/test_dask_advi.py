@@ -12,12 +12,12 @@ Full-data ADVI on chunked data is refused with a message that says to set ``batc
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import dask.array as da  # the `dask` extra; the `dev` extra that `make test` installs has it
 import numpy as np
 import pytest
+from bad_input import Bad, assert_teaches
 
 from ppl_mixtures import MixtureSpec, fit
 from ppl_mixtures.inference.pymc.advi_convergence import final_elbo
@@ -168,14 +168,6 @@ def test_a_chunked_fit_reports_the_full_data_elbo_of_its_q(
 
 
 # ----------------------------------------------------------------- bad input
-class Bad(NamedTuple):
-    id: str
-    call: Callable[[], Any]
-    error: type[Exception]
-    name: str
-    expected: str
-    got: str
-    advice: str
 
 
 def _small() -> Any:
@@ -206,17 +198,7 @@ BAD = [
 
 @pytest.mark.parametrize("case", BAD, ids=[case.id for case in BAD])
 def test_bad_chunked_advi_input_gets_a_message_that_teaches(case: Bad) -> None:
-    with pytest.raises(case.error) as info:
-        case.call()
-    assert type(info.value) is case.error
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert message.startswith(f"{case.name}: "), message
-    position = len(case.name) + 1
-    for part in (case.expected, case.got, case.advice):
-        found = message.find(part, position)
-        assert found >= 0, f"{part!r} missing (in this order) from {message!r}"
-        position = found + len(part)
+    assert_teaches(case)
 
 
 @pytest.mark.slow  # ~12 s: compiles two full-rank objectives of a larger model

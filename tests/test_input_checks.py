@@ -18,28 +18,18 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from bad_input import Bad, assert_teaches
 
 from ppl_mixtures import MixtureFit, MixtureSpec, compare, datasets, evidence, fit, relabel
 from ppl_mixtures import validation as v
 from ppl_mixtures.inference import registry
 from ppl_mixtures.inference.registry import Engine, get_engine
 from ppl_mixtures.results import make_idata
-
-
-class Bad(NamedTuple):
-    id: str
-    call: Callable[[Path], Any]
-    error: type[Exception]
-    name: str  # the argument the message names first
-    expected: str  # what was expected
-    got: str  # what came
-    advice: str  # what to try
-
 
 # ----------------------------------------------------------------------------- helpers
 SPEC = MixtureSpec(n_components=2, obs_sd=1.0)
@@ -761,16 +751,4 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_gets_a_message_that_teaches(case: Bad, tmp_path: Path) -> None:
-    with pytest.raises(case.error) as info:
-        case.call(tmp_path)
-    assert type(info.value) is case.error  # not a subclass (e.g. no bare numpy error)
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert message.startswith(f"{case.name}: "), message
-    # the four parts appear in the order the house pattern writes them:
-    # "<argument>: expected <what>, got <what came>. <what to try>."
-    position = len(case.name) + 1
-    for part in (case.expected, case.got, case.advice):
-        found = message.find(part, position)
-        assert found >= 0, f"{part!r} missing (in this order) from {message!r}"
-        position = found + len(part)
+    assert_teaches(case, tmp_path)
