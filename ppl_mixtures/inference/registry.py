@@ -145,25 +145,25 @@ def get_engine(name: str) -> Engine:
 
 def check_covariance_served(name: str, covariance: str) -> None:
     """Raise NotImplementedError when engine ``name`` does not serve ``covariance``."""
-    engines = available_engines()
-    if covariance in engines[name].covariances:
-        return
-    serving = sorted(n for n, e in engines.items() if covariance in e.covariances)
-    can = ", ".join(serving) if serving else "none yet"
-    raise NotImplementedError(
-        f"engine {name!r} does not serve covariance={covariance!r} (it serves "
-        f"{', '.join(engines[name].covariances)}). Engines that do: {can}."
-    )
+    _check_served(name, "covariance", covariance)
 
 
 def check_weights_served(name: str, weights: str) -> None:
     """Raise NotImplementedError when engine ``name`` does not serve ``spec.weights``."""
+    _check_served(name, "weights", weights)
+
+
+def _check_served(name: str, field: str, value: str) -> None:
+    """The refusal of a spec field's value (``Engine.covariances`` / ``Engine.weights``),
+    naming the engines that do serve it."""
     engines = available_engines()
-    if weights in engines[name].weights:
+    served = {"covariance": "covariances", "weights": "weights"}[field]
+    own = getattr(engines[name], served)
+    if value in own:
         return
-    serving = sorted(n for n, e in engines.items() if weights in e.weights)
+    serving = sorted(n for n, e in engines.items() if value in getattr(e, served))
     can = ", ".join(serving) if serving else "none yet"
     raise NotImplementedError(
-        f"engine {name!r} does not serve weights={weights!r} (it serves "
-        f"{', '.join(engines[name].weights)}). Engines that do: {can}."
+        f"engine {name!r} does not serve {field}={value!r} (it serves "
+        f"{', '.join(own)}). Engines that do: {can}."
     )
