@@ -19,7 +19,8 @@ CAVI column, so that column is extra work on our side.
 
 Rounds are interleaved (ours, then sklearn, round after round) so each ratio compares runs
 seconds apart; numba's compilation is paid once before the rounds (a warm-up on 1,000
-points) and reported separately. Run: ``python benchmarks/bench_select_k.py [--quick]``
+points) and reported separately. Run: ``python benchmarks/bench_select_k.py [--quick]
+[--rounds N]``
 (writes reports/benchmarks/select_k.md).
 """
 
@@ -93,10 +94,10 @@ def _load() -> str:
         return "unknown"
 
 
-def run(quick: bool = False) -> str:
-    """Measure and return the markdown report body."""
+def run(quick: bool = False, rounds: int | None = None) -> str:
+    """Measure and return the markdown report body (``rounds``: 1 quick, else 2 by default)."""
     n_samples = 10_000 if quick else 100_000
-    rounds = 1 if quick else 2
+    rounds = rounds if rounds is not None else (1 if quick else 2)
     points = _data(n_samples)
     load_before = _load()
     warm = time.perf_counter()
@@ -168,7 +169,8 @@ if __name__ == "__main__":
     # run as a script, sys.path[0] is benchmarks/: make the package importable from the repo
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     quick = "--quick" in sys.argv
-    body = run(quick=quick)
+    n_rounds = int(sys.argv[sys.argv.index("--rounds") + 1]) if "--rounds" in sys.argv else None
+    body = run(quick=quick, rounds=n_rounds)
     target = Path(__file__).resolve().parents[1] / "reports" / "benchmarks" / f"{NAME}.md"
     if not quick:
         target.write_text(f"# Benchmark: {NAME}\n\n{body}", encoding="utf-8")
