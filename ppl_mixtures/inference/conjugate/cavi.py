@@ -296,7 +296,7 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
 
     def run_one(seed: int, report: Any) -> driver.Run:
         if spec.is_dp and not spec.fixed_weights:  # merge moves (merge.py)
-            params, trace, converged, record = merge.iterate_with_merges(
+            params, merge_trace, merged_ok, record = merge.iterate_with_merges(
                 lambda p: _sweep(data, spec, p, backend),
                 lambda stats: _globals_from_stats(stats, spec),
                 init(data, spec, random_seed=seed, init=opts.init).params,
@@ -305,8 +305,8 @@ def fit(points: np.ndarray, spec: MixtureSpec, **options: Any) -> MixtureFit:
                 converged_when=driver.relative_change_below(opts.tol),
                 report=report,
             )
-            state = CaviState(params, float(trace[-1]), int(trace.size))
-            return driver.Run(seed, state, trace, converged, state.elbo, extra=record)
+            merged = CaviState(params, float(merge_trace[-1]), int(merge_trace.size))
+            return driver.Run(seed, merged, merge_trace, merged_ok, merged.elbo, extra=record)
         state, trace, converged = driver.iterate(
             lambda s: _step_elbo(data, spec, s, backend),
             init(data, spec, random_seed=seed, init=opts.init),
