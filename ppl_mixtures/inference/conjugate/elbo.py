@@ -19,6 +19,7 @@ Gamma KL per component; full and tied covariances are in ``fullcov_elbo.py``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +113,7 @@ def elbo_terms(stats: SufficientStats, params: VariationalParams, spec: MixtureS
         counts * (0.5 * expect.log_prec - 0.5 * LOG_2PI) - 0.5 * expect.prec * expected_sq_dev
     )
     expected_log_p_z = float(stats.counts @ expect.log_weights)
-    mean_entropy = 0.5 * np.log(2.0 * np.pi * np.e * params.mean_var)
+    mean_entropy = 0.5 * np.log(2.0 * np.pi * math.e * params.mean_var)
     kl_means = -np.sum(
         normal_log_prior(
             params.mean_loc,

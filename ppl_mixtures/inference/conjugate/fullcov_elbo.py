@@ -11,6 +11,8 @@ as the diagonal model's, so the two ELBOs print and compare alike.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ppl_mixtures.inference.conjugate.elbo import ElboTerms, weights_kl
@@ -57,7 +59,7 @@ def elbo_terms(stats: FullStats, params: FullParams, spec: MixtureSpec) -> ElboT
     expected_log_p_z = float(stats.counts @ expect.log_weights)
     mean_var = np.diagonal(params.mean_cov, axis1=1, axis2=2)
     mean_entropy = 0.5 * (
-        n_features * np.log(2.0 * np.pi * np.e) + np.linalg.slogdet(params.mean_cov)[1]
+        n_features * np.log(2.0 * np.pi * math.e) + np.linalg.slogdet(params.mean_cov)[1]
     )
     kl_means = -np.sum(
         normal_log_prior(
