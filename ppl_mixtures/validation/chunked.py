@@ -43,6 +43,8 @@ __all__ = [
     "DataMoments",
     "check_chunked_engine",
     "check_chunked_points",
+    "check_enough_rows",
+    "check_table_shape",
     "chunk_blocks",
     "chunk_epoch",
     "chunk_moments",
@@ -195,6 +197,32 @@ class ChunkedPoints:
         return f"ChunkedPoints({kind}, shape={self.shape}, n_chunks={self.n_chunks})"
 
 
+def check_table_shape(name: str, shape: tuple[int, ...], described: str) -> None:
+    """ValueError unless ``shape`` is (n_samples >= 1, n_features >= 1): the shape check of
+    in-memory and chunked points (1-D input already made one column). ``described`` says
+    what came, with ``{ndim}`` and ``{shape}`` filled in."""
+    if len(shape) != 2:
+        got = described.format(ndim=len(shape), shape=shape)
+        raise ValueError(
+            f"{name}: expected a 1-D or 2-D array (n_samples, n_features), got {got}. "
+            f"Reshape to (n_samples, n_features)."
+        )
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(
+            f"{name}: expected at least one sample and one feature, got shape "
+            f"{shape}. Pass non-empty data."
+        )
+
+
+def check_enough_rows(n_samples: int, n_components: int | None) -> None:
+    """ValueError when there are fewer points than components."""
+    if n_components is not None and n_samples < n_components:
+        raise ValueError(
+            f"n_components: expected at most n_samples={n_samples} components, "
+            f"got {n_components}. Use fewer components or more data."
+        )
+
+
 def check_chunked_engine(engine: str, points: Any) -> None:
     """TypeError when chunked data (a dask array) go to an engine that does not accept them.
 
@@ -282,22 +310,8 @@ def check_chunked_points(
         )
     if points.ndim == 1:
         points = points[:, None]
-    if points.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 1-D or 2-D array (n_samples, n_features), got a "
-            f"{points.ndim}-D dask array of shape {points.shape}. Reshape to "
-            f"(n_samples, n_features)."
-        )
-    if points.shape[0] == 0 or points.shape[1] == 0:
-        raise ValueError(
-            f"{name}: expected at least one sample and one feature, got shape "
-            f"{points.shape}. Pass non-empty data."
-        )
-    if n_components is not None and points.shape[0] < n_components:
-        raise ValueError(
-            f"n_components: expected at most n_samples={points.shape[0]} components, "
-            f"got {n_components}. Use fewer components or more data."
-        )
+    check_table_shape(name, tuple(points.shape), "a {ndim}-D dask array of shape {shape}")
+    check_enough_rows(points.shape[0], n_components)
     if len(points.chunks[1]) > 1:  # a chunk must hold whole points
         points = points.rechunk({1: -1})
     return validate_chunks(points, name=name)

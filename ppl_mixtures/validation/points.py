@@ -8,7 +8,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ppl_mixtures.validation.chunked import ChunkedPoints, check_chunked_points, is_dask_array
+from ppl_mixtures.validation.chunked import (
+    ChunkedPoints,
+    check_chunked_points,
+    check_enough_rows,
+    check_table_shape,
+    is_dask_array,
+)
 from ppl_mixtures.validation.errors import describe
 
 __all__ = [
@@ -100,16 +106,7 @@ def check_points(points: Any, *, n_components: int | None = None, name: str = "p
         )
     if arr.ndim == 1:
         arr = arr[:, None]
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name}: expected a 1-D or 2-D array (n_samples, n_features), got "
-            f"{arr.ndim}-D shape {arr.shape}. Reshape to (n_samples, n_features)."
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(
-            f"{name}: expected at least one sample and one feature, got shape "
-            f"{arr.shape}. Pass non-empty data."
-        )
+    check_table_shape(name, arr.shape, "{ndim}-D shape {shape}")
     arr = np.array(arr, dtype=np.float64, order="C", copy=True)
     bad = ~np.isfinite(arr)
     if bad.any():
@@ -121,11 +118,7 @@ def check_points(points: Any, *, n_components: int | None = None, name: str = "p
             f"entries in {rows.size} {rows_word} (0-based row {index_word} "
             f"{shown}). Drop or impute them (the CLI has --dropna)."
         )
-    if n_components is not None and arr.shape[0] < n_components:
-        raise ValueError(
-            f"n_components: expected at most n_samples={arr.shape[0]} components, "
-            f"got {n_components}. Use fewer components or more data."
-        )
+    check_enough_rows(arr.shape[0], n_components)
     return arr
 
 
